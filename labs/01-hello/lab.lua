@@ -1,0 +1,428 @@
+-- Lab 01: hello, MQTT.
+--
+-- The student's first client: connect with the id the kit gives, subscribe
+-- to a topic, publish "hola" there and receive it back. Then four wildcard
+-- filters, graded by subscribing with them on a real broker.
+--
+-- Evidence comes from the broker's own log (what it received and sent,
+-- per client id), from a kit subscriber on the student's topic, and from
+-- what the program printed.
+
+local brokerlog = require "mqlab.brokerlog"
+local probe = require "mqlab.probe"
+
+local FILTER_KEYS = { "F1", "F2", "F3", "F4" }
+
+local function params(rng)
+  local plants = { "planta-1", "planta-2", "planta-3" }
+  local zones = rng:sample({ "norte", "sur", "este", "oeste" }, 2)
+  local measures = rng:sample({ "temp", "humedad", "presion", "ruido-db" }, 2)
+  local list = {}
+  for _, pl in ipairs(plants) do
+    for _, z in ipairs(zones) do
+      for _, m in ipairs(measures) do list[#list + 1] = "acme/v1/" .. pl .. "/" .. z .. "/" .. m end
+    end
+  end
+  local my_plant = rng:pick(plants)
+  local my_zone = rng:pick(zones)
+  local hex = rng:hex(4)
+  local p = {
+    client_id = "gw-" .. my_plant .. "-" .. hex,
+    topic = "acme/v1/" .. my_plant .. "/" .. my_zone .. "/saludo-" .. hex,
+    topic_list = list,
+    -- The question parameters.
+    f1_zone = zones[1], f1_measure = measures[1],
+    f2_plant = rng:pick(plants),
+    f3_plant = rng:pick(plants), f3_zone = zones[2],
+    f4_measure = measures[2],
+  }
+  -- The reference answers: what each question must select.
+  p.reference = {
+    F1 = "acme/v1/+/" .. p.f1_zone .. "/" .. p.f1_measure,
+    F2 = "acme/v1/" .. p.f2_plant .. "/#",
+    F3 = "acme/v1/" .. p.f3_plant .. "/" .. p.f3_zone .. "/+",
+    F4 = "acme/v1/+/+/" .. p.f4_measure,
+  }
+  p.wildcard = { F1 = "+", F2 = "#", F3 = "+", F4 = "+" }
+  local lines = {}
+  for _, t in ipairs(list) do lines[#lines + 1] = "    " .. t end
+  p.topic_lines = table.concat(lines, "\n")
+  return p
+end
+
+-- The connections made by the student's program: every client id the
+-- kit did not use itself ("mqlab-...").
+local function student_connects(log)
+  local out = {}
+  for _, e in ipairs(brokerlog.select(log, "connect")) do
+    if not e.client:match("^mqlab%-") then out[#out + 1] = e end
+  end
+  return out
+end
+
+-- The client id that stands for the program: the expected one when it
+-- connected, otherwise the first other one.
+local function program_client(d, p)
+  for _, e in ipairs(d.connects) do
+    if e.client == p.client_id then return e.client end
+  end
+  return d.connects[1] and d.connects[1].client
+end
+
+local function tail(s, n)
+  s = (s or ""):gsub("%s+$", "")
+  if #s <= n then return s end
+  return "…" .. s:sub(-n)
+end
+
+-- Why the program never reached the broker, in the student's words.
+local function why_absent(t, ctx)
+  local d = ctx.data
+  if not d.prog then t:fail(d.prog_err) end
+  local err = tail(d.prog:stderr(), 600)
+  if d.prog:timed_out() then
+    t:fail({ es = "tu programa no se conectó al broker y el kit lo paró a los 10 s",
+             en = "your program never connected to the broker, and the kit stopped it after 10 s" })
+  end
+  t:fail({ es = "el broker no vio ninguna conexión de tu programa (salió con código %s). Su salida de error:\n%s",
+           en = "the broker saw no connection from your program (it exited with code %s). Its stderr:\n%s" },
+         tostring(d.prog:exit_code()), err ~= "" and err or "(vacía / empty)")
+end
+
+local function filter_check(key, n)
+  return check {
+    id = "filter-" .. n, points = 1,
+    title = { es = "Filtro " .. key .. " de filters.txt", en = "Filter " .. key .. " in filters.txt" },
+    run = function(t, ctx)
+      local d, p = ctx.data, ctx.p
+      local filters = d.answers[key]
+      if not filters or #filters == 0 then
+        t:fail({ es = "filters.txt no tiene respuesta para %s (escribe una línea «%s filtro»)",
+                 en = "filters.txt has no answer for %s (write a line \"%s filter\")" }, key, key)
+      end
+      if #filters > 1 then
+        t:fail({ es = "%s pide un solo filtro y escribiste %d", en = "%s asks for one filter and you wrote %d" }, key, #filters)
+      end
+      local f = filters[1]
+      local r = d.probe[key]
+      if r.error then
+        t:fail({ es = "el filtro %s no es válido: %s", en = "the filter %s is not valid: %s" }, f, r.error)
+      end
+      local w = p.wildcard[key]
+      t:expect(f:find(w, 1, true), { es = "la pregunta pide usar «%s» y tu filtro %s no lo usa",
+                                     en = "the question asks you to use '%s' and your filter %s does not" }, w, f)
+      local want = probe.expected(p.reference[key], p.topic_list)
+      local missing, extra = probe.diff(want, r.got, p.topic_list)
+      if #missing == 0 and #extra == 0 then
+        local nwant = 0
+        for _ in pairs(want) do nwant = nwant + 1 end
+        t:pass({ es = "suscrito con %s, el broker entregó exactamente los %d topics pedidos",
+                 en = "subscribed with %s, the broker delivered exactly the %d topics asked for" }, f, nwant)
+      else
+        if #missing > 0 then
+          t:expect(false, { es = "suscrito con %s, el broker NO entregó: %s", en = "subscribed with %s, the broker did NOT deliver: %s" },
+                   f, table.concat(missing, ", "))
+        end
+        if #extra > 0 then
+          t:expect(false, { es = "suscrito con %s, el broker entregó también (sobran): %s",
+                            en = "subscribed with %s, the broker also delivered (not asked for): %s" }, f, table.concat(extra, ", "))
+        end
+      end
+    end,
+  }
+end
+
+return lab {
+  id = "01-hello",
+  title = { es = "Hola MQTT: conectar, suscribir, publicar", en = "Hello MQTT: connect, subscribe, publish" },
+  submission = { programs = { "hello" }, files = { "filters.txt" } },
+  broker = "plain",
+  params = params,
+
+  instructions = {
+    es = [[
+# Laboratorio 01 · Hola MQTT
+
+Tu primer cliente MQTT, y tus primeros filtros con comodines. El kit arranca
+un broker Mosquitto privado, ejecuta tu programa y mira lo que el broker vio.
+
+## 1. El programa `hello`
+
+Escribe `hello.py` (Python con paho-mqtt), `hello.c`, `hello.lua` o `hello.sh`.
+El kit lo ejecuta con estas variables de entorno:
+
+| variable | tu valor |
+|---|---|
+| `MQTT_HOST`, `MQTT_PORT` | dónde está el broker (cambia en cada ejecución) |
+| `MQTT_CLIENT_ID` | `{{client_id}}` |
+| `MQTT_TOPIC` | `{{topic}}` |
+
+Tu programa debe, en este orden:
+
+1. conectarse con el client id `MQTT_CLIENT_ID` (no inventes otro);
+2. suscribirse a `MQTT_TOPIC`;
+3. cuando llegue el SUBACK, publicar `hola` en `MQTT_TOPIC` (QoS 1);
+4. recibir su propio mensaje e imprimirlo en una línea: `TOPIC PAYLOAD`,
+   es decir `{{topic}} hola`;
+5. desconectarse limpiamente (DISCONNECT) y salir con código 0.
+
+Tienes 10 segundos.
+
+## 2. `filters.txt`: comodines
+
+Esta es la lista de topics de la flota de ACME:
+
+{{topic_lines}}
+
+Escribe en `filters.txt` una línea por pregunta, `CLAVE filtro`, por ejemplo
+`F1 acme/v1/...`. Cada filtro debe seleccionar exactamente los topics pedidos
+de la lista, ni uno más ni uno menos. El kit se suscribe con tu filtro en el
+broker y publica todos los topics de la lista.
+
+- **F1** (usa `+`): la medida `{{f1_measure}}` de la zona `{{f1_zone}}` de todas las plantas.
+- **F2** (usa `#`): todo lo de la planta `{{f2_plant}}`.
+- **F3** (usa `+`): todas las medidas de la zona `{{f3_zone}}` de la planta `{{f3_plant}}`.
+- **F4** (usa `+`): la medida `{{f4_measure}}` de todas las zonas de todas las plantas.
+
+Recuerda: `+` vale por un nivel exacto; `#` vale por ese nivel y todo lo que
+cuelga debajo, y solo puede ir al final.
+
+## Comprobar
+
+    mqlab check 01
+
+Si te atascas: `mqlab hint 01` (queda registrado).
+]],
+    en = [[
+# Lab 01 · Hello MQTT
+
+Your first MQTT client, and your first wildcard filters. The kit starts a
+private Mosquitto broker, runs your program and looks at what the broker saw.
+
+## 1. The `hello` program
+
+Write `hello.py` (Python with paho-mqtt), `hello.c`, `hello.lua` or `hello.sh`.
+The kit runs it with these environment variables:
+
+| variable | your value |
+|---|---|
+| `MQTT_HOST`, `MQTT_PORT` | where the broker is (it changes on every run) |
+| `MQTT_CLIENT_ID` | `{{client_id}}` |
+| `MQTT_TOPIC` | `{{topic}}` |
+
+Your program must, in this order:
+
+1. connect with the client id `MQTT_CLIENT_ID` (do not make up another);
+2. subscribe to `MQTT_TOPIC`;
+3. once the SUBACK arrives, publish `hola` on `MQTT_TOPIC` (QoS 1);
+4. receive its own message and print it on one line: `TOPIC PAYLOAD`,
+   that is `{{topic}} hola`;
+5. disconnect cleanly (DISCONNECT) and exit with code 0.
+
+You have 10 seconds.
+
+## 2. `filters.txt`: wildcards
+
+This is the list of topics of ACME's fleet:
+
+{{topic_lines}}
+
+Write in `filters.txt` one line per question, `KEY filter`, for example
+`F1 acme/v1/...`. Each filter must select exactly the topics asked for from
+the list, no more and no fewer. The kit subscribes with your filter on the
+broker and publishes every topic of the list.
+
+- **F1** (use `+`): the measure `{{f1_measure}}` of zone `{{f1_zone}}` in every plant.
+- **F2** (use `#`): everything in plant `{{f2_plant}}`.
+- **F3** (use `+`): every measure of zone `{{f3_zone}}` in plant `{{f3_plant}}`.
+- **F4** (use `+`): the measure `{{f4_measure}}` in every zone of every plant.
+
+Remember: `+` stands for exactly one level; `#` stands for that level and
+everything below it, and may only come last.
+
+## Check
+
+    mqlab check 01
+
+If you get stuck: `mqlab hint 01` (it is recorded).
+]],
+  },
+
+  -- Run the program once and keep what the broker and the kit saw.
+  setup = function(ctx)
+    local d, p = ctx.data, ctx.p
+    local obs = assert(ctx:client { id = "mqlab-observer", clean = true })
+    assert(obs:subscribe(p.topic, 1))
+    d.prog, d.prog_err = ctx:program("hello", { timeout = 10 })
+    if d.prog then d.prog:wait(11) end
+    -- The observer's copy was sent before the program could read its
+    -- own; wait for it only if it has not arrived yet.
+    d.seen = {}
+    local m = obs:wait(d.prog and 1 or 0, p.topic)
+    while m do
+      d.seen[#d.seen + 1] = m
+      m = obs:wait(0, p.topic)
+    end
+    d.log = ctx:brokerlog()
+    d.connects = student_connects(d.log)
+    d.client = program_client(d, p)
+    d.stdout = d.prog and d.prog:stdout() or ""
+
+    local text = ctx:file("filters.txt")
+    d.filters_missing = text == nil
+    d.answers = probe.parse_answers(text, FILTER_KEYS)
+    local asked = {}
+    for _, k in ipairs(FILTER_KEYS) do
+      local f = d.answers[k]
+      if f and #f == 1 then asked[k] = f end
+    end
+    d.probe = probe.run(ctx, asked, p.topic_list)
+    for _, k in ipairs(FILTER_KEYS) do d.probe[k] = d.probe[k] or { got = {} } end
+  end,
+
+  checks = {
+    check {
+      id = "connects", points = 1,
+      title = { es = "El programa se conecta al broker", en = "The program connects to the broker" },
+      run = function(t, ctx)
+        local d = ctx.data
+        if #d.connects == 0 then why_absent(t, ctx) end
+        local e = d.connects[1]
+        t:pass({ es = "el broker vio CONNECT de «%s» (MQTT nivel %d, clean session %s, keepalive %d s)",
+                 en = "the broker saw CONNECT from '%s' (MQTT level %d, clean session %s, keepalive %d s)" },
+               e.client, e.protocol, tostring(e.clean), e.keepalive)
+      end,
+    },
+
+    check {
+      id = "client-id", points = 2, after = "connects",
+      title = { es = "Usa el client id que le da el kit", en = "It uses the client id the kit gives" },
+      run = function(t, ctx)
+        local d, p = ctx.data, ctx.p
+        if d.client == p.client_id then
+          t:pass({ es = "client id «%s», el de MQTT_CLIENT_ID", en = "client id '%s', the one in MQTT_CLIENT_ID" }, p.client_id)
+        else
+          t:fail({ es = "tu programa se conectó como «%s», pero MQTT_CLIENT_ID es «%s»: léelo del entorno",
+                   en = "your program connected as '%s', but MQTT_CLIENT_ID is '%s': read it from the environment" },
+                 d.client, p.client_id)
+        end
+      end,
+    },
+
+    check {
+      id = "subscribes", points = 1, after = "connects",
+      title = { es = "Se suscribe a su topic", en = "It subscribes to its topic" },
+      run = function(t, ctx)
+        local d, p = ctx.data, ctx.p
+        local subs = brokerlog.select(d.log, "subscribe", d.client)
+        local seen = {}
+        for _, s in ipairs(subs) do
+          for _, f in ipairs(s.filters) do
+            if f.filter == p.topic then
+              t:pass({ es = "SUBSCRIBE a %s con QoS %d", en = "SUBSCRIBE to %s at QoS %d" }, f.filter, f.qos)
+              return
+            end
+            seen[#seen + 1] = f.filter
+          end
+        end
+        if #seen == 0 then
+          t:fail({ es = "el broker no recibió ningún SUBSCRIBE de «%s»", en = "the broker received no SUBSCRIBE from '%s'" }, d.client)
+        end
+        t:fail({ es = "«%s» se suscribió a %s, pero su topic es %s", en = "'%s' subscribed to %s, but its topic is %s" },
+               d.client, table.concat(seen, ", "), p.topic)
+      end,
+    },
+
+    check {
+      id = "publishes", points = 2, after = "connects",
+      title = { es = "Publica «hola» en su topic", en = "It publishes \"hola\" on its topic" },
+      run = function(t, ctx)
+        local d, p = ctx.data, ctx.p
+        for _, m in ipairs(d.seen) do
+          if m.payload == "hola" then
+            local qos = m.qos
+            for _, e in ipairs(brokerlog.select(d.log, "publish_in", d.client)) do
+              if e.topic == p.topic then qos = e.qos end
+            end
+            t:pass({ es = "el suscriptor del kit recibió «hola» en %s (PUBLISH de «%s» con QoS %d)",
+                     en = "the kit's subscriber received \"hola\" on %s (PUBLISH from '%s' at QoS %d)" },
+                   p.topic, d.client, qos)
+            return
+          end
+        end
+        local pubs = brokerlog.select(d.log, "publish_in", d.client)
+        if #pubs == 0 then
+          t:fail({ es = "el broker no recibió ningún PUBLISH de «%s»", en = "the broker received no PUBLISH from '%s'" }, d.client)
+        end
+        local seen = {}
+        for _, e in ipairs(pubs) do
+          seen[#seen + 1] = string.format("%s (%d B, QoS %d)", e.topic, e.bytes or 0, e.qos or 0)
+        end
+        t:fail({ es = "el broker recibió PUBLISH en %s, pero se esperaba «hola» (4 B) en %s",
+                 en = "the broker received PUBLISH on %s, but expected \"hola\" (4 B) on %s" },
+               table.concat(seen, ", "), p.topic)
+      end,
+    },
+
+    check {
+      id = "receives-own", points = 2, after = { "subscribes", "publishes" },
+      title = { es = "Recibe su propio mensaje y lo imprime", en = "It receives its own message and prints it" },
+      run = function(t, ctx)
+        local d, p = ctx.data, ctx.p
+        local sent = false
+        for _, e in ipairs(brokerlog.select(d.log, "publish_out", d.client)) do
+          if e.topic == p.topic then sent = true end
+        end
+        if not sent then
+          t:fail({ es = "el broker nunca envió el mensaje a «%s»: ¿se desconectó antes de que llegara?",
+                   en = "the broker never sent the message to '%s': did it disconnect before it arrived?" }, d.client)
+        end
+        local want = p.topic .. " hola"
+        for line in (d.stdout .. "\n"):gmatch("([^\n]*)\n") do
+          if line:gsub("%s+$", "") == want then
+            t:pass({ es = "el broker envió el PUBLISH a «%s» y el programa imprimió «%s»",
+                     en = "the broker sent the PUBLISH to '%s' and the program printed '%s'" }, d.client, want)
+            return
+          end
+        end
+        t:fail({ es = "el broker envió el mensaje a «%s», pero el programa no imprimió la línea «%s». Imprimió:\n%s",
+                 en = "the broker sent the message to '%s', but the program did not print the line '%s'. It printed:\n%s" },
+               d.client, want, tail(d.stdout, 400) ~= "" and tail(d.stdout, 400) or "(nada / nothing)")
+      end,
+    },
+
+    check {
+      id = "clean-exit", points = 1, after = "connects",
+      title = { es = "Se desconecta limpiamente y sale con 0", en = "It disconnects cleanly and exits with 0" },
+      run = function(t, ctx)
+        local d = ctx.data
+        local prog = d.prog
+        if prog:timed_out() then
+          t:fail({ es = "tu programa seguía en marcha a los 10 s y el kit lo paró", en = "your program was still running after 10 s and the kit stopped it" })
+        end
+        local code, sig = prog:exit_code()
+        t:expect(code == 0, { es = "salió con código %s (se esperaba 0)", en = "it exited with code %s (expected 0)" },
+                 tostring(code or sig))
+        t:expect(#brokerlog.select(d.log, "disconnect_packet", d.client) > 0,
+                 { es = "el broker no recibió DISCONNECT de «%s»: cerraste el socket sin despedirte",
+                   en = "the broker received no DISCONNECT from '%s': the socket was closed without one" }, d.client)
+      end,
+    },
+
+    filter_check("F1", 1),
+    filter_check("F2", 2),
+    filter_check("F3", 3),
+    filter_check("F4", 4),
+  },
+
+  hints = {
+    { es = "Lee las variables con os.environ['MQTT_CLIENT_ID'] (Python) o getenv (C). El puerto cambia en cada ejecución: nunca lo escribas a mano.",
+      en = "Read the variables with os.environ['MQTT_CLIENT_ID'] (Python) or getenv (C). The port changes on every run: never hard-code it." },
+    { es = "Publica dentro de on_subscribe (cuando llega el SUBACK), no justo después de connect(): si publicas antes de estar suscrito, tu propio mensaje no te llega.",
+      en = "Publish inside on_subscribe (when the SUBACK arrives), not right after connect(): if you publish before you are subscribed, your own message will not reach you." },
+    { es = "En on_message imprime f\"{msg.topic} {msg.payload.decode()}\" con flush=True y luego llama a client.disconnect(); loop_forever() termina tras el DISCONNECT.",
+      en = "In on_message print f\"{msg.topic} {msg.payload.decode()}\" with flush=True, then call client.disconnect(); loop_forever() returns after the DISCONNECT." },
+    { es = "Filtros: cada nivel del topic es un tramo entre barras. «+» sustituye a un tramo entero; «#» a todo lo que queda. acme/v1/+/norte/temp selecciona la temperatura del norte de todas las plantas.",
+      en = "Filters: each level is the part between slashes. '+' replaces one whole level; '#' everything that is left. acme/v1/+/norte/temp selects the north temperature of every plant." },
+  },
+}

@@ -1,0 +1,54 @@
+/*
+ * broker.h - a private Mosquitto for a lab.
+ *
+ * broker_start() fills a config template, writes it into a private
+ * temporary folder, starts `mosquitto -c` there on a free 127.0.0.1 port
+ * in its own process group, and waits until the port accepts. The
+ * template placeholders are:
+ *   @PORT@  the listener port          @DIR@   the private folder
+ *   @USER@  the current user name      @LOG@   the log file path
+ * Every template must open its listeners as `listener @PORT@ 127.0.0.1`.
+ */
+#ifndef MQLAB_BROKER_H
+#define MQLAB_BROKER_H
+
+#include <stddef.h>
+
+typedef struct broker broker_t;
+
+typedef struct {
+    const char *name;       /* profile name for messages, e.g. "plain" */
+    const char *tmpl;       /* the config template text */
+    const char *extra;      /* lines appended to the config (may be NULL) */
+    int port;               /* 0: pick a free one */
+    int ready_ms;           /* how long to wait for the port; 0: 5000 */
+    const char *mosquitto;  /* binary; NULL: $MQLAB_MOSQUITTO or "mosquitto" on PATH */
+} broker_opts_t;
+
+/* Start. On failure nothing is left behind, and err quotes mosquitto's
+ * own last log/stderr line when it exited. KIT_EMISSING when the binary
+ * is not installed. */
+int broker_start(broker_t **out, const broker_opts_t *o, char *err);
+
+int broker_port(const broker_t *b);
+const char *broker_dir(const broker_t *b);       /* the private folder */
+const char *broker_log_path(const broker_t *b);
+int broker_pid(const broker_t *b);
+int broker_running(broker_t *b);                 /* reaps if it died */
+
+/* SIGTERM then, after 2 s, SIGKILL; reaps. The folder stays until free. */
+int broker_stop(broker_t *b);
+/* SIGKILL now (a crash); reaps. */
+int broker_kill(broker_t *b);
+/* Stop if running, then start again on the same port with the same
+ * config and folder (persistence files survive). */
+int broker_restart(broker_t *b, char *err);
+
+/* The log so far (malloc'd, NUL-terminated; caller frees). The lines of
+ * all runs, in order. */
+char *broker_log(const broker_t *b, size_t *len);
+
+/* Stop (if running), remove the folder, free. NULL is fine. */
+void broker_free(broker_t *b);
+
+#endif

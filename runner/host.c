@@ -1,0 +1,190 @@
+/*
+ * host.c - the one door into Lua (see host.h).
+ *
+ * The deadline lives in a file-level variable rather than in the state:
+ * mqlab runs one check at a time, and the bindings need it without a
+ * lookup on every wait.
+ */
+#include "host.h"
+#include "cleanup.h"
+#include "embedded.h"
+#include "util.h"
+
+#include <lauxlib.h>
+#include <lualib.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int luaopen_mqlab_mqtt(lua_State *L);
+int luaopen_mqlab_topics(lua_State *L);
+int luaopen_mqlab_broker(lua_State *L);
+int luaopen_mqlab_programs(lua_State *L);
+int luaopen_mqlab_kit(lua_State *L);
+
+struct host {
+    lua_State *L;
+};
+
+static int64_t deadline_ms;   /* monotonic; 0: none */
+
+void host_set_deadline(int ms)
+{
+    deadline_ms = ms > 0 ? kit_now_ms() + ms : 0;
+}
+
+int host_left_ms(void)
+{
+    if (!deadline_ms) return INT32_MAX;
+    int64_t left = deadline_ms - kit_now_ms();
+    return left < 0 ? 0 : (int)(left > INT32_MAX ? INT32_MAX : left);
+}
+
+/* Raised errors carry these exact texts so host_call can classify them. */
+static const char MSG_INTR[] = "interrupted by the user";
+static const char MSG_TIMEOUT[] = "time budget of this step is spent";
+
+int host_clamp_ms(lua_State *L, int ms)
+{
+    if (cleanup_interrupted()) luaL_error(L, MSG_INTR);
+    int left = host_left_ms();
+    if (left <= 0) luaL_error(L, MSG_TIMEOUT);
+    if (ms < 0) ms = 0;
+    return ms < left ? ms : left;
+}
+
+int host_opt_ms(lua_State *L, int i, int def_ms)
+{
+    if (lua_isnoneornil(L, i)) return def_ms;
+    double s = luaL_checknumber(L, i);
+    if (s < 0) s = 0;
+    if (s > 86400) s = 86400;
+    return (int)(s * 1000.0 + 0.5);
+}
+
+/* Every 1000 instructions: a busy loop in a lab cannot outlive its
+ * budget, and Ctrl-C reaches Lua code that never waits. */
+static void count_hook(lua_State *L, lua_Debug *ar)
+{
+    (void)ar;
+    if (cleanup_interrupted()) luaL_error(L, MSG_INTR);
+    if (deadline_ms && kit_now_ms() > deadline_ms) luaL_error(L, MSG_TIMEOUT);
+}
+
+static int traceback(lua_State *L)
+{
+    const char *msg = lua_tostring(L, 1);
+    if (!msg) {
+        if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING)
+            return 1;
+        msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+    }
+    luaL_traceback(L, L, msg, 1);
+    return 1;
+}
+
+int host_call(host_t *h, int nargs, int nresults, char *err, size_t errlen)
+{
+    lua_State *L = h->L;
+    int base = lua_gettop(L) - nargs;     /* index of the function */
+    lua_pushcfunction(L, traceback);
+    lua_insert(L, base);
+    int rc = lua_pcall(L, nargs, nresults, base);
+    lua_remove(L, base);
+    if (rc == LUA_OK) return KIT_OK;
+    const char *msg = lua_tostring(L, -1);
+    if (err && errlen) snprintf(err, errlen, "%s", msg ? msg : "(no message)");
+    int code = KIT_ERR;
+    if (cleanup_interrupted() || (msg && strstr(msg, MSG_INTR))) code = KIT_EINTR;
+    else if (msg && strstr(msg, MSG_TIMEOUT)) code = KIT_ETIMEOUT;
+    lua_pop(L, 1);
+    return code;
+}
+
+int host_load(host_t *h, const char *code, size_t len, const char *chunkname,
+              int env_idx, char *err, size_t errlen)
+{
+    lua_State *L = h->L;
+    if (env_idx < 0) env_idx = lua_gettop(L) + env_idx + 1;
+    if (luaL_loadbufferx(L, code, len, chunkname, "t") != LUA_OK) {
+        snprintf(err, errlen, "%s", lua_tostring(L, -1));
+        lua_pop(L, 1);
+        return KIT_EINVAL;
+    }
+    if (env_idx > 0) {
+        lua_pushvalue(L, env_idx);
+        if (!lua_setupvalue(L, -2, 1)) lua_pop(L, 1);
+    }
+    return KIT_OK;
+}
+
+/* package.searchers entry: "mqlab.NAME" is runner/lua/NAME.lua, compiled
+ * into the binary. */
+static int embedded_searcher(lua_State *L)
+{
+    const char *name = luaL_checkstring(L, 1);
+    if (strncmp(name, "mqlab.", 6) != 0) {
+        lua_pushfstring(L, "no embedded module '%s'", name);
+        return 1;
+    }
+    char path[256];
+    snprintf(path, sizeof path, "runner/lua/%s.lua", name + 6);
+    const embedded_file_t *f = embedded_find(path);
+    if (!f) {
+        lua_pushfstring(L, "no embedded file '%s'", path);
+        return 1;
+    }
+    char chunk[270];
+    snprintf(chunk, sizeof chunk, "@%s", path);
+    if (luaL_loadbufferx(L, (const char *)f->data, f->len, chunk, "t") != LUA_OK)
+        return lua_error(L);
+    lua_pushstring(L, path);
+    return 2;
+}
+
+static void preload(lua_State *L, const char *name, lua_CFunction fn)
+{
+    luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
+    lua_pushcfunction(L, fn);
+    lua_setfield(L, -2, name);
+    lua_pop(L, 1);
+}
+
+host_t *host_new(char *err)
+{
+    lua_State *L = luaL_newstate();
+    if (!L) { kit_seterr(err, KIT_ERR, "cannot create a Lua state"); return NULL; }
+    host_t *h = kit_xmalloc(sizeof *h);
+    h->L = L;
+    luaL_openlibs(L);
+    lua_sethook(L, count_hook, LUA_MASKCOUNT, 1000);
+
+    preload(L, "mqlab.mqtt", luaopen_mqlab_mqtt);
+    preload(L, "mqlab.topics", luaopen_mqlab_topics);
+    preload(L, "mqlab.broker", luaopen_mqlab_broker);
+    preload(L, "mqlab.programs", luaopen_mqlab_programs);
+    preload(L, "mqlab.kit", luaopen_mqlab_kit);
+
+    /* Embedded Lua modules come right after the preload searcher, before
+     * anything on disk: the kit always runs the code it was built with. */
+    lua_getglobal(L, "package");
+    lua_getfield(L, -1, "searchers");
+    for (lua_Integer i = (lua_Integer)luaL_len(L, -1); i >= 2; i--) {
+        lua_rawgeti(L, -1, i);
+        lua_rawseti(L, -2, i + 1);
+    }
+    lua_pushcfunction(L, embedded_searcher);
+    lua_rawseti(L, -2, 2);
+    lua_pop(L, 2);
+    return h;
+}
+
+lua_State *host_state(host_t *h) { return h->L; }
+
+void host_free(host_t *h)
+{
+    if (!h) return;
+    deadline_ms = 0;
+    lua_close(h->L);   /* __gc of brokers, programs and clients releases them */
+    free(h);
+}

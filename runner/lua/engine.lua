@@ -1,0 +1,416 @@
+-- engine.lua: the lab engine's Lua half.
+--
+-- A lab file is run in a sandbox where `lab{}` and `check{}` validate
+-- what it declares (errors point at the lab file's own line). The C
+-- side (runner/lab.c) then drives a grading through four calls:
+-- begin -> setup -> check(i) for each check -> finish. Everything a run
+-- opens (broker, clients, programs, folders) is recorded in the run and
+-- closed by finish, whatever happened before.
+
+local kit = require "mqlab.kit"
+local mqtt = require "mqlab.mqtt"
+local programs = require "mqlab.programs"
+local brokermod = require "mqlab.broker"
+local text = require "mqlab.text"
+
+local M = {}
+
+-- Sentinel raised by t:fail() to end a check early; not an error.
+local FAIL = setmetatable({}, { __tostring = function() return "check failed" end })
+
+---------------------------------------------------------------- validation
+
+local function is_text(v)
+  if type(v) == "string" then return true end
+  return type(v) == "table" and type(v.es) == "string" and type(v.en) == "string"
+end
+
+local function need(cond, level, fmt, ...)
+  if not cond then error(string.format(fmt, ...), level + 1) end
+end
+
+-- check{...}: validated where it is written, so a mistake names its line.
+local function check(def)
+  need(type(def) == "table", 2, "check{} expects a table")
+  need(type(def.id) == "string" and def.id:match("^[%w%-_]+$"), 2,
+       "check: 'id' must be a short name of letters, digits, '-' or '_'")
+  local where = "check '" .. def.id .. "'"
+  need(is_text(def.title), 2, "%s: 'title' must be {es=..., en=...}", where)
+  need(type(def.points) == "number" and def.points >= 0, 2, "%s: 'points' must be a number >= 0", where)
+  need(type(def.run) == "function", 2, "%s: 'run' must be a function(t, ctx)", where)
+  need(def.timeout == nil or (type(def.timeout) == "number" and def.timeout > 0), 2,
+       "%s: 'timeout' must be seconds > 0", where)
+  if type(def.after) == "string" then def.after = { def.after } end
+  need(def.after == nil or type(def.after) == "table", 2, "%s: 'after' must be a check id or a list of them", where)
+  local info = debug.getinfo(2, "Sl")
+  def._where = info and (info.short_src .. ":" .. info.currentline) or "?"
+  def._kind = "check"
+  return def
+end
+
+local function lab(def)
+  need(type(def) == "table", 2, "lab{} expects a table")
+  need(type(def.id) == "string" and def.id:match("^%d%d%-[%w%-]+$"), 2,
+       "lab: 'id' must look like '01-hello' (two digits, a dash, a name)")
+  need(is_text(def.title), 2, "lab '%s': 'title' must be {es=..., en=...}", def.id)
+  need(is_text(def.instructions) or type(def.instructions) == "function", 2,
+       "lab '%s': 'instructions' must be {es=..., en=...} or a function(p, lang)", def.id)
+  need(def.params == nil or type(def.params) == "function", 2, "lab '%s': 'params' must be a function(rng, student)", def.id)
+  need(def.setup == nil or type(def.setup) == "function", 2, "lab '%s': 'setup' must be a function(ctx)", def.id)
+  need(type(def.checks) == "table" and #def.checks > 0, 2, "lab '%s': 'checks' must list at least one check{}", def.id)
+  need(type(def.hints) == "table" and #def.hints > 0, 2, "lab '%s': 'hints' must list at least one {es=..., en=...}", def.id)
+  for i, h in ipairs(def.hints) do
+    need(is_text(h), 2, "lab '%s': hint %d must be {es=..., en=...}", def.id, i)
+  end
+  local seen = {}
+  for i, c in ipairs(def.checks) do
+    need(type(c) == "table" and c._kind == "check", 2, "lab '%s': checks[%d] is not a check{}", def.id, i)
+    need(not seen[c.id], 2, "lab '%s': two checks are called '%s' (%s)", def.id, c.id, c._where)
+    for _, dep in ipairs(c.after or {}) do
+      need(seen[dep], 2, "lab '%s': check '%s' (%s) comes after '%s', which is not an earlier check",
+           def.id, c.id, c._where, tostring(dep))
+    end
+    seen[c.id] = true
+  end
+  def.submission = def.submission or {}
+  def.submission.programs = def.submission.programs or {}
+  def.submission.files = def.submission.files or {}
+  def._kind = "lab"
+  return def
+end
+
+-- What lab files may use. No io, no os.execute, no load of binary
+-- chunks, no debug: a lab acts on the world only through the kit.
+local function sandbox()
+  local env = {
+    assert = assert, error = error, ipairs = ipairs, pairs = pairs, next = next,
+    select = select, tonumber = tonumber, tostring = tostring, type = type,
+    pcall = pcall, xpcall = xpcall, rawequal = rawequal, rawget = rawget,
+    rawset = rawset, rawlen = rawlen, setmetatable = setmetatable,
+    getmetatable = getmetatable,
+    string = string, table = table, math = math, utf8 = utf8, coroutine = coroutine,
+    os = { time = os.time, clock = os.clock, date = os.date },
+    lab = lab, check = check,
+    -- print goes to stderr: stdout belongs to the verdict (--format json).
+    print = function(...)
+      local n, parts = select("#", ...), {}
+      for i = 1, n do parts[i] = tostring((select(i, ...))) end
+      io.stderr:write(table.concat(parts, "\t"), "\n")
+    end,
+  }
+  env.require = function(name)
+    if type(name) ~= "string" or not name:match("^mqlab%.[%w_]+$") then
+      error("labs may only require the kit's modules (mqlab.*), not '" .. tostring(name) .. "'", 2)
+    end
+    return require(name)
+  end
+  env._G = env
+  return env
+end
+M.sandbox = sandbox
+
+-- Load a lab from its source text. chunkname is "@path" so that errors
+-- read "labs/01-hello/lab.lua:12: ...".
+function M.load(code, chunkname)
+  local fn, err = load(code, chunkname, "t", sandbox())
+  if not fn then error(err, 0) end
+  local ok, res = pcall(fn)
+  if not ok then error(res, 0) end
+  if type(res) ~= "table" or res._kind ~= "lab" then
+    error(chunkname:sub(2) .. ": the file must end with 'return lab { ... }'", 0)
+  end
+  return res
+end
+
+---------------------------------------------------------------- parameters
+
+-- xorshift64* seeded with FNV-1a of "student/lab": the same student gets
+-- the same plant every time, on every machine.
+local function fnv1a(s)
+  local h = -3750763034362895579   -- 0xcbf29ce484222325 as a signed integer
+  for i = 1, #s do
+    h = h ~ s:byte(i)
+    h = h * 1099511628211
+  end
+  return h
+end
+
+local Rng = {}
+Rng.__index = Rng
+
+function M.rng(seedtext)
+  local s = fnv1a(seedtext)
+  if s == 0 then s = 88172645463325252 end
+  return setmetatable({ s = s }, Rng)
+end
+
+function Rng:next()
+  local x = self.s
+  x = x ~ (x >> 12)
+  x = x ~ (x << 25)
+  x = x ~ (x >> 27)
+  self.s = x
+  return (x * 2685821657736338717) >> 11   -- 53 non-negative bits
+end
+
+-- An integer in [a, b].
+function Rng:int(a, b)
+  return a + self:next() % (b - a + 1)
+end
+
+function Rng:pick(list)
+  return list[self:int(1, #list)]
+end
+
+-- A new list with the elements of list in a seeded order.
+function Rng:shuffle(list)
+  local out = {}
+  for i, v in ipairs(list) do out[i] = v end
+  for i = #out, 2, -1 do
+    local j = self:int(1, i)
+    out[i], out[j] = out[j], out[i]
+  end
+  return out
+end
+
+-- n distinct elements of list.
+function Rng:sample(list, n)
+  local s = self:shuffle(list)
+  local out = {}
+  for i = 1, math.min(n, #s) do out[i] = s[i] end
+  return out
+end
+
+function Rng:hex(n)
+  local t = {}
+  for i = 1, n do t[i] = string.format("%x", self:int(0, 15)) end
+  return table.concat(t)
+end
+
+function M.params(labdef, student)
+  if not labdef.params then return {} end
+  local p = labdef.params(M.rng(student .. "/" .. labdef.id), student)
+  if type(p) ~= "table" then error("lab '" .. labdef.id .. "': params() must return a table", 0) end
+  return p
+end
+
+---------------------------------------------------------------- texts
+
+function M.title(labdef, lang)
+  return text.pick(labdef.title, lang)
+end
+
+function M.instructions(labdef, student, lang)
+  local p = M.params(labdef, student)
+  local body = labdef.instructions
+  if type(body) == "function" then body = body(p, lang) end
+  return text.fill(text.pick(body, lang), p, labdef.id .. " instructions")
+end
+
+function M.hint(labdef, i, student, lang)
+  local p = M.params(labdef, student)
+  return text.fill(text.pick(labdef.hints[i], lang), p, labdef.id .. " hint " .. i)
+end
+
+function M.nhints(labdef) return #labdef.hints end
+function M.nchecks(labdef) return #labdef.checks end
+
+-- A short description of the lab for `list` and `show`.
+function M.describe(labdef, lang)
+  local progs, files = {}, {}
+  for _, n in ipairs(labdef.submission.programs) do progs[#progs + 1] = n end
+  for _, n in ipairs(labdef.submission.files) do files[#files + 1] = n end
+  local max = 0
+  for _, c in ipairs(labdef.checks) do max = max + c.points end
+  return { id = labdef.id, title = M.title(labdef, lang), programs = progs, files = files,
+           checks = #labdef.checks, max_points = max }
+end
+
+---------------------------------------------------------------- a run
+
+local Ctx = {}
+Ctx.__index = Ctx
+
+-- Record something for finish() to close.
+function Ctx:own(obj)
+  self._owned[#self._owned + 1] = obj
+  return obj
+end
+
+function Ctx:text(msg, ...)
+  return text.format(msg, self.lang, ...)
+end
+
+-- A file of the submission, or nil when it does not exist. Only plain
+-- names: the lab reads the student's folder, nothing else.
+function Ctx:file(name)
+  assert(type(name) == "string" and not name:find("/") and not name:find("^%."),
+         "ctx:file takes a plain file name")
+  return kit.read_file(self.dir .. "/" .. name)
+end
+
+-- The environment LABS.md promises to every program, plus extra.
+function Ctx:env(extra)
+  local p = self.p
+  local env = {
+    MQTT_HOST = "127.0.0.1",
+    MQTT_PORT = self.broker and tostring(self.broker:port()) or nil,
+    MQTT_CLIENT_ID = p.client_id,
+    MQTT_TOPIC = p.topic,
+    LAB_COUNT = p.count and tostring(p.count) or nil,
+    LAB_INTERVAL_MS = p.interval_ms and tostring(p.interval_ms) or nil,
+  }
+  for k, v in pairs(extra or {}) do env[k] = v and tostring(v) or nil end
+  return env
+end
+
+-- Start the student's program `name`. Returns prog, or nil, message
+-- (already in the student's language), code.
+function Ctx:program(name, opts)
+  opts = opts or {}
+  local prog, msg, code = programs.start {
+    dir = self.dir, name = name, workdir = self.workdir,
+    env = self:env(opts.env), timeout = opts.timeout or 20,
+    grace = opts.grace, link_sqlite = opts.link_sqlite,
+  }
+  if not prog then
+    if code == "notfound" then
+      msg = self:text({ es = "no encuentro el programa '%s' en %s: %s",
+                        en = "cannot find the program '%s' in %s: %s" }, name, self.dir, msg)
+    elseif code == "compile" then
+      msg = self:text({ es = "%s.c no compila:\n%s", en = "%s.c does not compile:\n%s" }, name, msg)
+    end
+    return nil, msg, code
+  end
+  return self:own(prog)
+end
+
+-- A kit client connected to the lab's broker.
+function Ctx:client(opts)
+  opts = opts or {}
+  opts.host = opts.host or "127.0.0.1"
+  opts.port = opts.port or self.broker:port()
+  local c, msg, code = mqtt.connect(opts)
+  if not c then return nil, msg, code end
+  return self:own(c)
+end
+
+-- The broker's log, parsed (see mqlab.brokerlog).
+function Ctx:brokerlog()
+  return require("mqlab.brokerlog").parse(self.broker:log())
+end
+
+function Ctx:sleep(s) kit.sleep(s) end
+
+local Check = {}
+Check.__index = Check
+
+function Check:say(msg, ...)
+  self.lines[#self.lines + 1] = text.format(msg, self.lang, ...)
+end
+
+function Check:pass(msg, ...)
+  if msg then self:say(msg, ...) end
+end
+
+function Check:fail(msg, ...)
+  if msg then self:say(msg, ...) end
+  self.failed = true
+  error(FAIL, 0)
+end
+
+function Check:expect(cond, msg, ...)
+  if not cond then
+    if msg then self:say(msg, ...) end
+    self.failed = true
+  end
+  return cond
+end
+
+function M.begin(labdef, opts)
+  local ctx = setmetatable({
+    lab = labdef, id = labdef.id, lang = opts.lang or "en", student = opts.student,
+    dir = opts.dir, results = {}, _owned = {}, data = {},
+  }, Ctx)
+  ctx.p = M.params(labdef, opts.student)
+  return ctx
+end
+
+-- Everything a lab needs before its checks: the private folder, the
+-- broker, then the lab's own setup (which usually runs the program once
+-- and keeps what it saw in ctx.data).
+function M.setup(ctx)
+  local labdef = ctx.lab
+  ctx.workdir = kit.tmpdir("mqlab-run")
+  if labdef.broker then
+    local name = labdef.broker
+    local tmpl = kit.embedded("broker-config/" .. name .. ".conf")
+    if not tmpl then error("lab '" .. labdef.id .. "': no broker profile '" .. name .. "'", 0) end
+    local b, msg = brokermod.start { template = tmpl, name = name }
+    if not b then error({ environment = true, message = msg }, 0) end
+    ctx.broker = ctx:own(b)
+  end
+  if labdef.setup then
+    kit.deadline(labdef.setup_timeout or 30)
+    local ok, err = pcall(labdef.setup, ctx)
+    kit.deadline(nil)
+    if not ok then error(err, 0) end
+  end
+  return true
+end
+
+local function deps_failed(ctx, c)
+  for _, dep in ipairs(c.after or {}) do
+    local r = ctx.results[dep]
+    if r and not r.passed then return dep, r end
+  end
+end
+
+-- Run check i. Returns a plain table for the C side.
+function M.check(ctx, i)
+  local c = ctx.lab.checks[i]
+  local res = { id = c.id, title = text.pick(c.title, ctx.lang), max_points = c.points,
+                points = 0, passed = false, skipped = false, message = "" }
+  ctx.results[c.id] = res
+  local dep, depres = deps_failed(ctx, c)
+  if dep then
+    res.skipped = true
+    res.message = ctx:text({ es = "no se evalúa: antes debe pasar «%s» (%s)",
+                             en = "not run: «%s» (%s) has to pass first" }, depres.title, dep)
+    return res
+  end
+  local t = setmetatable({ lines = {}, failed = false, lang = ctx.lang, p = ctx.p }, Check)
+  local budget = c.timeout or 10
+  kit.deadline(budget)
+  local ok, err = pcall(c.run, t, ctx)
+  kit.deadline(nil)
+  if not ok and err ~= FAIL then
+    local msg = tostring(err)
+    if msg:find("interrupted by the user", 1, true) then error(err, 0) end
+    t.failed = true
+    if msg:find("time budget of this step is spent", 1, true) then
+      t:say({ es = "la comprobación no terminó en %g s", en = "the check did not finish within %g s" }, budget)
+    else
+      -- A bug in the lab, not the student's fault: say so plainly.
+      res.lab_error = msg
+      t:say({ es = "error interno del laboratorio: %s", en = "internal error in the lab: %s" }, msg)
+    end
+  end
+  res.passed = not t.failed
+  res.points = res.passed and c.points or 0
+  res.message = table.concat(t.lines, "\n")
+  return res
+end
+
+-- Close everything the run opened, newest first. Never raises.
+function M.finish(ctx)
+  kit.deadline(nil)
+  for i = #ctx._owned, 1, -1 do
+    pcall(function() ctx._owned[i]:close() end)
+    ctx._owned[i] = nil
+  end
+  if ctx.workdir then kit.rmdir(ctx.workdir); ctx.workdir = nil end
+  return true
+end
+
+return M

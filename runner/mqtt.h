@@ -1,0 +1,83 @@
+/*
+ * mqtt.h - MQTT clients for checks, over libmosquitto, driven without
+ * threads: mq_pump() services every open client with poll() and
+ * mosquitto_loop_read/write/misc. libmosquitto's callbacks only append to
+ * a client's event queue; nothing else runs inside them.
+ *
+ * Every waiting function pumps all clients (so a subscriber keeps
+ * reading while another client waits for its PUBACK) and returns
+ * KIT_EINTR as soon as the user presses Ctrl-C.
+ */
+#ifndef MQLAB_MQTT_H
+#define MQLAB_MQTT_H
+
+#include <stdint.h>
+
+typedef struct mq_client mq_client_t;
+
+typedef struct {
+    const char *host;          /* NULL: 127.0.0.1 */
+    int port;
+    const char *id;            /* NULL: a random "mqlab-XXXXXX" */
+    int clean;                 /* clean session (1) or persistent (0) */
+    int keepalive;             /* seconds, 0: 60 */
+    int protocol;              /* 3 (3.1), 4 (3.1.1, default), 5 */
+    const char *username, *password;
+    const char *will_topic;    /* NULL: no will */
+    const void *will_payload;
+    int will_len;
+    int will_qos, will_retain;
+    int timeout_ms;            /* for the CONNACK; 0: 5000 */
+} mq_opts_t;
+
+typedef struct mq_message {
+    char *topic;
+    char *payload;             /* NUL-terminated for convenience */
+    int len;
+    int qos, retain, mid;
+    int64_t t_ms;              /* monotonic time it was read */
+    struct mq_message *next;
+} mq_message_t;
+
+int mq_init(void);             /* mosquitto_lib_init, once */
+void mq_cleanup(void);
+
+/* Connect and wait for the CONNACK. KIT_EREFUSED when the broker answered
+ * with a non-zero code (in *rc, and err says what it means). On any
+ * failure *out is NULL and nothing is left open. */
+int mq_connect(mq_client_t **out, const mq_opts_t *o, int *rc, char *err);
+
+/* Publish; for QoS>0 wait until the broker acknowledged (PUBACK/PUBCOMP)
+ * or timeout_ms. */
+int mq_publish(mq_client_t *c, const char *topic, const void *payload, int len,
+               int qos, int retain, int timeout_ms, int *mid, char *err);
+
+/* Subscribe and wait for the SUBACK; *granted gets the granted QoS (128 =
+ * refused). KIT_EINVAL for a filter libmosquitto rejects. */
+int mq_subscribe(mq_client_t *c, const char *filter, int qos, int timeout_ms,
+                 int *granted, char *err);
+int mq_unsubscribe(mq_client_t *c, const char *filter, int timeout_ms, char *err);
+
+/* The next received message (oldest first) whose topic matches filter
+ * (NULL: any), waiting up to timeout_ms. NULL on timeout/interrupt/
+ * disconnect (then *why, if given, is KIT_ETIMEOUT/KIT_EINTR/KIT_ENOTCONN).
+ * The caller frees it with mq_message_free. */
+mq_message_t *mq_wait_message(mq_client_t *c, const char *filter, int timeout_ms, int *why);
+void mq_message_free(mq_message_t *m);
+int mq_pending(const mq_client_t *c);  /* messages queued, not yet taken */
+
+/* Service all open clients once, waiting up to timeout_ms for activity. */
+int mq_pump(int timeout_ms);
+
+int mq_is_connected(const mq_client_t *c);
+const char *mq_id(const mq_client_t *c);
+
+/* Clean: DISCONNECT, then close (the broker discards the will). */
+int mq_disconnect(mq_client_t *c);
+/* Dirty: close the socket without DISCONNECT (the broker sends the will). */
+int mq_kill(mq_client_t *c);
+
+/* Close (dirty if still connected) and free. NULL is fine. */
+void mq_free(mq_client_t *c);
+
+#endif

@@ -1,0 +1,786 @@
+/*
+ * programs.c - finds, builds and runs a student's submission (LABS.md,
+ * "The contract every client lab shares"), and never leaves it behind.
+ *
+ * Every child (the program, the C compiler, the Python probe) runs as the
+ * leader of its own process group, registered with cleanup. When a leader
+ * exits, whatever it left in its group is killed before the leader is
+ * reaped: the unreaped (zombie) leader still holds the group id, so the
+ * kill cannot reach a stranger that reused the number.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include "programs.h"
+#include "cleanup.h"
+#include "util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+extern char **environ;
+
+#define OUT_CAP (1024 * 1024)     /* bytes of each capture kept in memory */
+#define PROBE_MS 5000             /* `python -c "import paho.mqtt.client"` */
+#define BUILD_MS 120000           /* cc on a slow machine */
+#define DEFAULT_PATH "/usr/local/bin:/usr/bin:/bin"
+
+struct prog {
+    char *dir;                /* absolute; the program's cwd */
+    char *name;
+    char *workdir;            /* absolute */
+    char **env;               /* the child's whole environment */
+    prog_opts_t o;            /* limits, defaults applied; strings point above */
+    enum prog_kind kind;
+    char path[PATH_MAX];      /* the file found */
+    const char *file;         /* its base name, inside path */
+    char exe[PATH_MAX];       /* what execve runs */
+    char out_path[PATH_MAX], err_path[PATH_MAX];
+
+    pid_t pid;                /* leader (= group id) while not reaped, else 0 */
+    int exit_code;            /* 0..255, or -1 */
+    int term_sig;
+    int timed_out;
+    int term_sent, kill_sent; /* wall-timeout escalation steps */
+    int64_t t_start, t_end, t_term;
+
+    char *obuf, *ebuf;        /* last prog_stdout / prog_stderr */
+};
+
+/* ---- environment ------------------------------------------------------ */
+
+typedef struct {
+    char **v;
+    size_t n, cap;
+} envv_t;
+
+static void env_put(envv_t *e, const char *kv)
+{
+    size_t klen = strcspn(kv, "=");
+    for (size_t i = 0; i < e->n; i++) {
+        if (strncmp(e->v[i], kv, klen) == 0 && e->v[i][klen] == '=') {
+            free(e->v[i]);
+            e->v[i] = kit_strdup(kv);
+            return;
+        }
+    }
+    if (e->n + 2 > e->cap) {
+        e->cap = e->cap ? e->cap * 2 : 16;
+        e->v = kit_xrealloc(e->v, e->cap * sizeof *e->v);
+    }
+    e->v[e->n++] = kit_strdup(kv);
+    e->v[e->n] = NULL;
+}
+
+static void env_put_from_parent(envv_t *e, const char *key, const char *def)
+{
+    const char *v = getenv(key);
+    if (!v || !*v) v = def;
+    if (!v) return;
+    char *kv = kit_strdup_printf("%s=%s", key, v);
+    env_put(e, kv);
+    free(kv);
+}
+
+static void env_free(char **v)
+{
+    if (!v) return;
+    for (char **p = v; *p; p++) free(*p);
+    free(v);
+}
+
+/* Built from scratch, so nothing of the kit's own environment (tokens,
+ * proxies, PYTHONPATH) leaks into a submission; the lab's entries win. */
+static char **env_build(const char *const *extra)
+{
+    envv_t e = { 0 };
+    env_put_from_parent(&e, "PATH", DEFAULT_PATH);
+    env_put_from_parent(&e, "HOME", "/");
+    env_put_from_parent(&e, "LANG", NULL);
+    env_put_from_parent(&e, "LC_ALL", NULL);
+    env_put_from_parent(&e, "TMPDIR", NULL);
+    env_put(&e, "PYTHONUNBUFFERED=1");
+    env_put(&e, "PYTHONDONTWRITEBYTECODE=1");
+    for (const char *const *x = extra; x && *x; x++)
+        env_put(&e, *x);
+    return e.v;
+}
+
+/* ---- spawning --------------------------------------------------------- */
+
+typedef struct {
+    const char *file;         /* for execvpe: a path, or a name looked up on PATH */
+    char *const *argv;
+    char *const *envp;        /* NULL: the kit's own environment */
+    const char *cwd;          /* NULL: stay */
+    int in, out, err;         /* become 0, 1, 2 */
+    const prog_opts_t *lim;   /* NULL: no resource limits */
+} spawn_req;
+
+static void child_fail(const char *what, const char *arg)
+{
+    char msg[PATH_MAX + 128];
+    int n = snprintf(msg, sizeof msg, "mqlab: %s %s: %s\n", what, arg, strerror(errno));
+    if (n > 0) {
+        ssize_t w = write(2, msg, (size_t)n < sizeof msg ? (size_t)n : sizeof msg - 1);
+        (void)w;
+    }
+    _exit(127);
+}
+
+static void set_limit(int res, rlim_t soft, rlim_t hard)
+{
+    struct rlimit cur, r = { soft, hard };
+    if (getrlimit(res, &cur) == 0 && cur.rlim_max != RLIM_INFINITY) {
+        if (r.rlim_max > cur.rlim_max) r.rlim_max = cur.rlim_max;
+        if (r.rlim_cur > r.rlim_max) r.rlim_cur = r.rlim_max;
+    }
+    setrlimit(res, &r);
+}
+
+/* In the child, between fork and exec. The kit is single-threaded, so the
+ * libc calls here are safe. */
+static void child_exec(const spawn_req *s, pid_t parent)
+{
+    setpgid(0, 0);
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent) _exit(127);   /* the kit died before prctl */
+
+    /* Ignored signals (the kit ignores SIGPIPE) survive exec: reset all. */
+    for (int sig = 1; sig < NSIG; sig++) signal(sig, SIG_DFL);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+
+    /* Move the three fds out of the way first, so that no dup2 below can
+     * overwrite one that is still to be copied. */
+    int in = fcntl(s->in, F_DUPFD, 10);
+    int out = fcntl(s->out, F_DUPFD, 10);
+    int err = fcntl(s->err, F_DUPFD, 10);
+    if (in < 0 || out < 0 || err < 0) _exit(127);
+    if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0) _exit(127);
+
+    if (s->cwd && chdir(s->cwd) != 0) child_fail("cannot enter", s->cwd);
+
+    if (s->lim) {
+        const prog_opts_t *o = s->lim;
+        rlim_t mem = (rlim_t)o->mem_mb * 1024 * 1024;
+        rlim_t fsz = (rlim_t)o->fsize_mb * 1024 * 1024;
+        set_limit(RLIMIT_AS, mem, mem);
+        /* soft < hard: SIGXCPU first, SIGKILL a second later. */
+        set_limit(RLIMIT_CPU, (rlim_t)o->cpu_s, (rlim_t)o->cpu_s + 1);
+        set_limit(RLIMIT_FSIZE, fsz, fsz);
+        set_limit(RLIMIT_NOFILE, (rlim_t)o->nofile, (rlim_t)o->nofile);
+        set_limit(RLIMIT_CORE, 0, 0);
+    }
+
+    if (close_range(3, ~0U, 0) != 0) {
+        long max = sysconf(_SC_OPEN_MAX);
+        if (max < 0 || max > 65536) max = 65536;
+        for (int fd = 3; fd < max; fd++) close(fd);
+    }
+
+    execvpe(s->file, s->argv, s->envp ? s->envp : environ);
+    child_fail("cannot run", s->file);
+}
+
+static int spawn(const spawn_req *s, pid_t *out, char *err)
+{
+    /* Signals stay blocked from fork until the child has reset its
+     * handlers: a TERM sent right after the start would otherwise run the
+     * kit's own handler in the child and be lost. */
+    sigset_t all, old;
+    sigfillset(&all);
+    sigprocmask(SIG_SETMASK, &all, &old);
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid == 0) child_exec(s, parent);
+    int fork_errno = errno;
+    sigprocmask(SIG_SETMASK, &old, NULL);
+    if (pid < 0)
+        return kit_seterr(err, KIT_ERR, "cannot start %s: %s", s->file, strerror(fork_errno));
+    /* Also done by the child: whichever runs first, the group exists
+     * before anyone signals it. EACCES once the child has exec'd is fine. */
+    setpgid(pid, pid);
+    cleanup_track_pgid(pid);
+    *out = pid;
+    return KIT_OK;
+}
+
+/* Has the leader exited? Leaves it unreaped (WNOWAIT) so that its group
+ * id stays ours. -1 if it is not our child any more. */
+static int leader_exited(pid_t pid, int block)
+{
+    for (;;) {
+        siginfo_t si;
+        memset(&si, 0, sizeof si);
+        int flags = WEXITED | WNOWAIT | (block ? 0 : WNOHANG);
+        if (waitid(P_PID, (id_t)pid, &si, flags) == 0) return si.si_pid == pid;
+        if (errno == EINTR) continue;
+        return -1;
+    }
+}
+
+/* Kill the rest of the group, reap the leader, forget the group. */
+static void finish_group(pid_t pid, int *status)
+{
+    kill(-pid, SIGKILL);
+    int st = 0;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {}
+    cleanup_untrack_pgid(pid);
+    if (status) *status = st;
+}
+
+/* For the short-lived helpers (compiler, probe): wait up to ms, then the
+ * group is gone whatever happened. */
+static int wait_helper(pid_t pid, int ms, int *status)
+{
+    int64_t end = kit_now_ms() + ms;
+    int rc = KIT_OK;
+    for (;;) {
+        int e = leader_exited(pid, 0);
+        if (e != 0) break;
+        if (cleanup_interrupted()) { rc = KIT_EINTR; break; }
+        if (kit_now_ms() >= end) { rc = KIT_ETIMEOUT; break; }
+        struct timespec ts = { 0, 5 * 1000000L };
+        nanosleep(&ts, NULL);
+    }
+    finish_group(pid, status);
+    return rc;
+}
+
+static int open_devnull(char *err)
+{
+    int fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (fd < 0) kit_seterr(err, KIT_ERR, "cannot open /dev/null: %s", strerror(errno));
+    return fd;
+}
+
+static int open_capture(const char *path, int truncate, char *err)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | (truncate ? O_TRUNC : 0), 0600);
+    if (fd < 0) kit_seterr(err, KIT_ERR, "cannot create %s: %s", path, strerror(errno));
+    return fd;
+}
+
+/* ---- finding ---------------------------------------------------------- */
+
+const char *prog_kind_name(enum prog_kind k)
+{
+    switch (k) {
+    case PROG_PY: return "python";
+    case PROG_LUA: return "lua";
+    case PROG_C: return "c";
+    case PROG_SH: return "sh";
+    case PROG_EXE: return "executable";
+    default: return "none";
+    }
+}
+
+static int is_regular(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+int prog_find(const char *dir, const char *name, char *path, size_t pathlen,
+              enum prog_kind *kind, char *err)
+{
+    static const struct { const char *ext; enum prog_kind kind; } order[] = {
+        { ".py", PROG_PY }, { ".lua", PROG_LUA }, { ".c", PROG_C },
+        { ".sh", PROG_SH }, { "", PROG_EXE },
+    };
+    if (!dir || !name || !path || pathlen == 0)
+        return kit_seterr(err, KIT_EINVAL, "prog_find: missing argument");
+    if (!*name || strchr(name, '/') || strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+        return kit_seterr(err, KIT_EINVAL, "bad program name '%s'", name);
+    if (!kit_is_dir(dir))
+        return kit_seterr(err, KIT_ENOENT, "no folder %s", dir);
+
+    int not_exec = 0;
+    for (size_t i = 0; i < sizeof order / sizeof order[0]; i++) {
+        if ((size_t)snprintf(path, pathlen, "%s/%s%s", dir, name, order[i].ext) >= pathlen)
+            return kit_seterr(err, KIT_EINVAL, "path too long in %s", dir);
+        if (!is_regular(path)) continue;
+        if (order[i].kind == PROG_EXE && access(path, X_OK) != 0) { not_exec = 1; continue; }
+        if (kind) *kind = order[i].kind;
+        return KIT_OK;
+    }
+    path[0] = '\0';
+    if (kind) *kind = PROG_NONE;
+    return kit_seterr(err, KIT_ENOENT,
+                      "no program '%s' in %s: tried %s.py, %s.lua, %s.c, %s.sh and an executable %s%s",
+                      name, dir, name, name, name, name, name,
+                      not_exec ? " (it exists but is not executable: chmod +x)" : "");
+}
+
+/* ---- Python ----------------------------------------------------------- */
+
+/* First match of name on the kit's PATH (or name itself if it has a '/'). */
+static int which(const char *name, char *out, size_t outlen)
+{
+    if (strchr(name, '/')) {
+        if (!is_regular(name) || access(name, X_OK) != 0) return 0;
+        return (size_t)snprintf(out, outlen, "%s", name) < outlen;
+    }
+    const char *path = getenv("PATH");
+    if (!path || !*path) path = DEFAULT_PATH;
+    while (*path) {
+        size_t n = strcspn(path, ":");
+        int len = snprintf(out, outlen, "%.*s/%s", (int)(n ? n : 1), n ? path : ".", name);
+        if (len > 0 && (size_t)len < outlen && is_regular(out) && access(out, X_OK) == 0)
+            return 1;
+        path += n;
+        if (*path == ':') path++;
+    }
+    return 0;
+}
+
+static int python_has_paho(const char *py)
+{
+    char *argv[] = { (char *)py, (char *)"-c", (char *)"import paho.mqtt.client", NULL };
+    char **env = env_build(NULL);
+    int fd = open_devnull(NULL), ok = 0;
+    pid_t pid = 0;
+    if (fd < 0) goto cleanup;
+    /* Probed with the environment a submission gets, from "/" so that a
+     * stray paho/ folder in the kit's cwd cannot fake it. */
+    spawn_req s = { py, argv, env, "/", fd, fd, fd, NULL };
+    if (spawn(&s, &pid, NULL) != KIT_OK) goto cleanup;
+    int st = 0;
+    if (wait_helper(pid, PROBE_MS, &st) == KIT_OK)
+        ok = WIFEXITED(st) && WEXITSTATUS(st) == 0;
+cleanup:
+    if (fd >= 0) close(fd);
+    env_free(env);
+    return ok;
+}
+
+static struct {
+    int done;
+    int had_env;              /* MQLAB_PYTHON was set for this answer */
+    char env[PATH_MAX];       /* ... to this */
+    char path[PATH_MAX];      /* "" when none */
+    char err[KIT_ERRLEN];
+} py_cache;
+
+const char *prog_python(char *err)
+{
+    const char *forced = getenv("MQLAB_PYTHON");
+    if (forced && !*forced) forced = NULL;
+    /* The cache is keyed on MQLAB_PYTHON, so changing it is noticed. */
+    if (py_cache.done && py_cache.had_env == (forced != NULL) &&
+        (!forced || strcmp(py_cache.env, forced) == 0)) {
+        if (py_cache.path[0]) return py_cache.path;
+        kit_seterr(err, KIT_EMISSING, "%s", py_cache.err);
+        return NULL;
+    }
+    memset(&py_cache, 0, sizeof py_cache);
+    py_cache.had_env = forced != NULL;
+    if (forced) snprintf(py_cache.env, sizeof py_cache.env, "%s", forced);
+
+    char cand[PATH_MAX];
+    if (forced) {
+        if (!which(forced, cand, sizeof cand))
+            snprintf(py_cache.err, sizeof py_cache.err,
+                     "MQLAB_PYTHON=%s: no such executable", forced);
+        else if (!python_has_paho(cand))
+            snprintf(py_cache.err, sizeof py_cache.err,
+                     "MQLAB_PYTHON=%s cannot import paho.mqtt.client; install paho-mqtt "
+                     "for it, or unset MQLAB_PYTHON", forced);
+        else
+            snprintf(py_cache.path, sizeof py_cache.path, "%s", cand);
+    } else {
+        static const char *const tries[] = { "/usr/bin/python3", "python3", "python",
+                                             "/usr/local/bin/python3" };
+        char seen[4][PATH_MAX];
+        int nseen = 0;
+        for (size_t i = 0; i < sizeof tries / sizeof tries[0] && !py_cache.path[0]; i++) {
+            char real[PATH_MAX];
+            if (!which(tries[i], cand, sizeof cand) || !realpath(cand, real)) continue;
+            int dup = 0;
+            for (int j = 0; j < nseen; j++) dup |= strcmp(seen[j], real) == 0;
+            if (dup) continue;
+            snprintf(seen[nseen++], PATH_MAX, "%s", real);
+            if (python_has_paho(cand))
+                snprintf(py_cache.path, sizeof py_cache.path, "%s", cand);
+        }
+        if (!py_cache.path[0])
+            snprintf(py_cache.err, sizeof py_cache.err,
+                     "no Python here can import paho.mqtt.client; install it with: "
+                     "apt-get install -y python3-paho-mqtt (or set MQLAB_PYTHON)");
+    }
+    py_cache.done = 1;
+    if (py_cache.path[0]) return py_cache.path;
+    kit_seterr(err, KIT_EMISSING, "%s", py_cache.err);
+    return NULL;
+}
+
+/* ---- C ---------------------------------------------------------------- */
+
+static int newer_or_same(const struct stat *a, const struct stat *b)
+{
+    if (a->st_mtim.tv_sec != b->st_mtim.tv_sec) return a->st_mtim.tv_sec > b->st_mtim.tv_sec;
+    return a->st_mtim.tv_nsec >= b->st_mtim.tv_nsec;
+}
+
+/* Copy the first max_lines lines of text into out. */
+static void first_lines(char *out, size_t outlen, const char *text, int max_lines)
+{
+    const char *p = text;
+    for (int i = 0; i < max_lines && *p; i++) {
+        const char *nl = strchr(p, '\n');
+        p = nl ? nl + 1 : p + strlen(p);
+    }
+    size_t n = (size_t)(p - text);
+    while (n > 0 && text[n - 1] == '\n') n--;
+    snprintf(out, outlen, "%.*s", (int)n, text);
+}
+
+/* Compiled once per workdir: a binary newer than the source is reused,
+ * so restarts and repeated starts do not pay for cc again. */
+static int build_c(prog_t *p, char *err)
+{
+    char log[PATH_MAX], *text = NULL;
+    int nul = -1, logfd = -1, rc;
+    struct stat src, bin;
+    if ((size_t)snprintf(log, sizeof log, "%s/%s.build.log", p->workdir, p->name) >= sizeof log ||
+        (size_t)snprintf(p->exe, sizeof p->exe, "%s/%s", p->workdir, p->name) >= sizeof p->exe)
+        return kit_seterr(err, KIT_ERR, "path too long in %s", p->workdir);
+    if (stat(p->path, &src) != 0)
+        return kit_seterr(err, KIT_ENOENT, "cannot read %s: %s", p->path, strerror(errno));
+    if (stat(p->exe, &bin) == 0 && S_ISREG(bin.st_mode) && newer_or_same(&bin, &src))
+        return KIT_OK;
+    unlink(p->exe);   /* a failed build must not leave an old binary to run */
+
+    nul = open_devnull(err);
+    if (nul < 0) { rc = KIT_ERR; goto cleanup; }
+    logfd = open_capture(log, 1, err);
+    if (logfd < 0) { rc = KIT_ERR; goto cleanup; }
+
+    char *argv[] = { (char *)"cc", (char *)"-O2", (char *)"-Wall", (char *)p->file,
+                     (char *)"-o", p->exe, (char *)"-lmosquitto",
+                     p->o.link_sqlite ? (char *)"-lsqlite3" : NULL, NULL };
+    spawn_req s = { "cc", argv, NULL, p->dir, nul, logfd, logfd, NULL };
+    pid_t pid = 0;
+    rc = spawn(&s, &pid, err);
+    if (rc != KIT_OK) goto cleanup;
+    int st = 0;
+    rc = wait_helper(pid, BUILD_MS, &st);
+    text = kit_read_file(log, NULL, NULL);
+    if (!text) text = kit_strdup("");
+    if (rc == KIT_EINTR) {
+        kit_seterr(err, rc, "interrupted while compiling %s", p->file);
+    } else if (rc == KIT_ETIMEOUT) {
+        rc = kit_seterr(err, KIT_ERR, "compiling %s took more than %d s", p->file, BUILD_MS / 1000);
+    } else if (WIFEXITED(st) && WEXITSTATUS(st) == 127 && strncmp(text, "mqlab: cannot run cc", 20) == 0) {
+        rc = kit_seterr(err, KIT_EMISSING, "no C compiler (cc) here; install it with: "
+                        "apt-get install -y build-essential libmosquitto-dev");
+    } else if (!WIFEXITED(st) || WEXITSTATUS(st) != 0 || !is_regular(p->exe)) {
+        char head[KIT_ERRLEN];
+        first_lines(head, sizeof head, text, 10);
+        rc = kit_seterr(err, KIT_EINVAL, "%s does not compile:\n%s", p->file, head);
+    }
+cleanup:
+    if (nul >= 0) close(nul);
+    if (logfd >= 0) close(logfd);
+    free(text);
+    return rc;
+}
+
+/* ---- running ---------------------------------------------------------- */
+
+static int launch(prog_t *p, int truncate, char *err)
+{
+    int nul = -1, out = -1, errfd = -1, rc = KIT_OK;
+    char *argv[4] = { NULL };
+    switch (p->kind) {
+    case PROG_PY:
+        argv[0] = p->exe; argv[1] = (char *)"-u"; argv[2] = (char *)p->file;
+        break;
+    case PROG_LUA:
+        argv[0] = p->exe; argv[1] = (char *)"run"; argv[2] = (char *)p->file;
+        break;
+    case PROG_SH:
+        argv[0] = (char *)"sh"; argv[1] = (char *)p->file;
+        break;
+    default:
+        argv[0] = p->exe;
+        break;
+    }
+
+    nul = open_devnull(err);
+    if (nul < 0) { rc = KIT_ERR; goto cleanup; }
+    out = open_capture(p->out_path, truncate, err);
+    if (out < 0) { rc = KIT_ERR; goto cleanup; }
+    errfd = open_capture(p->err_path, truncate, err);
+    if (errfd < 0) { rc = KIT_ERR; goto cleanup; }
+
+    spawn_req s = { p->exe, argv, p->env, p->dir, nul, out, errfd, &p->o };
+    pid_t pid = 0;
+    rc = spawn(&s, &pid, err);
+    if (rc != KIT_OK) goto cleanup;
+    p->pid = pid;
+    p->t_start = kit_now_ms();
+    p->t_end = 0;
+    p->exit_code = -1;
+    p->term_sig = 0;
+    p->timed_out = p->term_sent = p->kill_sent = 0;
+cleanup:
+    if (nul >= 0) close(nul);
+    if (out >= 0) close(out);
+    if (errfd >= 0) close(errfd);
+    return rc;
+}
+
+/* Reap the leader if it has exited (or, with block, once it exits). */
+static int reap(prog_t *p, int block)
+{
+    if (!p->pid) return 1;
+    int e = leader_exited(p->pid, block);
+    if (e == 0) return 0;
+    int st = 0;
+    if (e > 0) {
+        finish_group(p->pid, &st);
+    } else {
+        /* Not our child any more (someone else reaped it): the outcome is
+         * unknown, but the group must still go. */
+        kill(-p->pid, SIGKILL);
+        cleanup_untrack_pgid(p->pid);
+        st = -1;
+    }
+    p->t_end = kit_now_ms();
+    p->pid = 0;
+    p->exit_code = -1;
+    p->term_sig = 0;
+    if (st != -1 && WIFEXITED(st)) p->exit_code = WEXITSTATUS(st);
+    else if (st != -1 && WIFSIGNALED(st)) p->term_sig = WTERMSIG(st);
+    return 1;
+}
+
+static void term_group(pid_t pid)
+{
+    kill(-pid, SIGTERM);
+    kill(-pid, SIGCONT);   /* a stopped program could not act on TERM */
+}
+
+int prog_start(prog_t **out, const prog_opts_t *o, char *err)
+{
+    char buf[PATH_MAX];
+    int rc;
+    if (!out) return kit_seterr(err, KIT_EINVAL, "prog_start: no result pointer");
+    *out = NULL;
+    if (!o || !o->dir || !o->name || !o->workdir)
+        return kit_seterr(err, KIT_EINVAL, "prog_start: dir, name and workdir are required");
+
+    prog_t *p = calloc(1, sizeof *p);
+    if (!p) return kit_seterr(err, KIT_ERR, "out of memory");
+    p->exit_code = -1;
+
+    if (!realpath(o->dir, buf)) {
+        rc = kit_seterr(err, KIT_ENOENT, "no folder %s: %s", o->dir, strerror(errno));
+        goto fail;
+    }
+    p->dir = kit_strdup(buf);
+    if ((rc = kit_mkdir_p(o->workdir, 0700, err)) != KIT_OK) goto fail;
+    if (!realpath(o->workdir, buf)) {
+        rc = kit_seterr(err, KIT_ERR, "no folder %s: %s", o->workdir, strerror(errno));
+        goto fail;
+    }
+    p->workdir = kit_strdup(buf);
+    p->name = kit_strdup(o->name);
+
+    rc = prog_find(p->dir, p->name, p->path, sizeof p->path, &p->kind, err);
+    if (rc != KIT_OK) goto fail;
+    p->file = strrchr(p->path, '/') + 1;
+
+    p->o = *o;
+    p->o.dir = p->dir;
+    p->o.name = p->name;
+    p->o.workdir = p->workdir;
+    p->o.env = NULL;
+    if (p->o.term_grace_ms <= 0) p->o.term_grace_ms = 2000;
+    if (p->o.mem_mb <= 0) p->o.mem_mb = 1024;
+    if (p->o.cpu_s <= 0) p->o.cpu_s = 60;
+    if (p->o.fsize_mb <= 0) p->o.fsize_mb = 16;
+    if (p->o.nofile <= 0) p->o.nofile = 256;
+
+    for (const char *const *x = o->env; x && *x; x++) {
+        if (!strchr(*x, '=') || **x == '=') {
+            rc = kit_seterr(err, KIT_EINVAL, "bad environment entry '%s' (want K=V)", *x);
+            goto fail;
+        }
+    }
+    p->env = env_build(o->env);
+
+    if ((size_t)snprintf(p->out_path, sizeof p->out_path, "%s/%s.out", p->workdir, p->name) >= sizeof p->out_path ||
+        (size_t)snprintf(p->err_path, sizeof p->err_path, "%s/%s.err", p->workdir, p->name) >= sizeof p->err_path) {
+        rc = kit_seterr(err, KIT_ERR, "path too long in %s", p->workdir);
+        goto fail;
+    }
+
+    switch (p->kind) {
+    case PROG_PY: {
+        const char *py = prog_python(err);
+        if (!py) { rc = KIT_EMISSING; goto fail; }
+        snprintf(p->exe, sizeof p->exe, "%s", py);
+        break;
+    }
+    case PROG_LUA:
+        snprintf(p->exe, sizeof p->exe, "%s", kit_self_exe());
+        break;
+    case PROG_C:
+        if ((rc = build_c(p, err)) != KIT_OK) goto fail;
+        break;
+    case PROG_SH:
+        snprintf(p->exe, sizeof p->exe, "/bin/sh");
+        break;
+    default:
+        snprintf(p->exe, sizeof p->exe, "%s", p->path);
+        break;
+    }
+
+    if ((rc = launch(p, 1, err)) != KIT_OK) goto fail;
+    *out = p;
+    return KIT_OK;
+fail:
+    prog_free(p);
+    return rc;
+}
+
+int prog_restart(prog_t *p, char *err)
+{
+    if (!p) return kit_seterr(err, KIT_EINVAL, "prog_restart: no program");
+    if (p->pid) prog_stop(p);
+    return launch(p, 0, err);
+}
+
+int prog_poll(prog_t *p)
+{
+    if (!p || !p->pid) return 0;
+    if (reap(p, 0)) return 0;
+    if (p->o.wall_ms > 0) {
+        int64_t now = kit_now_ms();
+        if (!p->term_sent && now - p->t_start >= p->o.wall_ms) {
+            p->timed_out = 1;
+            p->term_sent = 1;
+            p->t_term = now;
+            term_group(p->pid);
+        } else if (p->term_sent && !p->kill_sent && now - p->t_term >= p->o.term_grace_ms) {
+            p->kill_sent = 1;
+            kill(-p->pid, SIGKILL);
+        }
+    }
+    return 1;
+}
+
+int prog_wait(prog_t *p, int timeout_ms)
+{
+    if (!p) return KIT_EINVAL;
+    int64_t end = timeout_ms < 0 ? INT64_MAX : kit_now_ms() + timeout_ms;
+    for (;;) {
+        if (!prog_poll(p)) return KIT_OK;
+        if (cleanup_interrupted()) return KIT_EINTR;
+        int64_t left = end - kit_now_ms();
+        if (left <= 0) return KIT_ETIMEOUT;
+        if (kit_sleep_ms(left < 10 ? (int)left : 10) == KIT_EINTR) return KIT_EINTR;
+    }
+}
+
+int prog_signal(prog_t *p, int sig)
+{
+    if (!p) return KIT_EINVAL;
+    if (!prog_poll(p)) return KIT_ENOENT;
+    if (kill(-p->pid, sig) != 0) return KIT_ERR;
+    return KIT_OK;
+}
+
+int prog_stop(prog_t *p)
+{
+    if (!p) return KIT_EINVAL;
+    if (reap(p, 0)) return KIT_OK;
+    term_group(p->pid);
+    int64_t end = kit_now_ms() + p->o.term_grace_ms;
+    while (kit_now_ms() < end) {
+        if (reap(p, 0)) return KIT_OK;
+        /* Ctrl-C: no more patience, straight to SIGKILL. */
+        if (kit_sleep_ms(5) == KIT_EINTR) break;
+    }
+    kill(-p->pid, SIGKILL);
+    reap(p, 1);
+    return KIT_OK;
+}
+
+pid_t prog_pid(const prog_t *p) { return p ? p->pid : 0; }
+enum prog_kind prog_get_kind(const prog_t *p) { return p ? p->kind : PROG_NONE; }
+const char *prog_path(const prog_t *p) { return p ? p->path : ""; }
+int prog_exit_code(const prog_t *p) { return p && !p->pid ? p->exit_code : -1; }
+int prog_term_signal(const prog_t *p) { return p && !p->pid ? p->term_sig : 0; }
+int prog_timed_out(const prog_t *p) { return p ? p->timed_out : 0; }
+
+double prog_runtime_s(const prog_t *p)
+{
+    if (!p || !p->t_start) return 0.0;
+    int64_t end = p->pid ? kit_now_ms() : p->t_end;
+    return (double)(end - p->t_start) / 1000.0;
+}
+
+/* The first OUT_CAP bytes: a stable prefix, so repeated reads of a
+ * growing file only ever gain text at the end. */
+static const char *read_capture(const char *path, char **buf, size_t *len)
+{
+    size_t n = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    size_t want = 0;
+    if (fd >= 0 && fstat(fd, &st) == 0 && st.st_size > 0)
+        want = (size_t)st.st_size < OUT_CAP ? (size_t)st.st_size : OUT_CAP;
+    *buf = kit_xrealloc(*buf, want + 1);
+    while (fd >= 0 && n < want) {
+        ssize_t r = read(fd, *buf + n, want - n);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) break;
+        n += (size_t)r;
+    }
+    if (fd >= 0) close(fd);
+    (*buf)[n] = '\0';
+    if (len) *len = n;
+    return *buf;
+}
+
+const char *prog_stdout(prog_t *p, size_t *len)
+{
+    if (!p) { if (len) *len = 0; return ""; }
+    return read_capture(p->out_path, &p->obuf, len);
+}
+
+const char *prog_stderr(prog_t *p, size_t *len)
+{
+    if (!p) { if (len) *len = 0; return ""; }
+    return read_capture(p->err_path, &p->ebuf, len);
+}
+
+void prog_free(prog_t *p)
+{
+    if (!p) return;
+    if (p->pid) prog_stop(p);
+    free(p->dir);
+    free(p->name);
+    free(p->workdir);
+    env_free(p->env);
+    free(p->obuf);
+    free(p->ebuf);
+    free(p);
+}

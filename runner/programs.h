@@ -1,0 +1,91 @@
+/*
+ * programs.h - runs a student's submission as LABS.md's contract says.
+ *
+ * For a program called E in folder DIR it looks, in this order, for
+ * E.py (run by a Python that can import paho.mqtt.client; MQLAB_PYTHON
+ * overrides), E.lua (run by `mqlab run`), E.c (compiled with
+ * `cc -O2 -Wall E.c -lmosquitto [-lsqlite3]`), E.sh (run by sh) and an
+ * executable E.
+ *
+ * The program gets its own process group, resource limits, a clean
+ * environment (PATH, HOME, LANG, PYTHONUNBUFFERED=1, plus the lab's
+ * variables), its working directory set to DIR, stdin from /dev/null,
+ * and stdout/stderr captured to files in a private folder (capped by
+ * RLIMIT_FSIZE). A wall timeout stops it with SIGTERM, then SIGKILL.
+ * Every group is registered with cleanup, so nothing survives mqlab.
+ */
+#ifndef MQLAB_PROGRAMS_H
+#define MQLAB_PROGRAMS_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+enum prog_kind { PROG_NONE = 0, PROG_PY, PROG_LUA, PROG_C, PROG_SH, PROG_EXE };
+
+/* Find E in dir. Fills path (the file found) and kind. KIT_ENOENT if none;
+ * err then lists the names that were tried. */
+int prog_find(const char *dir, const char *name, char *path, size_t pathlen,
+              enum prog_kind *kind, char *err);
+
+const char *prog_kind_name(enum prog_kind k);   /* "python", "lua", "c", ... */
+
+/* The Python to use: $MQLAB_PYTHON if set (it must import paho), else the
+ * first of /usr/bin/python3, python3 on PATH, /usr/local/bin/python3 that
+ * can import paho.mqtt.client. Cached. NULL with err (KIT_EMISSING text
+ * naming the Debian package python3-paho-mqtt) when none can. */
+const char *prog_python(char *err);
+
+typedef struct {
+    const char *dir;        /* submission folder (the program's cwd) */
+    const char *name;       /* program name E from the lab */
+    const char *workdir;    /* private folder for the build and the output files */
+    const char *const *env; /* extra "K=V" entries, NULL-terminated (may be NULL) */
+    int wall_ms;            /* wall timeout; 0: none (runs until stopped) */
+    int term_grace_ms;      /* after SIGTERM, how long before SIGKILL (0: 2000) */
+    long mem_mb;            /* RLIMIT_AS, 0: 1024 */
+    long cpu_s;             /* RLIMIT_CPU, 0: 60 */
+    long fsize_mb;          /* RLIMIT_FSIZE (caps output files too), 0: 16 */
+    long nofile;            /* RLIMIT_NOFILE, 0: 256 */
+    int link_sqlite;        /* add -lsqlite3 when compiling C */
+} prog_opts_t;
+
+typedef struct prog prog_t;
+
+/* Build if needed (C), then start. A compile error is KIT_EINVAL with the
+ * first compiler lines in err. */
+int prog_start(prog_t **out, const prog_opts_t *o, char *err);
+
+/* Start it again with the same options and environment (after it exited
+ * or was stopped). The captured output of earlier runs is kept and the
+ * new run's output is appended after it. */
+int prog_restart(prog_t *p, char *err);
+
+/* Enforce the wall timeout, reap if exited. Returns 1 while running. */
+int prog_poll(prog_t *p);
+
+/* Wait until it exits or timeout_ms passes (enforcing the wall timeout).
+ * KIT_OK when it exited, KIT_ETIMEOUT, or KIT_EINTR on Ctrl-C. */
+int prog_wait(prog_t *p, int timeout_ms);
+
+int prog_signal(prog_t *p, int sig);      /* to the whole process group */
+/* SIGTERM, wait up to grace, then SIGKILL; reaps. */
+int prog_stop(prog_t *p);
+
+pid_t prog_pid(const prog_t *p);
+enum prog_kind prog_get_kind(const prog_t *p);
+const char *prog_path(const prog_t *p);
+/* After exit: exit code (0..255) or -1 if killed by a signal. */
+int prog_exit_code(const prog_t *p);
+int prog_term_signal(const prog_t *p);    /* the signal that killed it, or 0 */
+int prog_timed_out(const prog_t *p);      /* the kit stopped it at wall_ms */
+double prog_runtime_s(const prog_t *p);   /* wall time of the last run */
+
+/* Captured output so far (re-read from the files each call; valid until
+ * the next call on p). Never NULL. */
+const char *prog_stdout(prog_t *p, size_t *len);
+const char *prog_stderr(prog_t *p, size_t *len);
+
+/* Stop if running, reap, free. The workdir is the caller's. */
+void prog_free(prog_t *p);
+
+#endif

@@ -1,0 +1,498 @@
+/*
+ * store.c - progress in SQLite: students, attempts, check results, hints.
+ *
+ * The database runs in WAL mode so a student's `mqlab progress` can read
+ * while `mqlab watch` writes, and an instructor's parallel grading does not
+ * block readers. Every change that spans rows runs in one BEGIN IMMEDIATE
+ * transaction: an attempt is stored whole or not at all. The schema grows
+ * by numbered migration steps recorded in PRAGMA user_version.
+ *
+ * Every value from the outside is bound to a prepared statement; SQL text
+ * is never built from data.
+ */
+#include "store.h"
+#include "util.h"
+
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct store {
+    sqlite3 *db;
+    char *path;
+};
+
+/*
+ * Migration steps, in order: step i brings the schema from version i to
+ * i+1. Never edit a step that has shipped; append a new one instead, since
+ * existing databases have already run the old text.
+ */
+static const char *const migrations[] = {
+    /* 1: the initial schema */
+    "CREATE TABLE students ("
+    "  id TEXT PRIMARY KEY NOT NULL,"
+    "  created_ms INTEGER NOT NULL"
+    ");"
+    "CREATE TABLE attempts ("
+    "  id INTEGER PRIMARY KEY,"
+    "  student TEXT NOT NULL REFERENCES students(id),"
+    "  lab TEXT NOT NULL,"
+    "  submission TEXT,"
+    "  started_ms INTEGER NOT NULL,"
+    "  duration_s REAL NOT NULL DEFAULT 0,"
+    "  score REAL NOT NULL,"
+    "  max_score REAL NOT NULL,"
+    "  error TEXT"
+    ");"
+    "CREATE INDEX attempts_student_lab ON attempts(student, lab);"
+    "CREATE TABLE check_results ("
+    "  attempt_id INTEGER NOT NULL REFERENCES attempts(id) ON DELETE CASCADE,"
+    "  seq INTEGER NOT NULL,"
+    "  check_id TEXT NOT NULL,"
+    "  title TEXT,"
+    "  passed INTEGER NOT NULL,"
+    "  skipped INTEGER NOT NULL,"
+    "  points REAL NOT NULL,"
+    "  max_points REAL NOT NULL,"
+    "  message TEXT,"
+    "  PRIMARY KEY (attempt_id, seq)"
+    ");"
+    "CREATE TABLE hints ("
+    "  student TEXT NOT NULL,"
+    "  lab TEXT NOT NULL,"
+    "  idx INTEGER NOT NULL,"
+    "  used_ms INTEGER NOT NULL"
+    ");"
+    "CREATE INDEX hints_student_lab ON hints(student, lab);",
+};
+
+#define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
+
+int store_schema_version(void)
+{
+    return NMIGRATIONS;
+}
+
+static int dberr(store_t *s, char *err, const char *what)
+{
+    return kit_seterr(err, KIT_ERR, "progress database %s: %s: %s",
+                      s->path, what, sqlite3_errmsg(s->db));
+}
+
+static int exec(store_t *s, const char *sql, char *err)
+{
+    char *msg = NULL;
+    if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) == SQLITE_OK) return KIT_OK;
+    kit_seterr(err, KIT_ERR, "progress database %s: %s", s->path,
+               msg ? msg : sqlite3_errmsg(s->db));
+    sqlite3_free(msg);
+    return KIT_ERR;
+}
+
+/* ROLLBACK after a failure: err already holds the cause, so a failure of
+ * the rollback itself (nothing open) must not overwrite it. */
+static void rollback(store_t *s)
+{
+    sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+}
+
+static int prepare(store_t *s, sqlite3_stmt **st, const char *sql, char *err)
+{
+    if (sqlite3_prepare_v2(s->db, sql, -1, st, NULL) != SQLITE_OK) {
+        *st = NULL;
+        return dberr(s, err, "prepare");
+    }
+    return KIT_OK;
+}
+
+/* Run a statement that returns no rows (or whose rows are not wanted). */
+static int step_done(store_t *s, sqlite3_stmt *st, char *err)
+{
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+        ;
+    if (rc != SQLITE_DONE) return dberr(s, err, "write");
+    return KIT_OK;
+}
+
+/* The first column of a one-row integer query; -1 on error. */
+static int query_int(store_t *s, const char *sql, int *out, char *err)
+{
+    sqlite3_stmt *st = NULL;
+    if (prepare(s, &st, sql, err) != KIT_OK) return KIT_ERR;
+    int rc = sqlite3_step(st);
+    int ret = KIT_OK;
+    if (rc == SQLITE_ROW) *out = sqlite3_column_int(st, 0);
+    else ret = dberr(s, err, "read");
+    sqlite3_finalize(st);
+    return ret;
+}
+
+int store_db_version(store_t *s)
+{
+    int v = -1;
+    if (!s || !s->db) return -1;
+    if (query_int(s, "PRAGMA user_version", &v, NULL) != KIT_OK) return -1;
+    return v;
+}
+
+/* Apply step `to-1`. The version is read again inside the write lock, as
+ * another mqlab may have migrated the same file since we last looked. */
+static int migrate_one(store_t *s, int to, char *err)
+{
+    char sql[64];
+    int v = 0;
+    if (exec(s, "BEGIN IMMEDIATE", err) != KIT_OK) return KIT_ERR;
+    if (query_int(s, "PRAGMA user_version", &v, err) != KIT_OK) goto fail;
+    if (v >= to) return exec(s, "COMMIT", err);
+    if (exec(s, migrations[to - 1], err) != KIT_OK) goto fail;
+    /* PRAGMA takes no bound parameters; `to` is our own constant. */
+    snprintf(sql, sizeof sql, "PRAGMA user_version = %d", to);
+    if (exec(s, sql, err) != KIT_OK) goto fail;
+    if (exec(s, "COMMIT", err) != KIT_OK) goto fail;
+    return KIT_OK;
+fail:
+    rollback(s);
+    return KIT_ERR;
+}
+
+/* Make the folder that will hold path (nothing to do for a bare name). */
+static int make_parent(const char *path, char *err)
+{
+    const char *slash = strrchr(path, '/');
+    if (!slash || slash == path) return KIT_OK;
+    char *dir = kit_strdup(path);
+    dir[slash - path] = '\0';
+    int rc = kit_mkdir_p(dir, 0700, err);
+    free(dir);
+    return rc;
+}
+
+int store_open(store_t **out, const char *path, char *err)
+{
+    if (!out) return kit_seterr(err, KIT_EINVAL, "store_open: no output handle");
+    *out = NULL;
+    if (!path || !*path)
+        return kit_seterr(err, KIT_EINVAL, "store_open: no database path");
+    if (strcmp(path, ":memory:") != 0 && make_parent(path, err) != KIT_OK)
+        return KIT_ERR;
+
+    store_t *s = kit_xmalloc(sizeof *s);
+    s->db = NULL;
+    s->path = kit_strdup(path);
+    sqlite3_stmt *st = NULL;
+    int ret = KIT_ERR, v = 0;
+
+    int rc = sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
+    if (rc != SQLITE_OK) {
+        kit_seterr(err, KIT_ERR, "cannot open progress database %s: %s", path,
+                   s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
+        goto cleanup;
+    }
+    sqlite3_extended_result_codes(s->db, 1);
+    if (exec(s, "PRAGMA busy_timeout = 5000", err) != KIT_OK) goto cleanup;
+
+    /* The first read of the file: this is where a file that is not a
+     * database shows up, so name it plainly rather than "file is not a
+     * database" with no path. */
+    if (prepare(s, &st, "PRAGMA user_version", err) != KIT_OK) goto cleanup;
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) v = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    if ((rc & 0xff) == SQLITE_NOTADB || (rc & 0xff) == SQLITE_CORRUPT) {
+        kit_seterr(err, KIT_ERR, "%s is not an SQLite database (%s); move it away "
+                   "or choose another progress file", path, sqlite3_errstr(rc));
+        goto cleanup;
+    }
+    if (rc != SQLITE_ROW) {
+        kit_seterr(err, KIT_ERR, "cannot read progress database %s: %s", path,
+                   sqlite3_errmsg(s->db));
+        goto cleanup;
+    }
+    if (v > NMIGRATIONS) {
+        kit_seterr(err, KIT_ERR, "progress database %s was made by a newer mqlab "
+                   "(schema version %d, this mqlab knows up to %d): upgrade mqlab",
+                   path, v, NMIGRATIONS);
+        goto cleanup;
+    }
+
+    /* Foreign keys are off by default in SQLite and the setting is per
+     * connection; without it ON DELETE CASCADE would silently not run. */
+    if (exec(s, "PRAGMA foreign_keys = ON", err) != KIT_OK) goto cleanup;
+    if (exec(s, "PRAGMA journal_mode = WAL", err) != KIT_OK) goto cleanup;
+
+    for (int to = v + 1; to <= NMIGRATIONS; to++)
+        if (migrate_one(s, to, err) != KIT_OK) goto cleanup;
+
+    *out = s;
+    s = NULL;
+    ret = KIT_OK;
+cleanup:
+    store_close(s);
+    return ret;
+}
+
+void store_close(store_t *s)
+{
+    if (!s) return;
+    sqlite3_close(s->db);
+    free(s->path);
+    free(s);
+}
+
+/* sqlite3_bind_text with NULL binds SQL NULL, which NOT NULL columns refuse:
+ * that is wanted, a check without an id is a bug upstream. */
+static int bind_text(sqlite3_stmt *st, int i, const char *text)
+{
+    return sqlite3_bind_text(st, i, text, -1, SQLITE_STATIC);
+}
+
+static int ensure_student(store_t *s, const char *student, char *err)
+{
+    sqlite3_stmt *st = NULL;
+    if (prepare(s, &st, "INSERT OR IGNORE INTO students(id, created_ms) VALUES (?1, ?2)",
+                err) != KIT_OK)
+        return KIT_ERR;
+    bind_text(st, 1, student);
+    sqlite3_bind_int64(st, 2, kit_wall_ms());
+    int ret = step_done(s, st, err);
+    sqlite3_finalize(st);
+    return ret;
+}
+
+int store_record(store_t *s, const verdict_t *v, int64_t *attempt_id, char *err)
+{
+    if (!s || !v) return kit_seterr(err, KIT_EINVAL, "store_record: no store or verdict");
+    if (!v->student || !*v->student)
+        return kit_seterr(err, KIT_EINVAL, "store_record: the verdict has no student");
+    if (!v->lab || !*v->lab)
+        return kit_seterr(err, KIT_EINVAL, "store_record: the verdict has no lab");
+    if (v->nchecks < 0 || (v->nchecks > 0 && !v->checks))
+        return kit_seterr(err, KIT_EINVAL, "store_record: malformed check list");
+
+    sqlite3_stmt *att = NULL, *chk = NULL;
+    int ret = KIT_ERR;
+    if (exec(s, "BEGIN IMMEDIATE", err) != KIT_OK) return KIT_ERR;
+    if (ensure_student(s, v->student, err) != KIT_OK) goto cleanup;
+
+    if (prepare(s, &att,
+                "INSERT INTO attempts(student, lab, submission, started_ms, duration_s,"
+                " score, max_score, error) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                err) != KIT_OK)
+        goto cleanup;
+    bind_text(att, 1, v->student);
+    bind_text(att, 2, v->lab);
+    bind_text(att, 3, v->submission);
+    sqlite3_bind_int64(att, 4, v->started_ms);
+    sqlite3_bind_double(att, 5, v->duration_s);
+    sqlite3_bind_double(att, 6, v->score);
+    sqlite3_bind_double(att, 7, v->max_score);
+    bind_text(att, 8, v->error);
+    if (step_done(s, att, err) != KIT_OK) goto cleanup;
+    int64_t id = sqlite3_last_insert_rowid(s->db);
+
+    if (prepare(s, &chk,
+                "INSERT INTO check_results(attempt_id, seq, check_id, title, passed,"
+                " skipped, points, max_points, message)"
+                " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                err) != KIT_OK)
+        goto cleanup;
+    for (int i = 0; i < v->nchecks; i++) {
+        const check_result_t *c = &v->checks[i];
+        sqlite3_reset(chk);
+        sqlite3_bind_int64(chk, 1, id);
+        sqlite3_bind_int(chk, 2, i);
+        bind_text(chk, 3, c->id);
+        bind_text(chk, 4, c->title);
+        sqlite3_bind_int(chk, 5, c->passed ? 1 : 0);
+        sqlite3_bind_int(chk, 6, c->skipped ? 1 : 0);
+        sqlite3_bind_double(chk, 7, c->points);
+        sqlite3_bind_double(chk, 8, c->max_points);
+        bind_text(chk, 9, c->message);
+        if (step_done(s, chk, err) != KIT_OK) goto cleanup;
+    }
+    if (exec(s, "COMMIT", err) != KIT_OK) goto cleanup;
+    if (attempt_id) *attempt_id = id;
+    ret = KIT_OK;
+cleanup:
+    sqlite3_finalize(att);
+    sqlite3_finalize(chk);
+    if (ret != KIT_OK) rollback(s);
+    return ret;
+}
+
+/* Best = highest score, ties broken by the latest; "latest" is by start
+ * time, then by insertion order for attempts started the same ms. */
+#define BEST_ORDER " ORDER BY score DESC, started_ms DESC, id DESC LIMIT 1"
+#define LAST_ORDER " ORDER BY started_ms DESC, id DESC LIMIT 1"
+
+int store_summary(store_t *s, const char *student, const char *lab,
+                  store_summary_t *out, char *err)
+{
+    if (!out) return kit_seterr(err, KIT_EINVAL, "store_summary: no output");
+    memset(out, 0, sizeof *out);
+    if (!s || !student || !lab)
+        return kit_seterr(err, KIT_EINVAL, "store_summary: missing store, student or lab");
+
+    /* One statement, so the figures come from one snapshot even while
+     * another process records an attempt. */
+    static const char sql[] =
+        "SELECT"
+        " (SELECT count(*) FROM attempts WHERE student = ?1 AND lab = ?2),"
+        " (SELECT score FROM attempts WHERE student = ?1 AND lab = ?2" BEST_ORDER "),"
+        " (SELECT max_score FROM attempts WHERE student = ?1 AND lab = ?2" BEST_ORDER "),"
+        " (SELECT score FROM attempts WHERE student = ?1 AND lab = ?2" LAST_ORDER "),"
+        " (SELECT started_ms FROM attempts WHERE student = ?1 AND lab = ?2" LAST_ORDER "),"
+        " (SELECT count(*) FROM hints WHERE student = ?1 AND lab = ?2),"
+        " EXISTS (SELECT 1 FROM attempts WHERE student = ?1 AND lab = ?2"
+        "         AND max_score > 0 AND score >= max_score)";
+    sqlite3_stmt *st = NULL;
+    if (prepare(s, &st, sql, err) != KIT_OK) return KIT_ERR;
+    bind_text(st, 1, student);
+    bind_text(st, 2, lab);
+    int ret = KIT_OK;
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        out->attempts = sqlite3_column_int(st, 0);
+        out->best_score = sqlite3_column_double(st, 1);  /* NULL reads as 0 */
+        out->max_score = sqlite3_column_double(st, 2);
+        out->last_score = sqlite3_column_double(st, 3);
+        out->last_ms = sqlite3_column_int64(st, 4);
+        out->hints_used = sqlite3_column_int(st, 5);
+        out->passed = sqlite3_column_int(st, 6);
+    } else {
+        ret = dberr(s, err, "summary");
+    }
+    sqlite3_finalize(st);
+    return ret;
+}
+
+int store_use_hint(store_t *s, const char *student, const char *lab,
+                   int nhints, int *index, char *err)
+{
+    if (!s || !student || !*student || !lab || !*lab)
+        return kit_seterr(err, KIT_EINVAL, "store_use_hint: missing store, student or lab");
+    if (nhints <= 0)
+        return kit_seterr(err, KIT_EINVAL, "lab %s has no hints", lab);
+
+    sqlite3_stmt *cnt = NULL, *ins = NULL;
+    int ret = KIT_ERR, used = 0;
+    /* IMMEDIATE: two `mqlab hint` at once must not both read the same count. */
+    if (exec(s, "BEGIN IMMEDIATE", err) != KIT_OK) return KIT_ERR;
+    if (ensure_student(s, student, err) != KIT_OK) goto cleanup;
+    if (prepare(s, &cnt, "SELECT count(*) FROM hints WHERE student = ?1 AND lab = ?2",
+                err) != KIT_OK)
+        goto cleanup;
+    bind_text(cnt, 1, student);
+    bind_text(cnt, 2, lab);
+    if (sqlite3_step(cnt) != SQLITE_ROW) {
+        dberr(s, err, "read hints");
+        goto cleanup;
+    }
+    used = sqlite3_column_int(cnt, 0);
+    int idx = used < nhints - 1 ? used : nhints - 1;
+
+    if (prepare(s, &ins, "INSERT INTO hints(student, lab, idx, used_ms) VALUES (?1, ?2, ?3, ?4)",
+                err) != KIT_OK)
+        goto cleanup;
+    bind_text(ins, 1, student);
+    bind_text(ins, 2, lab);
+    sqlite3_bind_int(ins, 3, idx);
+    sqlite3_bind_int64(ins, 4, kit_wall_ms());
+    if (step_done(s, ins, err) != KIT_OK) goto cleanup;
+    if (exec(s, "COMMIT", err) != KIT_OK) goto cleanup;
+    if (index) *index = idx;
+    ret = KIT_OK;
+cleanup:
+    sqlite3_finalize(cnt);
+    sqlite3_finalize(ins);
+    if (ret != KIT_OK) rollback(s);
+    return ret;
+}
+
+int store_reset(store_t *s, const char *student, const char *lab,
+                int *removed, char *err)
+{
+    if (removed) *removed = 0;
+    if (!s || !student || !*student)
+        return kit_seterr(err, KIT_EINVAL, "store_reset: missing store or student");
+
+    /* ?2 IS NULL selects every lab. Check results are deleted explicitly
+     * rather than trusting ON DELETE CASCADE alone, in case the file is
+     * later edited by a tool that leaves foreign keys off. */
+    static const char *const sql[] = {
+        "DELETE FROM check_results WHERE attempt_id IN (SELECT id FROM attempts"
+        " WHERE student = ?1 AND (?2 IS NULL OR lab = ?2))",
+        "DELETE FROM attempts WHERE student = ?1 AND (?2 IS NULL OR lab = ?2)",
+        "DELETE FROM hints WHERE student = ?1 AND (?2 IS NULL OR lab = ?2)",
+    };
+    sqlite3_stmt *st = NULL;
+    int ret = KIT_ERR, nattempts = 0;
+    if (exec(s, "BEGIN IMMEDIATE", err) != KIT_OK) return KIT_ERR;
+    for (size_t i = 0; i < sizeof sql / sizeof sql[0]; i++) {
+        if (prepare(s, &st, sql[i], err) != KIT_OK) goto cleanup;
+        bind_text(st, 1, student);
+        bind_text(st, 2, lab);
+        if (step_done(s, st, err) != KIT_OK) goto cleanup;
+        if (i == 1) nattempts = sqlite3_changes(s->db);
+        sqlite3_finalize(st);
+        st = NULL;
+    }
+    if (exec(s, "COMMIT", err) != KIT_OK) goto cleanup;
+    if (removed) *removed = nattempts;
+    ret = KIT_OK;
+cleanup:
+    sqlite3_finalize(st);
+    if (ret != KIT_OK) rollback(s);
+    return ret;
+}
+
+static char *col_text(sqlite3_stmt *st, int i)
+{
+    const unsigned char *t = sqlite3_column_text(st, i);
+    return (char *)(t ? (const char *)t : "");
+}
+
+int store_best_checks(store_t *s, const char *student, const char *lab,
+                      void (*fn)(void *ud, const check_result_t *c), void *ud,
+                      char *err)
+{
+    if (!s || !student || !lab || !fn)
+        return kit_seterr(err, KIT_EINVAL, "store_best_checks: missing argument");
+
+    /* One statement for one snapshot. The LEFT JOIN yields a row with a
+     * NULL seq for a best attempt without checks (grading could not run),
+     * and no row at all when there is no attempt. */
+    static const char sql[] =
+        "SELECT c.seq, c.check_id, c.title, c.passed, c.skipped, c.points,"
+        "       c.max_points, c.message"
+        " FROM (SELECT id FROM attempts WHERE student = ?1 AND lab = ?2" BEST_ORDER ") a"
+        " LEFT JOIN check_results c ON c.attempt_id = a.id"
+        " ORDER BY c.seq";
+    sqlite3_stmt *st = NULL;
+    if (prepare(s, &st, sql, err) != KIT_OK) return KIT_ERR;
+    bind_text(st, 1, student);
+    bind_text(st, 2, lab);
+    int rc, rows = 0, ret = KIT_OK;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        rows++;
+        if (sqlite3_column_type(st, 0) == SQLITE_NULL) continue;
+        /* The strings point into sqlite's row: valid during the call only. */
+        check_result_t c = {
+            .id = col_text(st, 1),
+            .title = col_text(st, 2),
+            .passed = sqlite3_column_int(st, 3),
+            .skipped = sqlite3_column_int(st, 4),
+            .points = sqlite3_column_double(st, 5),
+            .max_points = sqlite3_column_double(st, 6),
+            .message = col_text(st, 7),
+        };
+        fn(ud, &c);
+    }
+    if (rc != SQLITE_DONE)
+        ret = dberr(s, err, "read check results");
+    else if (rows == 0)
+        ret = kit_seterr(err, KIT_ENOENT, "no attempt of %s on lab %s yet", student, lab);
+    sqlite3_finalize(st);
+    return ret;
+}

@@ -1,0 +1,253 @@
+/*
+ * util.c - clocks, files, temporary folders and loopback ports.
+ */
+#include "util.h"
+#include "cleanup.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+int kit_seterr(char *err, int code, const char *fmt, ...)
+{
+    if (err) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, KIT_ERRLEN, fmt, ap);
+        va_end(ap);
+    }
+    return code;
+}
+
+int64_t kit_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+double kit_wall_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+int64_t kit_wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Sleep in short slices so that Ctrl-C is noticed within ~20 ms. */
+int kit_sleep_ms(int ms)
+{
+    int64_t end = kit_now_ms() + ms;
+    for (;;) {
+        if (cleanup_interrupted()) return KIT_EINTR;
+        int64_t left = end - kit_now_ms();
+        if (left <= 0) return KIT_OK;
+        if (left > 20) left = 20;
+        struct timespec ts = { 0, (long)left * 1000000L };
+        nanosleep(&ts, NULL);
+    }
+}
+
+void *kit_xmalloc(size_t n)
+{
+    void *p = malloc(n ? n : 1);
+    if (!p) { fputs("mqlab: out of memory\n", stderr); abort(); }
+    return p;
+}
+
+void *kit_xrealloc(void *p, size_t n)
+{
+    p = realloc(p, n ? n : 1);
+    if (!p) { fputs("mqlab: out of memory\n", stderr); abort(); }
+    return p;
+}
+
+char *kit_strdup(const char *s)
+{
+    if (!s) return NULL;
+    size_t n = strlen(s) + 1;
+    return memcpy(kit_xmalloc(n), s, n);
+}
+
+char *kit_strdup_printf(const char *fmt, ...)
+{
+    va_list ap;
+    char *out = NULL;
+    va_start(ap, fmt);
+    if (vasprintf(&out, fmt, ap) < 0) { fputs("mqlab: out of memory\n", stderr); abort(); }
+    va_end(ap);
+    return out;
+}
+
+char *kit_read_file(const char *path, size_t *len, char *err)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) { kit_seterr(err, KIT_ENOENT, "cannot open %s: %s", path, strerror(errno)); return NULL; }
+    size_t cap = 4096, n = 0;
+    char *buf = kit_xmalloc(cap);
+    for (;;) {
+        if (cap - n < 2) buf = kit_xrealloc(buf, cap *= 2);
+        size_t r = fread(buf + n, 1, cap - n - 1, f);
+        n += r;
+        if (r == 0) break;
+    }
+    int bad = ferror(f);
+    fclose(f);
+    if (bad) { free(buf); kit_seterr(err, KIT_ERR, "cannot read %s", path); return NULL; }
+    buf[n] = '\0';
+    if (len) *len = n;
+    return buf;
+}
+
+int kit_write_file_atomic(const char *path, const void *data, size_t len, int mode, char *err)
+{
+    char tmp[PATH_MAX];
+    if (snprintf(tmp, sizeof tmp, "%s.tmp-XXXXXX", path) >= (int)sizeof tmp)
+        return kit_seterr(err, KIT_EINVAL, "path too long: %s", path);
+    int fd = mkstemp(tmp);
+    if (fd < 0) return kit_seterr(err, KIT_ERR, "cannot write %s: %s", path, strerror(errno));
+    const char *p = data;
+    size_t left = len;
+    while (left > 0) {
+        ssize_t w = write(fd, p, left);
+        if (w < 0 && errno == EINTR) continue;
+        if (w < 0) goto fail;
+        p += w; left -= (size_t)w;
+    }
+    if (fchmod(fd, (mode_t)mode) != 0 || fsync(fd) != 0) goto fail;
+    if (close(fd) != 0) { fd = -1; goto fail; }
+    if (rename(tmp, path) != 0) { fd = -1; goto fail; }
+    return KIT_OK;
+fail:
+    {
+        int e = errno;
+        if (fd >= 0) close(fd);
+        unlink(tmp);
+        return kit_seterr(err, KIT_ERR, "cannot write %s: %s", path, strerror(e));
+    }
+}
+
+int kit_mkdir_p(const char *path, int mode, char *err)
+{
+    char buf[PATH_MAX];
+    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf)
+        return kit_seterr(err, KIT_EINVAL, "path too long: %s", path);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = '\0';
+        if (mkdir(buf, (mode_t)mode) != 0 && errno != EEXIST)
+            return kit_seterr(err, KIT_ERR, "cannot create %s: %s", buf, strerror(errno));
+        *p = '/';
+    }
+    if (mkdir(buf, (mode_t)mode) != 0 && errno != EEXIST)
+        return kit_seterr(err, KIT_ERR, "cannot create %s: %s", buf, strerror(errno));
+    if (!kit_is_dir(buf))
+        return kit_seterr(err, KIT_ERR, "%s exists and is not a folder", buf);
+    return KIT_OK;
+}
+
+static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb; (void)flag; (void)ftw;
+    remove(p);
+    return 0;
+}
+
+int kit_rm_rf(const char *path)
+{
+    if (!path || !*path || strcmp(path, "/") == 0) return KIT_EINVAL;
+    return nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS) == 0 ? KIT_OK : KIT_ERR;
+}
+
+int kit_file_exists(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+int kit_is_dir(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+int kit_mkdtemp(char *out, size_t outlen, const char *prefix, char *err)
+{
+    const char *base = getenv("TMPDIR");
+    if (!base || !*base) base = "/tmp";
+    if ((size_t)snprintf(out, outlen, "%s/%s-XXXXXX", base, prefix) >= outlen)
+        return kit_seterr(err, KIT_EINVAL, "temporary path too long");
+    if (!mkdtemp(out))
+        return kit_seterr(err, KIT_ERR, "cannot make a temporary folder in %s: %s", base, strerror(errno));
+    chmod(out, 0700);
+    cleanup_track_dir(out);
+    return KIT_OK;
+}
+
+void kit_rmdtemp(const char *path)
+{
+    if (!path || !*path) return;
+    kit_rm_rf(path);
+    cleanup_untrack_dir(path);
+}
+
+int kit_free_port(char *err)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return kit_seterr(err, 0, "socket: %s", strerror(errno));
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = 0 };
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t al = sizeof a;
+    int port = 0;
+    if (bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
+        getsockname(fd, (struct sockaddr *)&a, &al) == 0)
+        port = ntohs(a.sin_port);
+    else
+        kit_seterr(err, 0, "cannot find a free port on 127.0.0.1: %s", strerror(errno));
+    close(fd);
+    return port;
+}
+
+int kit_wait_port(int port, int timeout_ms)
+{
+    int64_t end = kit_now_ms() + timeout_ms;
+    do {
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0) return KIT_ERR;
+        struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        int ok = connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
+        close(fd);
+        if (ok) return KIT_OK;
+        if (kit_sleep_ms(10) == KIT_EINTR) return KIT_EINTR;
+    } while (kit_now_ms() < end);
+    return KIT_ETIMEOUT;
+}
+
+const char *kit_self_exe(void)
+{
+    static char path[PATH_MAX];
+    if (!path[0]) {
+        ssize_t n = readlink("/proc/self/exe", path, sizeof path - 1);
+        if (n <= 0) snprintf(path, sizeof path, "mqlab");
+        else path[n] = '\0';
+    }
+    return path;
+}

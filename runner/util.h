@@ -1,0 +1,73 @@
+/*
+ * util.h - small helpers shared by every C module of mqlab: error codes,
+ * the error buffer convention, clocks, files, temporary folders and ports.
+ *
+ * Convention (as in redis's anet.c): functions return KIT_OK (0) or a
+ * positive KIT_E* code, and write a human sentence into a caller-owned
+ * buffer `err` of KIT_ERRLEN bytes (err may be NULL).
+ */
+#ifndef MQLAB_UTIL_H
+#define MQLAB_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define KIT_ERRLEN 512
+
+enum {
+    KIT_OK = 0,
+    KIT_ERR = 1,        /* generic failure, see err */
+    KIT_ETIMEOUT = 2,   /* a deadline passed */
+    KIT_EINTR = 3,      /* the user interrupted (SIGINT/SIGTERM) */
+    KIT_ENOENT = 4,     /* a file, program or lab does not exist */
+    KIT_EREFUSED = 5,   /* the peer refused (e.g. CONNACK != 0) */
+    KIT_EINVAL = 6,     /* bad argument or malformed input */
+    KIT_ENOTCONN = 7,   /* the connection is gone */
+    KIT_EMISSING = 8    /* the environment lacks something (exit code 3) */
+};
+
+/* Format into err (if not NULL), truncating at KIT_ERRLEN. Returns code. */
+int kit_seterr(char *err, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+int64_t kit_now_ms(void);          /* monotonic clock, milliseconds */
+double kit_wall_s(void);           /* wall clock, seconds since epoch */
+int64_t kit_wall_ms(void);         /* wall clock, ms since epoch */
+
+/* Sleep up to ms; returns KIT_EINTR early if the user interrupted. */
+int kit_sleep_ms(int ms);
+
+/* Read a whole file; result is malloc'd and NUL-terminated. NULL on error. */
+char *kit_read_file(const char *path, size_t *len, char *err);
+
+/* Write data to path via a temporary file and rename(): never half-written. */
+int kit_write_file_atomic(const char *path, const void *data, size_t len,
+                          int mode, char *err);
+
+int kit_mkdir_p(const char *path, int mode, char *err);
+int kit_rm_rf(const char *path);
+int kit_file_exists(const char *path);
+int kit_is_dir(const char *path);
+
+/* Make a private (0700) temporary folder under $TMPDIR (or /tmp) named
+ * PREFIX-XXXXXX, and register it with cleanup so it is removed on every
+ * exit path. out receives the path. */
+int kit_mkdtemp(char *out, size_t outlen, const char *prefix, char *err);
+/* Remove a folder made by kit_mkdtemp and forget it. */
+void kit_rmdtemp(const char *path);
+
+/* A TCP port on 127.0.0.1 that was free a moment ago (0 on failure). */
+int kit_free_port(char *err);
+/* Try to connect to 127.0.0.1:port until it accepts or timeout_ms passes. */
+int kit_wait_port(int port, int timeout_ms);
+
+/* malloc'd printf. Aborts on out-of-memory, as the kit cannot go on. */
+char *kit_strdup_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+char *kit_strdup(const char *s);
+void *kit_xmalloc(size_t n);
+void *kit_xrealloc(void *p, size_t n);
+
+/* Absolute path of the running mqlab binary (cached). */
+const char *kit_self_exe(void);
+
+#endif

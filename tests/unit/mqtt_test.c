@@ -1,0 +1,551 @@
+/*
+ * mqtt_test.c - the mqtt client module against a real mosquitto.
+ *
+ * The suite starts its own broker (not through runner/broker.c, so the
+ * two modules can be tested apart) with two loopback listeners: one that
+ * accepts anonymous clients and one that refuses them.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <CUnit/CUnit.h>
+
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cleanup.h"
+#include "mqtt.h"
+#include "util.h"
+
+static char dir[512];
+static pid_t broker_pid;
+static int port_open, port_closed;
+
+static int start_broker(void)
+{
+    char err[KIT_ERRLEN];
+    if (kit_mkdtemp(dir, sizeof dir, "mqlab-mqtt-test", err) != KIT_OK) return -1;
+    port_open = kit_free_port(err);
+    port_closed = kit_free_port(err);
+    if (!port_open || !port_closed || port_open == port_closed) return -1;
+
+    struct passwd *pw = getpwuid(geteuid());
+    char *conf = kit_strdup_printf(
+        "per_listener_settings true\n"
+        "persistence false\n"
+        "user %s\n"
+        "log_dest file %s/broker.log\n"
+        "log_type all\n"
+        "listener %d 127.0.0.1\n"
+        "allow_anonymous true\n"
+        "listener %d 127.0.0.1\n"
+        "allow_anonymous false\n",
+        pw ? pw->pw_name : "root", dir, port_open, port_closed);
+    char *path = kit_strdup_printf("%s/mosquitto.conf", dir);
+    int rc = kit_write_file_atomic(path, conf, strlen(conf), 0600, err);
+    free(conf);
+    if (rc != KIT_OK) { free(path); return -1; }
+
+    pid_t pid = fork();
+    if (pid < 0) { free(path); return -1; }
+    if (pid == 0) {
+        setpgid(0, 0);
+        int null = open("/dev/null", O_RDWR);
+        if (null >= 0) { dup2(null, 1); dup2(null, 2); }
+        execlp("mosquitto", "mosquitto", "-c", path, (char *)NULL);
+        execl("/usr/sbin/mosquitto", "mosquitto", "-c", path, (char *)NULL);
+        _exit(127);
+    }
+    free(path);
+    setpgid(pid, pid);
+    cleanup_track_pgid(pid);
+    broker_pid = pid;
+    if (kit_wait_port(port_open, 5000) != KIT_OK || kit_wait_port(port_closed, 5000) != KIT_OK)
+        return -1;
+    return 0;
+}
+
+static int suite_init(void)
+{
+    if (mq_init() != KIT_OK) return -1;
+    return start_broker();
+}
+
+static int suite_clean(void)
+{
+    mq_cleanup();
+    if (broker_pid > 0) {
+        kill(-broker_pid, SIGKILL);
+        waitpid(broker_pid, NULL, 0);
+        cleanup_untrack_pgid(broker_pid);
+        broker_pid = 0;
+    }
+    if (dir[0]) kit_rmdtemp(dir);
+    dir[0] = '\0';
+    return 0;
+}
+
+/* An anonymous client on the open listener; NULL (and a failed assert)
+ * if that does not work. */
+static mq_client_t *client(const char *id)
+{
+    char err[KIT_ERRLEN] = "";
+    mq_opts_t o = { .port = port_open, .id = id, .clean = 1 };
+    mq_client_t *c = NULL;
+    int rc = -1;
+    CU_ASSERT_EQUAL(mq_connect(&c, &o, &rc, err), KIT_OK);
+    CU_ASSERT_EQUAL(rc, 0);
+    if (!c) fprintf(stderr, "connect: %s\n", err);
+    return c;
+}
+
+static int subscribe(mq_client_t *c, const char *filter, int qos)
+{
+    char err[KIT_ERRLEN] = "";
+    int granted = -1;
+    int rc = mq_subscribe(c, filter, qos, 5000, &granted, err);
+    CU_ASSERT_EQUAL(rc, KIT_OK);
+    if (rc != KIT_OK) fprintf(stderr, "subscribe: %s\n", err);
+    return granted;
+}
+
+static void publish(mq_client_t *c, const char *topic, const char *payload, int qos, int retain)
+{
+    char err[KIT_ERRLEN] = "";
+    int mid = 0;
+    int rc = mq_publish(c, topic, payload, (int)strlen(payload), qos, retain, 5000, &mid, err);
+    CU_ASSERT_EQUAL(rc, KIT_OK);
+    CU_ASSERT(mid > 0);
+    if (rc != KIT_OK) fprintf(stderr, "publish: %s\n", err);
+}
+
+static void TEST_connect(void)
+{
+    mq_client_t *c = client(NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    CU_ASSERT(mq_is_connected(c));
+    const char *id = mq_id(c);
+    CU_ASSERT_EQUAL(strlen(id), 12);
+    CU_ASSERT_EQUAL(strncmp(id, "mqlab-", 6), 0);
+    CU_ASSERT_EQUAL(strspn(id + 6, "0123456789abcdef"), 6);
+
+    mq_client_t *d = client("fixed-id");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(d);
+    CU_ASSERT_STRING_EQUAL(mq_id(d), "fixed-id");
+
+    CU_ASSERT_EQUAL(mq_disconnect(c), KIT_OK);
+    CU_ASSERT(!mq_is_connected(c));
+    CU_ASSERT(mq_is_connected(d));
+    CU_ASSERT_EQUAL(mq_disconnect(c), KIT_ENOTCONN);
+    mq_free(c);
+    mq_free(d);
+}
+
+static void TEST_connect_refused(void)
+{
+    char err[KIT_ERRLEN] = "";
+    mq_client_t *c = (mq_client_t *)&err; /* must be reset to NULL */
+    int rc = -1;
+    mq_opts_t o = { .port = port_closed, .clean = 1 };
+    CU_ASSERT_EQUAL(mq_connect(&c, &o, &rc, err), KIT_EREFUSED);
+    CU_ASSERT_PTR_NULL(c);
+    CU_ASSERT_EQUAL(rc, 5);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "not authorised"));
+
+    /* MQTT 5 answers with a reason code instead. */
+    o.protocol = 5;
+    rc = -1;
+    CU_ASSERT_EQUAL(mq_connect(&c, &o, &rc, err), KIT_EREFUSED);
+    CU_ASSERT_PTR_NULL(c);
+    CU_ASSERT_EQUAL(rc, 135);
+
+    /* Nobody listening: an error, but not a CONNACK refusal. */
+    int nobody = kit_free_port(NULL);
+    CU_ASSERT_FATAL(nobody > 0);
+    mq_opts_t p = { .port = nobody, .clean = 1 };
+    rc = -1;
+    CU_ASSERT_EQUAL(mq_connect(&c, &p, &rc, err), KIT_ERR);
+    CU_ASSERT_PTR_NULL(c);
+    CU_ASSERT_EQUAL(rc, -1);
+}
+
+static void TEST_connect_timeout(void)
+{
+    /* A socket that listens but never speaks MQTT: the kernel accepts
+     * the TCP connection, no CONNACK ever comes. */
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    CU_ASSERT_FATAL(fd >= 0);
+    struct sockaddr_in a = { .sin_family = AF_INET };
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t al = sizeof a;
+    CU_ASSERT_FATAL(bind(fd, (struct sockaddr *)&a, sizeof a) == 0);
+    CU_ASSERT_FATAL(listen(fd, 4) == 0);
+    CU_ASSERT_FATAL(getsockname(fd, (struct sockaddr *)&a, &al) == 0);
+
+    char err[KIT_ERRLEN] = "";
+    mq_client_t *c = NULL;
+    mq_opts_t o = { .port = ntohs(a.sin_port), .clean = 1, .timeout_ms = 300 };
+    int64_t t0 = kit_now_ms();
+    CU_ASSERT_EQUAL(mq_connect(&c, &o, NULL, err), KIT_ETIMEOUT);
+    int64_t took = kit_now_ms() - t0;
+    CU_ASSERT_PTR_NULL(c);
+    CU_ASSERT(took >= 290);
+    CU_ASSERT(took < 10000);
+    close(fd);
+}
+
+static void check_message(mq_message_t *m, const char *topic, const char *payload, int len, int qos, int retain)
+{
+    CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+    CU_ASSERT_STRING_EQUAL(m->topic, topic);
+    CU_ASSERT_EQUAL(m->len, len);
+    CU_ASSERT(memcmp(m->payload, payload, (size_t)len) == 0);
+    CU_ASSERT_EQUAL(m->payload[len], '\0');
+    CU_ASSERT_EQUAL(m->qos, qos);
+    CU_ASSERT_EQUAL(m->retain, retain);
+    CU_ASSERT(m->t_ms > 0);
+}
+
+static void TEST_roundtrip(void)
+{
+    mq_client_t *sub = client(NULL), *pub = client(NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(sub);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(pub);
+    CU_ASSERT_EQUAL(subscribe(sub, "rt/#", 2), 2);
+    CU_ASSERT_EQUAL(subscribe(sub, "rt1/#", 1), 1);
+
+    static const char bin[] = { 'a', '\0', 'b', '\xff' };
+    char err[KIT_ERRLEN];
+    int why = -1;
+    for (int qos = 0; qos <= 2; qos++) {
+        char topic[32], payload[32];
+        snprintf(topic, sizeof topic, "rt/q%d", qos);
+        snprintf(payload, sizeof payload, "payload at qos %d", qos);
+        publish(pub, topic, payload, qos, 0);
+        mq_message_t *m = mq_wait_message(sub, NULL, 5000, &why);
+        check_message(m, topic, payload, (int)strlen(payload), qos, 0);
+        if (m && m->qos > 0) CU_ASSERT(m->mid > 0);
+        mq_message_free(m);
+
+        /* Binary payload, and the delivered QoS is the lower of the two. */
+        int mid = 0;
+        CU_ASSERT_EQUAL(mq_publish(pub, "rt1/bin", bin, sizeof bin, qos, 0, 5000, &mid, err), KIT_OK);
+        m = mq_wait_message(sub, "rt1/bin", 5000, &why);
+        check_message(m, "rt1/bin", bin, sizeof bin, qos < 1 ? qos : 1, 0);
+        mq_message_free(m);
+    }
+    /* Empty payload. */
+    int mid = 0;
+    CU_ASSERT_EQUAL(mq_publish(pub, "rt/empty", NULL, 0, 1, 0, 5000, &mid, err), KIT_OK);
+    mq_message_t *m = mq_wait_message(sub, NULL, 5000, &why);
+    check_message(m, "rt/empty", "", 0, 1, 0);
+    mq_message_free(m);
+
+    /* Unsubscribed: nothing more arrives. */
+    CU_ASSERT_EQUAL(mq_unsubscribe(sub, "rt/#", 5000, err), KIT_OK);
+    publish(pub, "rt/after", "x", 1, 0);
+    CU_ASSERT_PTR_NULL(mq_wait_message(sub, NULL, 300, &why));
+    CU_ASSERT_EQUAL(why, KIT_ETIMEOUT);
+    mq_free(sub);
+    mq_free(pub);
+}
+
+static void TEST_retained(void)
+{
+    mq_client_t *pub = client(NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(pub);
+    publish(pub, "ret/a/state", "online", 1, 1);
+    publish(pub, "ret/a/live", "not kept", 1, 0);
+
+    mq_client_t *late = client(NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(late);
+    CU_ASSERT_EQUAL(subscribe(late, "ret/#", 1), 1);
+    int why = -1;
+    mq_message_t *m = mq_wait_message(late, NULL, 5000, &why);
+    check_message(m, "ret/a/state", "online", 6, 1, 1);
+    mq_message_free(m);
+    CU_ASSERT_PTR_NULL(mq_wait_message(late, NULL, 200, &why));
+
+    /* A live message on the same topic is not flagged retained. */
+    publish(pub, "ret/a/state", "again", 1, 1);
+    m = mq_wait_message(late, NULL, 5000, &why);
+    check_message(m, "ret/a/state", "again", 5, 1, 0);
+    mq_message_free(m);
+
+    /* Clear it so it does not leak into other tests. */
+    char err[KIT_ERRLEN];
+    CU_ASSERT_EQUAL(mq_publish(pub, "ret/a/state", NULL, 0, 1, 1, 5000, NULL, err), KIT_OK);
+    mq_free(late);
+    mq_free(pub);
+}
+
+static void TEST_wait_filter(void)
+{
+    mq_client_t *sub = client(NULL), *pub = client(NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(sub);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(pub);
+    CU_ASSERT_EQUAL(subscribe(sub, "wf/#", 1), 1);
+    publish(pub, "wf/a", "1", 1, 0);
+    publish(pub, "wf/b/x", "2", 1, 0);
+    publish(pub, "wf/a", "3", 1, 0);
+    publish(pub, "wf/c", "4", 1, 0);
+
+    int why = -1;
+    mq_message_t *m = mq_wait_message(sub, "wf/+/x", 5000, &why);
+    check_message(m, "wf/b/x", "2", 1, 1, 0);
+    mq_message_free(m);
+    /* "1" came before "2" on the same connection, so it is queued. */
+    CU_ASSERT(mq_pending(sub) >= 1);
+    m = mq_wait_message(sub, "wf/c", 5000, &why);
+    check_message(m, "wf/c", "4", 1, 1, 0);
+    mq_message_free(m);
+    CU_ASSERT_EQUAL(mq_pending(sub), 2);
+    /* The others stayed, in order. */
+    m = mq_wait_message(sub, NULL, 0, &why);
+    check_message(m, "wf/a", "1", 1, 1, 0);
+    mq_message_free(m);
+    m = mq_wait_message(sub, "wf/#", 0, &why);
+    check_message(m, "wf/a", "3", 1, 1, 0);
+    mq_message_free(m);
+    CU_ASSERT_EQUAL(mq_pending(sub), 0);
+    mq_free(sub);
+    mq_free(pub);
+}
+
+static void TEST_wait_timeout(void)
+{
+    mq_client_t *sub = client(NULL), *pub = client(NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(sub);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(pub);
+    CU_ASSERT_EQUAL(subscribe(sub, "wt/#", 1), 1);
+    publish(pub, "wt/other", "x", 1, 0);
+
+    /* A queued message that does not match does not end the wait. */
+    int why = -1;
+    int64_t t0 = kit_now_ms();
+    mq_message_t *m = mq_wait_message(sub, "wt/none", 400, &why);
+    int64_t took = kit_now_ms() - t0;
+    CU_ASSERT_PTR_NULL(m);
+    CU_ASSERT_EQUAL(why, KIT_ETIMEOUT);
+    CU_ASSERT(took >= 390);
+    CU_ASSERT(took < 10000);
+    CU_ASSERT_EQUAL(mq_pending(sub), 1);
+
+    /* Zero: a look, no wait. */
+    why = -1;
+    CU_ASSERT_PTR_NULL(mq_wait_message(sub, "wt/none", 0, &why));
+    CU_ASSERT_EQUAL(why, KIT_ETIMEOUT);
+    mq_free(sub);
+    mq_free(pub);
+}
+
+static mq_client_t *client_with_will(const char *topic)
+{
+    char err[KIT_ERRLEN] = "";
+    mq_opts_t o = { .port = port_open, .clean = 1, .will_topic = topic,
+                    .will_payload = "offline", .will_len = 7, .will_qos = 1 };
+    mq_client_t *c = NULL;
+    CU_ASSERT_EQUAL(mq_connect(&c, &o, NULL, err), KIT_OK);
+    return c;
+}
+
+static void TEST_will(void)
+{
+    mq_client_t *watch = client(NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(watch);
+    CU_ASSERT_EQUAL(subscribe(watch, "will/+/status", 1), 1);
+
+    mq_client_t *a = client_with_will("will/a/status");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+    CU_ASSERT_EQUAL(mq_kill(a), KIT_OK);
+    CU_ASSERT(!mq_is_connected(a));
+    CU_ASSERT_EQUAL(mq_kill(a), KIT_OK);
+    int why = -1;
+    mq_message_t *m = mq_wait_message(watch, NULL, 5000, &why);
+    check_message(m, "will/a/status", "offline", 7, 1, 0);
+    mq_message_free(m);
+
+    mq_client_t *b = client_with_will("will/b/status");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+    CU_ASSERT_EQUAL(mq_disconnect(b), KIT_OK);
+    CU_ASSERT(!mq_is_connected(b));
+    /* c's will arriving shows the broker is past b's DISCONNECT; b's
+     * will must not follow. */
+    mq_client_t *c = client_with_will("will/c/status");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    mq_free(c);  /* still connected: freeing closes dirty */
+    m = mq_wait_message(watch, NULL, 5000, &why);
+    check_message(m, "will/c/status", "offline", 7, 1, 0);
+    mq_message_free(m);
+    CU_ASSERT_PTR_NULL(mq_wait_message(watch, "will/b/#", 500, &why));
+    CU_ASSERT_EQUAL(why, KIT_ETIMEOUT);
+    mq_free(a);
+    mq_free(b);
+    mq_free(watch);
+}
+
+static void TEST_invalid(void)
+{
+    mq_client_t *c = client(NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    char err[KIT_ERRLEN] = "";
+    int granted = 7;
+    CU_ASSERT_EQUAL(mq_subscribe(c, "a/#/b", 1, 1000, &granted, err), KIT_EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "a/#/b"));
+    CU_ASSERT_EQUAL(mq_subscribe(c, "a+/b", 1, 1000, &granted, err), KIT_EINVAL);
+    CU_ASSERT_EQUAL(mq_subscribe(c, "", 1, 1000, &granted, err), KIT_EINVAL);
+    CU_ASSERT_EQUAL(mq_subscribe(c, "a/b", 3, 1000, &granted, err), KIT_EINVAL);
+    CU_ASSERT_EQUAL(mq_unsubscribe(c, "#/a", 1000, err), KIT_EINVAL);
+    CU_ASSERT_EQUAL(mq_publish(c, "a/+", "x", 1, 0, 0, 1000, NULL, err), KIT_EINVAL);
+    CU_ASSERT_EQUAL(mq_publish(c, "a/#", "x", 1, 1, 0, 1000, NULL, err), KIT_EINVAL);
+    int why = -1;
+    CU_ASSERT_PTR_NULL(mq_wait_message(c, "a/#/b", 0, &why));
+    CU_ASSERT_EQUAL(why, KIT_EINVAL);
+    /* Still usable afterwards. */
+    CU_ASSERT(mq_is_connected(c));
+    CU_ASSERT_EQUAL(subscribe(c, "a/+/b", 0), 0);
+    mq_free(c);
+
+    /* A will on a wildcard topic, an id that cannot be persistent. */
+    mq_opts_t o = { .port = port_open, .clean = 1, .will_topic = "w/#", .will_payload = "x", .will_len = 1 };
+    mq_client_t *d = NULL;
+    CU_ASSERT_EQUAL(mq_connect(&d, &o, NULL, err), KIT_EINVAL);
+    CU_ASSERT_PTR_NULL(d);
+    mq_opts_t p = { .port = port_open, .clean = 0, .id = "" };
+    CU_ASSERT_EQUAL(mq_connect(&d, &p, NULL, err), KIT_EINVAL);
+    CU_ASSERT_PTR_NULL(d);
+}
+
+static void TEST_interleaved(void)
+{
+    enum { N = 200 };
+    mq_client_t *sub = client(NULL), *pub = client(NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(sub);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(pub);
+    CU_ASSERT_EQUAL(subscribe(sub, "il/#", 1), 1);
+
+    char err[KIT_ERRLEN] = "";
+    int ok = 0;
+    for (int i = 0; i < N; i++) {
+        char p[16];
+        int n = snprintf(p, sizeof p, "%d", i);
+        ok += mq_publish(pub, "il/seq", p, n, 1, 0, 5000, NULL, err) == KIT_OK;
+    }
+    CU_ASSERT_EQUAL(ok, N);
+    /* The subscriber was read while the publisher waited. */
+    CU_ASSERT(mq_pending(sub) > 0);
+
+    int inorder = 0, why = -1;
+    for (int i = 0; i < N; i++) {
+        mq_message_t *m = mq_wait_message(sub, NULL, 5000, &why);
+        if (!m) break;
+        inorder += atoi(m->payload) == i && m->qos == 1;
+        mq_message_free(m);
+    }
+    CU_ASSERT_EQUAL(inorder, N);
+    CU_ASSERT_EQUAL(mq_pending(sub), 0);
+    mq_free(sub);
+    mq_free(pub);
+}
+
+static void TEST_lost(void)
+{
+    /* Taking over the client id makes the broker drop the first client:
+     * it must notice, and stay disconnected. */
+    mq_client_t *first = client("takeover-me");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(first);
+    CU_ASSERT_EQUAL(subscribe(first, "lost/#", 1), 1);
+    mq_client_t *second = client("takeover-me");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(second);
+
+    int why = -1;
+    CU_ASSERT_PTR_NULL(mq_wait_message(first, NULL, 5000, &why));
+    CU_ASSERT_EQUAL(why, KIT_ENOTCONN);
+    CU_ASSERT(!mq_is_connected(first));
+    CU_ASSERT(mq_is_connected(second));
+    mq_pump(200);
+    CU_ASSERT(!mq_is_connected(first));
+
+    char err[KIT_ERRLEN] = "";
+    CU_ASSERT_EQUAL(mq_publish(first, "lost/x", "x", 1, 1, 0, 1000, NULL, err), KIT_ENOTCONN);
+    int granted;
+    CU_ASSERT_EQUAL(mq_subscribe(first, "lost/y", 1, 1000, &granted, err), KIT_ENOTCONN);
+    mq_free(first);
+    mq_free(second);
+}
+
+static void TEST_keepalive(void)
+{
+    /* Nothing to send for longer than the keepalive: the pump must send
+     * a PINGREQ on its own (the broker logs it) and stay connected. */
+    char err[KIT_ERRLEN] = "";
+    mq_opts_t o = { .port = port_open, .clean = 1, .keepalive = 5 };
+    mq_client_t *c = NULL;
+    CU_ASSERT_EQUAL_FATAL(mq_connect(&c, &o, NULL, err), KIT_OK);
+    int why = -1;
+    CU_ASSERT_PTR_NULL(mq_wait_message(c, NULL, 7000, &why));
+    CU_ASSERT_EQUAL(why, KIT_ETIMEOUT);
+    CU_ASSERT(mq_is_connected(c));
+
+    char *want = kit_strdup_printf("Received PINGREQ from %s", mq_id(c));
+    char *path = kit_strdup_printf("%s/broker.log", dir);
+    int seen = 0;
+    for (int i = 0; i < 20 && !seen; i++) {
+        char *log = kit_read_file(path, NULL, NULL);
+        seen = log && strstr(log, want);
+        free(log);
+        if (!seen) mq_pump(100);
+    }
+    CU_ASSERT(seen);
+    free(want);
+    free(path);
+    mq_free(c);
+}
+
+static void TEST_interrupt(void)
+{
+    mq_client_t *c = client(NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    cleanup_init();
+    raise(SIGINT);
+    int why = -1;
+    int64_t t0 = kit_now_ms();
+    CU_ASSERT_PTR_NULL(mq_wait_message(c, NULL, 5000, &why));
+    CU_ASSERT_EQUAL(why, KIT_EINTR);
+    CU_ASSERT(kit_now_ms() - t0 < 4000);
+    char err[KIT_ERRLEN];
+    CU_ASSERT_EQUAL(mq_publish(c, "int/x", "x", 1, 1, 0, 5000, NULL, err), KIT_EINTR);
+    CU_ASSERT_EQUAL(mq_pump(1000), KIT_EINTR);
+    cleanup_clear_interrupt();
+    CU_ASSERT(mq_is_connected(c));
+    mq_free(c);
+}
+
+int init_mqtt_tests(void)
+{
+    CU_pSuite s = CU_add_suite("mqtt", suite_init, suite_clean);
+    if (!s) return 1;
+    if (!CU_add_test(s, "connect", TEST_connect)
+        || !CU_add_test(s, "connect refused", TEST_connect_refused)
+        || !CU_add_test(s, "connect timeout", TEST_connect_timeout)
+        || !CU_add_test(s, "publish/subscribe round trip", TEST_roundtrip)
+        || !CU_add_test(s, "retained", TEST_retained)
+        || !CU_add_test(s, "wait with a filter", TEST_wait_filter)
+        || !CU_add_test(s, "wait timeout", TEST_wait_timeout)
+        || !CU_add_test(s, "will on kill, not on disconnect", TEST_will)
+        || !CU_add_test(s, "invalid topics and filters", TEST_invalid)
+        || !CU_add_test(s, "interleaved clients", TEST_interleaved)
+        || !CU_add_test(s, "lost connection", TEST_lost)
+        || !CU_add_test(s, "keepalive", TEST_keepalive)
+        || !CU_add_test(s, "interrupt", TEST_interrupt))
+        return 1;
+    return 0;
+}

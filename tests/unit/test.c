@@ -1,0 +1,39 @@
+/*
+ * test.c - runs every CUnit suite of mqlab's C modules. Exits with the
+ * number of failures, as mosquitto's test/unit does.
+ */
+#include <CUnit/Basic.h>
+#include <stdio.h>
+
+#include "cleanup.h"
+#include "mqtt.h"
+
+int init_topics_tests(void);
+int init_store_tests(void);
+int init_programs_tests(void);
+int init_broker_tests(void);
+int init_mqtt_tests(void);
+int init_lab_tests(void);
+int init_report_tests(void);
+
+int main(void)
+{
+    cleanup_init();
+    mq_init();
+    if (CU_initialize_registry() != CUE_SUCCESS) return 1;
+    if (init_topics_tests() || init_store_tests() || init_programs_tests() || init_broker_tests() ||
+        init_mqtt_tests() || init_lab_tests() || init_report_tests()) {
+        fprintf(stderr, "could not register the test suites\n");
+        CU_cleanup_registry();
+        return 1;
+    }
+    CU_basic_set_mode(CU_BRM_NORMAL);
+    CU_basic_run_tests();
+    unsigned failures = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
+    unsigned failed = CU_get_number_of_tests_failed();
+    unsigned run = CU_get_number_of_tests_run();
+    CU_cleanup_registry();
+    mq_cleanup();
+    printf("\n%u passed, %u failed\n", run - failed, failed);
+    return failures > 255 ? 255 : (int)failures;
+}
