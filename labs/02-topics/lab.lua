@@ -58,8 +58,8 @@ local function params(rng)
                      caudal = "flow", estado = "state (online/offline)" }
   for _, pt in ipairs(points) do
     if pt.kind == "data" then
-      desc_es[#desc_es + 1] = string.format("- **%s**: %s del `%s`, %s, zona %s", pt.key, label_es[pt.what], pt.device, pt.plant, pt.zone)
-      desc_en[#desc_en + 1] = string.format("- **%s**: %s of `%s`, %s, zone %s", pt.key, label_en[pt.what], pt.device, pt.plant, pt.zone)
+      desc_es[#desc_es + 1] = string.format("- **%s**: %s (`%s`) del `%s`, %s, zona %s", pt.key, label_es[pt.what], pt.what, pt.device, pt.plant, pt.zone)
+      desc_en[#desc_en + 1] = string.format("- **%s**: %s (`%s`) of `%s`, %s, zone %s", pt.key, label_en[pt.what], pt.what, pt.device, pt.plant, pt.zone)
     else
       desc_es[#desc_es + 1] = string.format("- **%s**: comando `%s` para el `%s`, %s, zona %s", pt.key, pt.what, pt.device, pt.plant, pt.zone)
       desc_en[#desc_en + 1] = string.format("- **%s**: command `%s` to `%s`, %s, zone %s", pt.key, pt.what, pt.device, pt.plant, pt.zone)

@@ -73,10 +73,17 @@ static int start_broker(void)
     return 0;
 }
 
+static int suite_clean(void);
+
+/* CUnit does not run the cleanup of a suite whose init failed, so a
+ * half-started broker is taken down here. */
 static int suite_init(void)
 {
-    if (mq_init() != KIT_OK) return -1;
-    return start_broker();
+    if (mq_init() != KIT_OK || start_broker() != 0) {
+        suite_clean();
+        return -1;
+    }
+    return 0;
 }
 
 static int suite_clean(void)

@@ -336,6 +336,25 @@ static void TEST_wall_timeout(void)
     kit_rmdtemp(wd);
 }
 
+/* A signal sent the moment the program starts must not be lost (between
+ * fork and exec the child still has the kit's handlers). */
+static void TEST_signal_at_start(void)
+{
+    char err[KIT_ERRLEN], wd[PATH_MAX];
+    CU_ASSERT_FATAL(kit_mkdtemp(wd, sizeof wd, "mqlab-progwd", err) == KIT_OK);
+    prog_opts_t o = fixture_opts("sleeper", wd);
+    for (int i = 0; i < 5; i++) {
+        prog_t *p = NULL;
+        CU_ASSERT_FATAL(prog_start(&p, &o, err) == KIT_OK);
+        CU_ASSERT(prog_signal(p, SIGTERM) == KIT_OK);
+        CU_ASSERT(prog_wait(p, 20000) == KIT_OK);
+        CU_ASSERT_EQUAL(prog_term_signal(p), SIGTERM);
+        CU_ASSERT(prog_signal(p, SIGTERM) == KIT_ENOENT);
+        prog_free(p);
+    }
+    kit_rmdtemp(wd);
+}
+
 static void TEST_term_ignored(void)
 {
     char err[KIT_ERRLEN], wd[PATH_MAX];
@@ -457,6 +476,7 @@ int init_programs_tests(void)
         || !CU_add_test(s, "C build, environment and cwd", TEST_c_env_cwd)
         || !CU_add_test(s, "C compile error", TEST_c_compile_error)
         || !CU_add_test(s, "wall timeout", TEST_wall_timeout)
+        || !CU_add_test(s, "signal right after start", TEST_signal_at_start)
         || !CU_add_test(s, "TERM ignored gets KILL", TEST_term_ignored)
         || !CU_add_test(s, "no stray, leader running", TEST_no_stray_leader_running)
         || !CU_add_test(s, "no stray, leader exited", TEST_no_stray_leader_exited)
