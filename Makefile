@@ -5,6 +5,7 @@
 #   make test       unit tests (CUnit) and integration tests against real brokers
 #   make test-repeat  grade solutions and known-bad submissions 3 times each
 #   make bench      grading time of the solutions, start time of `mqlab list`
+#   make slides     render slides/*.md to build/slides/*.html
 #   make deps       install the Debian packages (or print the command)
 #   make install PREFIX=/usr/local DESTDIR=
 #   make clean
@@ -53,7 +54,7 @@ else
 Q := @
 endif
 
-.PHONY: all run test test-unit test-integration test-repeat bench deps install clean check-pkgs
+.PHONY: all run test test-repeat bench slides deps install clean check-pkgs
 
 all: mqlab
 
@@ -97,7 +98,7 @@ $(BUILD)/.dir:
 deps:
 	@sh tests/deps.sh $(DEB_PKGS)
 
-run: 
+run:
 	@sh tests/deps.sh $(DEB_PKGS)
 	@$(MAKE) --no-print-directory mqlab
 	@./mqlab tour
@@ -113,6 +114,9 @@ test-repeat: mqlab
 
 bench: mqlab
 	@sh bench/run.sh
+
+slides:
+	@python3 slides/render.py $(BUILD)/slides
 
 install: mqlab
 	install -d $(DESTDIR)$(PREFIX)/bin

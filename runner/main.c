@@ -376,7 +376,7 @@ static int cmd_list(int argc, char **argv)
         const char *col = !color ? "" : sum.passed ? "\033[32m" : sum.attempts ? "\033[33m" : "";
         char best[32] = "-";
         if (sum.attempts) snprintf(best, sizeof best, "%g/%g", sum.best_score, sum.max_score);
-        printf("%-16s %-44.44s %s%-14s%s %s\n", ids[i], info.title, col, status, color ? "\033[0m" : "", best);
+        printf("%-16s %-44s %s%-14s%s %s\n", ids[i], info.title, col, status, color ? "\033[0m" : "", best);
         lab_info_clear(&info);
         lab_free(lab);
     }
@@ -748,7 +748,8 @@ static int doctor_roundtrip(char *detail, size_t len)
     }
     mq_message_t *m = mq_wait_message(sub, "doctor/#", 3000, NULL);
     ok = m && strcmp(m->payload, "hola") == 0;
-    snprintf(detail, len, ok ? "127.0.0.1:%d, QoS 1 PUBLISH delivered" : "127.0.0.1:%d, the message did not arrive",
+    snprintf(detail, len, ok ? T("127.0.0.1:%d, a QoS 1 PUBLISH was delivered", "127.0.0.1:%d, se entregó un PUBLISH con QoS 1")
+                            : T("127.0.0.1:%d, the message did not arrive", "127.0.0.1:%d, el mensaje no llegó"),
              broker_port(b));
     mq_message_free(m);
 cleanup:
@@ -820,7 +821,7 @@ static int cmd_tour(int argc, char **argv)
     int rc = cmd_doctor(0, NULL);
     if (rc != EXIT_PASS) return rc;
     printf("\n");
-    rc = make_workspace(dir, student_id(NULL), 0);
+    rc = make_workspace(dir, student_id(NULL), 1);
     if (rc != EXIT_PASS) return rc;
     char abs[PATH_MAX];
     if (!realpath(dir, abs)) snprintf(abs, sizeof abs, "%s", dir);

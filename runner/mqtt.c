@@ -46,7 +46,6 @@ struct mq_client {
     int protocol;
     int got_connack, connack_rc;
     int connected;             /* CONNACK 0 seen and no disconnect since */
-    int lost_rc;               /* rc of the last on_disconnect */
     /* Completed mids (PUBLISH written / PUBACK / PUBCOMP / UNSUBACK), one
      * bit each: O(1) and no allocation inside callbacks. */
     unsigned char done[65536 / 8];
@@ -107,10 +106,9 @@ static void on_connect(struct mosquitto *m, void *ud, int rc)
 
 static void on_disconnect(struct mosquitto *m, void *ud, int rc)
 {
-    (void)m;
+    (void)m; (void)rc;
     mq_client_t *c = ud;
     c->connected = 0;
-    c->lost_rc = rc;
 }
 
 static void on_publish(struct mosquitto *m, void *ud, int mid)

@@ -489,9 +489,12 @@ static int build_c(prog_t *p, char *err)
         rc = kit_seterr(err, KIT_EMISSING, "no C compiler (cc) here; install it with: "
                         "apt-get install -y build-essential libmosquitto-dev");
     } else if (!WIFEXITED(st) || WEXITSTATUS(st) != 0 || !is_regular(p->exe)) {
+        /* Only the compiler's words: callers add "E.c does not compile"
+         * in the student's language. */
         char head[KIT_ERRLEN];
         first_lines(head, sizeof head, text, 10);
-        rc = kit_seterr(err, KIT_EINVAL, "%s does not compile:\n%s", p->file, head);
+        if (!head[0]) snprintf(head, sizeof head, "cc failed with no message");
+        rc = kit_seterr(err, KIT_EINVAL, "%s", head);
     }
 cleanup:
     if (nul >= 0) close(nul);

@@ -29,6 +29,13 @@ local function need(cond, level, fmt, ...)
   if not cond then error(string.format(fmt, ...), level + 1) end
 end
 
+-- lab{} is called as `return lab {...}`, a tail call: Lua no longer
+-- knows the caller's line. So lab-level mistakes are raised as a table
+-- naming the field, and load() finds that field's line in the source.
+local function lab_need(cond, field, fmt, ...)
+  if not cond then error({ lab_field = field, message = string.format(fmt, ...) }, 0) end
+end
+
 -- check{...}: validated where it is written, so a mistake names its line.
 local function check(def)
   need(type(def) == "table", 2, "check{} expects a table")
@@ -49,25 +56,25 @@ local function check(def)
 end
 
 local function lab(def)
-  need(type(def) == "table", 2, "lab{} expects a table")
-  need(type(def.id) == "string" and def.id:match("^%d%d%-[%w%-]+$"), 2,
+  lab_need(type(def) == "table", nil, "lab{} expects a table")
+  lab_need(type(def.id) == "string" and def.id:match("^%d%d%-[%w%-]+$"), "id",
        "lab: 'id' must look like '01-hello' (two digits, a dash, a name)")
-  need(is_text(def.title), 2, "lab '%s': 'title' must be {es=..., en=...}", def.id)
-  need(is_text(def.instructions) or type(def.instructions) == "function", 2,
+  lab_need(is_text(def.title), "title", "lab '%s': 'title' must be {es=..., en=...}", def.id)
+  lab_need(is_text(def.instructions) or type(def.instructions) == "function", "instructions",
        "lab '%s': 'instructions' must be {es=..., en=...} or a function(p, lang)", def.id)
-  need(def.params == nil or type(def.params) == "function", 2, "lab '%s': 'params' must be a function(rng, student)", def.id)
-  need(def.setup == nil or type(def.setup) == "function", 2, "lab '%s': 'setup' must be a function(ctx)", def.id)
-  need(type(def.checks) == "table" and #def.checks > 0, 2, "lab '%s': 'checks' must list at least one check{}", def.id)
-  need(type(def.hints) == "table" and #def.hints > 0, 2, "lab '%s': 'hints' must list at least one {es=..., en=...}", def.id)
+  lab_need(def.params == nil or type(def.params) == "function", "params", "lab '%s': 'params' must be a function(rng, student)", def.id)
+  lab_need(def.setup == nil or type(def.setup) == "function", "setup", "lab '%s': 'setup' must be a function(ctx)", def.id)
+  lab_need(type(def.checks) == "table" and #def.checks > 0, "checks", "lab '%s': 'checks' must list at least one check{}", def.id)
+  lab_need(type(def.hints) == "table" and #def.hints > 0, "hints", "lab '%s': 'hints' must list at least one {es=..., en=...}", def.id)
   for i, h in ipairs(def.hints) do
-    need(is_text(h), 2, "lab '%s': hint %d must be {es=..., en=...}", def.id, i)
+    lab_need(is_text(h), "hints", "lab '%s': hint %d must be {es=..., en=...}", def.id, i)
   end
   local seen = {}
   for i, c in ipairs(def.checks) do
-    need(type(c) == "table" and c._kind == "check", 2, "lab '%s': checks[%d] is not a check{}", def.id, i)
-    need(not seen[c.id], 2, "lab '%s': two checks are called '%s' (%s)", def.id, c.id, c._where)
+    lab_need(type(c) == "table" and c._kind == "check", "checks", "lab '%s': checks[%d] is not a check{}", def.id, i)
+    lab_need(not seen[c.id], "checks", "lab '%s': two checks are called '%s' (%s)", def.id, c.id, c._where)
     for _, dep in ipairs(c.after or {}) do
-      need(seen[dep], 2, "lab '%s': check '%s' (%s) comes after '%s', which is not an earlier check",
+      lab_need(seen[dep], "checks", "lab '%s': check '%s' (%s) comes after '%s', which is not an earlier check",
            def.id, c.id, c._where, tostring(dep))
     end
     seen[c.id] = true
@@ -111,11 +118,27 @@ M.sandbox = sandbox
 
 -- Load a lab from its source text. chunkname is "@path" so that errors
 -- read "labs/01-hello/lab.lua:12: ...".
+-- The line of `field =` in the source, else the line of `lab {`.
+local function field_line(code, field)
+  local n, lab_line = 0, nil
+  for line in (code .. "\n"):gmatch("([^\n]*)\n") do
+    n = n + 1
+    if field and line:match("^%s*" .. field .. "%s*=") then return n end
+    if not lab_line and line:match("lab%s*{") then lab_line = n end
+  end
+  return lab_line or 1
+end
+
 function M.load(code, chunkname)
   local fn, err = load(code, chunkname, "t", sandbox())
   if not fn then error(err, 0) end
   local ok, res = pcall(fn)
-  if not ok then error(res, 0) end
+  if not ok then
+    if type(res) == "table" and res.message then
+      res = string.format("%s:%d: %s", chunkname:sub(2), field_line(code, res.lab_field), res.message)
+    end
+    error(res, 0)
+  end
   if type(res) ~= "table" or res._kind ~= "lab" then
     error(chunkname:sub(2) .. ": the file must end with 'return lab { ... }'", 0)
   end

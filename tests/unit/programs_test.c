@@ -145,6 +145,16 @@ static void TEST_find_order(void)
     CU_ASSERT_STRING_EQUAL(prog_stdout(p, NULL), "exe ran\n");
     prog_free(p);
 
+    /* An exec failure is exit code 127 with the reason on its stderr. */
+    CU_ASSERT(write_file(dir, "y", "#!/nonexistent/interpreter\n", 0755) == 0);
+    o.name = "y";
+    CU_ASSERT_FATAL(prog_start(&p, &o, err) == KIT_OK);
+    CU_ASSERT(prog_wait(p, 20000) == KIT_OK);
+    CU_ASSERT_EQUAL(prog_exit_code(p), 127);
+    CU_ASSERT(strstr(prog_stderr(p, NULL), "mqlab: cannot run") != NULL);
+    prog_free(p);
+    o.name = "x";
+
     snprintf(path, sizeof path, "%s/x", dir);
     unlink(path);
     CU_ASSERT(prog_find(dir, "x", path, sizeof path, &kind, err) == KIT_ENOENT);

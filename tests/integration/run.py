@@ -1,0 +1,366 @@
+#!/usr/bin/env python3
+"""Integration tests: the real mqlab binary against real Mosquitto brokers.
+
+- every reference solution under solutions/ scores full marks;
+- every known-bad submission under tests/bad/ loses exactly the checks its
+  EXPECT file names (and their points), and nothing else;
+- the starter files of every lab score less than full marks;
+- the verdict contract (one JSON object, fields, exit codes, NN forms);
+- the workspace commands (init, hint, progress, reset) and grade;
+- nothing survives a check: no mosquitto, no student program, no temporary
+  folder, also when mqlab gets SIGINT in the middle of one.
+
+REPEAT=N grades each solution and bad submission N times and requires
+identical verdicts (make test-repeat). Standard library only.
+Output ends with "N passed, N failed".
+"""
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+MQLAB = os.path.join(ROOT, "mqlab")
+REPEAT = int(os.environ.get("REPEAT", "1"))
+
+passed = 0
+failed = 0
+
+
+def report(ok, name, detail=""):
+    global passed, failed
+    if ok:
+        passed += 1
+        print(f"  ok    {name}")
+    else:
+        failed += 1
+        print(f"  FAIL  {name}")
+        if detail:
+            for line in str(detail).splitlines()[:30]:
+                print(f"        {line}")
+    sys.stdout.flush()
+
+
+# Every run gets a private TMPDIR and progress database, so the leak
+# checks can look at exactly what this run made.
+RUN_TMP = tempfile.mkdtemp(prefix="mqlab-itest-")
+
+
+def env_for(tmpdir):
+    env = dict(os.environ)
+    env["TMPDIR"] = tmpdir
+    env["MQLAB_DB"] = os.path.join(RUN_TMP, "progress.db")
+    env["NO_COLOR"] = "1"
+    env.pop("MQLAB_STUDENT", None)
+    env.pop("MQLAB_LABS", None)
+    env["MQLAB_LANG"] = "en"
+    return env
+
+
+def mqlab(args, tmpdir=None, cwd=ROOT, timeout=120, extra_env=None):
+    tmpdir = tmpdir or fresh_tmp()
+    env = env_for(tmpdir)
+    if extra_env:
+        env.update(extra_env)
+    p = subprocess.run([MQLAB] + args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    return p
+
+
+_n = 0
+
+
+def fresh_tmp():
+    global _n
+    _n += 1
+    d = os.path.join(RUN_TMP, f"t{_n}")
+    os.mkdir(d)
+    return d
+
+
+def leftovers(tmpdir):
+    """What a finished mqlab left behind: files in its TMPDIR, processes
+    whose command line names it."""
+    files = os.listdir(tmpdir)
+    procs = subprocess.run(["pgrep", "-af", tmpdir], capture_output=True, text=True).stdout.strip()
+    return files, procs
+
+
+def grade(lab, folder):
+    """Grade once; returns (exit code, verdict dict or None, stderr, leftovers)."""
+    tmpdir = fresh_tmp()
+    p = mqlab(["check", lab, folder, "--format", "json", "--no-record"], tmpdir=tmpdir)
+    verdict = None
+    try:
+        lines = [l for l in p.stdout.splitlines() if l.strip()]
+        if len(lines) == 1:
+            verdict = json.loads(lines[0])
+    except ValueError:
+        verdict = None
+    return p.returncode, verdict, p.stderr + p.stdout, leftovers(tmpdir)
+
+
+def shape(v):
+    """The part of a verdict that must not change between runs."""
+    return (v["score"], v["max_score"], tuple((c["id"], c["passed"], c["skipped"]) for c in v["checks"]))
+
+
+def solution_dirs():
+    out = []
+    base = os.path.join(ROOT, "solutions")
+    for lab in sorted(os.listdir(base)):
+        top = os.path.join(base, lab)
+        if lab.startswith(".") or not os.path.isdir(top):
+            continue
+        for dirpath, dirnames, filenames in os.walk(top):
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith((".", "__")))
+            if any(not f.startswith(".") and f != "README.md" for f in filenames):
+                out.append((lab, dirpath))
+    return out
+
+
+def bad_dirs():
+    out = []
+    base = os.path.join(ROOT, "tests", "bad")
+    for lab in sorted(os.listdir(base)):
+        top = os.path.join(base, lab)
+        if lab.startswith(".") or not os.path.isdir(top):
+            continue
+        for name in sorted(os.listdir(top)):
+            d = os.path.join(top, name)
+            if os.path.isfile(os.path.join(d, "EXPECT")):
+                out.append((lab, d))
+    return out
+
+
+def read_expect(d):
+    ids = []
+    with open(os.path.join(d, "EXPECT")) as f:
+        for line in f:
+            line = line.strip()
+            if line and not line.startswith("#"):
+                ids.append(line)
+    return ids
+
+
+def rel(p):
+    return os.path.relpath(p, ROOT)
+
+
+def test_solutions():
+    print("solutions score full marks")
+    for lab, d in solution_dirs():
+        shapes = []
+        for i in range(REPEAT):
+            code, v, out, (files, procs) = grade(lab, d)
+            ok = code == 0 and v is not None and v["score"] == v["max_score"] and v["max_score"] > 0
+            report(ok, f"{rel(d)} full marks (run {i + 1})", out if not ok else "")
+            report(not files and not procs, f"{rel(d)} leaves nothing behind (run {i + 1})", f"{files} {procs}")
+            if v:
+                shapes.append(shape(v))
+        if REPEAT > 1:
+            report(len(set(shapes)) == 1 and len(shapes) == REPEAT, f"{rel(d)} same verdict {REPEAT} times", shapes)
+
+
+def test_bad():
+    print("known-bad submissions lose exactly their checks")
+    for lab, d in bad_dirs():
+        expect = set(read_expect(d))
+        shapes = []
+        for i in range(REPEAT):
+            code, v, out, (files, procs) = grade(lab, d)
+            if v is None:
+                report(False, f"{rel(d)} (run {i + 1})", out)
+                continue
+            lost = {c["id"] for c in v["checks"] if not c["passed"]}
+            known = {c["id"] for c in v["checks"]}
+            lost_points = sum(c["max_points"] for c in v["checks"] if c["id"] in expect)
+            ok = (code == 1 and lost == expect and not (expect - known)
+                  and abs(v["score"] - (v["max_score"] - lost_points)) < 1e-9)
+            detail = f"exit {code}; lost {sorted(lost)}; expected {sorted(expect)}\n" + "\n".join(
+                f"{c['id']}: {c['message']}" for c in v["checks"] if (c["id"] in lost) != (c["id"] in expect))
+            report(ok, f"{rel(d)} loses {sorted(expect)} (run {i + 1})", detail if not ok else "")
+            report(not files and not procs, f"{rel(d)} leaves nothing behind (run {i + 1})", f"{files} {procs}")
+            shapes.append(shape(v))
+        if REPEAT > 1:
+            report(len(set(shapes)) == 1 and len(shapes) == REPEAT, f"{rel(d)} same verdict {REPEAT} times", shapes)
+
+
+def test_workspace():
+    print("workspace: init, starter files, hint, progress, reset")
+    ws = os.path.join(RUN_TMP, "ws")
+    p = mqlab(["init", ws, "--student", "ana"])
+    report(p.returncode == 0, "init makes a workspace", p.stderr)
+    labs = sorted(d for d in os.listdir(ws) if not d.startswith("."))
+    report(labs[:2] == ["01-hello", "02-topics"], "one folder per lab", labs)
+    readme = open(os.path.join(ws, "01-hello", "README.md")).read()
+    report("MQTT_CLIENT_ID" in readme and "{{" not in readme, "lab README has the student's parameters", readme[:300])
+    # The workspace's own student and database.
+    wenv = {"MQLAB_DB": ""}
+    for lab in labs:
+        tmpdir = fresh_tmp()
+        p = mqlab(["check", lab[:2], "--format", "json"], tmpdir=tmpdir, cwd=os.path.join(ws, lab), extra_env=wenv)
+        try:
+            v = json.loads(p.stdout)
+            ok = p.returncode == 1 and v["score"] < v["max_score"] and v["student"] == "ana"
+        except ValueError:
+            ok, v = False, p.stdout
+        report(ok, f"starter files of {lab} score less than full marks", p.stderr + str(v)[:300])
+    # init again keeps the student's edits.
+    path = os.path.join(ws, "01-hello", "filters.txt")
+    with open(path, "w") as f:
+        f.write("F1 mine\n")
+    p = mqlab(["init", ws])
+    report(p.returncode == 0 and open(path).read() == "F1 mine\n", "init never overwrites a file", p.stdout + p.stderr)
+    h1 = mqlab(["hint", "01"], cwd=ws, extra_env=wenv)
+    h2 = mqlab(["hint", "1"], cwd=ws, extra_env=wenv)
+    report(h1.returncode == 0 and " 1/" in h1.stdout and " 2/" in h2.stdout, "hints come in order", h1.stdout + h2.stdout)
+    p = mqlab(["progress", "--json"], cwd=ws, extra_env=wenv)
+    try:
+        prog = json.loads(p.stdout)
+        l1 = [l for l in prog["labs"] if l["lab"] == "01-hello"][0]
+        ok = prog["student"] == "ana" and l1["attempts"] == 1 and l1["hints_used"] == 2 and not l1["passed"]
+    except (ValueError, KeyError, IndexError):
+        ok = False
+    report(ok, "progress counts attempts and hints", p.stdout + p.stderr)
+    p = mqlab(["reset", "01"], cwd=ws, extra_env=wenv)
+    p2 = mqlab(["progress", "--json"], cwd=ws, extra_env=wenv)
+    try:
+        l1 = [l for l in json.loads(p2.stdout)["labs"] if l["lab"] == "01-hello"][0]
+        ok = p.returncode == 0 and l1["attempts"] == 0 and l1["hints_used"] == 0
+    except (ValueError, KeyError, IndexError):
+        ok = False
+    report(ok, "reset forgets a lab", p.stdout + p2.stdout)
+
+
+def test_contract():
+    print("verdict contract and usage errors")
+    sol = os.path.join(ROOT, "solutions", "01-hello")
+    for nn in ("1", "01", "01-hello"):
+        code, v, out, _ = grade(nn, sol)
+        ok = code == 0 and v is not None and v["lab"] == "01-hello"
+        report(ok, f"NN may be {nn}", out if not ok else "")
+    code, v, out, _ = grade("01", sol)
+    keys = {"lab", "student", "score", "max_score", "duration_s", "checks"}
+    ckeys = {"id", "title", "passed", "skipped", "points", "max_points", "message"}
+    ok = v is not None and keys <= set(v) and all(ckeys <= set(c) for c in v["checks"]) and v["student"] == "reference"
+    report(ok, "JSON verdict has every field", out)
+    for args, name in ((["check", "99", sol], "unknown lab"), (["check", "01", "/nonexistent"], "missing folder"),
+                       (["check"], "no lab"), (["check", "01", "--bogus"], "unknown option"),
+                       (["check", "01", sol, "--format", "xml"], "unknown format"), (["frobnicate"], "unknown command")):
+        p = mqlab(args)
+        report(p.returncode == 2 and p.stderr.strip() != "", f"exit 2 on {name}", f"exit {p.returncode}: {p.stderr}")
+    for cmd in ("init", "list", "show", "check", "hint", "progress", "reset", "run", "broker", "grade", "doctor", "tour"):
+        p = mqlab([cmd, "--help"])
+        report(p.returncode == 0 and "mqlab " + cmd in p.stdout, f"{cmd} --help", p.stdout + p.stderr)
+    p = mqlab(["--lang", "es", "check", "--help"])
+    report("Uso" in p.stdout, "help in Spanish with --lang es", p.stdout)
+    p = mqlab(["check", "01", sol], extra_env={"MQLAB_LANG": "", "LANG": "es_ES.UTF-8"})
+    report("Nota:" in p.stdout, "Spanish from LANG", p.stdout[-200:])
+    p = mqlab(["doctor"])
+    report(p.returncode == 0, "doctor finds everything", p.stdout + p.stderr)
+
+
+def test_grade():
+    print("instructors: grade")
+    subs = os.path.join(RUN_TMP, "class")
+    os.mkdir(subs)
+    for name, src in (("ana", "solutions/01-hello"), ("bea", "tests/bad/01-hello/no-subscribe")):
+        dst = os.path.join(subs, name)
+        os.mkdir(dst)
+        for f in os.listdir(os.path.join(ROOT, src)):
+            if f != "EXPECT" and os.path.isfile(os.path.join(ROOT, src, f)):
+                with open(os.path.join(ROOT, src, f), "rb") as a, open(os.path.join(dst, f), "wb") as b:
+                    b.write(a.read())
+    db = os.path.join(RUN_TMP, "gradebook.db")
+    # The class's parameters are per student: ana's and bea's differ from
+    # the reference ones, so only the program checks can pass. Grade with
+    # MQLAB_STUDENT unset: the folder name is the student id.
+    tmpdir = fresh_tmp()
+    p = mqlab(["grade", "01", os.path.join(subs, "ana"), os.path.join(subs, "bea"), "--format", "csv", "--db", db],
+              tmpdir=tmpdir)
+    rows = [r for r in p.stdout.splitlines() if r]
+    ok = p.returncode == 0 and len(rows) == 3 and rows[0].startswith("student,lab,score") and \
+        rows[1].startswith("ana,01-hello") and rows[2].startswith("bea,01-hello")
+    report(ok, "grade --format csv: a header and one row per student", p.stdout + p.stderr)
+    try:
+        con = sqlite3.connect(db)
+        n = con.execute("select count(*) from attempts where lab='01-hello'").fetchone()[0]
+        students = sorted(r[0] for r in con.execute("select id from students"))
+        con.close()
+        ok = n == 2 and students == ["ana", "bea"]
+    except sqlite3.Error as e:
+        ok, n, students = False, str(e), []
+    report(ok, "grade keeps results in the gradebook", f"{n} {students}")
+    files, procs = leftovers(tmpdir)
+    report(not files and not procs, "grade leaves nothing behind", f"{files} {procs}")
+    p = mqlab(["grade", "01", os.path.join(subs, "ana"), "--format", "json", "--db", db])
+    try:
+        arr = json.loads(p.stdout)
+        ok = isinstance(arr, list) and len(arr) == 1 and arr[0]["student"] == "ana"
+    except ValueError:
+        ok = False
+    report(ok, "grade --format json is an array of verdicts", p.stdout[:300])
+
+
+def test_sigint():
+    print("Ctrl-C in the middle of a check leaves nothing behind")
+    sub = os.path.join(RUN_TMP, "sleeper")
+    os.mkdir(sub)
+    with open(os.path.join(sub, "hello.sh"), "w") as f:
+        f.write("#!/bin/sh\n# connects to nothing and waits: the check is still running when Ctrl-C comes\nexec sleep 287\n")
+    tmpdir = fresh_tmp()
+    proc = subprocess.Popen([MQLAB, "check", "01", sub, "--no-record"], cwd=ROOT, env=env_for(tmpdir),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # Wait until the broker and the program are both running.
+    deadline = time.time() + 10
+    broker = program = ""
+    while time.time() < deadline:
+        broker = subprocess.run(["pgrep", "-af", f"mosquitto -c {tmpdir}"], capture_output=True, text=True).stdout
+        program = subprocess.run(["pgrep", "-af", "sleep 287"], capture_output=True, text=True).stdout
+        if broker and program:
+            break
+        time.sleep(0.05)
+    report(bool(broker) and bool(program), "the check was running (broker and program up)", f"{broker!r} {program!r}")
+    proc.send_signal(signal.SIGINT)
+    try:
+        out, err = proc.communicate(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+    report(proc.returncode == 130, "mqlab exits 130 after SIGINT", f"exit {proc.returncode}: {err}")
+    time.sleep(0.2)
+    files, procs = leftovers(tmpdir)
+    sleepers = subprocess.run(["pgrep", "-af", "sleep 287"], capture_output=True, text=True).stdout.strip()
+    report(not files, "no temporary folder survives", files)
+    report(not procs, "no mosquitto survives", procs)
+    report(not sleepers, "no student program survives", sleepers)
+
+
+def main():
+    if not os.access(MQLAB, os.X_OK):
+        print("mqlab is not built; run make first")
+        print("0 passed, 1 failed")
+        return 1
+    only = sys.argv[1:]
+    tests = [("solutions", test_solutions), ("bad", test_bad)]
+    if REPEAT == 1:
+        tests += [("contract", test_contract), ("workspace", test_workspace), ("grade", test_grade),
+                  ("sigint", test_sigint)]
+    t0 = time.time()
+    try:
+        for name, fn in tests:
+            if not only or name in only:
+                fn()
+    finally:
+        subprocess.run(["rm", "-rf", RUN_TMP])
+    print(f"\nintegration: {time.time() - t0:.1f} s")
+    print(f"{passed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
