@@ -39,7 +39,8 @@ CODE_SPAN = re.compile(r"(`+)(.+?)(?<!`)\1(?!`)", re.S)
 LINK = re.compile(r"\[([^\]]+)\]\(([^)\s]+)\)")
 BOLD = re.compile(r"\*\*(?=\S)(.+?)(?<=\S)\*\*|__(?=\S)(.+?)(?<=\S)__")
 ITALIC = re.compile(r"(?<![\w*])\*(?=\S)(.+?)(?<=\S)\*(?![\w*])|(?<![\w_])_(?=\S)(.+?)(?<=\S)_(?![\w_])")
-SAFE_URL = re.compile(r"^(https?:|mailto:|#|[\w./-])", re.I)
+SCHEME = re.compile(r"^([a-z][a-z0-9+.-]*):", re.I)
+SAFE_SCHEMES = {"http", "https", "mailto"}
 
 
 def inline(text):
@@ -63,7 +64,8 @@ def inline(text):
 
     def link(m):
         url = html.unescape(m.group(2))
-        if not SAFE_URL.match(url):
+        scheme = SCHEME.match(url)
+        if scheme and scheme.group(1).lower() not in SAFE_SCHEMES:
             return m.group(0)
         return '<a href="%s">%s</a>' % (html.escape(url), m.group(1))
 
@@ -305,13 +307,12 @@ nav{position:fixed;left:0;right:0;bottom:0;display:none;justify-content:space-be
 .js nav{display:flex}nav a{color:#aab4be;text-decoration:none}
 nav button{background:none;border:1px solid #56606b;color:#d0d7de;border-radius:4px;padding:.1em .7em;font-size:14px;cursor:pointer}
 @media print{html,body{background:#fff}main{display:block;padding:0}nav{display:none!important}
-  .slide,.js .slide{display:block;width:100%;height:auto;min-height:0;box-shadow:none;page-break-after:always;font-size:16pt}}
+  .slide,.js .slide{display:block;width:100%;height:auto;min-height:0;box-shadow:none;page-break-after:always;font-size:16pt!important}}
 """
 
 JS = """
 (function(){
   var d=document, slides=d.querySelectorAll('.slide'), n=slides.length, cur=0;
-  d.documentElement.className+=' js';
   function fit(s){
     // Shrink a slide's text until it fits its box (long code, wide tables).
     var f=1; s.style.fontSize='';
@@ -351,6 +352,7 @@ PAGE = """<!DOCTYPE html>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{title}</title>
 <style>{css}</style>
+<script>document.documentElement.className+=" js";</script>
 </head>
 <body>
 <main>

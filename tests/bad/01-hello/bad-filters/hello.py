@@ -1,0 +1,36 @@
+"""Lab 01 reference solution: connect, subscribe, publish "hola", receive it, leave.
+
+The order matters: publishing before the SUBACK could miss our own message,
+so the publish happens in on_subscribe.
+"""
+import os
+import sys
+
+import paho.mqtt.client as mqtt
+
+topic = os.environ["MQTT_TOPIC"]
+
+
+def on_connect(client, userdata, flags, rc):
+    if rc != 0:
+        print(f"connection refused: {mqtt.connack_string(rc)}", file=sys.stderr)
+        client.disconnect()
+        return
+    client.subscribe(topic, qos=1)
+
+
+def on_subscribe(client, userdata, mid, granted_qos):
+    client.publish(topic, "hola", qos=1)
+
+
+def on_message(client, userdata, msg):
+    print(f"{msg.topic} {msg.payload.decode()}", flush=True)
+    client.disconnect()
+
+
+client = mqtt.Client(client_id=os.environ["MQTT_CLIENT_ID"], clean_session=True)
+client.on_connect = on_connect
+client.on_subscribe = on_subscribe
+client.on_message = on_message
+client.connect(os.environ["MQTT_HOST"], int(os.environ["MQTT_PORT"]), keepalive=30)
+client.loop_forever()
