@@ -86,7 +86,7 @@ local function why_absent(t, ctx)
   end
   t:fail({ es = "el broker no vio ninguna conexión de tu programa (salió con código %s). Su salida de error:\n%s",
            en = "the broker saw no connection from your program (it exited with code %s). Its stderr:\n%s" },
-         tostring(d.prog:exit_code()), err ~= "" and err or "(vacía / empty)")
+         tostring(d.prog:exit_code()), err ~= "" and err or ctx:text({ es = "(vacía)", en = "(empty)" }))
 end
 
 local function filter_check(key, n)
@@ -387,7 +387,8 @@ If you get stuck: `mqlab hint 01` (it is recorded).
         end
         t:fail({ es = "el broker envió el mensaje a «%s», pero el programa no imprimió la línea «%s». Imprimió:\n%s",
                  en = "the broker sent the message to '%s', but the program did not print the line '%s'. It printed:\n%s" },
-               d.client, want, tail(d.stdout, 400) ~= "" and tail(d.stdout, 400) or "(nada / nothing)")
+               d.client, want, tail(d.stdout, 400) ~= "" and tail(d.stdout, 400)
+                 or ctx:text({ es = "(nada)", en = "(nothing)" }))
       end,
     },
 
@@ -420,8 +421,8 @@ If you get stuck: `mqlab hint 01` (it is recorded).
       en = "Read the variables with os.environ['MQTT_CLIENT_ID'] (Python) or getenv (C). The port changes on every run: never hard-code it." },
     { es = "Publica dentro de on_subscribe (cuando llega el SUBACK), no justo después de connect(): si publicas antes de estar suscrito, tu propio mensaje no te llega.",
       en = "Publish inside on_subscribe (when the SUBACK arrives), not right after connect(): if you publish before you are subscribed, your own message will not reach you." },
-    { es = "En on_message imprime f\"{msg.topic} {msg.payload.decode()}\" con flush=True y luego llama a client.disconnect(); loop_forever() termina tras el DISCONNECT.",
-      en = "In on_message print f\"{msg.topic} {msg.payload.decode()}\" with flush=True, then call client.disconnect(); loop_forever() returns after the DISCONNECT." },
+    { es = "En on_message imprime f\"{msg.topic} {msg.payload.decode()}\" con flush=True y luego llama a client.disconnect(); loop_forever() termina tras el DISCONNECT. En C con libmosquitto, desconecta cuando hayan llegado las dos cosas, tu mensaje (on_message) y su PUBACK (on_publish): si el PUBACK llega después de mosquitto_disconnect(), la librería puede cerrar sin enviar el DISCONNECT.",
+      en = "In on_message print f\"{msg.topic} {msg.payload.decode()}\" with flush=True, then call client.disconnect(); loop_forever() returns after the DISCONNECT. In C with libmosquitto, disconnect once both have arrived, your message (on_message) and its PUBACK (on_publish): if the PUBACK comes after mosquitto_disconnect(), the library may close without sending the DISCONNECT." },
     { es = "Filtros: cada nivel del topic es un tramo entre barras. «+» sustituye a un tramo entero; «#» a todo lo que queda. acme/v1/+/norte/temp selecciona la temperatura del norte de todas las plantas.",
       en = "Filters: each level is the part between slashes. '+' replaces one whole level; '#' everything that is left. acme/v1/+/norte/temp selects the north temperature of every plant." },
   },

@@ -332,8 +332,10 @@ function Check:say(msg, ...)
   self.lines[#self.lines + 1] = text.format(msg, self.lang, ...)
 end
 
+-- The success message; after an expect() failed it would contradict the
+-- feedback already given, so it is dropped.
 function Check:pass(msg, ...)
-  if msg then self:say(msg, ...) end
+  if msg and not self.failed then self:say(msg, ...) end
 end
 
 function Check:fail(msg, ...)
@@ -399,7 +401,7 @@ function M.check(ctx, i)
   if dep then
     res.skipped = true
     res.message = ctx:text({ es = "no se evalúa: antes debe pasar «%s» (%s)",
-                             en = "not run: «%s» (%s) has to pass first" }, depres.title, dep)
+                             en = "not run: \"%s\" (%s) has to pass first" }, depres.title, dep)
     return res
   end
   local t = setmetatable({ lines = {}, failed = false, lang = ctx.lang, p = ctx.p }, Check)
