@@ -332,21 +332,23 @@ static void add_result(lua_State *L, verdict_t *v)
 
 /* After setup failed, every check is reported (failed, 0 points) with
  * the reason, so the student still sees the whole lab. */
-static void fail_all(lua_State *L, int ref, verdict_t *v, const char *why)
+static void fail_all(lua_State *L, int ref, const char *lang, verdict_t *v, const char *why)
 {
     lua_rawgeti(L, LUA_REGISTRYINDEX, ref);
     lua_getfield(L, -1, "checks");
     lua_Integer n = luaL_len(L, -1);
     for (lua_Integer i = 1; i <= n; i++) {
         lua_rawgeti(L, -1, i);
-        char *id = dup_field(L, -1, "id");
-        lua_getfield(L, -1, "title");
-        lua_getfield(L, -1, "en");
-        const char *title = lua_tostring(L, -1);
-        lua_getfield(L, -4, "points");
-        verdict_add(v, id, title, 0, 0, 0, lua_tonumber(L, -1), why);
-        free(id);
-        lua_pop(L, 4);
+        int c = lua_gettop(L);
+        lua_getfield(L, c, "id");
+        lua_getfield(L, c, "points");
+        lua_getfield(L, c, "title");
+        if (lua_istable(L, -1)) {
+            lua_getfield(L, -1, lang);
+            lua_replace(L, -2);
+        }
+        verdict_add(v, lua_tostring(L, c + 1), lua_tostring(L, c + 3), 0, 0, 0, lua_tonumber(L, c + 2), why);
+        lua_settop(L, c - 1);
     }
     lua_pop(L, 2);
 }
@@ -387,12 +389,18 @@ int lab_grade(lab_t *lab, const char *dir, const char *student, const char *lang
 
     push_engine(L, "setup");
     lua_pushvalue(L, ctx);
-    rc = host_call(lab->h, 1, 0, err, errlen);
-    if (rc == KIT_ERR) {
-        /* An {environment=true} error means the machine lacks something
-         * (e.g. mosquitto); anything else is the lab's own failure. */
+    rc = host_call(lab->h, 1, 3, err, errlen);
+    if (rc == KIT_OK) {
+        /* true, or nil + "missing"/"error" + message: the machine could
+         * not give the lab what it needs (e.g. mosquitto). */
+        if (!lua_toboolean(L, -3)) {
+            const char *code = lua_tostring(L, -2);
+            snprintf(err, errlen, "%s", lua_isstring(L, -1) ? lua_tostring(L, -1) : "setup failed");
+            rc = code && strcmp(code, "missing") == 0 ? KIT_EMISSING : KIT_ERR;
+        }
+        lua_pop(L, 3);
+    } else if (rc == KIT_ERR) {
         first_line(err);
-        if (strstr(err, "not installed") || strstr(err, "install it")) rc = KIT_EMISSING;
     }
     if (rc == KIT_OK) {
         lua_rawgeti(L, LUA_REGISTRYINDEX, lab->ref);
@@ -408,7 +416,7 @@ int lab_grade(lab_t *lab, const char *dir, const char *student, const char *lang
         }
     } else if (rc == KIT_ERR) {
         v->error = kit_strdup(err);
-        fail_all(L, lab->ref, v, err);
+        fail_all(L, lab->ref, lang, v, err);
         rc = KIT_OK;
     }
 

@@ -363,7 +363,9 @@ end
 
 -- Everything a lab needs before its checks: the private folder, the
 -- broker, then the lab's own setup (which usually runs the program once
--- and keeps what it saw in ctx.data).
+-- and keeps what it saw in ctx.data). Returns true, or nil, code,
+-- message when the machine could not provide what the lab needs; a bug
+-- in the lab raises.
 function M.setup(ctx)
   local labdef = ctx.lab
   ctx.workdir = kit.tmpdir("mqlab-run")
@@ -371,8 +373,10 @@ function M.setup(ctx)
     local name = labdef.broker
     local tmpl = kit.embedded("broker-config/" .. name .. ".conf")
     if not tmpl then error("lab '" .. labdef.id .. "': no broker profile '" .. name .. "'", 0) end
-    local b, msg = brokermod.start { template = tmpl, name = name }
-    if not b then error({ environment = true, message = msg }, 0) end
+    local b, msg, code = brokermod.start { template = tmpl, name = name }
+    -- Not the lab's fault nor the student's: tell the C side which it is
+    -- ("missing" becomes exit code 3 with the install hint).
+    if not b then return nil, code == "missing" and "missing" or "error", msg end
     ctx.broker = ctx:own(b)
   end
   if labdef.setup then

@@ -262,6 +262,11 @@ def test_contract():
     report("Nota:" in p.stdout, "Spanish from LANG", p.stdout[-200:])
     p = mqlab(["doctor"])
     report(p.returncode == 0, "doctor finds everything", p.stdout + p.stderr)
+    tmpdir = fresh_tmp()
+    p = mqlab(["check", "01", sol], tmpdir=tmpdir, extra_env={"MQLAB_MOSQUITTO": "/nonexistent/mosquitto"})
+    files, procs = leftovers(tmpdir)
+    report(p.returncode == 3 and "apt-get install -y mosquitto" in p.stderr and not files,
+           "exit 3 with the install command when mosquitto is missing", f"exit {p.returncode}: {p.stderr} {files}")
 
 
 def test_grade():

@@ -103,6 +103,25 @@ static void TEST_grade_engine_lab(void)
     lab_free(lab);
 }
 
+static void TEST_setup_error_fails_every_check(void)
+{
+    char err[4096];
+    lab_t *lab = NULL;
+    CU_ASSERT_EQUAL_FATAL(lab_load_file(h, FIX "setup-error.lua", &lab, err, sizeof err), KIT_OK);
+    verdict_t v;
+    CU_ASSERT_EQUAL_FATAL(lab_grade(lab, ".", "ana", "es", &v, err, sizeof err), KIT_OK);
+    CU_ASSERT_EQUAL(v.nchecks, 2);
+    CU_ASSERT_DOUBLE_EQUAL(v.max_score, 5, 1e-9);
+    CU_ASSERT_DOUBLE_EQUAL(v.score, 0, 1e-9);
+    CU_ASSERT(v.error && strstr(v.error, "setup-error.lua:7:"));
+    if (v.nchecks == 2) {
+        CU_ASSERT_STRING_EQUAL(v.checks[1].title, "dos");
+        CU_ASSERT(!v.checks[1].passed && strstr(v.checks[1].message, "setup-error.lua:7:"));
+    }
+    verdict_clear(&v);
+    lab_free(lab);
+}
+
 static void TEST_params_are_per_student_and_stable(void)
 {
     char err[4096];
@@ -176,6 +195,7 @@ int init_lab_tests(void)
         !CU_add_test(s, "sandbox has no os.execute", TEST_sandbox_has_no_os_execute) ||
         !CU_add_test(s, "missing lab file", TEST_missing_file) ||
         !CU_add_test(s, "grade: pass, fail, skip, timeout, lab bug", TEST_grade_engine_lab) ||
+        !CU_add_test(s, "a setup bug fails every check, keeping points", TEST_setup_error_fails_every_check) ||
         !CU_add_test(s, "params per student, texts per language", TEST_params_are_per_student_and_stable) ||
         !CU_add_test(s, "NN resolves as 1, 01, 01-hello", TEST_resolve_names) ||
         !CU_add_test(s, "every embedded lab loads", TEST_embedded_labs_load))
