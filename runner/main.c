@@ -345,6 +345,18 @@ static int cmd_init(int argc, char **argv)
 
 /* ------------------------------------------------------------ list, show */
 
+/* Print s left-aligned in a column of width characters. printf pads by
+ * bytes, which shifts every column after an accented word ("TÍTULO"). */
+static void column(const char *s, int width)
+{
+    int chars = 0;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        if ((*p & 0xC0) != 0x80) chars++;
+    fputs(s, stdout);
+    for (; chars < width; chars++) putchar(' ');
+    putchar(' ');
+}
+
 static int cmd_list(int argc, char **argv)
 {
     (void)argv;
@@ -359,7 +371,10 @@ static int cmd_list(int argc, char **argv)
     int n;
     lab_ids(&ids, &n);
     int color = report_color(stdout);
-    printf("%-16s %-44s %-14s %s\n", "LAB", T("TITLE", "TÍTULO"), T("STATUS", "ESTADO"), T("BEST", "MEJOR"));
+    column("LAB", 16);
+    column(T("TITLE", "TÍTULO"), 44);
+    column(T("STATUS", "ESTADO"), 14);
+    printf("%s\n", T("BEST", "MEJOR"));
     for (int i = 0; i < n; i++) {
         lab_t *lab;
         char err[4096];
@@ -376,7 +391,11 @@ static int cmd_list(int argc, char **argv)
         const char *col = !color ? "" : sum.passed ? "\033[32m" : sum.attempts ? "\033[33m" : "";
         char best[32] = "-";
         if (sum.attempts) snprintf(best, sizeof best, "%g/%g", sum.best_score, sum.max_score);
-        printf("%-16s %-44s %s%-14s%s %s\n", ids[i], info.title, col, status, color ? "\033[0m" : "", best);
+        column(ids[i], 16);
+        column(info.title, 44);
+        fputs(col, stdout);
+        column(status, 14);
+        printf("%s%s\n", color ? "\033[0m" : "", best);
         lab_info_clear(&info);
         lab_free(lab);
     }
