@@ -529,9 +529,10 @@ static int cmd_grade(int argc, char **argv)
     }
     int exit_code = EXIT_PASS, first = 1;
     if (strcmp(fmt, "json") == 0) fputs("[", stdout);
-    if (strcmp(fmt, "text") == 0)
-        printf("%-24s %9s %8s  %s\n", T("STUDENT", "ESTUDIANTE"), T("SCORE", "NOTA"), T("TIME", "TIEMPO"),
-               T("FAILED CHECKS", "COMPROBACIONES FALLIDAS"));
+    if (strcmp(fmt, "text") == 0) {
+        column(T("STUDENT", "ESTUDIANTE"), 24);
+        printf("%9s %8s  %s\n", T("SCORE", "NOTA"), T("TIME", "TIEMPO"), T("FAILED CHECKS", "COMPROBACIONES FALLIDAS"));
+    }
     for (int i = 1; i < argc; i++) {
         char abs[PATH_MAX];
         if (!realpath(argv[i], abs)) continue;
@@ -551,7 +552,8 @@ static int cmd_grade(int argc, char **argv)
         } else {
             char score[32];
             snprintf(score, sizeof score, "%g/%g", v.score, v.max_score);
-            printf("%-24s %9s %7.1fs  ", base, score, v.duration_s);
+            column(base, 24);
+            printf("%9s %7.1fs  ", score, v.duration_s);
             int any = 0;
             for (int k = 0; k < v.nchecks; k++)
                 if (!v.checks[k].passed) { printf("%s%s", any ? ", " : "", v.checks[k].id); any = 1; }

@@ -116,8 +116,6 @@ local function sandbox()
 end
 M.sandbox = sandbox
 
--- Load a lab from its source text. chunkname is "@path" so that errors
--- read "labs/01-hello/lab.lua:12: ...".
 -- The line of `field =` in the source, else the line of `lab {`.
 local function field_line(code, field)
   local n, lab_line = 0, nil
@@ -129,6 +127,8 @@ local function field_line(code, field)
   return lab_line or 1
 end
 
+-- Load a lab from its source text. chunkname is "@path" so that errors
+-- read "labs/01-hello/lab.lua:12: ...".
 function M.load(code, chunkname)
   local fn, err = load(code, chunkname, "t", sandbox())
   if not fn then error(err, 0) end
