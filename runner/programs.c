@@ -150,8 +150,10 @@ static void set_limit(int res, rlim_t soft, rlim_t hard)
     setrlimit(res, &r);
 }
 
-/* In the child, between fork and exec. The kit is single-threaded, so the
- * libc calls here are safe. */
+/* In the child, between fork and exec. The kit may have a proxy thread
+ * running, so only calls that take no lock are made here (no malloc, no
+ * stdio streams): system calls, and snprintf into a stack buffer on the
+ * way out. */
 static void child_exec(const spawn_req *s, pid_t parent)
 {
     setpgid(0, 0);

@@ -1,0 +1,1276 @@
+/*
+ * proxy_test.c - the fault proxy against a real mosquitto.
+ *
+ * The client side is a raw TCP socket writing hand-built MQTT 3.1.1
+ * bytes, so what crosses the proxy is exactly known; an observer (the
+ * kit's own client, runner/mqtt.h) subscribes directly on the broker to
+ * see what the broker made of it. No test relies on timing luck: "did
+ * not happen" is shown by ordering (a later packet arrives first, or a
+ * sentinel published afterwards is the next message), and every wait has
+ * a generous deadline and no upper bound on time is asserted.
+ *
+ * Tests run from the repository root (broker-config/plain.conf).
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <CUnit/CUnit.h>
+
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "broker.h"
+#include "mqtt.h"
+#include "packet.h"
+#include "proxy.h"
+#include "util.h"
+
+#define WAIT_MS 10000
+
+static broker_t *the_broker;
+
+static int suite_init(void)
+{
+    char err[KIT_ERRLEN] = "";
+    char *tmpl = kit_read_file("broker-config/plain.conf", NULL, err);
+    if (!tmpl) {
+        fprintf(stderr, "proxy tests: %s\n", err);
+        return 1;
+    }
+    broker_opts_t o = { .name = "plain", .tmpl = tmpl };
+    int rc = broker_start(&the_broker, &o, err);
+    free(tmpl);
+    if (rc != KIT_OK) {
+        fprintf(stderr, "proxy tests: %s\n", err);
+        the_broker = NULL;
+        return 1;
+    }
+    return 0;
+}
+
+static int suite_clean(void)
+{
+    broker_free(the_broker);
+    the_broker = NULL;
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Hand-built MQTT 3.1.1                                              */
+
+static size_t put_str(uint8_t *b, const char *s)
+{
+    size_t n = strlen(s);
+    b[0] = (uint8_t)(n >> 8);
+    b[1] = (uint8_t)n;
+    memcpy(b + 2, s, n);
+    return n + 2;
+}
+
+static size_t frame(uint8_t *out, uint8_t first, const uint8_t *body, size_t n)
+{
+    size_t k = 0;
+    out[k++] = first;
+    size_t rem = n;
+    do {
+        uint8_t byte = rem % 128;
+        rem /= 128;
+        if (rem) byte |= 0x80;
+        out[k++] = byte;
+    } while (rem);
+    memcpy(out + k, body, n);
+    return k + n;
+}
+
+/* CONNECT, clean session; a will when will_topic is not NULL. */
+static size_t mk_connect(uint8_t *out, const char *id, int keepalive, const char *will_topic,
+                         const char *will_payload, int will_qos)
+{
+    uint8_t body[512];
+    size_t n = put_str(body, "MQTT");
+    body[n++] = 4;
+    uint8_t flags = 0x02;
+    if (will_topic) flags |= (uint8_t)(0x04 | (will_qos << 3));
+    body[n++] = flags;
+    body[n++] = (uint8_t)(keepalive >> 8);
+    body[n++] = (uint8_t)keepalive;
+    n += put_str(body + n, id);
+    if (will_topic) {
+        n += put_str(body + n, will_topic);
+        n += put_str(body + n, will_payload);
+    }
+    return frame(out, 0x10, body, n);
+}
+
+/* out must hold len + strlen(topic) + 9 bytes. */
+static size_t mk_publish(uint8_t *out, const char *topic, const void *payload, size_t len, int qos, int id)
+{
+    uint8_t *body = kit_xmalloc(len + strlen(topic) + 4);
+    size_t n = put_str(body, topic);
+    if (qos) {
+        body[n++] = (uint8_t)(id >> 8);
+        body[n++] = (uint8_t)id;
+    }
+    memcpy(body + n, payload, len);
+    n += len;
+    size_t total = frame(out, (uint8_t)(0x30 | (qos << 1)), body, n);
+    free(body);
+    return total;
+}
+
+static size_t mk_subscribe(uint8_t *out, int id, const char *filter, int qos)
+{
+    uint8_t body[300];
+    body[0] = (uint8_t)(id >> 8);
+    body[1] = (uint8_t)id;
+    size_t n = 2 + put_str(body + 2, filter);
+    body[n++] = (uint8_t)qos;
+    return frame(out, 0x82, body, n);
+}
+
+static size_t mk_puback(uint8_t *out, int id)
+{
+    out[0] = 0x40;
+    out[1] = 2;
+    out[2] = (uint8_t)(id >> 8);
+    out[3] = (uint8_t)id;
+    return 4;
+}
+
+static const uint8_t PINGREQ[] = { 0xc0, 0x00 };
+static const uint8_t DISCONNECT[] = { 0xe0, 0x00 };
+
+/* ------------------------------------------------------------------ */
+/* Raw sockets                                                        */
+
+static int tcp_connect(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -1;
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+        close(fd);
+        return -1;
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    return fd;
+}
+
+static int write_all(int fd, const void *buf, size_t len)
+{
+    const uint8_t *b = buf;
+    while (len) {
+        ssize_t w = send(fd, b, len, MSG_NOSIGNAL);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) return -1;
+        b += w;
+        len -= (size_t)w;
+    }
+    return 0;
+}
+
+/* Exactly n bytes within timeout_ms: n on success, 0 on EOF, -1 on
+ * timeout, -2 on a reset. */
+static long read_n(int fd, uint8_t *buf, size_t n, int timeout_ms)
+{
+    size_t got = 0;
+    int64_t end = kit_now_ms() + timeout_ms;
+    while (got < n) {
+        int64_t left = end - kit_now_ms();
+        if (left <= 0) return -1;
+        struct pollfd pfd = { .fd = fd, .events = POLLIN };
+        int r = poll(&pfd, 1, (int)left);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) return -1;
+        ssize_t k = recv(fd, buf + got, n - got, 0);
+        if (k == 0) return 0;
+        if (k < 0) {
+            if (errno == EINTR || errno == EAGAIN) continue;
+            return -2;
+        }
+        got += (size_t)k;
+    }
+    return (long)n;
+}
+
+/* One whole packet into buf (cap bytes): its size, 0 on EOF, -1 on
+ * timeout, -2 on a reset, -3 when it does not fit. */
+static long read_packet(int fd, uint8_t *buf, size_t cap, int timeout_ms)
+{
+    long r = read_n(fd, buf, 1, timeout_ms);
+    if (r <= 0) return r;
+    size_t rem = 0, k = 1;
+    for (int mult = 1; ; mult *= 128) {
+        r = read_n(fd, buf + k, 1, timeout_ms);
+        if (r <= 0) return r;
+        rem += (size_t)(buf[k] & 0x7f) * (size_t)mult;
+        if (!(buf[k++] & 0x80)) break;
+        if (k > 4) return -3;
+    }
+    if (k + rem > cap) return -3;
+    if (rem) {
+        r = read_n(fd, buf + k, rem, timeout_ms);
+        if (r <= 0) return r;
+    }
+    return (long)(k + rem);
+}
+
+/* Read and throw away packets until EOF: 1 on EOF, 2 on a reset, 0 on
+ * timeout. */
+static int read_until_eof(int fd)
+{
+    uint8_t buf[4096];
+    for (;;) {
+        long r = read_packet(fd, buf, sizeof buf, WAIT_MS);
+        if (r == 0) return 1;
+        if (r == -2) return 2;
+        if (r < 0) return 0;
+    }
+}
+
+/* Nothing to read and no EOF at this moment. */
+static int silent(int fd)
+{
+    struct pollfd pfd = { .fd = fd, .events = POLLIN };
+    return poll(&pfd, 1, 0) == 0;
+}
+
+/* CONNECT through the proxy and expect CONNACK 0. */
+static int mqtt_open(int port, const char *id, int keepalive, const char *will_topic, const char *will_payload)
+{
+    int fd = tcp_connect(port);
+    if (fd < 0) return -1;
+    uint8_t buf[600];
+    size_t n = mk_connect(buf, id, keepalive, will_topic, will_payload, 1);
+    uint8_t ack[4];
+    if (write_all(fd, buf, n) != 0 || read_packet(fd, ack, sizeof ack, WAIT_MS) != 4 ||
+        ack[0] != 0x20 || ack[3] != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static int publish_raw(int fd, const char *topic, const char *payload, int qos, int id)
+{
+    uint8_t buf[1024];
+    size_t n = mk_publish(buf, topic, payload, strlen(payload), qos, id);
+    return write_all(fd, buf, n);
+}
+
+/* Expect a PUBACK for id as the next packet. */
+static int expect_puback(int fd, int id)
+{
+    uint8_t buf[16];
+    return read_packet(fd, buf, sizeof buf, WAIT_MS) == 4 && buf[0] == 0x40 &&
+           buf[2] == (uint8_t)(id >> 8) && buf[3] == (uint8_t)id;
+}
+
+/* ------------------------------------------------------------------ */
+/* Proxy, trace, observer                                             */
+
+static proxy *start_proxy(int upstream)
+{
+    char err[KIT_ERRLEN] = "";
+    px_opts o = { .upstream_port = upstream ? upstream : broker_port(the_broker) };
+    proxy *p = NULL;
+    int rc = proxy_start(&o, &p, err);
+    CU_ASSERT_EQUAL(rc, KIT_OK);
+    if (rc != KIT_OK) fprintf(stderr, "proxy_start: %s\n", err);
+    return p;
+}
+
+static int add_rule(proxy *p, px_action action, int type, int dir, unsigned nth, unsigned times)
+{
+    char err[KIT_ERRLEN] = "";
+    px_rule r;
+    memset(&r, 0, sizeof r);
+    r.action = action;
+    r.type = type;
+    r.dir = dir;
+    r.nth = nth;
+    r.times = times;
+    int idx = proxy_add_rule(p, &r, err);
+    CU_ASSERT(idx >= 0);
+    return idx;
+}
+
+/* kind, type (-1 any), dir (-1 any), conn (0 any) */
+static int ev_match(const px_event *e, int kind, int type, int dir, unsigned conn)
+{
+    return e->kind == kind && (type < 0 || e->type == type) && (dir < 0 || e->dir == dir) &&
+           (!conn || e->conn == conn);
+}
+
+/* The nth (1-based) event matching, waiting for it up to WAIT_MS. */
+static const px_event *wait_ev(proxy *p, int kind, int type, int dir, unsigned conn, int nth)
+{
+    int64_t end = kit_now_ms() + WAIT_MS;
+    for (;;) {
+        size_t n = proxy_count(p);
+        int seen = 0;
+        for (size_t i = 0; i < n; i++) {
+            const px_event *e = proxy_event(p, i);
+            if (e && ev_match(e, kind, type, dir, conn) && ++seen == nth) return e;
+        }
+        int64_t left = end - kit_now_ms();
+        if (left <= 0) return NULL;
+        if (proxy_wait(p, n, (int)left) == KIT_EINTR) return NULL;
+    }
+}
+
+static int count_ev(proxy *p, int kind, int type, int dir)
+{
+    int n = 0;
+    size_t count = proxy_count(p);
+    for (size_t i = 0; i < count; i++)
+        if (ev_match(proxy_event(p, i), kind, type, dir, 0)) n++;
+    return n;
+}
+
+static mq_client_t *observer(const char *id, const char *filter)
+{
+    char err[KIT_ERRLEN] = "";
+    mq_opts_t o = { .port = broker_port(the_broker), .id = id, .clean = 1 };
+    mq_client_t *c = NULL;
+    int rc = -1;
+    CU_ASSERT_EQUAL_FATAL(mq_connect(&c, &o, &rc, err), KIT_OK);
+    int granted = -1;
+    CU_ASSERT_EQUAL(mq_subscribe(c, filter, 1, WAIT_MS, &granted, err), KIT_OK);
+    CU_ASSERT_EQUAL(granted, 1);
+    return c;
+}
+
+/* The observer's next message is on topic with payload. */
+static int next_msg_is(mq_client_t *obs, const char *topic, const char *payload)
+{
+    mq_message_t *m = mq_wait_message(obs, NULL, WAIT_MS, NULL);
+    if (!m) {
+        fprintf(stderr, "no message (wanted %s %s)\n", topic, payload);
+        return 0;
+    }
+    int ok = strcmp(m->topic, topic) == 0 && strcmp(m->payload, payload) == 0;
+    if (!ok) fprintf(stderr, "got %s \"%s\", wanted %s \"%s\"\n", m->topic, m->payload, topic, payload);
+    mq_message_free(m);
+    return ok;
+}
+
+/* Publish a sentinel from the observer itself and expect it as the
+ * next message: everything the broker had sent before it was seen. */
+static int sentinel_next(mq_client_t *obs, const char *topic)
+{
+    char err[KIT_ERRLEN] = "";
+    int mid = 0;
+    if (mq_publish(obs, topic, "sentinel", 8, 1, 0, WAIT_MS, &mid, err) != KIT_OK) return 0;
+    return next_msg_is(obs, topic, "sentinel");
+}
+
+/* ------------------------------------------------------------------ */
+/* Tests                                                              */
+
+static void TEST_names(void)
+{
+    CU_ASSERT_STRING_EQUAL(px_dir_name(PX_UP), "up");
+    CU_ASSERT_STRING_EQUAL(px_dir_name(PX_DOWN), "down");
+    CU_ASSERT_STRING_EQUAL(px_dir_name(PX_ANY), "any");
+    CU_ASSERT_STRING_EQUAL(px_fate_name(PX_SENT), "sent");
+    CU_ASSERT_STRING_EQUAL(px_fate_name(PX_CUT_MID), "cut_mid");
+    CU_ASSERT_STRING_EQUAL(px_fate_name(PX_BLACKHOLED), "blackholed");
+    CU_ASSERT_STRING_EQUAL(px_kind_name(PX_EV_OPEN), "open");
+    CU_ASSERT_STRING_EQUAL(px_kind_name(PX_EV_ERROR), "error");
+    CU_ASSERT_EQUAL(px_action_from_name("drop"), PX_DROP);
+    CU_ASSERT_EQUAL(px_action_from_name("cut-after"), PX_CUT_AFTER);
+    CU_ASSERT_EQUAL(px_action_from_name("cut_bytes"), PX_CUT_BYTES);
+    CU_ASSERT_EQUAL(px_action_from_name("blackhole"), PX_BLACKHOLE);
+    CU_ASSERT_EQUAL(px_action_from_name("explode"), -1);
+    CU_ASSERT_EQUAL(px_action_from_name(""), -1);
+
+    proxy *p = start_proxy(0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+    CU_ASSERT(proxy_port(p) > 0);
+    char err[KIT_ERRLEN] = "";
+    px_rule r;
+    memset(&r, 0, sizeof r);
+    r.action = (px_action)42;
+    CU_ASSERT_EQUAL(proxy_add_rule(p, &r, err), -1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "action"));
+    r.action = PX_DELAY;
+    r.delay_ms = -5;
+    CU_ASSERT_EQUAL(proxy_add_rule(p, &r, err), -1);
+    r.delay_ms = 5;
+    r.dir = 7;
+    CU_ASSERT_EQUAL(proxy_add_rule(p, &r, err), -1);
+    r.dir = PX_ANY;
+    CU_ASSERT_EQUAL(proxy_add_rule(p, &r, err), 0);
+    CU_ASSERT_EQUAL(proxy_add_rule(p, &r, err), 1);
+    CU_ASSERT_EQUAL(proxy_rule_fired(p, 1), 0);
+    CU_ASSERT_EQUAL(proxy_count(p), 0);
+    CU_ASSERT_PTR_NULL(proxy_event(p, 0));
+    CU_ASSERT_EQUAL(proxy_wait(p, 0, 10), KIT_ETIMEOUT);
+
+    /* The port is taken now: a second proxy on it fails cleanly. */
+    px_opts o = { .upstream_port = broker_port(the_broker), .listen_port = proxy_port(p) };
+    proxy *q = (proxy *)&q;
+    CU_ASSERT_EQUAL(proxy_start(&o, &q, err), KIT_ERR);
+    CU_ASSERT_PTR_NULL(q);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "Address already in use"));
+    o.upstream_host = "localhost";
+    CU_ASSERT_EQUAL(proxy_start(&o, &q, err), KIT_EINVAL);
+    proxy_stop(p);
+    proxy_stop(p);      /* idempotent */
+    proxy_free(p);
+    proxy_free(NULL);
+}
+
+static void TEST_forward_and_trace(void)
+{
+    proxy *p = start_proxy(0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+    int fd = tcp_connect(proxy_port(p));
+    CU_ASSERT_FATAL(fd >= 0);
+    uint8_t buf[1024];
+    size_t n = mk_connect(buf, "pxt-fwd", 60, NULL, NULL, 0);
+    CU_ASSERT_EQUAL(write_all(fd, buf, n), 0);
+    CU_ASSERT_EQUAL(read_packet(fd, buf, sizeof buf, WAIT_MS), 4);
+    CU_ASSERT(buf[0] == 0x20 && buf[3] == 0);
+
+    n = mk_subscribe(buf, 1, "pxt/fwd/#", 1);
+    CU_ASSERT_EQUAL(write_all(fd, buf, n), 0);
+    CU_ASSERT_EQUAL(read_packet(fd, buf, sizeof buf, WAIT_MS), 5);
+    CU_ASSERT(buf[0] == 0x90 && buf[3] == 1 && buf[4] == 1);
+
+    /* A QoS 1 PUBLISH to our own subscription: PUBACK and the PUBLISH
+     * come back, in an order that is the broker's business. */
+    CU_ASSERT_EQUAL(publish_raw(fd, "pxt/fwd/a", "hello", 1, 2), 0);
+    int got_puback = 0, got_publish = 0, down_id = -1;
+    for (int i = 0; i < 2; i++) {
+        long r = read_packet(fd, buf, sizeof buf, WAIT_MS);
+        CU_ASSERT_FATAL(r > 0);
+        if (buf[0] == 0x40 && buf[3] == 2) got_puback = 1;
+        if ((buf[0] & 0xf0) == 0x30) {
+            got_publish = 1;
+            size_t tl = (size_t)(buf[2] << 8 | buf[3]);
+            down_id = buf[4 + tl] << 8 | buf[5 + tl];
+        }
+    }
+    CU_ASSERT(got_puback && got_publish);
+    CU_ASSERT(down_id > 0);
+    n = mk_puback(buf, down_id);
+    CU_ASSERT_EQUAL(write_all(fd, buf, n), 0);
+
+    /* A big payload: many reads and partial writes in the proxy. */
+    size_t big = 200000;
+    char *payload = kit_xmalloc(big);
+    for (size_t i = 0; i < big; i++) payload[i] = (char)('a' + i % 26);
+    uint8_t *bigpkt = kit_xmalloc(big + 64);
+    n = mk_publish(bigpkt, "pxt/fwd/big", payload, big, 1, 3);
+    CU_ASSERT_EQUAL(write_all(fd, bigpkt, n), 0);
+    int big_acked = 0;
+    for (int i = 0; i < 2; i++) {
+        long r = read_packet(fd, bigpkt, big + 64, WAIT_MS);
+        CU_ASSERT_FATAL(r > 0);
+        if (bigpkt[0] == 0x40 && bigpkt[3] == 3) big_acked = 1;
+        if ((bigpkt[0] & 0xf0) == 0x30) {
+            CU_ASSERT_EQUAL((size_t)r, n);
+            size_t h = 1;
+            while (bigpkt[h] & 0x80) h++;
+            h++;
+            size_t tl = (size_t)(bigpkt[h] << 8 | bigpkt[h + 1]);
+            CU_ASSERT(memcmp(bigpkt + (size_t)r - big, payload, big) == 0);
+            int id = bigpkt[h + 2 + tl] << 8 | bigpkt[h + 3 + tl];
+            uint8_t ack[4];
+            CU_ASSERT_EQUAL(write_all(fd, ack, mk_puback(ack, id)), 0);
+        }
+    }
+    CU_ASSERT(big_acked);
+    CU_ASSERT_EQUAL(write_all(fd, DISCONNECT, sizeof DISCONNECT), 0);
+    CU_ASSERT_EQUAL(read_until_eof(fd), 1);
+    close(fd);
+
+    /* The broker closes after a DISCONNECT; the client waited for that. */
+    const px_event *e = wait_ev(p, PX_EV_CLOSE, -1, -1, 0, 1);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(e);
+    CU_ASSERT_STRING_EQUAL(e->text, "broker closed the connection");
+
+    e = wait_ev(p, PX_EV_OPEN, -1, -1, 0, 1);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(e);
+    CU_ASSERT_EQUAL(e->conn, 1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(e->text, "connected"));
+
+    e = wait_ev(p, PX_EV_PACKET, PKT_CONNECT, PX_UP, 1, 1);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(e);
+    CU_ASSERT_EQUAL(e->decoded, 1);
+    CU_ASSERT_EQUAL(e->fate, PX_SENT);
+    CU_ASSERT_EQUAL(e->level, 4);
+    CU_ASSERT_EQUAL(e->clean, 1);
+    CU_ASSERT_EQUAL(e->keepalive, 60);
+    CU_ASSERT_EQUAL(e->will, 0);
+    CU_ASSERT_STRING_EQUAL(e->client_id, "pxt-fwd");
+    CU_ASSERT_PTR_NOT_NULL(e->text);
+
+    e = wait_ev(p, PX_EV_PACKET, PKT_CONNACK, PX_DOWN, 1, 1);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(e);
+    CU_ASSERT_EQUAL(e->reason, 0);
+    CU_ASSERT_EQUAL(e->session_present, 0);
+    CU_ASSERT_EQUAL(e->size, 4);
+
+    e = wait_ev(p, PX_EV_PACKET, PKT_SUBSCRIBE, PX_UP, 1, 1);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(e);
+    CU_ASSERT_EQUAL(e->packet_id, 1);
+    CU_ASSERT_EQUAL_FATAL(e->nfilters, 1);
+    CU_ASSERT_STRING_EQUAL(e->filters[0], "pxt/fwd/#");
+    CU_ASSERT_EQUAL(e->filter_qos[0], 1);
+
+    e = wait_ev(p, PX_EV_PACKET, PKT_SUBACK, PX_DOWN, 1, 1);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(e);
+    CU_ASSERT_EQUAL(e->packet_id, 1);
+    CU_ASSERT_EQUAL(e->ncodes, 1);
+    CU_ASSERT_EQUAL(e->codes[0], 1);
+
+    e = wait_ev(p, PX_EV_PACKET, PKT_PUBLISH, PX_UP, 1, 1);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(e);
+    CU_ASSERT_EQUAL(e->qos, 1);
+    CU_ASSERT_EQUAL(e->packet_id, 2);
+    CU_ASSERT_STRING_EQUAL(e->topic, "pxt/fwd/a");
+    CU_ASSERT_EQUAL(e->payload_len, 5);
+    CU_ASSERT_EQUAL(e->payload_kept, 5);
+    CU_ASSERT_STRING_EQUAL(e->payload, "hello");
+
+    e = wait_ev(p, PX_EV_PACKET, PKT_PUBACK, PX_DOWN, 1, 1);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(e);
+    CU_ASSERT_EQUAL(e->packet_id, 2);
+    e = wait_ev(p, PX_EV_PACKET, PKT_PUBLISH, PX_DOWN, 1, 1);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(e);
+    CU_ASSERT_STRING_EQUAL(e->topic, "pxt/fwd/a");
+    CU_ASSERT_EQUAL(e->packet_id, down_id);
+    e = wait_ev(p, PX_EV_PACKET, PKT_PUBACK, PX_UP, 1, 1);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(e);
+    CU_ASSERT_EQUAL(e->packet_id, down_id);
+
+    e = wait_ev(p, PX_EV_PACKET, PKT_PUBLISH, PX_UP, 1, 2);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(e);
+    CU_ASSERT_EQUAL(e->payload_len, big);
+    CU_ASSERT_EQUAL(e->payload_kept, PX_PAYLOAD_KEEP);
+    CU_ASSERT(memcmp(e->payload, payload, PX_PAYLOAD_KEEP) == 0);
+    CU_ASSERT_EQUAL(e->payload[PX_PAYLOAD_KEEP], '\0');
+    CU_ASSERT_EQUAL(e->size, n);
+    CU_ASSERT_PTR_NOT_NULL(wait_ev(p, PX_EV_PACKET, PKT_DISCONNECT, PX_UP, 1, 1));
+
+    /* Every packet was forwarded, time never runs backwards, and the
+     * CLOSE comes last. */
+    size_t count = proxy_count(p);
+    int64_t last = 0;
+    for (size_t i = 0; i < count; i++) {
+        const px_event *x = proxy_event(p, i);
+        CU_ASSERT(x->t_us >= last);
+        last = x->t_us;
+        if (x->kind == PX_EV_PACKET) {
+            CU_ASSERT_EQUAL(x->fate, PX_SENT);
+            CU_ASSERT_EQUAL(x->decoded, 1);
+        }
+        CU_ASSERT(x->kind != PX_EV_ERROR);
+    }
+    CU_ASSERT_EQUAL(proxy_event(p, count - 1)->kind, PX_EV_CLOSE);
+    px_stats st;
+    proxy_stats(p, &st);
+    CU_ASSERT_EQUAL(st.connections, 1);
+    CU_ASSERT_EQUAL(st.packets[PX_UP], 7);     /* CONNECT SUBSCRIBE PUBLISH PUBACK PUBLISH PUBACK DISCONNECT */
+    CU_ASSERT_EQUAL(st.packets[PX_DOWN], 6);   /* CONNACK SUBACK PUBACK PUBLISH PUBACK PUBLISH */
+    CU_ASSERT(st.bytes[PX_UP] > big);
+    CU_ASSERT_EQUAL(proxy_open_conns(p), 0);
+    free(payload);
+    free(bigpkt);
+    proxy_free(p);
+}
+
+static void TEST_split_and_batched_writes(void)
+{
+    proxy *p = start_proxy(0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+    int fd = tcp_connect(proxy_port(p));
+    CU_ASSERT_FATAL(fd >= 0);
+    uint8_t buf[1024];
+    size_t n = mk_connect(buf, "pxt-split", 60, "pxt/split/will", "w", 0);
+    for (size_t i = 0; i < n; i++) {
+        CU_ASSERT_EQUAL(write_all(fd, buf + i, 1), 0);
+        /* Let each byte leave on its own, so the proxy sees a split packet. */
+        if (i % 4 == 0) kit_sleep_ms(1);
+    }
+    CU_ASSERT_EQUAL(read_packet(fd, buf, sizeof buf, WAIT_MS), 4);
+    CU_ASSERT(buf[0] == 0x20 && buf[3] == 0);
+
+    /* Four packets in one write. */
+    n = mk_publish(buf, "pxt/split/a", "1", 1, 1, 11);
+    n += mk_publish(buf + n, "pxt/split/b", "22", 2, 0, 0);
+    n += mk_publish(buf + n, "pxt/split/c", "333", 3, 1, 12);
+    memcpy(buf + n, PINGREQ, sizeof PINGREQ);
+    n += sizeof PINGREQ;
+    CU_ASSERT_EQUAL(write_all(fd, buf, n), 0);
+    CU_ASSERT(expect_puback(fd, 11));
+    CU_ASSERT(expect_puback(fd, 12));
+    CU_ASSERT_EQUAL(read_packet(fd, buf, sizeof buf, WAIT_MS), 2);
+    CU_ASSERT_EQUAL(buf[0], 0xd0);
+
+    const px_event *e = wait_ev(p, PX_EV_PACKET, PKT_CONNECT, PX_UP, 0, 1);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(e);
+    CU_ASSERT_EQUAL(e->decoded, 1);
+    CU_ASSERT_STRING_EQUAL(e->client_id, "pxt-split");
+    CU_ASSERT_EQUAL(e->will, 1);
+    CU_ASSERT_STRING_EQUAL(e->topic, "pxt/split/will");
+    CU_ASSERT_STRING_EQUAL(e->payload, "w");
+    const char *topics[] = { "pxt/split/a", "pxt/split/b", "pxt/split/c" };
+    for (int i = 0; i < 3; i++) {
+        e = wait_ev(p, PX_EV_PACKET, PKT_PUBLISH, PX_UP, 0, i + 1);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(e);
+        CU_ASSERT_STRING_EQUAL(e->topic, topics[i]);
+        CU_ASSERT_EQUAL(e->payload_len, (uint32_t)i + 1);
+    }
+    CU_ASSERT_PTR_NOT_NULL(wait_ev(p, PX_EV_PACKET, PKT_PINGREQ, PX_UP, 0, 1));
+    CU_ASSERT_PTR_NOT_NULL(wait_ev(p, PX_EV_PACKET, PKT_PINGRESP, PX_DOWN, 0, 1));
+    CU_ASSERT_EQUAL(count_ev(p, PX_EV_ERROR, -1, -1), 0);
+    close(fd);
+    proxy_free(p);
+}
+
+static void TEST_drop_second_puback(void)
+{
+    proxy *p = start_proxy(0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+    int rule = add_rule(p, PX_DROP, PKT_PUBACK, PX_DOWN, 2, 1);
+    int fd = mqtt_open(proxy_port(p), "pxt-drop", 60, NULL, NULL);
+    CU_ASSERT_FATAL(fd >= 0);
+    CU_ASSERT_EQUAL(publish_raw(fd, "pxt/drop/t", "1", 1, 1), 0);
+    CU_ASSERT(expect_puback(fd, 1));
+    CU_ASSERT_EQUAL(publish_raw(fd, "pxt/drop/t", "2", 1, 2), 0);
+    CU_ASSERT_EQUAL(publish_raw(fd, "pxt/drop/t", "3", 1, 3), 0);
+    /* PUBACK 2 would arrive before PUBACK 3 had it been forwarded. */
+    CU_ASSERT(expect_puback(fd, 3));
+
+    const px_event *e = wait_ev(p, PX_EV_PACKET, PKT_PUBACK, PX_DOWN, 0, 2);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(e);
+    CU_ASSERT_EQUAL(e->packet_id, 2);
+    CU_ASSERT_EQUAL(e->fate, PX_DROPPED);
+    e = wait_ev(p, PX_EV_PACKET, PKT_PUBACK, PX_DOWN, 0, 3);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(e);
+    CU_ASSERT_EQUAL(e->fate, PX_SENT);
+    CU_ASSERT_EQUAL(proxy_rule_fired(p, rule), 1);
+    close(fd);
+    proxy_free(p);
+}
+
+static void TEST_duplicate_publish(void)
+{
+    mq_client_t *obs = observer("pxt-obs-dup", "pxt/dup/#");
+    proxy *p = start_proxy(0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+    int rule = add_rule(p, PX_DUPLICATE, PKT_PUBLISH, PX_UP, 1, 1);
+    int fd = mqtt_open(proxy_port(p), "pxt-dup", 60, NULL, NULL);
+    CU_ASSERT_FATAL(fd >= 0);
+    CU_ASSERT_EQUAL(publish_raw(fd, "pxt/dup/t", "twice", 1, 7), 0);
+    CU_ASSERT(expect_puback(fd, 7));
+    CU_ASSERT(expect_puback(fd, 7));
+    CU_ASSERT_EQUAL(publish_raw(fd, "pxt/dup/t", "once", 1, 8), 0);
+    CU_ASSERT(expect_puback(fd, 8));
+
+    CU_ASSERT(next_msg_is(obs, "pxt/dup/t", "twice"));
+    CU_ASSERT(next_msg_is(obs, "pxt/dup/t", "twice"));
+    CU_ASSERT(next_msg_is(obs, "pxt/dup/t", "once"));
+
+    const px_event *e = wait_ev(p, PX_EV_PACKET, PKT_PUBLISH, PX_UP, 0, 1);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(e);
+    CU_ASSERT_EQUAL(e->fate, PX_DUPLICATED);
+    e = wait_ev(p, PX_EV_PACKET, PKT_PUBLISH, PX_UP, 0, 2);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(e);
+    CU_ASSERT_EQUAL(e->fate, PX_SENT);
+    CU_ASSERT_EQUAL(proxy_rule_fired(p, rule), 1);
+    close(fd);
+    proxy_free(p);
+    mq_free(obs);
+}
+
+static void TEST_delay_keeps_order(void)
+{
+    mq_client_t *obs = observer("pxt-obs-delay", "pxt/delay/#");
+    proxy *p = start_proxy(0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+    char err[KIT_ERRLEN] = "";
+    px_rule r;
+    memset(&r, 0, sizeof r);
+    r.action = PX_DELAY;
+    r.type = PKT_PUBLISH;
+    r.dir = PX_UP;
+    r.delay_ms = 300;
+    int rule = proxy_add_rule(p, &r, err);
+    CU_ASSERT_FATAL(rule >= 0);
+    int fd = mqtt_open(proxy_port(p), "pxt-delay", 60, NULL, NULL);
+    CU_ASSERT_FATAL(fd >= 0);
+    int64_t t0 = kit_now_ms();
+    CU_ASSERT_EQUAL(publish_raw(fd, "pxt/delay/t", "first", 0, 0), 0);
+    CU_ASSERT_EQUAL(publish_raw(fd, "pxt/delay/t", "second", 0, 0), 0);
+
+    mq_message_t *m1 = mq_wait_message(obs, NULL, WAIT_MS, NULL);
+    mq_message_t *m2 = mq_wait_message(obs, NULL, WAIT_MS, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(m1);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(m2);
+    CU_ASSERT_STRING_EQUAL(m1->payload, "first");
+    CU_ASSERT_STRING_EQUAL(m2->payload, "second");   /* not overtaken */
+    CU_ASSERT(m1->t_ms - t0 >= 300);
+    CU_ASSERT(m2->t_ms - t0 >= 300);
+    mq_message_free(m1);
+    mq_message_free(m2);
+
+    const px_event *e = wait_ev(p, PX_EV_PACKET, PKT_PUBLISH, PX_UP, 0, 1);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(e);
+    CU_ASSERT_EQUAL(e->fate, PX_DELAYED);
+    e = wait_ev(p, PX_EV_PACKET, PKT_PUBLISH, PX_UP, 0, 2);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(e);
+    CU_ASSERT_EQUAL(e->fate, PX_SENT);
+    CU_ASSERT_EQUAL(proxy_rule_fired(p, rule), 1);
+    close(fd);
+    proxy_free(p);
+    mq_free(obs);
+}
+
+/* A cut rule on the client's first PUBLISH: the client reads EOF and,
+ * since the broker saw no DISCONNECT, the will is published. */
+static void cut_case(px_action action)
+{
+    int before = action == PX_CUT_BEFORE;
+    const char *will = before ? "pxt/cutb/will" : "pxt/cuta/will";
+    const char *data = before ? "pxt/cutb/data" : "pxt/cuta/data";
+    mq_client_t *obs = observer(before ? "pxt-obs-cutb" : "pxt-obs-cuta", before ? "pxt/cutb/#" : "pxt/cuta/#");
+    proxy *p = start_proxy(0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+    int rule = add_rule(p, action, PKT_PUBLISH, PX_UP, 1, 1);
+    int fd = mqtt_open(proxy_port(p), before ? "pxt-cutb" : "pxt-cuta", 60, will, "gone");
+    CU_ASSERT_FATAL(fd >= 0);
+    CU_ASSERT_EQUAL(publish_raw(fd, data, "payload", 0, 0), 0);
+    CU_ASSERT_EQUAL(read_until_eof(fd), 1);
+    close(fd);
+
+    /* With cut_after the data is there before the will; with cut_before
+     * the will is the first thing the broker publishes. */
+    if (!before) CU_ASSERT(next_msg_is(obs, data, "payload"));
+    CU_ASSERT(next_msg_is(obs, will, "gone"));
+
+    const px_event *e = wait_ev(p, PX_EV_PACKET, PKT_PUBLISH, PX_UP, 0, 1);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(e);
+    CU_ASSERT_EQUAL(e->fate, before ? PX_CUT_BEFORE_F : PX_CUT_AFTER_F);
+    e = wait_ev(p, PX_EV_CLOSE, -1, -1, 0, 1);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(e);
+    CU_ASSERT_STRING_EQUAL(e->text, before ? "cut by rule 1 (cut_before PUBLISH #1)"
+                                           : "cut by rule 1 (cut_after PUBLISH #1)");
+    CU_ASSERT_EQUAL(proxy_rule_fired(p, rule), 1);
+    CU_ASSERT_EQUAL(proxy_open_conns(p), 0);
+    proxy_free(p);
+    mq_free(obs);
+}
+
+static void TEST_cut_before(void) { cut_case(PX_CUT_BEFORE); }
+static void TEST_cut_after(void) { cut_case(PX_CUT_AFTER); }
+
+/* Fidelity: DISCONNECT written just before close() reaches the broker
+ * before the broker sees the close, so no will. Several rounds, since a
+ * wrong order would only show up some of the time. In the later rounds
+ * the DISCONNECT is still held by a delay rule when the client's EOF
+ * arrives, so a proxy that closed on EOF would lose it every time. */
+static void TEST_disconnect_then_close_no_will(void)
+{
+    mq_client_t *obs = observer("pxt-obs-clean", "pxt/clean/#");
+    proxy *p = start_proxy(0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+    int delay_rule = -1;
+    for (int round = 1; round <= 6; round++) {
+        if (round == 4) {
+            char err[KIT_ERRLEN] = "";
+            px_rule r;
+            memset(&r, 0, sizeof r);
+            r.action = PX_DELAY;
+            r.type = PKT_DISCONNECT;
+            r.dir = PX_UP;
+            r.times = 1000;
+            r.delay_ms = 2000;
+            delay_rule = proxy_add_rule(p, &r, err);
+            CU_ASSERT_FATAL(delay_rule >= 0);
+        }
+        int fd = mqtt_open(proxy_port(p), "pxt-clean", 60, "pxt/clean/will", "gone");
+        CU_ASSERT_FATAL(fd >= 0);
+        uint8_t buf[256];
+        size_t n = mk_publish(buf, "pxt/clean/bye", "bye", 3, 0, 0);
+        memcpy(buf + n, DISCONNECT, sizeof DISCONNECT);
+        n += sizeof DISCONNECT;
+        CU_ASSERT_EQUAL(write_all(fd, buf, n), 0);
+        close(fd);
+        /* The proxy's CLOSE comes once the broker has closed its side;
+         * a will would have been queued to the observer before that. */
+        const px_event *e = wait_ev(p, PX_EV_CLOSE, -1, -1, 0, round);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(e);
+        /* Who is seen first depends on scheduling: the client's FIN, or
+         * the broker closing once it has read the DISCONNECT. */
+        CU_ASSERT(strcmp(e->text, "client closed the connection") == 0 ||
+                  strcmp(e->text, "broker closed the connection") == 0);
+        CU_ASSERT(next_msg_is(obs, "pxt/clean/bye", "bye"));
+        CU_ASSERT(sentinel_next(obs, "pxt/clean/end"));
+        e = wait_ev(p, PX_EV_PACKET, PKT_DISCONNECT, PX_UP, 0, round);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(e);
+        CU_ASSERT_EQUAL(e->fate, round >= 4 ? PX_DELAYED : PX_SENT);
+    }
+    CU_ASSERT_EQUAL(proxy_rule_fired(p, delay_rule), 3);
+    CU_ASSERT_EQUAL(proxy_open_conns(p), 0);
+    proxy_free(p);
+    mq_free(obs);
+}
+
+static void TEST_cut_bytes(void)
+{
+    mq_client_t *obs = observer("pxt-obs-bytes", "pxt/bytes/#");
+    proxy *p = start_proxy(0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+    uint8_t conn_pkt[256];
+    size_t clen = mk_connect(conn_pkt, "pxt-bytes", 60, "pxt/bytes/will", "gone", 1);
+    char err[KIT_ERRLEN] = "";
+    px_rule r;
+    memset(&r, 0, sizeof r);
+    r.action = PX_CUT_BYTES;
+    r.dir = PX_UP;
+    r.bytes = clen + 5;
+    int rule = proxy_add_rule(p, &r, err);
+    CU_ASSERT_FATAL(rule >= 0);
+
+    int fd = mqtt_open(proxy_port(p), "pxt-bytes", 60, "pxt/bytes/will", "gone");
+    CU_ASSERT_FATAL(fd >= 0);
+    CU_ASSERT_EQUAL(publish_raw(fd, "pxt/bytes/data", "0123456789", 0, 0), 0);
+    CU_ASSERT_EQUAL(read_until_eof(fd), 1);
+    close(fd);
+    /* Half a PUBLISH and then the end: the broker never got the data. */
+    CU_ASSERT(next_msg_is(obs, "pxt/bytes/will", "gone"));
+
+    const px_event *e = wait_ev(p, PX_EV_PACKET, PKT_PUBLISH, PX_UP, 0, 1);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(e);
+    CU_ASSERT_EQUAL(e->fate, PX_CUT_MID);
+    e = wait_ev(p, PX_EV_PACKET, PKT_CONNECT, PX_UP, 0, 1);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(e);
+    CU_ASSERT_EQUAL(e->fate, PX_SENT);
+    e = wait_ev(p, PX_EV_CLOSE, -1, -1, 0, 1);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(e);
+    CU_ASSERT_PTR_NOT_NULL(strstr(e->text, "cut by rule 1 (cut_bytes"));
+    CU_ASSERT_EQUAL(proxy_rule_fired(p, rule), 1);
+
+    /* Spent: the next connection is not cut. */
+    fd = mqtt_open(proxy_port(p), "pxt-bytes2", 60, NULL, NULL);
+    CU_ASSERT_FATAL(fd >= 0);
+    CU_ASSERT_EQUAL(publish_raw(fd, "pxt/bytes/data", "whole", 1, 1), 0);
+    CU_ASSERT(expect_puback(fd, 1));
+    CU_ASSERT(next_msg_is(obs, "pxt/bytes/data", "whole"));
+    close(fd);
+    proxy_free(p);
+    mq_free(obs);
+}
+
+static void TEST_blackhole(void)
+{
+    mq_client_t *obs = observer("pxt-obs-bh", "pxt/bh/#");
+    proxy *p = start_proxy(0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+    int fd = mqtt_open(proxy_port(p), "pxt-bh", 1, "pxt/bh/will", "lost");
+    CU_ASSERT_FATAL(fd >= 0);
+    int rule = add_rule(p, PX_BLACKHOLE, PKT_PINGREQ, PX_UP, 1, 1);
+    CU_ASSERT_EQUAL(write_all(fd, PINGREQ, sizeof PINGREQ), 0);
+
+    /* The broker hears nothing for 1.5 keepalives, drops the client and
+     * publishes its will; the proxy then closes only the broker's side. */
+    CU_ASSERT(next_msg_is(obs, "pxt/bh/will", "lost"));
+    const px_event *e = wait_ev(p, PX_EV_CLOSE, -1, -1, 0, 1);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(e);
+    CU_ASSERT_STRING_EQUAL(e->text, "blackholed side closed by the broker");
+    e = wait_ev(p, PX_EV_PACKET, PKT_PINGREQ, PX_UP, 0, 1);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(e);
+    CU_ASSERT_EQUAL(e->fate, PX_BLACKHOLED);
+    CU_ASSERT_EQUAL(count_ev(p, PX_EV_PACKET, PKT_PINGRESP, -1), 0);
+    CU_ASSERT(silent(fd));          /* no PINGRESP, and no EOF either */
+    CU_ASSERT_EQUAL(proxy_open_conns(p), 1);
+
+    /* Whatever the client says now is swallowed. */
+    CU_ASSERT_EQUAL(write_all(fd, PINGREQ, sizeof PINGREQ), 0);
+    e = wait_ev(p, PX_EV_PACKET, PKT_PINGREQ, PX_UP, 0, 2);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(e);
+    CU_ASSERT_EQUAL(e->fate, PX_BLACKHOLED);
+    CU_ASSERT(silent(fd));
+    CU_ASSERT_EQUAL(proxy_rule_fired(p, rule), 1);
+
+    close(fd);
+    e = wait_ev(p, PX_EV_CLOSE, -1, -1, 0, 2);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(e);
+    CU_ASSERT_STRING_EQUAL(e->text, "blackholed side closed by the client");
+    CU_ASSERT_EQUAL(proxy_open_conns(p), 0);
+    proxy_free(p);
+    mq_free(obs);
+}
+
+static void TEST_blackhole_all_and_cut_all(void)
+{
+    proxy *p = start_proxy(0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+    int a = mqtt_open(proxy_port(p), "pxt-all-a", 60, NULL, NULL);
+    int b = mqtt_open(proxy_port(p), "pxt-all-b", 60, NULL, NULL);
+    CU_ASSERT_FATAL(a >= 0 && b >= 0);
+    uint8_t buf[16];
+
+    proxy_blackhole_all(p, 1);
+    CU_ASSERT_EQUAL(write_all(a, PINGREQ, sizeof PINGREQ), 0);
+    const px_event *e = wait_ev(p, PX_EV_PACKET, PKT_PINGREQ, PX_UP, 0, 1);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(e);
+    CU_ASSERT_EQUAL(e->fate, PX_BLACKHOLED);
+    proxy_blackhole_all(p, 0);
+    CU_ASSERT_EQUAL(write_all(a, PINGREQ, sizeof PINGREQ), 0);
+    CU_ASSERT_EQUAL(read_packet(a, buf, sizeof buf, WAIT_MS), 2);   /* only the second is answered */
+    CU_ASSERT_EQUAL(buf[0], 0xd0);
+    CU_ASSERT(silent(a));
+    CU_ASSERT_PTR_NOT_NULL(wait_ev(p, PX_EV_PACKET, PKT_PINGRESP, PX_DOWN, 0, 1));
+    CU_ASSERT_EQUAL(count_ev(p, PX_EV_PACKET, PKT_PINGRESP, PX_DOWN), 1);
+
+    proxy_cut_all(p, 0);
+    CU_ASSERT_EQUAL(proxy_open_conns(p), 0);
+    CU_ASSERT_EQUAL(read_until_eof(a), 1);
+    CU_ASSERT_EQUAL(read_until_eof(b), 1);
+    CU_ASSERT_EQUAL(count_ev(p, PX_EV_CLOSE, -1, -1), 2);
+    e = wait_ev(p, PX_EV_CLOSE, -1, -1, 0, 1);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(e);
+    CU_ASSERT_STRING_EQUAL(e->text, "cut by proxy_cut_all");
+    close(a);
+    close(b);
+    proxy_free(p);
+}
+
+static void TEST_refuse(void)
+{
+    proxy *p = start_proxy(0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+    proxy_refuse(p, 60000);
+    int fd = tcp_connect(proxy_port(p));
+    CU_ASSERT_FATAL(fd >= 0);
+    uint8_t buf[16];
+    CU_ASSERT_EQUAL(read_n(fd, buf, 1, WAIT_MS), 0);      /* EOF at once */
+    close(fd);
+    const px_event *e = wait_ev(p, PX_EV_REFUSED, -1, -1, 0, 1);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(e);
+    px_stats st;
+    proxy_stats(p, &st);
+    CU_ASSERT_EQUAL(st.refused, 1);
+    CU_ASSERT_EQUAL(st.connections, 0);
+
+    proxy_refuse(p, 0);
+    fd = mqtt_open(proxy_port(p), "pxt-refuse", 60, NULL, NULL);
+    CU_ASSERT_FATAL(fd >= 0);
+
+    /* A cut rule with refuse_ms: the reconnection is refused. */
+    char err[KIT_ERRLEN] = "";
+    px_rule r;
+    memset(&r, 0, sizeof r);
+    r.action = PX_CUT_AFTER;
+    r.type = PKT_PINGREQ;
+    r.dir = PX_UP;
+    r.refuse_ms = 60000;
+    CU_ASSERT_FATAL(proxy_add_rule(p, &r, err) >= 0);
+    CU_ASSERT_EQUAL(write_all(fd, PINGREQ, sizeof PINGREQ), 0);
+    CU_ASSERT_EQUAL(read_until_eof(fd), 1);
+    close(fd);
+    fd = tcp_connect(proxy_port(p));
+    CU_ASSERT_FATAL(fd >= 0);
+    CU_ASSERT_EQUAL(read_n(fd, buf, 1, WAIT_MS), 0);
+    close(fd);
+    CU_ASSERT_PTR_NOT_NULL(wait_ev(p, PX_EV_REFUSED, -1, -1, 0, 2));
+    proxy_stats(p, &st);
+    CU_ASSERT_EQUAL(st.refused, 2);
+    CU_ASSERT_EQUAL(st.connections, 1);
+    proxy_free(p);
+}
+
+#define MANY 50
+
+static void TEST_many_clients(void)
+{
+    mq_client_t *obs = observer("pxt-obs-many", "pxt/many/#");
+    proxy *p = start_proxy(0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+    int fds[MANY];
+    uint8_t buf[512];
+    char id[32], topic[64];
+    /* All open at once: CONNECT on every socket before any CONNACK is read. */
+    for (int i = 0; i < MANY; i++) {
+        fds[i] = tcp_connect(proxy_port(p));
+        CU_ASSERT_FATAL(fds[i] >= 0);
+        snprintf(id, sizeof id, "pxt-many-%d", i);
+        size_t n = mk_connect(buf, id, 60, NULL, NULL, 0);
+        CU_ASSERT_EQUAL(write_all(fds[i], buf, n), 0);
+    }
+    for (int i = 0; i < MANY; i++) {
+        CU_ASSERT_EQUAL(read_packet(fds[i], buf, sizeof buf, WAIT_MS), 4);
+        CU_ASSERT_EQUAL(buf[0], 0x20);
+    }
+    for (int i = 0; i < MANY; i++) {
+        snprintf(topic, sizeof topic, "pxt/many/%d", i);
+        CU_ASSERT_EQUAL(publish_raw(fds[i], topic, "m", 1, i + 1), 0);
+    }
+    for (int i = 0; i < MANY; i++) CU_ASSERT(expect_puback(fds[i], i + 1));
+    CU_ASSERT_EQUAL(proxy_open_conns(p), MANY);
+
+    int seen[MANY] = { 0 };
+    for (int i = 0; i < MANY; i++) {
+        mq_message_t *m = mq_wait_message(obs, NULL, WAIT_MS, NULL);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+        int k = -1;
+        if (sscanf(m->topic, "pxt/many/%d", &k) == 1 && k >= 0 && k < MANY) seen[k]++;
+        mq_message_free(m);
+    }
+    for (int i = 0; i < MANY; i++) CU_ASSERT_EQUAL(seen[i], 1);
+
+    for (int i = 0; i < MANY; i++) {
+        CU_ASSERT_EQUAL(write_all(fds[i], DISCONNECT, sizeof DISCONNECT), 0);
+        close(fds[i]);
+    }
+    CU_ASSERT_PTR_NOT_NULL(wait_ev(p, PX_EV_CLOSE, -1, -1, 0, MANY));
+    CU_ASSERT_EQUAL(proxy_open_conns(p), 0);
+    px_stats st;
+    proxy_stats(p, &st);
+    CU_ASSERT_EQUAL(st.connections, MANY);
+    CU_ASSERT_EQUAL(count_ev(p, PX_EV_OPEN, -1, -1), MANY);
+    CU_ASSERT_EQUAL(count_ev(p, PX_EV_PACKET, PKT_PUBLISH, PX_UP), MANY);
+    CU_ASSERT_EQUAL(count_ev(p, PX_EV_PACKET, PKT_PUBACK, PX_DOWN), MANY);
+    proxy_free(p);
+    mq_free(obs);
+}
+
+static void TEST_garbage(void)
+{
+    proxy *p = start_proxy(0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+
+    /* A PUBLISH whose topic length runs past its end: framed, not decoded. */
+    int fd = mqtt_open(proxy_port(p), "pxt-garbage-1", 60, NULL, NULL);
+    CU_ASSERT_FATAL(fd >= 0);
+    static const uint8_t bad_publish[] = { 0x30, 0x04, 0x00, 0x40, 'a', 'b' };
+    CU_ASSERT_EQUAL(write_all(fd, bad_publish, sizeof bad_publish), 0);
+    CU_ASSERT(read_until_eof(fd) >= 1);     /* the broker hangs up */
+    close(fd);
+    const px_event *e = wait_ev(p, PX_EV_PACKET, PKT_PUBLISH, PX_UP, 0, 1);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(e);
+    CU_ASSERT_EQUAL(e->decoded, 0);
+    CU_ASSERT_EQUAL(e->fate, PX_SENT);
+    CU_ASSERT_PTR_NOT_NULL(e->text);
+    CU_ASSERT(strncmp(e->text, "malformed PUBLISH", 17) == 0);
+
+    /* Random bytes (type 0 first, then anything): an ERROR event, the
+     * rest is passed through and the broker decides. */
+    fd = mqtt_open(proxy_port(p), "pxt-garbage-2", 60, NULL, NULL);
+    CU_ASSERT_FATAL(fd >= 0);
+    uint8_t junk[4096];
+    unsigned seed = 12345;
+    for (size_t i = 0; i < sizeof junk; i++) {
+        seed = seed * 1103515245u + 12345u;
+        junk[i] = (uint8_t)(seed >> 16);
+    }
+    junk[0] = 0x00;
+    write_all(fd, junk, sizeof junk);   /* may fail once the broker has hung up */
+    CU_ASSERT(read_until_eof(fd) >= 1);
+    close(fd);
+    e = wait_ev(p, PX_EV_ERROR, -1, PX_UP, 0, 1);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(e);
+    CU_ASSERT_PTR_NOT_NULL(strstr(e->text, "passing it through"));
+    CU_ASSERT_PTR_NOT_NULL(wait_ev(p, PX_EV_CLOSE, -1, -1, 0, 2));
+
+    /* Still serving. */
+    fd = mqtt_open(proxy_port(p), "pxt-garbage-3", 60, NULL, NULL);
+    CU_ASSERT(fd >= 0);
+    if (fd >= 0) close(fd);
+    proxy_free(p);
+}
+
+static void TEST_upstream_down(void)
+{
+    int dead = kit_free_port(NULL);
+    CU_ASSERT_FATAL(dead > 0);
+    proxy *p = start_proxy(dead);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+    int fd = tcp_connect(proxy_port(p));
+    CU_ASSERT_FATAL(fd >= 0);
+    uint8_t buf[16];
+    long r = read_n(fd, buf, 1, WAIT_MS);
+    CU_ASSERT(r == 0 || r == -2);
+    close(fd);
+    const px_event *e = wait_ev(p, PX_EV_ERROR, -1, -1, 0, 1);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(e);
+    char want[128];
+    snprintf(want, sizeof want, "cannot reach the broker at 127.0.0.1:%d: Connection refused", dead);
+    CU_ASSERT_STRING_EQUAL(e->text, want);
+    CU_ASSERT_PTR_NOT_NULL(wait_ev(p, PX_EV_CLOSE, -1, -1, 0, 1));
+    CU_ASSERT_EQUAL(proxy_open_conns(p), 0);
+    proxy_free(p);
+}
+
+/* A stand-in broker that answers CONNECT with CONNACK and hangs up at
+ * once: the client gets the CONNACK and then EOF, and a client that
+ * keeps writing into the void gets a reset, as it would directly. */
+static void TEST_broker_hangs_up(void)
+{
+    int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    CU_ASSERT_FATAL(lfd >= 0);
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = 0 };
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t al = sizeof a;
+    CU_ASSERT_FATAL(bind(lfd, (struct sockaddr *)&a, sizeof a) == 0);
+    CU_ASSERT_FATAL(listen(lfd, 8) == 0);
+    CU_ASSERT_FATAL(getsockname(lfd, (struct sockaddr *)&a, &al) == 0);
+    proxy *p = start_proxy(ntohs(a.sin_port));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+
+    int fd = tcp_connect(proxy_port(p));
+    CU_ASSERT_FATAL(fd >= 0);
+    uint8_t buf[512];
+    size_t n = mk_connect(buf, "pxt-hangup", 60, NULL, NULL, 0);
+    CU_ASSERT_EQUAL(write_all(fd, buf, n), 0);
+    struct pollfd pfd = { .fd = lfd, .events = POLLIN };
+    CU_ASSERT_FATAL(poll(&pfd, 1, WAIT_MS) == 1);
+    int up = accept(lfd, NULL, NULL);
+    CU_ASSERT_FATAL(up >= 0);
+    CU_ASSERT_EQUAL(read_packet(up, buf, sizeof buf, WAIT_MS), (long)n);
+    static const uint8_t connack[] = { 0x20, 0x02, 0x00, 0x00 };
+    CU_ASSERT_EQUAL(write_all(up, connack, sizeof connack), 0);
+    close(up);
+
+    CU_ASSERT_EQUAL(read_packet(fd, buf, sizeof buf, WAIT_MS), 4);
+    CU_ASSERT_EQUAL(buf[0], 0x20);
+    CU_ASSERT_EQUAL(read_n(fd, buf, 1, WAIT_MS), 0);
+    int failed = 0;
+    for (int64_t end = kit_now_ms() + WAIT_MS; !failed && kit_now_ms() < end; kit_sleep_ms(20))
+        failed = send(fd, PINGREQ, sizeof PINGREQ, MSG_NOSIGNAL) < 0;
+    CU_ASSERT(failed);
+    close(fd);
+
+    const px_event *e = wait_ev(p, PX_EV_CLOSE, -1, -1, 0, 1);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(e);
+    CU_ASSERT(strncmp(e->text, "broker closed the connection", 28) == 0);
+    CU_ASSERT_EQUAL(proxy_open_conns(p), 0);
+    proxy_free(p);
+    close(lfd);
+}
+
+static void TEST_client_id_filter(void)
+{
+    mq_client_t *obs = observer("pxt-obs-cid", "pxt/cid/#");
+    proxy *p = start_proxy(0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+    char err[KIT_ERRLEN] = "";
+    px_rule r;
+    memset(&r, 0, sizeof r);
+    r.action = PX_DROP;
+    r.type = PKT_PUBLISH;
+    r.dir = PX_UP;
+    snprintf(r.client_id, sizeof r.client_id, "pxt-cid-a");
+    int rule = proxy_add_rule(p, &r, err);
+    CU_ASSERT_FATAL(rule >= 0);
+
+    int a = mqtt_open(proxy_port(p), "pxt-cid-a", 60, NULL, NULL);
+    int b = mqtt_open(proxy_port(p), "pxt-cid-b", 60, NULL, NULL);
+    CU_ASSERT_FATAL(a >= 0 && b >= 0);
+    /* b goes first: were the filter ignored, b's would be the one dropped. */
+    CU_ASSERT_EQUAL(publish_raw(b, "pxt/cid/b", "b-data", 1, 1), 0);
+    CU_ASSERT(expect_puback(b, 1));
+    CU_ASSERT(next_msg_is(obs, "pxt/cid/b", "b-data"));
+    CU_ASSERT_EQUAL(publish_raw(a, "pxt/cid/a", "a-data", 0, 0), 0);
+    CU_ASSERT_EQUAL(publish_raw(a, "pxt/cid/a", "a-end", 1, 2), 0);
+    CU_ASSERT(expect_puback(a, 2));
+    CU_ASSERT(next_msg_is(obs, "pxt/cid/a", "a-end"));
+    CU_ASSERT_EQUAL(proxy_rule_fired(p, rule), 1);
+    /* Recorded in the batch that forwarded it: wait until it is visible. */
+    CU_ASSERT_PTR_NOT_NULL(wait_ev(p, PX_EV_PACKET, PKT_PUBLISH, PX_UP, 0, 3));
+
+    int dropped = 0, sent = 0;
+    size_t n = proxy_count(p);
+    for (size_t i = 0; i < n; i++) {
+        const px_event *e = proxy_event(p, i);
+        if (!ev_match(e, PX_EV_PACKET, PKT_PUBLISH, PX_UP, 0)) continue;
+        if (e->fate == PX_DROPPED) {
+            dropped++;
+            CU_ASSERT_STRING_EQUAL(e->payload, "a-data");
+        } else if (e->fate == PX_SENT) {
+            sent++;
+        }
+    }
+    CU_ASSERT_EQUAL(dropped, 1);
+    CU_ASSERT_EQUAL(sent, 2);
+    close(a);
+    close(b);
+    proxy_free(p);
+    mq_free(obs);
+}
+
+static int count_dir(const char *path)
+{
+    int n = 0;
+    DIR *d = opendir(path);
+    if (!d) return -1;
+    struct dirent *de;
+    while ((de = readdir(d)))
+        if (de->d_name[0] != '.') n++;
+    closedir(d);
+    return n;
+}
+
+static void TEST_no_leaks(void)
+{
+    int fds0 = count_dir("/proc/self/fd");
+    int tasks0 = count_dir("/proc/self/task");
+    proxy *p = start_proxy(0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+    CU_ASSERT_EQUAL(count_dir("/proc/self/task"), tasks0 + 1);
+    /* Left open and mid-stream when the proxy goes: proxy_free closes it. */
+    int fd = mqtt_open(proxy_port(p), "pxt-leak", 60, NULL, NULL);
+    CU_ASSERT_FATAL(fd >= 0);
+    uint8_t buf[64];
+    size_t n = mk_publish(buf, "pxt/leak/t", "x", 1, 1, 1);
+    CU_ASSERT_EQUAL(write_all(fd, buf, n - 1), 0);
+    proxy_free(p);
+    CU_ASSERT_EQUAL(read_until_eof(fd), 1);
+    close(fd);
+    CU_ASSERT_EQUAL(count_dir("/proc/self/fd"), fds0);
+    CU_ASSERT_EQUAL(count_dir("/proc/self/task"), tasks0);
+}
+
+int init_proxy_tests(void)
+{
+    CU_pSuite s = CU_add_suite("proxy", suite_init, suite_clean);
+    if (!s) return 1;
+    if (!CU_add_test(s, "names and rule checks", TEST_names) ||
+        !CU_add_test(s, "forward and trace", TEST_forward_and_trace) ||
+        !CU_add_test(s, "split and batched writes", TEST_split_and_batched_writes) ||
+        !CU_add_test(s, "drop the 2nd PUBACK", TEST_drop_second_puback) ||
+        !CU_add_test(s, "duplicate a PUBLISH", TEST_duplicate_publish) ||
+        !CU_add_test(s, "delay keeps order", TEST_delay_keeps_order) ||
+        !CU_add_test(s, "cut before: will", TEST_cut_before) ||
+        !CU_add_test(s, "cut after: will", TEST_cut_after) ||
+        !CU_add_test(s, "DISCONNECT then close: no will", TEST_disconnect_then_close_no_will) ||
+        !CU_add_test(s, "cut bytes", TEST_cut_bytes) ||
+        !CU_add_test(s, "blackhole", TEST_blackhole) ||
+        !CU_add_test(s, "blackhole_all and cut_all", TEST_blackhole_all_and_cut_all) ||
+        !CU_add_test(s, "refuse", TEST_refuse) ||
+        !CU_add_test(s, "50 concurrent clients", TEST_many_clients) ||
+        !CU_add_test(s, "garbage", TEST_garbage) ||
+        !CU_add_test(s, "upstream down", TEST_upstream_down) ||
+        !CU_add_test(s, "broker hangs up", TEST_broker_hangs_up) ||
+        !CU_add_test(s, "client id filter", TEST_client_id_filter) ||
+        !CU_add_test(s, "no fd or thread leak", TEST_no_leaks))
+        return 1;
+    return 0;
+}
