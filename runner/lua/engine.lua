@@ -11,6 +11,7 @@ local kit = require "mqlab.kit"
 local mqtt = require "mqlab.mqtt"
 local programs = require "mqlab.programs"
 local brokermod = require "mqlab.broker"
+local proxymod = require "mqlab.proxy"
 local text = require "mqlab.text"
 
 local M = {}
@@ -64,6 +65,8 @@ local function lab(def)
        "lab '%s': 'instructions' must be {es=..., en=...} or a function(p, lang)", def.id)
   lab_need(def.params == nil or type(def.params) == "function", "params", "lab '%s': 'params' must be a function(rng, student)", def.id)
   lab_need(def.setup == nil or type(def.setup) == "function", "setup", "lab '%s': 'setup' must be a function(ctx)", def.id)
+  lab_need(def.proxy == nil or type(def.proxy) == "boolean", "proxy", "lab '%s': 'proxy' must be true or false", def.id)
+  lab_need(not def.proxy or def.broker, "proxy", "lab '%s': 'proxy = true' needs a 'broker' to stand in front of", def.id)
   lab_need(type(def.checks) == "table" and #def.checks > 0, "checks", "lab '%s': 'checks' must list at least one check{}", def.id)
   lab_need(type(def.hints) == "table" and #def.hints > 0, "hints", "lab '%s': 'hints' must list at least one {es=..., en=...}", def.id)
   for i, h in ipairs(def.hints) do
@@ -272,12 +275,15 @@ function Ctx:file(name)
   return kit.read_file(self.dir .. "/" .. name)
 end
 
--- The environment LABS.md promises to every program, plus extra.
+-- The environment LABS.md promises to every program, plus extra. With a
+-- proxy, the program is sent through it: that is where the kit watches
+-- the wire and breaks it.
 function Ctx:env(extra)
   local p = self.p
+  local port = self.proxy and self.proxy:port() or (self.broker and self.broker:port())
   local env = {
     MQTT_HOST = "127.0.0.1",
-    MQTT_PORT = self.broker and tostring(self.broker:port()) or nil,
+    MQTT_PORT = port and tostring(port) or nil,
     MQTT_CLIENT_ID = p.client_id,
     MQTT_TOPIC = p.topic,
     LAB_COUNT = p.count and tostring(p.count) or nil,
@@ -316,6 +322,19 @@ function Ctx:client(opts)
   local c, msg, code = mqtt.connect(opts)
   if not c then return nil, msg, code end
   return self:own(c)
+end
+
+-- A fault proxy in front of the lab's broker (see mqlab.proxy). The
+-- first one becomes ctx.proxy, the one ctx:env() sends programs to.
+function Ctx:proxy_start(opts)
+  opts = opts or {}
+  assert(self.broker, "ctx:proxy_start needs the lab's broker")
+  local px, msg, code = proxymod.start { upstream = opts.upstream or self.broker:port(), port = opts.port,
+                                         max_packet = opts.max_packet }
+  if not px then return nil, msg, code end
+  self:own(px)
+  if not self.proxy then self.proxy = px end
+  return px
 end
 
 -- The broker's log, parsed (see mqlab.brokerlog).
@@ -378,6 +397,10 @@ function M.setup(ctx)
     -- ("missing" becomes exit code 3 with the install hint).
     if not b then return nil, code == "missing" and "missing" or "error", msg end
     ctx.broker = ctx:own(b)
+    if labdef.proxy then
+      local px, pmsg = ctx:proxy_start()
+      if not px then return nil, "error", pmsg end
+    end
   end
   if labdef.setup then
     kit.deadline(labdef.setup_timeout or 30)
