@@ -26,7 +26,7 @@ CUNIT_LIBS   := $(shell pkg-config --libs cunit 2>/dev/null)
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=c11 -Wall -Wextra -Wshadow -Wwrite-strings -D_GNU_SOURCE \
            -MMD -MP -Irunner -Ibuild $(PKG_CFLAGS)
-LDLIBS  += $(PKG_LIBS) -lm
+LDLIBS  += $(PKG_LIBS) -lm -lpthread
 
 BUILD := build
 
@@ -34,9 +34,10 @@ BUILD := build
 # binding per module), then the command line.
 CORE_SRC := runner/util.c runner/cleanup.c runner/verdict.c runner/topics.c \
             runner/store.c runner/programs.c runner/broker.c runner/mqtt.c \
-            runner/report.c
+            runner/report.c runner/packet.c runner/proxy.c runner/trace.c
 LUA_SRC  := runner/host.c runner/lab.c runner/lua_mqtt.c runner/lua_topics.c \
-            runner/lua_broker.c runner/lua_programs.c runner/lua_kit.c
+            runner/lua_broker.c runner/lua_programs.c runner/lua_kit.c \
+            runner/lua_proxy.c
 SRC      := $(CORE_SRC) $(LUA_SRC)
 OBJ      := $(SRC:runner/%.c=$(BUILD)/%.o) $(BUILD)/embedded.o
 MAIN_OBJ := $(BUILD)/main.o

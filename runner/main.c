@@ -14,6 +14,7 @@
 #include "programs.h"
 #include "report.h"
 #include "store.h"
+#include "trace.h"
 #include "util.h"
 
 #include <ctype.h>
@@ -103,6 +104,11 @@ static const command_help_t helps[] = {
       "un Mosquitto del kit en primer plano para explorar (Ctrl-C lo para)",
       "PROFILE defaults to plain. It listens on 127.0.0.1 only and prints its log as it goes.",
       "PROFILE es plain por defecto. Escucha solo en 127.0.0.1 y muestra su log en vivo." },
+    { "trace", "[--port P] [--to HOST:PORT] [--format text|json] [FAULTS...]",
+      "a proxy that prints the live packet exchange, and can break the link on purpose",
+      "un proxy que imprime en vivo el intercambio de paquetes, y puede romper el enlace a propósito",
+      "`mqlab trace --help` lists the fault flags (--drop, --dup, --delay, --cut-before, --cut-after, ...).",
+      "`mqlab trace --help` lista las opciones de fallo (--drop, --dup, --delay, --cut-before, --cut-after, ...)." },
     { "grade", "NN DIR... [--format text|json|csv] [--db FILE]", "instructors: grade many submissions into a gradebook",
       "docentes: evalúa muchas entregas y las guarda en un libro de notas",
       "Each DIR is one student's folder for the lab; the folder name is the student id.\n"
@@ -739,6 +745,13 @@ static int cmd_broker(int argc, char **argv)
     return EXIT_PASS;
 }
 
+/* ------------------------------------------------------------ trace */
+
+static int cmd_trace(int argc, char **argv)
+{
+    return trace_main(argc, argv, opt.lang);
+}
+
 /* ------------------------------------------------------------ doctor */
 
 static int doctor_line(int ok, const char *what, const char *detail)
@@ -865,7 +878,7 @@ typedef int (*command_fn)(int argc, char **argv);
 static const struct { const char *name; command_fn fn; } commands[] = {
     { "init", cmd_init }, { "list", cmd_list }, { "show", cmd_show }, { "check", cmd_check },
     { "hint", cmd_hint }, { "progress", cmd_progress }, { "reset", cmd_reset }, { "run", cmd_run },
-    { "broker", cmd_broker }, { "grade", cmd_grade }, { "doctor", cmd_doctor }, { "tour", cmd_tour },
+    { "broker", cmd_broker }, { "trace", cmd_trace }, { "grade", cmd_grade }, { "doctor", cmd_doctor }, { "tour", cmd_tour },
 };
 
 int main(int argc, char **argv)
@@ -911,6 +924,8 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "run") == 0) {
         if (sub_argc > 0 && (strcmp(sub_argv[0], "--help") == 0 || strcmp(sub_argv[0], "-h") == 0))
             return print_help(cmd);
+    } else if (strcmp(cmd, "trace") == 0) {
+        /* trace has options of its own (the fault flags): it parses them. */
     } else {
         /* getopt_long permutes, so "check 01 --format json" works. */
         optind = 0;

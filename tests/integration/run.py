@@ -15,6 +15,7 @@ identical verdicts (make test-repeat). Standard library only.
 Output ends with "N passed, N failed".
 """
 import json
+import re
 import os
 import signal
 import sqlite3
@@ -253,7 +254,8 @@ def test_contract():
                        (["check", "01", sol, "--format", "xml"], "unknown format"), (["frobnicate"], "unknown command")):
         p = mqlab(args)
         report(p.returncode == 2 and p.stderr.strip() != "", f"exit 2 on {name}", f"exit {p.returncode}: {p.stderr}")
-    for cmd in ("init", "list", "show", "check", "hint", "progress", "reset", "run", "broker", "grade", "doctor", "tour"):
+    for cmd in ("init", "list", "show", "check", "hint", "progress", "reset", "run", "broker", "trace", "grade", "doctor",
+                "tour"):
         p = mqlab([cmd, "--help"])
         report(p.returncode == 0 and "mqlab " + cmd in p.stdout, f"{cmd} --help", p.stdout + p.stderr)
     p = mqlab(["--lang", "es", "check", "--help"])
@@ -345,6 +347,111 @@ def test_sigint():
     report(not sleepers, "no student program survives", sleepers)
 
 
+def start_trace(args, tmpdir):
+    """Start `mqlab trace` in the background; returns (proc, port) once its
+    banner (stderr with --format json) names the proxy's port."""
+    proc = subprocess.Popen([MQLAB, "trace", "--port", "0", "--lang", "en"] + args, cwd=ROOT, env=env_for(tmpdir),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    banner = proc.stderr if "json" in args else proc.stdout
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        line = banner.readline()
+        if not line:
+            break
+        m = re.search(r"proxy on 127\.0\.0\.1:(\d+)", line)
+        if m:
+            return proc, int(m.group(1))
+    proc.kill()
+    proc.communicate()
+    return None, 0
+
+
+def stop_trace(proc):
+    proc.send_signal(signal.SIGINT)
+    try:
+        out, err = proc.communicate(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+    return proc.returncode, out, err
+
+
+def test_trace():
+    print("mqlab trace: a live sequence diagram, with faults")
+    p = mqlab(["trace", "--help"])
+    report(p.returncode == 0 and "--drop" in p.stdout and "--cut-after" in p.stdout, "trace --help lists the faults", p.stdout)
+    p = mqlab(["--lang", "es", "trace", "--help"])
+    report(p.returncode == 0 and "Uso" in p.stdout, "trace --help in Spanish", p.stdout)
+    for bad in (["--drop", "puback"], ["--drop", "down:frob:1"], ["--delay", "up:publish:1"], ["--port", "x"], ["--bogus"]):
+        p = mqlab(["trace"] + bad)
+        report(p.returncode == 2 and "mqlab trace:" in p.stderr, f"exit 2 on trace {' '.join(bad)}", f"exit {p.returncode}: {p.stderr}")
+
+    # JSON lines, and a dropped PUBACK: the publisher never hears back.
+    tmpdir = fresh_tmp()
+    proc, port = start_trace(["--format", "json", "--drop", "down:puback:1"], tmpdir)
+    report(proc is not None, "trace starts and prints its port", "")
+    if proc is None:
+        return
+    pub = subprocess.Popen(["mosquitto_pub", "-h", "127.0.0.1", "-p", str(port), "-q", "1", "-i", "tr-1",
+                            "-t", "acme/v1/trace/temp", "-m", "hola"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(1.5)
+    still_waiting = pub.poll() is None
+    pub.kill()
+    pub.wait()
+    code, out, err = stop_trace(proc)
+    events = []
+    for line in out.splitlines():
+        try:
+            events.append(json.loads(line))
+        except ValueError:
+            events.append({"bad": line})
+    types = [(e.get("dir"), e.get("type"), e.get("fate")) for e in events if e.get("kind") == "packet"]
+    report(all("bad" not in e for e in events) and len(events) > 0, "every stdout line is a JSON object", out)
+    connect = [e for e in events if e.get("type") == "CONNECT"]
+    report(bool(connect) and connect[0].get("client_id") == "tr-1" and connect[0].get("dir") == "up",
+           "CONNECT up with the client id", types)
+    pubs = [e for e in events if e.get("type") == "PUBLISH"]
+    report(bool(pubs) and pubs[0].get("qos") == 1 and pubs[0].get("topic") == "acme/v1/trace/temp"
+           and pubs[0].get("payload_len") == 4, "PUBLISH q1 with topic and size", types)
+    report(("down", "PUBACK", "dropped") in types, "the first PUBACK is dropped", types)
+    report(still_waiting, "so mosquitto_pub was still waiting for it", "")
+    report(code == 0, "Ctrl-C stops trace with exit 0", f"exit {code}: {err}")
+    files, procs = leftovers(tmpdir)
+    report(not files and not procs, "trace leaves no broker or folder behind", f"{files} {procs}")
+
+    # Text: one line per packet, no colour when not a terminal.
+    tmpdir = fresh_tmp()
+    proc, port = start_trace(["--cut-after", "up:publish:1"], tmpdir)
+    if proc is None:
+        report(False, "trace (text) starts", "")
+        return
+    pub = subprocess.run(["mosquitto_pub", "-h", "127.0.0.1", "-p", str(port), "-q", "1", "-i", "tr-2",
+                          "-t", "acme/v1/trace/temp", "-m", "hola"], capture_output=True, text=True, timeout=20)
+    code, out, err = stop_trace(proc)
+    report("CONNECT id=tr-2" in out and "PUBLISH q1" in out and "\033[" not in out, "text lines, no colour in a pipe", out)
+    report("forwarded, then cut" in out and "closed" in out, "--cut-after cuts the link after the PUBLISH",
+           f"mosquitto_pub exit {pub.returncode}\n{out}")
+    files, procs = leftovers(tmpdir)
+    report(not files and not procs, "trace (text) leaves nothing behind", f"{files} {procs}")
+
+
+def test_proxy_api():
+    print("the proxy's Lua module, end to end")
+    tmpdir = fresh_tmp()
+    p = mqlab(["run", os.path.join("tests", "integration", "proxy_api.lua")], tmpdir=tmpdir, timeout=60)
+    lines = [l for l in p.stdout.splitlines() if l.startswith(("ok ", "FAIL "))]
+    for l in lines:
+        if l.startswith("ok "):
+            report(True, l[3:])
+        else:
+            name, _, detail = l[5:].partition(": ")
+            report(False, name, detail)
+    report(p.returncode == 0 and "done" in p.stdout and len(lines) >= 20, "proxy_api.lua ran to the end",
+           f"exit {p.returncode}: {p.stderr}")
+    files, procs = leftovers(tmpdir)
+    report(not files and not procs, "proxy_api.lua leaves nothing behind", f"{files} {procs}")
+
+
 def main():
     if not os.access(MQLAB, os.X_OK):
         print("mqlab is not built; run make first")
@@ -354,7 +461,7 @@ def main():
     tests = [("solutions", test_solutions), ("bad", test_bad)]
     if REPEAT == 1:
         tests += [("contract", test_contract), ("workspace", test_workspace), ("grade", test_grade),
-                  ("sigint", test_sigint)]
+                  ("sigint", test_sigint), ("trace", test_trace), ("proxy-api", test_proxy_api)]
     t0 = time.time()
     try:
         for name, fn in tests:
