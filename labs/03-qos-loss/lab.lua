@@ -1,0 +1,582 @@
+-- Lab 03: QoS 1 through a link that fails.
+--
+-- The student's `sensor` sends LAB_COUNT readings to MQTT_TOPIC through
+-- the kit's proxy, which breaks the link on purpose. Every reading must
+-- reach the kit's subscriber (directly on the broker) at least once.
+--
+-- The fault plan counts PUBLISH packets going up (client -> broker)
+-- across reconnections, so it lands on the same packets on every run:
+--   drop_nth   dropped: at QoS 1 it stays unacknowledged until the next
+--              reconnection, when it goes again with DUP=1;
+--   cut1_nth   forwarded, then the link is cut, and for REFUSE_S every
+--              new connection is refused: the back-off window;
+--   cut2_nth   LAB_COUNT + 1: the link is cut instead of forwarding it.
+--              A program that re-sends what it lost always gets there
+--              (the dropped reading and the one cut after are sent again,
+--              so it sends at least LAB_COUNT + 2 PUBLISH); a QoS 0
+--              program never does (it loses ten readings or more in the
+--              first outage). It lands on one of the last readings, so the link
+--              is down when the program has published its last one: a
+--              program that leaves without waiting for its PUBACKs loses
+--              the readings still in flight.
+-- The timing keeps verdicts stable: after the first cut a paho client
+-- is back 3 s later (refused at +1 s, accepted at +3 s), and the
+-- parameters leave at least 4.2 s of readings after the first cut, so
+-- even a QoS 0 program reconnects and publishes again. The interval
+-- (220-280 ms) keeps the readings queued during that outage under 16:
+-- paho 1.6 sends every queued message at once after a reconnect, past
+-- its own in-flight limit, and with more than 20 QoS 2 messages
+-- unfinished Mosquitto 2.0.11 completed the handshake of the extra ones
+-- but never delivered them (seen with 30 queued at 100 ms). A QoS 2
+-- submission must only pay for its choice here, not lose readings.
+--
+-- Evidence: the proxy's trace (every packet of the program, with its
+-- fate) and what the kit's subscriber received.
+
+local wire = require "mqlab.wire"
+local short = require("mqlab.text").short
+
+local REFUSE_S = 2          -- seconds of refused connections after the first cut
+local PROG_TIMEOUT = 30     -- seconds the program may run
+local MAX_RATE = 2          -- reconnection attempts per second still called a back-off
+
+-- What the proxy passed on to the broker.
+local FORWARDED = { sent = true, duplicated = true, delayed = true, cut_after = true }
+local CUT = { cut_before = true, cut_after = true, cut_mid = true }
+
+local function params(rng)
+  local plant = rng:pick({ "planta-1", "planta-2", "planta-3" })
+  local zone = rng:pick({ "norte", "sur", "este", "oeste" })
+  local hex = rng:hex(4)
+  local interval = rng:int(11, 14) * 20
+  local drop = rng:int(2, 3)
+  local cut1 = drop + rng:int(2, 3)
+  local count = cut1 + math.ceil(4200 / interval) + rng:int(0, 2)
+  return {
+    client_id = "sensor-" .. plant .. "-" .. hex,
+    topic = "acme/v1/" .. plant .. "/" .. zone .. "/sensor-" .. hex .. "/temp",
+    count = count,
+    interval_ms = interval,
+    drop_nth = drop,
+    cut1_nth = cut1,
+    cut2_nth = count + 1,
+    refuse_s = REFUSE_S,
+    timeout_s = PROG_TIMEOUT,
+  }
+end
+
+---------------------------------------------------------------- evidence
+
+-- Read the trace once: the program's packets, its connections, the cuts.
+-- Only the program goes through the proxy (the kit's clients connect to
+-- the broker directly), so every connection on it is the program's.
+local function read_trace(d, p)
+  d.pubs = wire.select(d.events, { kind = "packet", type = "PUBLISH", dir = "up" })
+  d.conns = wire.connections(d.events)
+  d.cuts = wire.select(d.events, function(ev) return ev.kind == "packet" and CUT[ev.fate] == true end)
+  d.readings = {}         -- id -> {r = reading, ev = first PUBLISH}
+  d.sent_ids = 0
+  d.resent = 0
+  for _, ev in ipairs(d.pubs) do
+    if ev.dup then d.resent = d.resent + 1 end
+    local r = ev.topic == p.topic and wire.reading(ev.payload or "")
+    if r and not d.readings[r.id] then
+      d.readings[r.id] = { r = r, ev = ev }
+      d.sent_ids = d.sent_ids + 1
+    end
+  end
+end
+
+-- What the kit's subscriber received. Every reading the proxy passed on
+-- is waited for (a short while each); then what is queued is taken.
+local function collect(d, p, sub)
+  d.arrived, d.arrived_n, d.copies, d.dup_ids = {}, 0, 0, 0
+  local function take(m)
+    d.copies = d.copies + 1
+    local r = wire.reading(m.payload or "")
+    if not r then return end
+    local n = (d.arrived[r.id] or 0) + 1
+    d.arrived[r.id] = n
+    if n == 1 then d.arrived_n = d.arrived_n + 1 end
+    if n == 2 then d.dup_ids = d.dup_ids + 1 end
+  end
+  local want = {}
+  for _, ev in ipairs(d.pubs) do
+    local r = FORWARDED[ev.fate] and ev.topic == p.topic and wire.reading(ev.payload or "")
+    if r then want[r.id] = true end
+  end
+  local function waiting()
+    for id in pairs(want) do
+      if not d.arrived[id] then return true end
+    end
+    return false
+  end
+  while waiting() do
+    local m = sub:wait(2, p.topic)
+    if not m then break end
+    take(m)
+  end
+  for _, m in ipairs(sub:drain()) do take(m) end
+end
+
+-- The connection the program made after a cut, accepted by the broker.
+local function reconnection(d, p, cut)
+  for _, c in ipairs(d.conns) do
+    if c.conn > cut.conn and (c.opened or 0) >= cut.t and c.connect
+       and c.connect.client_id == p.client_id and c.connack and (c.connack.rc or c.connack.reason) == 0 then
+      return c
+    end
+  end
+end
+
+local function count_type(events, typ, dir)
+  return #wire.select(events, { kind = "packet", type = typ, dir = dir })
+end
+
+-- Why there is no CONNECT at all, in the student's words.
+local function why_absent(t, ctx)
+  local d = ctx.data
+  if not d.prog then t:fail(d.prog_err) end
+  if d.prog:timed_out() then
+    t:fail({ es = "tu programa no llegó a conectarse a través del proxy y el kit lo paró a los %d s",
+             en = "your program never connected through the proxy, and the kit stopped it after %d s" }, PROG_TIMEOUT)
+  end
+  t:fail({ es = "el proxy no vio ningún CONNECT de tu programa (%s). Su salida de error:\n%s",
+           en = "the proxy saw no CONNECT from your program (%s). Its stderr:\n%s" },
+         ctx:how_ended(ctx.data.prog), ctx:stderr_tail(ctx.data.prog))
+end
+
+---------------------------------------------------------------- the lab
+
+return lab {
+  id = "03-qos-loss",
+  title = { es = "QoS 1 en un enlace que falla", en = "QoS 1 over a failing link" },
+  submission = { programs = { "sensor" } },
+  broker = "plain",
+  proxy = true,
+  setup_timeout = PROG_TIMEOUT + 20,
+  params = params,
+
+  instructions = {
+    es = [[
+# Laboratorio 03 · QoS 1 en un enlace que falla
+
+Un sensor en planta vive detrás de una red que se cae: cobertura LTE
+irregular, un switch que se reinicia, un cable que alguien mueve. Aquí el
+kit pone un proxy entre tu programa y el broker que rompe el enlace a
+propósito. Tu sensor tiene que entregar todas sus lecturas de todos modos.
+
+## El programa `sensor`
+
+Escribe `sensor.py` (Python con paho-mqtt), `sensor.c`, `sensor.lua` o
+`sensor.sh`. El kit lo ejecuta con estas variables de entorno:
+
+| variable | tu valor |
+|---|---|
+| `MQTT_HOST`, `MQTT_PORT` | dónde escucha el proxy del kit (cambia en cada ejecución) |
+| `MQTT_CLIENT_ID` | `{{client_id}}` |
+| `MQTT_TOPIC` | `{{topic}}` |
+| `LAB_COUNT` | `{{count}}` lecturas |
+| `LAB_INTERVAL_MS` | una cada `{{interval_ms}}` ms |
+
+Tu programa debe:
+
+1. conectarse con el client id `MQTT_CLIENT_ID`, y usar el mismo en cada reconexión;
+2. publicar `LAB_COUNT` lecturas en `MQTT_TOPIC`, una cada `LAB_INTERVAL_MS`,
+   con QoS 1. Cada payload es JSON:
+   `{"id": "<id único y estable>", "ts": <ms desde 1970>, "v": <número>}`;
+   el id no cambia si la lectura se reenvía;
+3. reconectarse solo cuando se corte el enlace, esperando entre intentos
+   (1 s, 2 s, 4 s...), sin martillear al broker;
+4. salir con código 0 cuando el broker haya confirmado (PUBACK) todas las
+   lecturas. Tienes {{timeout_s}} s.
+
+## Lo que hará el proxy
+
+- descartará uno de tus PUBLISH (no llega al broker y no vuelve PUBACK);
+- cortará la conexión dos veces, y tras el primer corte rechazará
+  cualquier conexión nueva durante {{refuse_s}} s.
+
+Con QoS 0 esas lecturas se pierden para siempre. Con QoS 1 el cliente
+guarda cada lectura hasta su PUBACK y, al reconectar, reenvía las
+pendientes con la marca DUP=1. Alguna lectura puede llegar dos veces: no
+pasa nada, porque lleva su id. QoS 2 no aporta nada aquí y cuesta cuatro
+paquetes por lectura en vez de dos.
+
+## Mira el cable tú mismo
+
+`mqlab trace` arranca un broker y un proxy en 127.0.0.1:1884 que imprime
+cada paquete en vivo, y puede romper el enlace igual que el kit:
+
+    mqlab trace --drop up:publish:{{drop_nth}} --cut-after up:publish:{{cut1_nth}} --refuse-after-cut {{refuse_s}}
+
+En otra terminal, lanza tu sensor contra el proxy:
+
+    MQTT_HOST=127.0.0.1 MQTT_PORT=1884 MQTT_CLIENT_ID={{client_id}} \
+    MQTT_TOPIC={{topic}} LAB_COUNT={{count}} LAB_INTERVAL_MS={{interval_ms}} python3 sensor.py
+
+Busca el PUBLISH descartado, el corte, los intentos rechazados y, tras la
+reconexión, los reenvíos con `dup=1`.
+
+## Comprobar
+
+    mqlab check 03
+
+Si te atascas: `mqlab hint 03` (queda registrado).
+]],
+    en = [[
+# Lab 03 · QoS 1 over a failing link
+
+A sensor on the plant floor lives behind a network that fails: patchy LTE
+coverage, a switch that reboots, a cable someone moves. Here the kit puts a
+proxy between your program and the broker that breaks the link on purpose.
+Your sensor has to deliver all its readings anyway.
+
+## The `sensor` program
+
+Write `sensor.py` (Python with paho-mqtt), `sensor.c`, `sensor.lua` or
+`sensor.sh`. The kit runs it with these environment variables:
+
+| variable | your value |
+|---|---|
+| `MQTT_HOST`, `MQTT_PORT` | where the kit's proxy listens (it changes on every run) |
+| `MQTT_CLIENT_ID` | `{{client_id}}` |
+| `MQTT_TOPIC` | `{{topic}}` |
+| `LAB_COUNT` | `{{count}}` readings |
+| `LAB_INTERVAL_MS` | one every `{{interval_ms}}` ms |
+
+Your program must:
+
+1. connect with the client id `MQTT_CLIENT_ID`, and use the same one on every reconnection;
+2. publish `LAB_COUNT` readings to `MQTT_TOPIC`, one every `LAB_INTERVAL_MS`,
+   at QoS 1. Each payload is JSON:
+   `{"id": "<unique, stable id>", "ts": <ms since 1970>, "v": <number>}`;
+   the id stays the same when the reading is sent again;
+3. reconnect by itself when the link is cut, waiting between attempts
+   (1 s, 2 s, 4 s...), without hammering the broker;
+4. exit with code 0 once the broker has acknowledged (PUBACK) every
+   reading. You have {{timeout_s}} s.
+
+## What the proxy will do
+
+- drop one of your PUBLISH packets (it never reaches the broker, and no PUBACK comes back);
+- cut the connection twice, and after the first cut refuse every new
+  connection for {{refuse_s}} s.
+
+At QoS 0 those readings are lost for good. At QoS 1 the client keeps each
+reading until its PUBACK and, once reconnected, sends the pending ones
+again with the DUP=1 flag. A reading may arrive twice: that does no harm,
+because it carries its id. QoS 2 adds nothing here, and costs four packets
+per reading instead of two.
+
+## Watch the wire yourself
+
+`mqlab trace` starts a broker and a proxy on 127.0.0.1:1884 that prints
+every packet live, and can break the link the way the kit does:
+
+    mqlab trace --drop up:publish:{{drop_nth}} --cut-after up:publish:{{cut1_nth}} --refuse-after-cut {{refuse_s}}
+
+In another terminal, run your sensor against the proxy:
+
+    MQTT_HOST=127.0.0.1 MQTT_PORT=1884 MQTT_CLIENT_ID={{client_id}} \
+    MQTT_TOPIC={{topic}} LAB_COUNT={{count}} LAB_INTERVAL_MS={{interval_ms}} python3 sensor.py
+
+Look for the dropped PUBLISH, the cut, the refused attempts and, after the
+reconnection, the re-sends marked `dup=1`.
+
+## Check
+
+    mqlab check 03
+
+If you get stuck: `mqlab hint 03` (it is recorded).
+]],
+  },
+
+  -- Run the sensor once through the faulty proxy; keep the trace and
+  -- what the kit's subscriber received.
+  setup = function(ctx)
+    local d, p, px = ctx.data, ctx.p, ctx.proxy
+    local sub = assert(ctx:client { id = "mqlab-sub", clean = true })
+    assert(sub:subscribe(p.topic, 1))
+    px:rule { action = "drop", type = "publish", dir = "up", nth = p.drop_nth }
+    px:rule { action = "cut_after", type = "publish", dir = "up", nth = p.cut1_nth, refuse = p.refuse_s }
+    px:rule { action = "cut_before", type = "publish", dir = "up", nth = p.cut2_nth }
+    d.prog, d.prog_err = ctx:program("sensor", { timeout = PROG_TIMEOUT })
+    if d.prog then d.prog:wait(PROG_TIMEOUT + 5) end
+    d.events = px:events()
+    read_trace(d, p)
+    collect(d, p, sub)
+  end,
+
+  checks = {
+    check {
+      id = "connects", points = 1,
+      title = { es = "Se conecta con su client id", en = "It connects with its client id" },
+      run = function(t, ctx)
+        local d, p = ctx.data, ctx.p
+        local connects = wire.select(d.events, { kind = "packet", type = "CONNECT", dir = "up" })
+        if #connects == 0 then why_absent(t, ctx) end
+        local first = connects[1]
+        if first.client_id ~= p.client_id then
+          t:fail({ es = "tu programa se conectó como «%s», pero MQTT_CLIENT_ID es «%s»: léelo del entorno\n%s",
+                   en = "your program connected as '%s', but MQTT_CLIENT_ID is '%s': read it from the environment\n%s" },
+                 first.client_id or "", p.client_id, wire.quote(first))
+        end
+        for i = 2, #connects do
+          if connects[i].client_id ~= p.client_id then
+            t:fail({ es = "la conexión %d usó el client id «%s»: usa siempre el mismo, o el broker lo toma por otro dispositivo\n%s",
+                     en = "connection %d used the client id '%s': always use the same one, or the broker takes it for another device\n%s" },
+                   i, connects[i].client_id or "", wire.quote(connects[i]))
+          end
+        end
+        if #connects == 1 then
+          t:pass({ es = "CONNECT con el client id de MQTT_CLIENT_ID:\n%s", en = "CONNECT with the client id in MQTT_CLIENT_ID:\n%s" },
+                 wire.quote(first))
+        else
+          t:pass({ es = "CONNECT con el client id de MQTT_CLIENT_ID, el mismo en sus %d conexiones:\n%s",
+                   en = "CONNECT with the client id in MQTT_CLIENT_ID, the same in all its %d connections:\n%s" },
+                 #connects, wire.quote(first))
+        end
+      end,
+    },
+
+    check {
+      id = "readings", points = 1,
+      title = { es = "Cada PUBLISH es una lectura JSON con su id", en = "Each PUBLISH is a JSON reading with its id" },
+      run = function(t, ctx)
+        local d, p = ctx.data, ctx.p
+        if not d.prog then t:fail(d.prog_err) end
+        if #d.pubs == 0 then
+          t:fail({ es = "tu programa no envió ningún PUBLISH a través del proxy (%s). Su salida de error:\n%s",
+                   en = "your program sent no PUBLISH through the proxy (%s). Its stderr:\n%s" },
+                 ctx:how_ended(ctx.data.prog), ctx:stderr_tail(ctx.data.prog))
+        end
+        local seen = {}
+        for _, ev in ipairs(d.pubs) do
+          if ev.topic ~= p.topic then
+            t:fail({ es = "PUBLISH en %s, pero tu topic es MQTT_TOPIC = %s:\n%s",
+                     en = "PUBLISH on %s, but your topic is MQTT_TOPIC = %s:\n%s" }, tostring(ev.topic), p.topic, wire.quote(ev))
+          end
+          local r, why = wire.reading(ev.payload or "")
+          local payload = short(ev.payload, 120)
+          if why == "json" then
+            t:fail({ es = "el payload no es un objeto JSON: %s", en = "the payload is not a JSON object: %s" }, payload)
+          elseif why == "id" then
+            t:fail({ es = "el payload no tiene «id» (un texto no vacío): %s", en = "the payload has no \"id\" (a non-empty string): %s" }, payload)
+          elseif why == "ts" then
+            t:fail({ es = "«ts» falta o no es un número: %s", en = "\"ts\" is missing or not a number: %s" }, payload)
+          elseif why == "v" then
+            t:fail({ es = "«v» falta o no es un número: %s", en = "\"v\" is missing or not a number: %s" }, payload)
+          end
+          if r.ts < 1e12 or r.ts > 1e14 then
+            t:fail({ es = "«ts» debe ir en milisegundos desde 1970 (unos 13 dígitos), y vale %s: %s",
+                     en = "\"ts\" must be milliseconds since 1970 (about 13 digits), and it is %s: %s" },
+                   string.format("%.0f", r.ts), payload)
+          end
+          local prev = seen[r.id]
+          if prev and (prev.r.ts ~= r.ts or prev.r.v ~= r.v) then
+            t:fail({ es = "el id «%s» aparece en dos lecturas distintas:\n%s\n%s\nCada lectura necesita su propio id, y un reenvío repite la misma lectura tal cual",
+                     en = "the id '%s' appears in two different readings:\n%s\n%s\nEach reading needs its own id, and a re-send repeats the same reading as it was" },
+                   r.id, short(prev.ev.payload, 120), payload)
+          end
+          seen[r.id] = seen[r.id] or { r = r, ev = ev }
+        end
+        t:pass({ es = "%d PUBLISH en %s con %d lecturas distintas, por ejemplo %s",
+                 en = "%d PUBLISH packets on %s carrying %d different readings, for example %s" },
+               #d.pubs, p.topic, d.sent_ids, short(d.pubs[1].payload, 120))
+      end,
+    },
+
+    check {
+      id = "qos1", points = 2,
+      title = { es = "Publica con QoS 1", en = "It publishes at QoS 1" },
+      run = function(t, ctx)
+        local d, p = ctx.data, ctx.p
+        if #d.pubs == 0 then
+          t:fail({ es = "no hubo ningún PUBLISH que mirar", en = "there was no PUBLISH to look at" })
+        end
+        local by = { [0] = 0, [1] = 0, [2] = 0 }
+        for _, ev in ipairs(d.pubs) do by[ev.qos or 0] = (by[ev.qos or 0] or 0) + 1 end
+        if by[0] > 0 then
+          local lost = math.max(0, p.count - d.arrived_n)
+          if lost > 0 then
+            t:fail({ es = "%d de tus %d PUBLISH llevaban QoS 0, «dispara y olvida»: nadie los confirma ni los reenvía. %d de las %d lecturas no llegaron al suscriptor: la del PUBLISH descartado y las que publicaste con el enlace caído. Publica con qos=1",
+                     en = "%d of your %d PUBLISH packets had QoS 0, fire and forget: nobody acknowledges or re-sends them. %d of the %d readings never reached the subscriber: the one in the dropped PUBLISH and those you published while the link was down. Publish with qos=1" },
+                   by[0], #d.pubs, lost, p.count)
+          end
+          t:fail({ es = "%d de tus %d PUBLISH llevaban QoS 0, «dispara y olvida»: nadie los confirma ni los reenvía. Publica con qos=1",
+                   en = "%d of your %d PUBLISH packets had QoS 0, fire and forget: nobody acknowledges or re-sends them. Publish with qos=1" },
+                 by[0], #d.pubs)
+        end
+        if by[2] > 0 then
+          local pubrec, pubrel = count_type(d.events, "PUBREC", "down"), count_type(d.events, "PUBREL", "up")
+          local pubcomp = count_type(d.events, "PUBCOMP", "down")
+          local total = #d.pubs + pubrec + pubrel + pubcomp
+          local n = math.max(1, d.sent_ids)
+          t:fail({ es = "tus PUBLISH llevaban QoS 2: tus %d lecturas costaron %d paquetes en el cable (%d PUBLISH, %d PUBREC, %d PUBREL, %d PUBCOMP), %.1f por lectura; con QoS 1 son 2 (PUBLISH y PUBACK). QoS 2 solo evita duplicados, y aquí un duplicado no hace daño: cada lectura lleva su id. Publica con qos=1",
+                   en = "your PUBLISH packets had QoS 2: your %d readings cost %d packets on the wire (%d PUBLISH, %d PUBREC, %d PUBREL, %d PUBCOMP), %.1f per reading; at QoS 1 it is 2 (PUBLISH and PUBACK). QoS 2 only prevents duplicates, and here a duplicate does no harm: every reading carries its id. Publish with qos=1" },
+                 n, total, #d.pubs, pubrec, pubrel, pubcomp, total / n)
+        end
+        if d.resent > 0 then
+          t:pass({ es = "los %d PUBLISH llevaban QoS 1 (%d de ellos, reenvíos con DUP=1): al menos una vez, a 2 paquetes por lectura",
+                   en = "all %d PUBLISH packets had QoS 1 (%d of them re-sends with DUP=1): at least once, at 2 packets per reading" },
+                 #d.pubs, d.resent)
+        else
+          t:pass({ es = "los %d PUBLISH llevaban QoS 1: al menos una vez, a 2 paquetes por lectura",
+                   en = "all %d PUBLISH packets had QoS 1: at least once, at 2 packets per reading" }, #d.pubs)
+        end
+      end,
+    },
+
+    check {
+      id = "all-arrive", points = 3,
+      title = { es = "Todas las lecturas llegan", en = "Every reading arrives" },
+      run = function(t, ctx)
+        local d, p = ctx.data, ctx.p
+        local got = d.arrived_n
+        if got == p.count then
+          t:say({ es = "el suscriptor del kit recibió las %d lecturas; tras los cortes, tu programa reenvió %d PUBLISH con DUP=1",
+                  en = "the kit's subscriber received all %d readings; after the cuts your program sent %d PUBLISH packets again with DUP=1" },
+                got, d.resent)
+          if d.copies > got then
+            t:say({ es = "%s (%d copias en total): es el precio de QoS 1, e inofensivo porque cada lectura lleva su id",
+                    en = "%s (%d copies in all): QoS 1's price, and harmless because each reading carries its id" },
+                  ctx:text(d.dup_ids == 1 and { es = "1 lectura llegó más de una vez", en = "1 reading arrived more than once" }
+                             or { es = "%d lecturas llegaron más de una vez", en = "%d readings arrived more than once" }, d.dup_ids),
+                  d.copies)
+          end
+          return
+        end
+        if got > p.count then
+          t:fail({ es = "el suscriptor recibió %d lecturas distintas, pero LAB_COUNT es %d: envía exactamente LAB_COUNT",
+                   en = "the subscriber received %d different readings, but LAB_COUNT is %d: send exactly LAB_COUNT" }, got, p.count)
+        end
+        t:say({ es = "%d de las %d lecturas no llegaron al suscriptor del kit",
+                en = "%d of the %d readings never reached the kit's subscriber" }, p.count - got, p.count)
+        local qos0 = #wire.select(d.pubs, { qos = 0 })
+        if qos0 > 0 then
+          t:fail({ es = "tus PUBLISH llevaban QoS 0: lo que el proxy descarta y lo que publicas con el enlace caído se pierde sin remedio",
+                   en = "your PUBLISH packets had QoS 0: what the proxy drops, and what you publish while the link is down, is lost for good" })
+        end
+        if d.sent_ids < p.count then
+          t:say({ es = "lecturas con id distinto que llegó a enviar tu programa: %d de %d (%s)",
+                  en = "readings with a distinct id that your program sent: %d of %d (%s)" }, d.sent_ids, p.count, ctx:how_ended(ctx.data.prog))
+        end
+        -- Readings that went on the wire but whose every copy was lost.
+        local lost = {}
+        for id, rd in pairs(d.readings) do
+          if not d.arrived[id] then lost[#lost + 1] = rd.ev end
+        end
+        table.sort(lost, function(a, b) return a.i < b.i end)
+        if #lost > 0 then
+          for i = 1, math.min(#lost, 3) do t:say("  " .. wire.quote(lost[i])) end
+          if #lost > 3 then t:say({ es = "  … y %d más", en = "  … and %d more" }, #lost - 3) end
+          t:say({ es = "lo que llevaba %s se perdió y tu programa no lo volvió a enviar: guarda cada lectura hasta su PUBACK y reenvíala al reconectar (paho lo hace solo con QoS 1)",
+                  en = "what %s carried was lost, and your program never sent it again: keep each reading until its PUBACK and re-send it after reconnecting (paho does it by itself at QoS 1)" },
+                ctx:text(#lost == 1 and { es = "ese paquete", en = "that packet" } or { es = "esos paquetes", en = "those packets" }))
+          local last = d.cuts[#d.cuts]
+          if last and not reconnection(d, p, last) and d.prog and not d.prog:timed_out() then
+            t:say({ es = "tu programa salió con el enlace caído, sin esperar el PUBACK de esas lecturas: no salgas hasta que todas lo tengan",
+                    en = "your program left while the link was down, without waiting for those readings' PUBACK: do not exit until every one has it" })
+          end
+        end
+        t:fail()
+      end,
+    },
+
+    check {
+      id = "reconnects", points = 2, after = "connects",
+      title = { es = "Se reconecta solo tras cada corte", en = "It reconnects by itself after each cut" },
+      run = function(t, ctx)
+        local d, p = ctx.data, ctx.p
+        if #d.cuts == 0 then
+          t:fail({ es = "el proxy no llegó a cortar el enlace: tu programa envió %d PUBLISH y el primer corte llega con el n.º %d",
+                   en = "the proxy never got to cut the link: your program sent %d PUBLISH packets and the first cut comes with number %d" },
+                 #d.pubs, p.cut1_nth)
+        end
+        local lines = {}
+        for i, cut in ipairs(d.cuts) do
+          local back = reconnection(d, p, cut)
+          if not back then
+            t:fail({ es = "corte %d:\n  %s\ntu programa no volvió a conectarse (%s)",
+                     en = "cut %d:\n  %s\nyour program did not connect again (%s)" }, i, wire.quote(cut), ctx:how_ended(ctx.data.prog))
+          end
+          local more = wire.select(d.pubs, function(ev) return ev.conn >= back.conn end)
+          if #more == 0 then
+            t:fail({ es = "corte %d:\n  %s\ntu programa se reconectó, pero no envió ningún PUBLISH después:\n  %s",
+                     en = "cut %d:\n  %s\nyour program reconnected but sent no PUBLISH afterwards:\n  %s" },
+                   i, wire.quote(cut), wire.quote(back.connect))
+          end
+          lines[#lines + 1] = ctx:text({ es = "  corte %d a %+.0f ms → conectado de nuevo %.1f s después (conexión #%d), y %d PUBLISH desde entonces",
+                                         en = "  cut %d at %+.0f ms → connected again %.1f s later (connection #%d), and %d PUBLISH packets since" },
+                                       i, cut.t, (back.connect.t - cut.t) / 1000, back.conn, #more)
+        end
+        t:pass({ es = "el proxy cortó el enlace %s y tu programa volvió por sí solo:\n%s",
+                 en = "the proxy cut the link %s and your program came back by itself:\n%s" },
+               ctx:times(#d.cuts), table.concat(lines, "\n"))
+      end,
+    },
+
+    check {
+      id = "backoff", points = 1, after = "reconnects",
+      title = { es = "Espera entre intentos (back-off)", en = "It waits between attempts (back-off)" },
+      run = function(t, ctx)
+        local d, p = ctx.data, ctx.p
+        local cut = d.cuts[1]
+        local t0, t1 = cut.t, cut.t + p.refuse_s * 1000
+        local n = wire.attempts(d.events, t0, t1)
+        local limit = math.floor(MAX_RATE * p.refuse_s) + 1
+        if n > limit then
+          t:fail({ es = "en los %g s tras el corte, mientras el proxy rechazaba conexiones, tu programa lo intentó %d veces (%.0f por segundo). Así, cuando cae la red de una planta entera, mil sensores tumban al broker al volver. Espera antes de cada intento y dobla la espera (1 s, 2 s, 4 s... con un tope): el loop_start() de paho ya lo hace (reconnect_delay_set)",
+                   en = "in the %g s after the cut, while the proxy refused connections, your program tried %d times (%.0f per second). When a whole plant's network comes back, a thousand sensors doing that knock the broker over. Wait before each attempt and double the wait (1 s, 2 s, 4 s... with a ceiling): paho's loop_start() already does it (reconnect_delay_set)" },
+                 p.refuse_s, n, n / p.refuse_s)
+        end
+        local when = {}
+        for _, ev in ipairs(d.events) do
+          if (ev.kind == "open" or ev.kind == "refused") and ev.t >= t0 then
+            when[#when + 1] = ctx:text(ev.kind == "refused" and { es = "+%.1f s rechazado", en = "+%.1f s refused" }
+                                         or { es = "+%.1f s aceptado", en = "+%.1f s accepted" }, (ev.t - t0) / 1000)
+            if ev.kind == "open" then break end
+          end
+        end
+        t:pass({ es = "tras el corte a %+.0f ms el proxy rechazó conexiones durante %g s; tu programa lo intentó %s en ese tiempo (%s): eso es esperar entre intentos",
+                 en = "after the cut at %+.0f ms the proxy refused connections for %g s; your program tried %s in that time (%s): that is waiting between attempts" },
+               cut.t, p.refuse_s, ctx:times(n), table.concat(when, ", "))
+      end,
+    },
+
+    check {
+      id = "exit-0", points = 1,
+      title = { es = "Sale con código 0 a tiempo", en = "It exits with code 0 in time" },
+      run = function(t, ctx)
+        local d = ctx.data
+        if not d.prog then t:fail(d.prog_err) end
+        if d.prog:timed_out() then
+          t:fail({ es = "tu programa seguía en marcha a los %d s y el kit lo paró: sal en cuanto todas las lecturas tengan su PUBACK. Su salida de error:\n%s",
+                   en = "your program was still running after %d s and the kit stopped it: exit as soon as every reading has its PUBACK. Its stderr:\n%s" },
+                 PROG_TIMEOUT, ctx:stderr_tail(ctx.data.prog))
+        end
+        local code = d.prog:exit_code()
+        if code == 0 then
+          t:pass({ es = "salió con código 0 a los %.1f s", en = "it exited with code 0 after %.1f s" }, d.prog:runtime())
+          return
+        end
+        t:fail({ es = "%s (se esperaba 0). Su salida de error:\n%s", en = "%s (expected 0). Its stderr:\n%s" },
+               ctx:how_ended(ctx.data.prog), ctx:stderr_tail(ctx.data.prog))
+      end,
+    },
+  },
+
+  hints = {
+    { es = "Publica con qos=1 y deja la red al hilo de paho: client.loop_start(). Cuando el proxy corte, paho se reconecta solo (espera 1 s, 2 s, 4 s...) y reenvía con DUP=1 las lecturas que no tenían PUBACK.",
+      en = "Publish with qos=1 and leave the network to paho's thread: client.loop_start(). When the proxy cuts the link, paho reconnects by itself (waiting 1 s, 2 s, 4 s...) and re-sends with DUP=1 the readings that had no PUBACK." },
+    { es = "No esperes el PUBACK de cada lectura antes de enviar la siguiente, ni dejes de publicar con el enlace caído: con QoS 1 paho las guarda y las envía al reconectar. Mantén el ritmo: una lectura cada {{interval_ms}} ms.",
+      en = "Do not wait for each reading's PUBACK before sending the next, and do not stop publishing while the link is down: at QoS 1 paho keeps them and sends them after reconnecting. Keep the pace: one reading every {{interval_ms}} ms." },
+    { es = "Para saber cuándo puedes salir, cuenta los PUBACK en on_publish(client, userdata, mid) y compáralos con los mid que devuelve publish(). En paho 1.6, info.wait_for_publish() lanza RuntimeError con un mensaje publicado mientras estabas desconectado, aunque paho lo enviará después.",
+      en = "To know when you may leave, count PUBACKs in on_publish(client, userdata, mid) and compare them with the mids publish() returns. In paho 1.6, info.wait_for_publish() raises RuntimeError for a message published while disconnected, even though paho will send it later." },
+    { es = "El id de cada lectura debe ser único y estable, el mismo en cada reenvío: por ejemplo f\"{client_id}-{n:04d}\". Y ts en milisegundos: int(time.time() * 1000).",
+      en = "Each reading's id must be unique and stable, the same in every re-send: for example f\"{client_id}-{n:04d}\". And ts in milliseconds: int(time.time() * 1000)." },
+    { es = "Míralo en el cable: mqlab trace --drop up:publish:{{drop_nth}} --cut-after up:publish:{{cut1_nth}} --refuse-after-cut {{refuse_s}}, y lanza tu sensor con MQTT_PORT=1884.",
+      en = "Watch it on the wire: mqlab trace --drop up:publish:{{drop_nth}} --cut-after up:publish:{{cut1_nth}} --refuse-after-cut {{refuse_s}}, and run your sensor with MQTT_PORT=1884." },
+  },
+}
