@@ -1,0 +1,899 @@
+-- Lab 04: QoS 2 and the duplicate.
+--
+-- Two parts. qos.txt answers which QoS suits five situations of the
+-- student's plant. The dispenser program sends LAB_COUNT transactional
+-- commands (doses) that must be carried out exactly once, through the
+-- kit's proxy, which loses packets and cuts the link in the middle of
+-- the QoS 1 and QoS 2 exchanges. A subscriber of the kit, connected to
+-- the broker directly at QoS 2, counts how often each command arrives.
+--
+-- The fault plan, counted by packet so that it lands on the same packets
+-- in every run (counts run across reconnections):
+--   drop up PUBLISH #1         a QoS 0 command is lost for good; QoS 1
+--                              and 2 re-send it after the next cut
+--   cut before down PUBACK #2  a QoS 1 client re-sends that command with
+--                              DUP=1 and the broker delivers it again
+--   cut before down PUBREC #2  QoS 2, first half: the broker has not
+--                              delivered yet, so the re-sent PUBLISH does
+--                              no harm (and with a persistent session the
+--                              broker knows it already)
+--   cut before down PUBCOMP #3 QoS 2, second half: the broker delivered
+--                              at the PUBREL. A persistent session re-sends
+--                              the PUBREL (exactly once); a clean session
+--                              re-sends the PUBLISH and it is delivered again
+-- A client that publishes one command at a time would wait for ever
+-- after the dropped PUBLISH (MQTT 3.1.1 re-sends only on reconnection),
+-- so when such a link stays silent the kit cuts it, as a real broken
+-- link would end. Pipelined clients never go quiet and never meet it.
+
+local wire = require "mqlab.wire"
+local kit = require "mqlab.kit"
+local tail = require("mqlab.text").tail
+
+local PROGRAM_TIMEOUT = 40   -- seconds the dispenser gets
+local QUIET_CUT = 3          -- seconds of silence after a lost QoS 1/2 PUBLISH before the kit cuts the link
+
+---------------------------------------------------------------- scenarios
+
+-- The pool of situations; each student gets five, with at least one of
+-- each QoS. `name` is the short label used in feedback.
+local SCENARIOS = {
+  { qos = 0,
+    name = { es = "vibración de la bomba", en = "pump vibration" },
+    es = "Un acelerómetro en el motor de la bomba principal envía su vibración 50 veces por segundo a una gráfica en vivo de la sala de control. Si falta un punto, la gráfica sigue con el siguiente.",
+    en = "An accelerometer on the main pump's motor sends its vibration 50 times a second to a live chart in the control room. If a point is missing, the chart simply goes on with the next one." },
+  { qos = 0,
+    name = { es = "posición de las carretillas", en = "forklift positions" },
+    es = "Cada carretilla elevadora envía su posición cada 200 ms para dibujarla en el plano de la nave.",
+    en = "Every forklift sends its position every 200 ms so that the floor plan can show where it is." },
+  { qos = 0,
+    name = { es = "ruido de la zona de prensas", en = "press area noise" },
+    es = "Un sonómetro de la zona de prensas publica el nivel de ruido 10 veces por segundo para un indicador en directo; las medias por minuto del histórico las calcula y guarda el propio equipo.",
+    en = "A sound meter in the press area publishes the noise level 10 times a second for a live gauge; the device itself computes and stores the per-minute averages for the history." },
+  { qos = 1,
+    name = { es = "temperatura de la cámara de vacunas", en = "vaccine fridge temperature" },
+    es = "La temperatura de la cámara de vacunas: una lectura por minuto, con su id, que el histórico guarda para las auditorías. El consumidor descarta las lecturas repetidas.",
+    en = "The vaccine fridge temperature: one reading a minute, with its id, kept in the history for audits. The consumer discards repeated readings." },
+  { qos = 1,
+    name = { es = "alarma de puerta abierta", en = "door-open alarm" },
+    es = "La alarma «puerta de la cámara frigorífica abierta». El SCADA tiene que verla sin falta; si le llega dos veces, sigue mostrando una sola alarma.",
+    en = "The alarm \"cold room door open\". The SCADA must see it without fail; if it arrives twice, it still shows a single alarm." },
+  { qos = 1,
+    name = { es = "estado de la pasarela", en = "gateway state" },
+    es = "El estado online/offline de la pasarela de la planta, publicado como mensaje retenido cada vez que cambia.",
+    en = "The online/offline state of the plant's gateway, published as a retained message whenever it changes." },
+  { qos = 1,
+    name = { es = "piezas por hora", en = "parts per hour" },
+    es = "El recuento de piezas producidas en cada hora, que el ERP guarda con la hora como clave: si llega repetido, sobrescribe el mismo registro.",
+    en = "The count of parts produced each hour, which the ERP stores keyed by the hour: a repeat overwrites the same record." },
+  { qos = 2,
+    name = { es = "dosis del robot de farmacia", en = "pharmacy robot dose" },
+    es = "La orden al robot de la farmacia del hospital de dispensar una dosis para un paciente. El robot ejecuta cada orden que recibe y no puede distinguir una repetida.",
+    en = "The order to the hospital pharmacy robot to dispense one dose for a patient. The robot carries out every order it receives and cannot tell a repeated one." },
+  { qos = 2,
+    name = { es = "reactivo al tanque", en = "reagent into the tank" },
+    es = "La orden a la dosificadora de añadir 50 litros de reactivo al tanque 3. La dosificadora no puede distinguir una orden repetida, y añadirlo dos veces estropea el lote.",
+    en = "The order to the dosing unit to add 50 litres of reagent to tank 3. The unit cannot tell a repeated order, and adding it twice ruins the batch." },
+  { qos = 2,
+    name = { es = "salida de un palé", en = "pallet out" },
+    es = "La orden al almacén automático de sacar un palé de materia prima y descontarlo del inventario. Si la orden se repite, sale otro palé y el stock deja de cuadrar.",
+    en = "The order to the automated warehouse to take out one pallet of raw material and book it out of the inventory. If the order is repeated, another pallet comes out and the stock no longer adds up." },
+}
+
+-- Why the right answer is right, for the answer the student gave
+-- instead: WHY[right][given].
+local WHY = {
+  [0] = {
+    [1] = { es = "son datos muy frecuentes y prescindibles: si se pierde uno, el siguiente lo sustituye enseguida. QoS 1 añadiría un PUBACK por mensaje y, tras un corte, reenviaría datos ya viejos",
+            en = "this is high-rate, expendable data: if one is lost, the next replaces it at once. QoS 1 would add a PUBACK per message and, after a cut, re-send data that is already stale" },
+    [2] = { es = "son datos muy frecuentes y prescindibles: QoS 2 cuesta cuatro paquetes por mensaje para proteger datos que nadie echará de menos",
+            en = "this is high-rate, expendable data: QoS 2 costs four packets per message to protect data nobody will miss" },
+  },
+  [1] = {
+    [0] = { es = "este mensaje tiene que llegar: con QoS 0, un corte lo pierde sin que nadie se entere. QoS 1 es el valor por defecto",
+            en = "this message has to arrive: at QoS 0 a cut loses it and nobody notices. QoS 1 is the default" },
+    [2] = { es = "aquí un duplicado no hace daño (el receptor lo reconoce o da igual), así que QoS 2 pagaría cuatro paquetes por mensaje a cambio de nada: QoS 1 es el valor por defecto",
+            en = "a duplicate does no harm here (the receiver recognises it, or it does not matter), so QoS 2 would pay four packets per message for nothing: QoS 1 is the default" },
+  },
+  [2] = {
+    [0] = { es = "es una orden transaccional: con QoS 0 puede perderse, y con ella la operación",
+            en = "this is a transactional command: at QoS 0 it can be lost, and the operation with it" },
+    [1] = { es = "es una orden transaccional que el receptor ejecuta cada vez que le llega: con QoS 1, un PUBACK perdido hace que se reenvíe y se ejecute dos veces. Solo aquí compensa QoS 2 (con sesión persistente)",
+            en = "this is a transactional command that the receiver carries out every time it arrives: at QoS 1 a lost PUBACK makes it be re-sent and carried out twice. Only here is QoS 2 worth it (with a persistent session)" },
+  },
+}
+
+local NSCEN = 5
+
+local function params(rng)
+  local plant = rng:pick({ "planta-1", "planta-2", "planta-3", "planta-4" })
+  local hex = rng:hex(4)
+  local by = { [0] = {}, [1] = {}, [2] = {} }
+  for i, s in ipairs(SCENARIOS) do table.insert(by[s.qos], i) end
+  -- One of each QoS for sure, then two more from what is left.
+  local chosen, taken = {}, {}
+  for q = 0, 2 do
+    local i = rng:pick(by[q])
+    chosen[#chosen + 1], taken[i] = i, true
+  end
+  local rest = {}
+  for i in ipairs(SCENARIOS) do if not taken[i] then rest[#rest + 1] = i end end
+  for _, i in ipairs(rng:sample(rest, NSCEN - #chosen)) do chosen[#chosen + 1] = i end
+  chosen = rng:shuffle(chosen)
+
+  local scen, lines_es, lines_en = {}, {}, {}
+  for n, i in ipairs(chosen) do
+    local s = SCENARIOS[i]
+    scen[n] = { n = n, qos = s.qos, name = s.name }
+    lines_es[n] = string.format("%d. %s", n, s.es)
+    lines_en[n] = string.format("%d. %s", n, s.en)
+  end
+  return {
+    plant = plant, hex = hex,
+    client_id = "dispenser-" .. plant .. "-" .. hex,
+    -- company/version/plant/zone/device/what, as lab 02 teaches: the
+    -- command goes under `cmd`, and what it asks for is in the payload.
+    topic = "acme/v1/" .. plant .. "/farmacia/dispensador-" .. hex .. "/cmd",
+    count = rng:int(6, 9),
+    timeout = PROGRAM_TIMEOUT,
+    scenarios = scen,
+    scenarios_es = table.concat(lines_es, "\n"),
+    scenarios_en = table.concat(lines_en, "\n"),
+  }
+end
+
+---------------------------------------------------------------- qos.txt
+
+-- Forgiving: "3 2", "3: 2", "3=2", "3 -> QoS 2", "S3 2", "escenario 3: qos2",
+-- with "#" comments. A number with nothing after it is an unanswered
+-- scenario; anything else that cannot be read is reported by line.
+local function parse_qos(text)
+  local res = { answers = {}, problems = {}, repeated = {} }
+  if not text then return res end
+  text = text:gsub("^\xEF\xBB\xBF", "")   -- a BOM from some Windows editors
+  local ln = 0
+  for line in (text .. "\n"):gmatch("([^\n]*)\n") do
+    ln = ln + 1
+    local raw = line:gsub("\r$", "")
+    local s = raw:gsub("#.*$", ""):gsub("^%s+", ""):gsub("%s+$", "")
+    if s ~= "" then
+      local n, rest = s:lower():match("^%a*%s*(%d+)(.*)$")
+      if n then rest = rest:gsub("qos", ""):gsub("[%s:=%-%.%)>]", "") end
+      n = tonumber(n)
+      if not n then
+        res.problems[#res.problems + 1] = { line = ln, text = raw, why = "format" }
+      elseif n < 1 or n > NSCEN then
+        res.problems[#res.problems + 1] = { line = ln, text = raw, why = "scenario" }
+      elseif rest == "" then
+        -- "3" alone: not answered yet.
+      elseif not rest:match("^%d+$") or tonumber(rest) > 2 then
+        res.problems[#res.problems + 1] = { line = ln, text = raw, why = rest:match("^%d+$") and "qos" or "format" }
+      else
+        if res.answers[n] and res.answers[n] ~= tonumber(rest) then res.repeated[n] = true end
+        res.answers[n] = tonumber(rest)
+      end
+    end
+  end
+  return res
+end
+
+---------------------------------------------------------------- the wire
+
+local function quote(ev) return "    " .. wire.quote(ev) end
+
+-- The command a payload stands for: its id when it is a reading, else
+-- the payload itself (so that a malformed command is still counted).
+local function command_key(payload)
+  local r = wire.reading(payload or "")
+  if r then return r.id, r end
+  return "\0" .. (payload or ""), nil
+end
+
+-- Everything the checks ask of the trace and of the kit's subscriber.
+local function analyse(d, p)
+  local a = { connects = {}, pubs = {}, other_topics = {}, cmds = {}, by_key = {}, strays = 0 }
+  for _, ev in ipairs(d.events) do
+    if ev.kind == "packet" and ev.dir == "up" then
+      if ev.type == "CONNECT" then
+        a.connects[#a.connects + 1] = ev
+      elseif ev.type == "PUBLISH" then
+        if ev.topic == p.topic then
+          a.pubs[#a.pubs + 1] = ev
+          local key, r = command_key(ev.payload)
+          local c = a.by_key[key]
+          if not c then
+            local _, why = wire.reading(ev.payload or "")
+            c = { key = key, n = #a.cmds + 1, id = r and r.id, why = not r and why or nil,
+                  payload = ev.payload, pubs = {}, deliveries = 0 }
+            a.by_key[key] = c
+            a.cmds[#a.cmds + 1] = c
+          end
+          c.pubs[#c.pubs + 1] = ev
+        elseif ev.topic then
+          a.other_topics[ev.topic] = true
+        end
+      end
+    end
+  end
+  a.conns = {}
+  for _, c in ipairs(wire.connections(d.events)) do
+    if c.connect then a.conns[#a.conns + 1] = c end
+  end
+  for _, m in ipairs(d.msgs) do
+    local c = a.by_key[(command_key(m.payload))]
+    if c then c.deliveries = c.deliveries + 1 else a.strays = a.strays + 1 end
+  end
+  a.delivered = 0
+  for _, c in ipairs(a.cmds) do
+    if c.deliveries > 0 then a.delivered = a.delivered + 1 end
+  end
+  return a
+end
+
+-- "la orden 3 (5f2a...)" / "command 3 (5f2a...)".
+local function label(ctx, c)
+  local id = c.id or (c.payload or ""):sub(1, 40)
+  return ctx:text({ es = "la orden %d (%s)", en = "command %d (%s)" }, c.n, id)
+end
+
+-- The first event after index `after` that matches.
+local function find(events, after, m)
+  for i = (after or 0) + 1, #events do
+    if wire.match(events[i], m) then return events[i] end
+  end
+end
+
+-- The packet ids a command travelled under.
+local function ids_of(c)
+  local set = {}
+  for _, ev in ipairs(c.pubs) do if ev.id then set[ev.id] = true end end
+  return set
+end
+
+-- Whether the exchange of command c was finished on the wire: its
+-- PUBACK (QoS 1) or PUBCOMP (QoS 2) reached the client.
+local function completed(c, events)
+  local first = c.pubs[1]
+  if (first.qos or 0) == 0 then return true end
+  local want = first.qos == 1 and "PUBACK" or "PUBCOMP"
+  local ids = ids_of(c)
+  for i = first.i + 1, #events do
+    local ev = events[i]
+    if ev.kind == "packet" and ev.dir == "down" and ev.type == want and ev.fate == "sent" and ids[ev.id] then
+      return true, ev
+    end
+  end
+  return false
+end
+
+-- The CONNECT that opened connection n.
+local function connect_of(a, n)
+  for _, c in ipairs(a.conns) do if c.conn == n then return c.connect end end
+end
+
+
+-- The packets behind a repeated delivery of command c: the exchange the
+-- broker had already delivered (`sent`), the acknowledgement that was
+-- lost or the cut that came instead (`lost`), and the copy the client
+-- sent afterwards (`resend`).
+--   QoS 1: the broker delivers at the PUBLISH, so `sent` is the first
+--          PUBLISH that got through and `resend` any later one.
+--   QoS 2: the broker delivers at the PUBREL, so `sent` is the first
+--          PUBREL that got through and `resend` the next PUBLISH.
+local function dup_story(c, events)
+  local ids, first = ids_of(c), c.pubs[1]
+  local sent
+  if first.qos == 2 then
+    sent = find(events, first.i, function(ev)
+      return ev.kind == "packet" and ev.dir == "up" and ev.type == "PUBREL" and ev.fate == "sent" and ids[ev.id]
+    end)
+  else
+    for _, ev in ipairs(c.pubs) do
+      if ev.fate ~= "dropped" and ev.fate ~= "cut_before" then sent = ev break end
+    end
+  end
+  if not sent then return nil end
+  local resend
+  for _, ev in ipairs(c.pubs) do
+    if ev.i > sent.i then resend = ev break end
+  end
+  if not resend then return nil end
+  local ack = first.qos == 2 and "PUBCOMP" or "PUBACK"
+  local lost
+  for i = sent.i + 1, resend.i - 1 do
+    local ev = events[i]
+    if ev.kind == "packet" and ev.dir == "down" and ev.type == ack and ids[ev.id] and ev.fate ~= "sent" then
+      lost = ev break
+    end
+    if ev.kind == "close" and ev.conn == sent.conn then lost = lost or ev break end
+  end
+  -- The PUBLISH that the PUBREL released: the last one before it.
+  local pub = first
+  for _, ev in ipairs(c.pubs) do if ev.i < sent.i then pub = ev end end
+  return { pub = pub, sent = sent, lost = lost, resend = resend }
+end
+
+-- Why command c reached the subscriber more than once, told with the
+-- packets that made it happen.
+local function explain_dup(t, ctx, c, a)
+  local evs = ctx.data.events
+  local first = c.pubs[1]
+  local fresh = 0
+  local lines = {}
+  for _, ev in ipairs(c.pubs) do
+    if not ev.dup then fresh = fresh + 1 end
+    if #lines < 6 then lines[#lines + 1] = quote(ev) end
+  end
+  if #c.pubs > #lines then lines[#lines + 1] = "    …" end
+
+  if fresh > 1 then
+    t:say({ es = "%s llegó %s: tu programa la publicó %d veces como mensajes nuevos (DUP=0). Cada publish() es un mensaje distinto, y el broker entrega cada uno; deja los reenvíos a la librería:\n%s",
+            en = "%s arrived %s: your program published it %d times as new messages (DUP=0). Every publish() is a different message, and the broker delivers each; leave re-sending to the library:\n%s" },
+          label(ctx, c), ctx:times(c.deliveries), fresh, table.concat(lines, "\n"))
+    return
+  end
+  local st = dup_story(c, evs)
+  if st and first.qos == 1 then
+    t:say({ es = "%s llegó %s: su PUBACK se perdió y el enlace se cortó; tu cliente la reenvió con DUP=1 y, con QoS 1, el broker entrega cada copia (al menos una vez):\n%s\n%s\n%s",
+            en = "%s arrived %s: its PUBACK was lost and the link cut; your client re-sent it with DUP=1 and, at QoS 1, the broker delivers every copy (at least once):\n%s\n%s\n%s" },
+          label(ctx, c), ctx:times(c.deliveries), quote(st.sent), st.lost and quote(st.lost) or "    …", quote(st.resend))
+    return
+  end
+  if st and first.qos == 2 then
+    local conn = connect_of(a, st.resend.conn)
+    local shown = { quote(st.pub), quote(st.sent) }
+    if st.lost then shown[#shown + 1] = quote(st.lost) end
+    if conn and conn.conn ~= st.sent.conn then shown[#shown + 1] = quote(conn) end
+    shown[#shown + 1] = quote(st.resend)
+    if conn and conn.clean then
+      t:say({ es = "%s llegó %s: el broker la entregó al recibir el PUBREL, su PUBCOMP se perdió y el enlace se cortó; tu cliente se reconectó con clean session 1, así que el broker había olvidado el intercambio, y tu cliente reenvió el PUBLISH (DUP=1) en lugar del PUBREL:\n%s",
+              en = "%s arrived %s: the broker delivered it when the PUBREL came, its PUBCOMP was lost and the link cut; your client reconnected with clean session 1, so the broker had forgotten the exchange, and your client re-sent the PUBLISH (DUP=1) instead of the PUBREL:\n%s" },
+            label(ctx, c), ctx:times(c.deliveries), table.concat(shown, "\n"))
+    else
+      t:say({ es = "%s llegó %s: el broker ya la había entregado al recibir el PUBREL, y tu cliente volvió a enviar el PUBLISH en lugar de repetir el PUBREL:\n%s",
+              en = "%s arrived %s: the broker had already delivered it at the PUBREL, and your client sent the PUBLISH again instead of repeating the PUBREL:\n%s" },
+            label(ctx, c), ctx:times(c.deliveries), table.concat(shown, "\n"))
+    end
+    return
+  end
+  t:say({ es = "%s llegó %s. Sus PUBLISH en el cable:\n%s", en = "%s arrived %s. Its PUBLISH packets on the wire:\n%s" },
+        label(ctx, c), ctx:times(c.deliveries), table.concat(lines, "\n"))
+end
+
+-- Why the program never reached the broker, in the student's words.
+local function why_absent(t, ctx)
+  local d = ctx.data
+  if not d.prog then t:fail(d.prog_err) end
+  local err = tail(d.prog:stderr(), 600)
+  if d.prog:timed_out() then
+    t:fail({ es = "tu programa no envió ningún CONNECT y el kit lo paró a los %d s", en = "your program sent no CONNECT, and the kit stopped it after %d s" },
+           PROGRAM_TIMEOUT)
+  end
+  t:fail({ es = "el proxy no vio ningún CONNECT de tu programa (salió con código %s). ¿Usa MQTT_HOST y MQTT_PORT? Su salida de error:\n%s",
+           en = "the proxy saw no CONNECT from your program (it exited with code %s). Does it use MQTT_HOST and MQTT_PORT? Its stderr:\n%s" },
+         tostring(d.prog:exit_code()), err ~= "" and err or ctx:text({ es = "(vacía)", en = "(empty)" }))
+end
+
+---------------------------------------------------------------- the run
+
+-- Wait for the program, and rescue a link that a lost QoS 1/2 PUBLISH
+-- left silent: cut it, as a broken link would end. Returns the cuts the
+-- kit made this way.
+local function watch(prog, px)
+  local kicks, seen, last = {}, 0, kit.now()
+  local stuck = {}   -- conn -> the dropped PUBLISH still waiting on it
+  while prog:running() do
+    prog:wait(0.1)
+    local n = px:count()
+    if n > seen then
+      for _, ev in ipairs(px:events(seen + 1, n)) do
+        if not (ev.kind == "packet" and (ev.type == "PINGREQ" or ev.type == "PINGRESP")) then last = kit.now() end
+        if ev.kind == "packet" and ev.type == "PUBLISH" and ev.dir == "up" and ev.fate == "dropped" and (ev.qos or 0) > 0 then
+          stuck[ev.conn] = ev
+        elseif ev.kind == "close" then
+          stuck[ev.conn] = nil
+        end
+      end
+      seen = n
+    end
+    if next(stuck) and kit.now() - last >= QUIET_CUT then
+      for conn, ev in pairs(stuck) do kicks[#kicks + 1] = { conn = conn, ev = ev } end
+      stuck = {}
+      px:cut_all()
+      last = kit.now()
+    end
+  end
+  return kicks
+end
+
+---------------------------------------------------------------- the lab
+
+return lab {
+  id = "04-qos-dup",
+  title = { es = "QoS 2 y el duplicado: una sola vez", en = "QoS 2 and the duplicate: exactly once" },
+  submission = { programs = { "dispenser" }, files = { "qos.txt" } },
+  broker = "plain",
+  proxy = true,
+  setup_timeout = PROGRAM_TIMEOUT + 20,
+  params = params,
+
+  instructions = {
+    es = [[
+# Laboratorio 04 · QoS 2 y el duplicado
+
+QoS 1 es «al menos una vez»: si se pierde un acuse, el mensaje se repite.
+Para una lectura con id no pasa nada; para una orden que mueve algo en la
+planta, sí. En este laboratorio eliges el QoS de cinco casos y escribes un
+dispensador cuyas órdenes se ejecutan exactamente una vez, aunque el kit
+rompa el enlace a propósito.
+
+## 1. `qos.txt`: qué QoS para cada caso
+
+{{scenarios_es}}
+
+Escribe en `qos.txt` una línea por caso, `N Q`, con el número del caso y el
+QoS (0, 1 o 2), por ejemplo `3 1`. También valen `3: 1` y `3=1`; lo que va
+detrás de `#` es un comentario. Parte de QoS 1, el valor por defecto: baja a 0
+solo para datos muy frecuentes que nadie echará de menos, y sube a 2 solo para
+órdenes transaccionales, las que hacen daño si se ejecutan dos veces.
+
+## 2. El programa `dispenser`
+
+Escribe `dispenser.py` (Python con paho-mqtt), `dispenser.c`, `dispenser.lua`
+o `dispenser.sh`. El kit lo ejecuta con estas variables:
+
+| variable | tu valor |
+|---|---|
+| `MQTT_HOST`, `MQTT_PORT` | el proxy del kit, delante del broker (cambia en cada ejecución) |
+| `MQTT_CLIENT_ID` | `{{client_id}}` |
+| `MQTT_TOPIC` | `{{topic}}` |
+| `LAB_COUNT` | `{{count}}` |
+
+Tu programa debe:
+
+1. conectarse con el client id `MQTT_CLIENT_ID`;
+2. publicar `LAB_COUNT` órdenes de dosis en `MQTT_TOPIC`, cada una con un
+   payload JSON `{"id": "<id único>", "ts": <ms desde epoch>, "v": <dosis en ml>}`
+   y un id distinto por orden;
+3. conseguir que cada orden llegue **exactamente una vez**: ni perdida ni repetida;
+4. salir con código 0 cuando todas estén completas (en QoS 2, cuando ha
+   llegado su PUBCOMP). Tienes {{timeout}} segundos.
+
+Por el camino, el proxy pierde un PUBLISH, pierde acuses (PUBACK, PUBREC,
+PUBCOMP) y corta la conexión en mitad de un intercambio. Tu programa tiene que
+reconectarse solo y terminar lo que quedó a medias. Un suscriptor del kit,
+conectado al broker con QoS 2, cuenta cuántas veces llega cada id.
+
+## Mirar el cable: `mqlab trace`
+
+`mqlab trace` arranca un broker con un proxy en `127.0.0.1:1884` e imprime cada
+paquete que pasa, con su QoS, su packet id y el bit DUP. Puede romper el enlace
+como lo hará el kit, por ejemplo perdiendo el primer PUBCOMP y cortando:
+
+    mqlab trace --cut-before down:pubcomp:1 --client {{client_id}}
+
+En otra terminal, tu programa contra el proxy:
+
+    MQTT_HOST=127.0.0.1 MQTT_PORT=1884 MQTT_CLIENT_ID={{client_id}} \
+    MQTT_TOPIC={{topic}} LAB_COUNT={{count}} python3 dispenser.py
+
+Busca qué reenvía tu cliente después de reconectar: ¿el PUBLISH con DUP=1, o
+el PUBREL? Prueba también `--cut-before down:puback:2` con un cliente en QoS 1.
+
+## Comprobar
+
+    mqlab check 04
+
+Si te atascas: `mqlab hint 04` (queda registrado).
+]],
+    en = [[
+# Lab 04 · QoS 2 and the duplicate
+
+QoS 1 is "at least once": if an acknowledgement is lost, the message is sent
+again. For a reading with an id that is harmless; for a command that moves
+something in the plant, it is not. In this lab you choose the QoS for five
+situations and write a dispenser whose commands are carried out exactly once,
+even though the kit breaks the link on purpose.
+
+## 1. `qos.txt`: which QoS for each case
+
+{{scenarios_en}}
+
+Write in `qos.txt` one line per case, `N Q`, with the number of the case and
+the QoS (0, 1 or 2), for example `3 1`. `3: 1` and `3=1` are fine too; anything
+after `#` is a comment. Start from QoS 1, the default: go down to 0 only for
+high-rate data nobody will miss, and up to 2 only for transactional commands,
+the ones that do harm when carried out twice.
+
+## 2. The `dispenser` program
+
+Write `dispenser.py` (Python with paho-mqtt), `dispenser.c`, `dispenser.lua`
+or `dispenser.sh`. The kit runs it with these variables:
+
+| variable | your value |
+|---|---|
+| `MQTT_HOST`, `MQTT_PORT` | the kit's proxy, in front of the broker (it changes on every run) |
+| `MQTT_CLIENT_ID` | `{{client_id}}` |
+| `MQTT_TOPIC` | `{{topic}}` |
+| `LAB_COUNT` | `{{count}}` |
+
+Your program must:
+
+1. connect with the client id `MQTT_CLIENT_ID`;
+2. publish `LAB_COUNT` dose commands on `MQTT_TOPIC`, each with a JSON
+   payload `{"id": "<unique id>", "ts": <ms since epoch>, "v": <dose in ml>}`
+   and a different id per command;
+3. make every command arrive **exactly once**: neither lost nor repeated;
+4. exit with code 0 once every one is complete (at QoS 2, once its PUBCOMP
+   has arrived). You have {{timeout}} seconds.
+
+On the way, the proxy loses a PUBLISH, loses acknowledgements (PUBACK, PUBREC,
+PUBCOMP) and cuts the connection in the middle of an exchange. Your program
+must reconnect by itself and finish what was left half done. A subscriber of
+the kit, connected to the broker at QoS 2, counts how often each id arrives.
+
+## Watch the wire: `mqlab trace`
+
+`mqlab trace` starts a broker with a proxy on `127.0.0.1:1884` and prints
+every packet that goes through, with its QoS, its packet id and the DUP bit.
+It can break the link the way the kit will, for example by losing the first
+PUBCOMP and cutting:
+
+    mqlab trace --cut-before down:pubcomp:1 --client {{client_id}}
+
+In another terminal, your program against the proxy:
+
+    MQTT_HOST=127.0.0.1 MQTT_PORT=1884 MQTT_CLIENT_ID={{client_id}} \
+    MQTT_TOPIC={{topic}} LAB_COUNT={{count}} python3 dispenser.py
+
+Look at what your client sends again after reconnecting: the PUBLISH with
+DUP=1, or the PUBREL? Try `--cut-before down:puback:2` with a QoS 1 client too.
+
+## Check
+
+    mqlab check 04
+
+If you get stuck: `mqlab hint 04` (it is recorded).
+]],
+  },
+
+  -- The fault plan first, then the kit's subscriber, then one run of the
+  -- program; everything the checks judge is kept in ctx.data.
+  setup = function(ctx)
+    local d, p, px = ctx.data, ctx.p, ctx.proxy
+    d.qos = parse_qos(ctx:file("qos.txt"))
+    d.qos_missing = ctx:file("qos.txt") == nil
+
+    d.rules = {
+      publish = px:rule { action = "drop", type = "publish", dir = "up", nth = 1 },
+      puback = px:rule { action = "cut_before", type = "puback", dir = "down", nth = 2 },
+      pubrec = px:rule { action = "cut_before", type = "pubrec", dir = "down", nth = 2 },
+      pubcomp = px:rule { action = "cut_before", type = "pubcomp", dir = "down", nth = 3 },
+    }
+
+    local sub = assert(ctx:client { id = "mqlab-sub", clean = true })
+    assert(sub:subscribe(p.topic, 2))
+    -- A marker the subscriber sends itself once the program is done: it
+    -- comes back after every delivery the broker queued before it.
+    local marker = "mqlab/sync/" .. p.hex
+    assert(sub:subscribe(marker, 2))
+
+    d.prog, d.prog_err = ctx:program("dispenser", { timeout = PROGRAM_TIMEOUT })
+    d.kicks = d.prog and watch(d.prog, px) or {}
+
+    assert(sub:publish(marker, "end", { qos = 2 }))
+    sub:wait(5, marker)
+    d.msgs = {}
+    for _, m in ipairs(sub:drain()) do
+      if m.topic == p.topic then d.msgs[#d.msgs + 1] = m end
+    end
+    d.events = px:events()
+    d.fired = {}
+    for k, idx in pairs(d.rules) do d.fired[k] = px:fired(idx) end
+    d.a = analyse(d, p)
+  end,
+
+  checks = {
+    check {
+      id = "qos-answers", points = 2,
+      title = { es = "qos.txt: el QoS de cada caso", en = "qos.txt: the QoS of each case" },
+      run = function(t, ctx)
+        local d, p = ctx.data, ctx.p
+        if d.qos_missing then
+          t:fail({ es = "no encuentro qos.txt: escribe una línea «N Q» por cada uno de los %d casos",
+                   en = "qos.txt not found: write one line \"N Q\" for each of the %d cases" }, NSCEN)
+        end
+        local q = d.qos
+        for _, pr in ipairs(q.problems) do
+          local why = ({
+            format = { es = "escribe «N Q», por ejemplo «2 1»", en = "write \"N Q\", for example \"2 1\"" },
+            scenario = { es = "no hay caso con ese número (son del 1 al %d)", en = "there is no case with that number (they go from 1 to %d)" },
+            qos = { es = "el QoS es 0, 1 o 2", en = "QoS is 0, 1 or 2" },
+          })[pr.why]
+          t:say({ es = "línea %d, «%s», no se entiende: %s", en = "line %d, \"%s\", cannot be read: %s" },
+                pr.line, pr.text, ctx:text(why, NSCEN))
+        end
+        local right = 0
+        for _, s in ipairs(p.scenarios) do
+          local got = q.answers[s.n]
+          local name = ctx:text(s.name)
+          if got == nil then
+            t:expect(false, { es = "caso %d (%s): sin respuesta", en = "case %d (%s): no answer" }, s.n, name)
+          elseif q.repeated[s.n] then
+            t:expect(false, { es = "caso %d (%s): tiene dos respuestas distintas; deja una", en = "case %d (%s): it has two different answers; keep one" },
+                     s.n, name)
+          elseif got ~= s.qos then
+            t:expect(false, { es = "caso %d (%s): escribiste QoS %d, pero es QoS %d: %s",
+                              en = "case %d (%s): you wrote QoS %d, but it is QoS %d: %s" },
+                     s.n, name, got, s.qos, ctx:text(WHY[s.qos][got]))
+          else
+            right = right + 1
+          end
+        end
+        t:pass({ es = "los %d casos tienen el QoS adecuado", en = "all %d cases have the right QoS" }, right)
+      end,
+    },
+
+    check {
+      id = "connects", points = 1,
+      title = { es = "El dispensador se conecta con su client id", en = "The dispenser connects with its client id" },
+      run = function(t, ctx)
+        local d, p = ctx.data, ctx.p
+        local a = d.a
+        if #a.connects == 0 then why_absent(t, ctx) end
+        local e = a.connects[1]
+        if e.client_id ~= p.client_id then
+          t:fail({ es = "tu programa se conectó como «%s», pero MQTT_CLIENT_ID es «%s»: léelo del entorno\n%s",
+                   en = "your program connected as '%s', but MQTT_CLIENT_ID is '%s': read it from the environment\n%s" },
+                 tostring(e.client_id), p.client_id, quote(e))
+        end
+        local ack = a.conns[1] and a.conns[1].connack
+        if ack and ack.rc and ack.rc ~= 0 then
+          t:fail({ es = "el broker rechazó la conexión (CONNACK %d):\n%s", en = "the broker refused the connection (CONNACK %d):\n%s" },
+                 ack.rc, quote(ack))
+        end
+        t:pass({ es = "CONNECT como «%s»:\n%s", en = "CONNECT as '%s':\n%s" }, p.client_id, quote(e))
+      end,
+    },
+
+    check {
+      id = "qos2", points = 2, after = "connects",
+      title = { es = "Las órdenes viajan con QoS 2", en = "The commands travel at QoS 2" },
+      run = function(t, ctx)
+        local d, p = ctx.data, ctx.p
+        local a = d.a
+        if #a.pubs == 0 then
+          local others = {}
+          for topic in pairs(a.other_topics) do others[#others + 1] = topic end
+          table.sort(others)
+          if #others > 0 then
+            t:fail({ es = "tu programa publicó en %s, pero MQTT_TOPIC es %s", en = "your program published on %s, but MQTT_TOPIC is %s" },
+                   table.concat(others, ", "), p.topic)
+          end
+          t:fail({ es = "el proxy no vio ningún PUBLISH de tu programa en %s", en = "the proxy saw no PUBLISH from your program on %s" }, p.topic)
+        end
+        local byq = { [0] = {}, [1] = {}, [2] = {} }
+        for _, c in ipairs(a.cmds) do
+          local q = c.pubs[1].qos or 0
+          byq[q][#byq[q] + 1] = c
+        end
+        if #byq[0] == 0 and #byq[1] == 0 then
+          local shown = a.pubs[1]
+          for _, ev in ipairs(a.pubs) do
+            if ev.fate == "sent" then shown = ev break end
+          end
+          t:pass({ es = "los PUBLISH de tus %d órdenes llevaban QoS 2, por ejemplo:\n%s", en = "the PUBLISH packets of your %d commands had QoS 2, for example:\n%s" },
+                 #a.cmds, quote(shown))
+          return
+        end
+        if #byq[0] > 0 then
+          local lost
+          for _, c in ipairs(byq[0]) do
+            if c.deliveries == 0 then lost = c break end
+          end
+          if lost then
+            t:say({ es = "%d órdenes con QoS 0 («dispara y olvida»): el proxy perdió %s y nadie lo volvió a enviar:\n%s",
+                    en = "%d commands at QoS 0 (\"fire and forget\"): the proxy lost %s and nobody sent it again:\n%s" },
+                  #byq[0], label(ctx, lost), quote(lost.pubs[1]))
+          else
+            t:say({ es = "%d órdenes con QoS 0 («dispara y olvida»): si el enlace pierde una, nadie la reenvía",
+                    en = "%d commands at QoS 0 (\"fire and forget\"): if the link loses one, nobody sends it again" }, #byq[0])
+          end
+        end
+        if #byq[1] > 0 then
+          local dup
+          for _, c in ipairs(byq[1]) do
+            if c.deliveries > 1 then dup = c break end
+          end
+          if dup then
+            local st = dup_story(dup, d.events)
+            t:say({ es = "%d órdenes con QoS 1 («al menos una vez»): %s llegó %s, porque tras perderse su PUBACK tu cliente la reenvió:\n%s\n%s",
+                    en = "%d commands at QoS 1 (\"at least once\"): %s arrived %s, because after its PUBACK was lost your client re-sent it:\n%s\n%s" },
+                  #byq[1], label(ctx, dup), ctx:times(dup.deliveries), quote(st and st.sent or dup.pubs[1]),
+                  quote(st and st.resend or dup.pubs[#dup.pubs]))
+          else
+            t:say({ es = "%d órdenes con QoS 1 («al menos una vez»): si se pierde un PUBACK, el cliente reenvía la orden y el broker la entrega otra vez",
+                    en = "%d commands at QoS 1 (\"at least once\"): if a PUBACK is lost, the client re-sends the command and the broker delivers it again" }, #byq[1])
+          end
+        end
+        t:fail({ es = "una orden que no debe perderse ni repetirse necesita QoS 2", en = "a command that must be neither lost nor repeated needs QoS 2" })
+      end,
+    },
+
+    check {
+      id = "persistent-session", points = 2, after = "connects",
+      title = { es = "Sesión persistente: clean session 0 y la sesión sobrevive al corte",
+                en = "Persistent session: clean session 0, and the session survives the cut" },
+      run = function(t, ctx)
+        local d, p = ctx.data, ctx.p
+        local conns = d.a.conns
+        local clean, other = {}, {}
+        for _, c in ipairs(conns) do
+          if c.connect.clean then clean[#clean + 1] = c end
+          if c.connect.client_id ~= p.client_id then other[#other + 1] = c end
+        end
+        local function nums(list)
+          local out = {}
+          for _, c in ipairs(list) do out[#out + 1] = "#" .. c.conn end
+          return table.concat(out, ", ")
+        end
+        if #clean > 0 then
+          t:expect(false, { es = "%d de tus %d conexiones (%s) pidieron clean session 1: el broker borra la sesión y, con ella, los intercambios QoS 2 a medias. Usa clean_session=False:\n%s",
+                            en = "%d of your %d connections (%s) asked for clean session 1: the broker wipes the session and, with it, the QoS 2 exchanges in flight. Use clean_session=False:\n%s" },
+                   #clean, #conns, nums(clean), quote(clean[#clean].connect))
+        end
+        if #other > 0 then
+          t:expect(false, { es = "las conexiones %s usaron otro client id que «%s»; la sesión es de un client id, y con otro el broker empieza de cero:\n%s",
+                            en = "connections %s used a client id other than '%s'; a session belongs to one client id, and with another the broker starts from nothing:\n%s" },
+                   nums(other), p.client_id, quote(other[1].connect))
+        end
+        if t.failed then t:fail() end
+        for i = 2, #conns do
+          local c = conns[i]
+          if c.connack and not c.connack.session_present then
+            t:expect(false, { es = "tras el corte, el CONNACK de la conexión #%d dijo session present = 0: el broker no conservaba tu sesión:\n%s\n%s",
+                              en = "after the cut, the CONNACK of connection #%d said session present = 0: the broker had not kept your session:\n%s\n%s" },
+                     c.conn, quote(c.connect), quote(c.connack))
+          end
+        end
+        if #conns == 1 then
+          t:pass({ es = "una conexión, como «%s» con clean session 0 (no hubo reconexión)", en = "one connection, as '%s' with clean session 0 (there was no reconnection)" },
+                 p.client_id)
+        else
+          local last = conns[#conns]
+          t:pass({ es = "%d conexiones, todas como «%s» con clean session 0; tras cada corte el broker respondió session present = 1:\n%s",
+                   en = "%d connections, all as '%s' with clean session 0; after each cut the broker answered session present = 1:\n%s" },
+                 #conns, p.client_id, quote(last.connack or last.connect))
+        end
+      end,
+    },
+
+    check {
+      id = "all-delivered", points = 1, after = "connects",
+      title = { es = "Todas las órdenes llegan", en = "Every command arrives" },
+      run = function(t, ctx)
+        local d, p = ctx.data, ctx.p
+        local a = d.a
+        if #a.cmds == 0 then
+          t:fail({ es = "el proxy no vio ninguna orden de tu programa en %s", en = "the proxy saw no command from your program on %s" }, p.topic)
+        end
+        for _, c in ipairs(a.cmds) do
+          if not c.id then
+            local why = ({
+              json = { es = "no es JSON", en = "it is not JSON" },
+              id = { es = "le falta «id» (texto)", en = "it lacks \"id\" (a string)" },
+              ts = { es = "le falta «ts» (número, ms)", en = "it lacks \"ts\" (a number, ms)" },
+              v = { es = "le falta «v» (número)", en = "it lacks \"v\" (a number)" },
+            })[c.why or "json"]
+            t:fail({ es = "el payload de %s no es {\"id\", \"ts\", \"v\"}: %s", en = "the payload of %s is not {\"id\", \"ts\", \"v\"}: %s" },
+                   label(ctx, c), ctx:text(why))
+          end
+        end
+        t:expect(#a.cmds >= p.count,
+                 { es = "el proxy vio %d órdenes distintas (ids distintos) y LAB_COUNT es %d: ¿tienen todas un id propio?",
+                   en = "the proxy saw %d different commands (different ids) and LAB_COUNT is %d: does each have an id of its own?" },
+                 #a.cmds, p.count)
+        for _, c in ipairs(a.cmds) do
+          if c.deliveries == 0 then
+            local lines = {}
+            for _, ev in ipairs(c.pubs) do lines[#lines + 1] = quote(ev) end
+            if #c.pubs == 1 and c.pubs[1].fate ~= "sent" then
+              t:expect(false, { es = "%s no llegó nunca al suscriptor: el proxy perdió su PUBLISH y tu cliente no lo volvió a enviar:\n%s",
+                                en = "%s never reached the subscriber: the proxy lost its PUBLISH and your client did not send it again:\n%s" },
+                       label(ctx, c), table.concat(lines, "\n"))
+            else
+              t:expect(false, { es = "%s no llegó nunca al suscriptor. Sus PUBLISH:\n%s", en = "%s never reached the subscriber. Its PUBLISH packets:\n%s" },
+                       label(ctx, c), table.concat(lines, "\n"))
+            end
+          end
+        end
+        t:pass({ es = "las %d órdenes llegaron al suscriptor del kit", en = "all %d commands reached the kit's subscriber" }, #a.cmds)
+      end,
+    },
+
+    check {
+      id = "exactly-once", points = 3, after = "connects",
+      title = { es = "Ninguna orden llega dos veces", en = "No command arrives twice" },
+      run = function(t, ctx)
+        local d = ctx.data
+        local a = d.a
+        if a.delivered == 0 then
+          t:fail({ es = "ninguna orden llegó al suscriptor del kit: no hay nada que contar", en = "no command reached the kit's subscriber: there is nothing to count" })
+        end
+        local dups, shared = {}, nil
+        for _, c in ipairs(a.cmds) do
+          if c.deliveries > 1 then dups[#dups + 1] = c end
+          local fresh = 0
+          for _, ev in ipairs(c.pubs) do if not ev.dup then fresh = fresh + 1 end end
+          if fresh > 1 and #a.cmds < ctx.p.count then shared = shared or c end
+        end
+        if shared then
+          t:fail({ es = "varias órdenes distintas comparten el id «%s» (ids distintos en el cable: %d; LAB_COUNT: %d): el kit cuenta las órdenes por su id, así que una orden nueva con el mismo id parece una repetida. Da a cada orden su propio id",
+                   en = "several different commands share the id '%s' (different ids on the wire: %d; LAB_COUNT: %d): the kit counts commands by their id, so a new command with the same id looks like a repeat. Give each command an id of its own" },
+                 shared.id or shared.payload, #a.cmds, ctx.p.count)
+        end
+        if #dups == 0 then
+          t:pass({ es = "cada una de las %d órdenes entregadas llegó una sola vez, a pesar de %d cortes", en = "each of the %d delivered commands arrived exactly once, despite %d cuts" },
+                 a.delivered, math.max(#a.conns - 1, 0))
+          return
+        end
+        explain_dup(t, ctx, dups[1], a)
+        if #dups > 1 then
+          local more = {}
+          for i = 2, #dups do more[#more + 1] = string.format("%d (×%d)", dups[i].n, dups[i].deliveries) end
+          t:say({ es = "también llegaron repetidas las órdenes %s", en = "commands %s arrived more than once too" }, table.concat(more, ", "))
+        end
+        t:fail()
+      end,
+    },
+
+    check {
+      id = "exit-0", points = 1, after = "connects",
+      title = { es = "Termina con código 0 cuando todo está completo", en = "It exits with code 0 once everything is complete" },
+      run = function(t, ctx)
+        local d = ctx.data
+        local prog, a = d.prog, d.a
+        local open = {}
+        for _, c in ipairs(a.cmds) do
+          if not completed(c, d.events) then open[#open + 1] = c end
+        end
+        if prog:timed_out() then
+          local msg = ctx:text({ es = "tu programa seguía en marcha a los %d s y el kit lo paró", en = "your program was still running after %d s, and the kit stopped it" },
+                               PROGRAM_TIMEOUT)
+          if #open > 0 then
+            msg = msg .. ctx:text({ es = ". %s seguía sin completarse; un cliente MQTT 3.1.1 solo reenvía lo pendiente al reconectar. Su último paquete:\n%s",
+                                    en = ". %s was still not complete; an MQTT 3.1.1 client re-sends what is pending only when it reconnects. Its last packet:\n%s" },
+                                  label(ctx, open[1]), quote(open[1].pubs[#open[1].pubs]))
+          end
+          t:fail(msg)
+        end
+        local code, sig = prog:exit_code()
+        if code ~= 0 then
+          local err = tail(prog:stderr(), 600)
+          t:fail({ es = "salió con código %s (se esperaba 0). Su salida de error:\n%s", en = "it exited with code %s (expected 0). Its stderr:\n%s" },
+                 tostring(code or sig), err ~= "" and err or ctx:text({ es = "(vacía)", en = "(empty)" }))
+        end
+        for _, c in ipairs(open) do
+          local q = c.pubs[1].qos
+          t:expect(false, { es = "salió antes de completar %s: no le llegó su %s", en = "it exited before %s was complete: its %s never reached it" },
+                   label(ctx, c), q == 1 and "PUBACK" or "PUBCOMP")
+        end
+        t:pass({ es = "salió con código 0 tras completar las %d órdenes (%.1f s)", en = "it exited with code 0 after completing all %d commands (%.1f s)" },
+               #a.cmds, prog:runtime())
+      end,
+    },
+  },
+
+  hints = {
+    { es = "Para qos.txt, parte siempre de QoS 1. Baja a 0 solo si el dato llega tan a menudo que perder uno no importa. Sube a 2 solo si repetir el mensaje hace daño y el receptor no puede reconocer la repetición: una orden que se ejecuta cada vez que llega.",
+      en = "For qos.txt, always start from QoS 1. Go down to 0 only if the data comes so often that losing one does not matter. Go up to 2 only if a repeat does harm and the receiver cannot recognise it: a command that is carried out every time it arrives." },
+    { es = "QoS 2 solo es «exactamente una vez» mientras la sesión sobrevive al corte: mqtt.Client(client_id=os.environ['MQTT_CLIENT_ID'], clean_session=False). Con clean_session=True, tras un corte paho reenvía el PUBLISH entero y el broker, que ha olvidado el intercambio, lo entrega otra vez.",
+      en = "QoS 2 is only \"exactly once\" while the session survives the cut: mqtt.Client(client_id=os.environ['MQTT_CLIENT_ID'], clean_session=False). With clean_session=True, after a cut paho re-sends the whole PUBLISH and the broker, which has forgotten the exchange, delivers it again." },
+    { es = "No reenvíes tú las órdenes: cada publish() es un mensaje nuevo. Usa loop_start() (paho reconecta solo y reenvía lo pendiente) y cuenta las órdenes completas en on_publish, que en QoS 2 llega con el PUBCOMP. Sal cuando hayan vuelto todos los mid.",
+      en = "Do not re-send the commands yourself: every publish() is a new message. Use loop_start() (paho reconnects by itself and re-sends what is pending) and count the completed commands in on_publish, which at QoS 2 comes with the PUBCOMP. Exit once every mid has come back." },
+    { es = "on_publish puede llegar antes de que publish() devuelva su mid: guarda los mid y los completados bajo un mismo threading.Lock (o un Condition) y compara los dos conjuntos. wait_for_publish() lanza RuntimeError si llamaste a publish() durante un corte, aunque paho guardó el mensaje para reenviarlo.",
+      en = "on_publish may come before publish() has returned its mid: keep the mids and the completed ones under one threading.Lock (or a Condition) and compare the two sets. wait_for_publish() raises RuntimeError if publish() was called during a cut, even though paho kept the message to re-send it." },
+    { es = "Míralo en el cable: mqlab trace --cut-before down:pubcomp:1 --client {{client_id}}, y lanza tu dispensador con MQTT_PORT=1884. Tras la reconexión, un cliente con sesión persistente envía PUBREL; uno con clean session reenvía el PUBLISH con DUP=1.",
+      en = "Watch it on the wire: mqlab trace --cut-before down:pubcomp:1 --client {{client_id}}, then run your dispenser with MQTT_PORT=1884. After the reconnection, a client with a persistent session sends PUBREL; one with a clean session re-sends the PUBLISH with DUP=1." },
+  },
+}
