@@ -95,10 +95,12 @@ static void help(void)
     printf("  --refuse S              %s\n", T("refuse new connections for the first S seconds", "rechazar conexiones nuevas los primeros S segundos"));
     printf("  --refuse-after-cut S    %s\n", T("after each cut, refuse new connections for S seconds", "tras cada corte, rechazar conexiones nuevas S segundos"));
     printf("  --client ID             %s\n", T("faults only for connections with this client id", "fallos solo para las conexiones con ese client id"));
-    printf("\n%s\n", T("Example: see QoS 1's duplicate: mqlab trace --drop down:puback:2 --cut-after down:puback:3\n"
-                       "then: mosquitto_pub -p 1884 -q 1 -t acme/v1/demo -m hola --repeat 5 -i gw-1",
-                       "Ejemplo: ver el duplicado de QoS 1: mqlab trace --drop down:puback:2 --cut-after down:puback:3\n"
-                       "y luego: mosquitto_pub -p 1884 -q 1 -t acme/v1/demo -m hola --repeat 5 -i gw-1"));
+    printf("\n%s\n", T("Example, QoS 1's duplicate: mqlab trace --drop down:puback:2 --cut-after down:puback:3\n"
+                       "then run your own QoS 1 producer against it (e.g. MQTT_HOST=127.0.0.1 MQTT_PORT=1884\n"
+                       "python3 sensor.py): after the cut it reconnects and re-sends the PUBLISH whose PUBACK was lost, with dup=1.",
+                       "Ejemplo, el duplicado de QoS 1: mqlab trace --drop down:puback:2 --cut-after down:puback:3\n"
+                       "y lanza contra él tu propio productor QoS 1 (p. ej. MQTT_HOST=127.0.0.1 MQTT_PORT=1884\n"
+                       "python3 sensor.py): tras el corte se reconecta y reenvía con dup=1 el PUBLISH cuyo PUBACK se perdió."));
 }
 
 int trace_parse_spec(const char *spec, int *dir, int *type, unsigned *nth)

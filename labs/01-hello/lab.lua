@@ -10,6 +10,7 @@
 
 local brokerlog = require "mqlab.brokerlog"
 local probe = require "mqlab.probe"
+local tail = require("mqlab.text").tail
 
 local FILTER_KEYS = { "F1", "F2", "F3", "F4" }
 
@@ -67,12 +68,6 @@ local function program_client(d, p)
     if e.client == p.client_id then return e.client end
   end
   return d.connects[1] and d.connects[1].client
-end
-
-local function tail(s, n)
-  s = (s or ""):gsub("%s+$", "")
-  if #s <= n then return s end
-  return "…" .. s:sub(-n)
 end
 
 -- Why the program never reached the broker, in the student's words.

@@ -267,6 +267,33 @@ function Ctx:text(msg, ...)
   return text.format(msg, self.lang, ...)
 end
 
+-- "once", "twice", "3 times".
+function Ctx:times(n)
+  return text.times(n, self.lang)
+end
+
+-- How a program ended, as a clause for feedback: "it exited with code 1
+-- after 2.3 s", "the kit stopped it after 30 s", ...
+function Ctx:how_ended(prog)
+  if not prog then return self:text({ es = "no llegó a arrancar", en = "it never started" }) end
+  if prog:running() then return self:text({ es = "sigue en marcha", en = "it is still running" }) end
+  if prog:timed_out() then
+    return self:text({ es = "el kit lo paró a los %.0f s", en = "the kit stopped it after %.0f s" }, prog:runtime())
+  end
+  local code, sig = prog:exit_code()
+  if code then
+    return self:text({ es = "salió con código %d a los %.1f s", en = "it exited with code %d after %.1f s" }, code, prog:runtime())
+  end
+  return self:text({ es = "terminó por la señal %s a los %.1f s", en = "it was ended by signal %s after %.1f s" },
+                   tostring(sig), prog:runtime())
+end
+
+-- The end of a program's stderr, or "(empty)".
+function Ctx:stderr_tail(prog, n)
+  local err = prog and text.tail(prog:stderr(), n or 500) or ""
+  return err ~= "" and err or self:text({ es = "(vacía)", en = "(empty)" })
+end
+
 -- A file of the submission, or nil when it does not exist. Only plain
 -- names: the lab reads the student's folder, nothing else.
 function Ctx:file(name)

@@ -24,4 +24,27 @@ function M.fill(s, params, where)
   end))
 end
 
+-- The end of s (trailing blanks removed), at most n bytes, "…" when cut:
+-- the end of a program's stderr is where the error is.
+function M.tail(s, n)
+  s = tostring(s or ""):gsub("%s+$", "")
+  if #s <= n then return s end
+  return "…" .. s:sub(-n)
+end
+
+-- s on one line, at most n bytes (default 100), "…" when cut.
+function M.short(s, n)
+  s = tostring(s or ""):gsub("[\r\n]", " ")
+  n = n or 100
+  if #s <= n then return s end
+  return s:sub(1, n) .. "…"
+end
+
+-- "once", "twice", "3 times", in the student's language.
+function M.times(n, lang)
+  if n == 1 then return M.pick({ es = "una vez", en = "once" }, lang) end
+  if n == 2 then return M.pick({ es = "dos veces", en = "twice" }, lang) end
+  return string.format(M.pick({ es = "%d veces", en = "%d times" }, lang), n)
+end
+
 return M
