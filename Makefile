@@ -16,7 +16,7 @@ CC      ?= cc
 PKGS    := lua5.4 libmosquitto openssl sqlite3
 DEB_PKGS := build-essential pkg-config mosquitto mosquitto-clients libmosquitto-dev \
             liblua5.4-dev lua5.4 libsqlite3-dev sqlite3 libssl-dev libcunit1-dev \
-            python3 python3-paho-mqtt
+            python3 python3-paho-mqtt openssl
 
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
@@ -34,10 +34,11 @@ BUILD := build
 # binding per module), then the command line.
 CORE_SRC := runner/util.c runner/cleanup.c runner/verdict.c runner/topics.c \
             runner/store.c runner/programs.c runner/broker.c runner/mqtt.c \
-            runner/report.c runner/packet.c runner/proxy.c runner/trace.c
+            runner/report.c runner/packet.c runner/proxy.c runner/trace.c \
+            runner/tls.c
 LUA_SRC  := runner/host.c runner/lab.c runner/lua_mqtt.c runner/lua_topics.c \
             runner/lua_broker.c runner/lua_programs.c runner/lua_kit.c \
-            runner/lua_proxy.c
+            runner/lua_proxy.c runner/lua_tls.c
 SRC      := $(CORE_SRC) $(LUA_SRC)
 OBJ      := $(SRC:runner/%.c=$(BUILD)/%.o) $(BUILD)/embedded.o
 MAIN_OBJ := $(BUILD)/main.o
@@ -57,7 +58,11 @@ endif
 
 .PHONY: all run test test-repeat bench slides deps install clean check-pkgs
 
-all: mqlab
+all: mqlab certs/ca.crt
+
+# The kit's PKI for the TLS labs, made on this machine (never committed).
+certs/ca.crt: | mqlab
+	@./mqlab certs certs
 
 check-pkgs:
 	@pkg-config --exists $(PKGS) cunit || { \

@@ -104,15 +104,17 @@ static void buf_add(char **buf, size_t *len, size_t *cap, const char *s, size_t 
 }
 
 static void fill_into(char **buf, size_t *len, size_t *cap, const char *text,
-                      const char *port, const char *dir, const char *user, const char *log)
+                      const char *port, const char *dir, const char *user, const char *log,
+                      const char *certs)
 {
-    static const char *const keys[] = { "@PORT@", "@DIR@", "@USER@", "@LOG@" };
-    const char *vals[] = { port, dir, user, log };
+    static const char *const keys[] = { "@PORT@", "@DIR@", "@USER@", "@LOG@", "@CERTS@" };
+    /* A NULL certs never gets here: broker_start refuses @CERTS@ then. */
+    const char *vals[] = { port, dir, user, log, certs ? certs : "@CERTS@" };
     const char *p = text;
     while (*p) {
         int hit = -1;
         if (*p == '@')
-            for (int i = 0; i < 4; i++)
+            for (int i = 0; i < 5; i++)
                 if (strncmp(p, keys[i], strlen(keys[i])) == 0) { hit = i; break; }
         if (hit < 0) { buf_add(buf, len, cap, p, 1); p++; continue; }
         buf_add(buf, len, cap, vals[hit], strlen(vals[hit]));
@@ -128,17 +130,30 @@ static const char *user_name(void)
     return geteuid() == 0 ? "root" : "nobody";
 }
 
-static int write_config(broker_t *b, const char *tmpl, const char *extra, char *err)
+/* @CERTS@ needs a folder to stand for; say which line wants one. */
+static int check_certs(const char *text, const char *what, const char *certs, char *err)
+{
+    const char *hit = text ? strstr(text, "@CERTS@") : NULL;
+    if (!hit) return KIT_OK;
+    if (certs && *certs) return KIT_OK;
+    int lineno = 1;
+    for (const char *p = text; p < hit; p++)
+        if (*p == '\n') lineno++;
+    return kit_seterr(err, KIT_EINVAL, "broker %s, line %d: uses @CERTS@ but no certs folder was given "
+                      "(broker.start{certs = tls.certs()})", what, lineno);
+}
+
+static int write_config(broker_t *b, const char *tmpl, const char *extra, const char *certs, char *err)
 {
     char port[16];
     char *buf = NULL;
     size_t len = 0, cap = 0;
     snprintf(port, sizeof port, "%d", b->port);
     const char *user = user_name();
-    fill_into(&buf, &len, &cap, tmpl, port, b->dir, user, b->log_path);
+    fill_into(&buf, &len, &cap, tmpl, port, b->dir, user, b->log_path, certs);
     if (len == 0 || buf[len - 1] != '\n') buf_add(&buf, &len, &cap, "\n", 1);
     if (extra && *extra) {
-        fill_into(&buf, &len, &cap, extra, port, b->dir, user, b->log_path);
+        fill_into(&buf, &len, &cap, extra, port, b->dir, user, b->log_path, certs);
         if (buf[len - 1] != '\n') buf_add(&buf, &len, &cap, "\n", 1);
     }
     int rc = kit_write_file_atomic(b->conf_path, buf, len, 0600, err);
@@ -375,6 +390,21 @@ static char *output_since(const broker_t *b, long log_off, long err_off)
 /* ---------------------------------------------------------------- */
 /* Start and wait                                                    */
 
+/* The broker exited while starting: say why, in mosquitto's words. */
+static int died(broker_t *b, int status, long log_off, long err_off, int *in_use, char *err)
+{
+    char why[KIT_ERRLEN / 2];
+    char *said = output_since(b, log_off, err_off);
+    explain(said, why, sizeof why);
+    *in_use = strstr(said, "Address already in use") != NULL;
+    free(said);
+    if (WIFSIGNALED(status))
+        return kit_seterr(err, KIT_ERR, "mosquitto (%s) was killed by signal %d on start: %s",
+                          b->name, WTERMSIG(status), why);
+    return kit_seterr(err, KIT_ERR, "mosquitto (%s) exited with status %d on start: %s",
+                      b->name, WEXITSTATUS(status), why);
+}
+
 /* Start the process and wait until it serves our port. On failure the
  * process is gone (killed and reaped); the folder is left to the caller.
  * *in_use says mosquitto failed because the port was taken. */
@@ -394,17 +424,7 @@ static int run_once(broker_t *b, int *in_use, char *err)
             rc = kit_seterr(err, KIT_EINTR, "interrupted while mosquitto (%s) was starting", b->name);
             goto fail;
         }
-        if (reap_if_dead(b, &status)) {
-            char *said = output_since(b, log_off, err_off);
-            explain(said, why, sizeof why);
-            *in_use = strstr(said, "Address already in use") != NULL;
-            free(said);
-            if (WIFSIGNALED(status))
-                return kit_seterr(err, KIT_ERR, "mosquitto (%s) was killed by signal %d on start: %s",
-                                  b->name, WTERMSIG(status), why);
-            return kit_seterr(err, KIT_ERR, "mosquitto (%s) exited with status %d on start: %s",
-                              b->name, WEXITSTATUS(status), why);
-        }
+        if (reap_if_dead(b, &status)) return died(b, status, log_off, err_off, in_use, err);
         rc = kit_wait_port(b->port, 0);
         if (rc == KIT_EINTR) continue;
         if (rc == KIT_OK) {
@@ -420,6 +440,21 @@ static int run_once(broker_t *b, int *in_use, char *err)
                             "its last line: %s", b->name, b->port, b->ready_ms, why);
             goto fail;
         }
+    }
+
+    /* Mosquitto answers on its first listener before it has set up the
+     * others (and loaded their keys): with several listeners it can still
+     * die now. It logs "running" once all of them are up, so when it logs
+     * to our file, wait for that line (or its exit) before calling it ready. */
+    for (;;) {
+        char *log = read_from(b->log_path, log_off);
+        int logs_here = strstr(log, "mosquitto version") != NULL;
+        int running = logs_here && strstr(log, " running") != NULL;
+        free(log);
+        if (!logs_here || running) break;
+        if (reap_if_dead(b, &status)) return died(b, status, log_off, err_off, in_use, err);
+        if (kit_now_ms() >= deadline || cleanup_interrupted()) break;
+        kit_sleep_ms(POLL_MS);
     }
 
     /* Mosquitto carries on after some config problems it reports on
@@ -467,6 +502,11 @@ int broker_start(broker_t **out, const broker_opts_t *o, char *err)
     int rc = check_listeners(o->tmpl, what, 1, err);
     if (rc != KIT_OK) return rc;
     if (o->extra && (rc = check_listeners(o->extra, "extra lines", 0, err)) != KIT_OK) return rc;
+    if ((rc = check_certs(o->tmpl, what, o->certs, err)) != KIT_OK) return rc;
+    if ((rc = check_certs(o->extra, "extra lines", o->certs, err)) != KIT_OK) return rc;
+    if (o->certs && *o->certs && !kit_is_dir(o->certs))
+        return kit_seterr(err, KIT_ENOENT, "broker %s: the certs folder %s does not exist "
+                          "(tls.certs() makes it)", what, o->certs);
 
     char *exe = find_mosquitto(o->mosquitto, err);
     if (!exe) return KIT_EMISSING;
@@ -489,7 +529,7 @@ int broker_start(broker_t **out, const broker_opts_t *o, char *err)
         int in_use = 0;
         b->port = o->port;
         if (!b->port && !(b->port = kit_free_port(err))) { rc = KIT_ERR; goto cleanup; }
-        rc = write_config(b, o->tmpl, o->extra, err);
+        rc = write_config(b, o->tmpl, o->extra, o->certs, err);
         if (rc != KIT_OK) goto cleanup;
         rc = run_once(b, &in_use, err);
         if (rc == KIT_OK) break;

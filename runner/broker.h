@@ -7,6 +7,8 @@
  * template placeholders are:
  *   @PORT@  the listener port          @DIR@   the private folder
  *   @USER@  the current user name      @LOG@   the log file path
+ *   @CERTS@ the certs folder given in broker_opts_t.certs (a template
+ *           that uses it without one is refused)
  * Every template must open its listeners as `listener @PORT@ 127.0.0.1`.
  */
 #ifndef MQLAB_BROKER_H
@@ -23,11 +25,14 @@ typedef struct {
     int port;               /* 0: pick a free one */
     int ready_ms;           /* how long to wait for the port; 0: 5000 */
     const char *mosquitto;  /* binary; NULL: $MQLAB_MOSQUITTO or "mosquitto" on PATH */
+    const char *certs;      /* folder for @CERTS@ (the kit's PKI); NULL: none */
 } broker_opts_t;
 
 /* Start. On failure nothing is left behind, and err quotes mosquitto's
  * own last log/stderr line when it exited. KIT_EMISSING when the binary
- * is not installed. */
+ * is not installed; KIT_EINVAL for a template that breaks the listener
+ * rule, or uses @CERTS@ without o->certs; KIT_ENOENT when o->certs is
+ * not a folder. */
 int broker_start(broker_t **out, const broker_opts_t *o, char *err);
 
 int broker_port(const broker_t *b);

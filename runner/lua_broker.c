@@ -7,7 +7,8 @@
  * text; finding it by profile name is the kit's business.
  *
  *   local b, msg, code = broker.start{template = TEXT, name = "plain",
- *                                     extra = "...", port = 0, ready = 5}
+ *                                     extra = "...", port = 0, ready = 5,
+ *                                     certs = DIR}   -- DIR fills @CERTS@
  *   code: "missing" (no mosquitto), "timeout", "error"
  */
 #include "broker.h"
@@ -69,7 +70,7 @@ static const char *opt_field_string(lua_State *L, const char *key)
     return lua_tostring(L, -1);
 }
 
-/* start{template=, name=, extra=, port=, ready=} -> broker | nil, msg, code */
+/* start{template=, name=, extra=, port=, ready=, certs=} -> broker | nil, msg, code */
 static int l_start(lua_State *L)
 {
     char err[KIT_ERRLEN] = "";
@@ -81,6 +82,7 @@ static int l_start(lua_State *L)
     if (!o.tmpl) return luaL_argerror(L, 1, "field 'template' (the config text) is required");
     o.name = opt_field_string(L, "name");
     o.extra = opt_field_string(L, "extra");
+    o.certs = opt_field_string(L, "certs");
 
     lua_getfield(L, 1, "port");
     if (!lua_isnil(L, -1)) {

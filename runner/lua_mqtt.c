@@ -182,7 +182,7 @@ static int field_protocol(lua_State *L, int t)
 
 static const char *const connect_keys[] = {
     "host", "port", "id", "clean", "keepalive", "protocol", "username", "password",
-    "will", "timeout", NULL
+    "will", "timeout", "cafile", "certfile", "keyfile", "tls_version", NULL
 };
 static const char *const will_keys[] = { "topic", "payload", "qos", "retain", NULL };
 
@@ -230,6 +230,13 @@ static int l_connect(lua_State *L)
     }
     if (!o.clean && !o.id)
         return luaL_error(L, "mqtt.connect: a persistent session (clean=false) needs an id");
+    /* TLS: with cafile, trusting only that CA and checking the host name.
+     * A file that cannot be read is a failure to handle (nil, message),
+     * like a refused connection; a nonsensical combination raises. */
+    o.cafile = field_string(L, 1, "cafile", what);
+    o.certfile = field_string(L, 1, "certfile", what);
+    o.keyfile = field_string(L, 1, "keyfile", what);
+    o.tls_version = field_string(L, 1, "tls_version", what);
     o.timeout_ms = host_clamp_ms(L, o.timeout_ms);
     if (o.timeout_ms <= 0) o.timeout_ms = 1;
 

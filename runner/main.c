@@ -14,6 +14,7 @@
 #include "programs.h"
 #include "report.h"
 #include "store.h"
+#include "tls.h"
 #include "trace.h"
 #include "util.h"
 
@@ -109,6 +110,16 @@ static const command_help_t helps[] = {
       "un proxy que imprime en vivo el intercambio de paquetes, y puede romper el enlace a propósito",
       "`mqlab trace --help` lists the fault flags (--drop, --dup, --delay, --cut-before, --cut-after, ...).",
       "`mqlab trace --help` lista las opciones de fallo (--drop, --dup, --delay, --cut-before, --cut-after, ...)." },
+    { "certs", "[DIR]", "make the kit's PKI for the TLS labs (only the files that are missing)",
+      "crea la PKI del kit para los laboratorios TLS (solo los ficheros que falten)",
+      "DIR defaults to $MQLAB_CERTS, else certs/ beside mqlab, else ~/.local/share/mqlab/certs.\n"
+      "It makes a CA, a server certificate for localhost and 127.0.0.1, a client certificate, an impostor CA\n"
+      "with a server certificate for the same names, a certificate for another host and an expired one.\n"
+      "Keys are readable only by you. `make` runs it for the repository's certs/.",
+      "DIR es $MQLAB_CERTS, si no certs/ junto a mqlab, si no ~/.local/share/mqlab/certs.\n"
+      "Crea una CA, un certificado de servidor para localhost y 127.0.0.1, uno de cliente, una CA impostora\n"
+      "con un certificado de servidor para los mismos nombres, uno para otro host y uno caducado.\n"
+      "Las claves solo las puedes leer tú. `make` lo ejecuta para certs/ del repositorio." },
     { "grade", "NN DIR... [--format text|json|csv] [--db FILE]", "instructors: grade many submissions into a gradebook",
       "docentes: evalúa muchas entregas y las guarda en un libro de notas",
       "Each DIR is one student's folder for the lab; the folder name is the student id.\n"
@@ -717,6 +728,16 @@ static int cmd_broker(int argc, char **argv)
     const embedded_file_t *f = embedded_find(name);
     if (!f) return usage_error("broker", T("no broker profile '%s'", "no hay perfil de broker '%s'"), profile);
     broker_opts_t bo = { .name = profile, .tmpl = (const char *)f->data, .port = opt.port };
+    char certs[512];
+    if (strstr(bo.tmpl, "@CERTS@")) {
+        /* A TLS profile: the kit's PKI, made now if it is missing. */
+        if (tls_default_certs_dir(certs, sizeof certs, err) != KIT_OK ||
+            tls_pki_ensure(certs, NULL, NULL, err) != KIT_OK) {
+            fprintf(stderr, "mqlab broker: %s\n", err);
+            return EXIT_ENV;
+        }
+        bo.certs = certs;
+    }
     broker_t *b = NULL;
     int rc = broker_start(&b, &bo, err);
     if (rc != KIT_OK) {
@@ -725,8 +746,12 @@ static int cmd_broker(int argc, char **argv)
     }
     printf(T("Broker '%s' listening on 127.0.0.1:%d (Ctrl-C stops it and removes its folder)\n",
              "Broker '%s' escuchando en 127.0.0.1:%d (Ctrl-C lo para y borra su carpeta)\n"), profile, broker_port(b));
-    printf(T("Try: mosquitto_sub -h 127.0.0.1 -p %d -t 'acme/#' -v\n", "Prueba: mosquitto_sub -h 127.0.0.1 -p %d -t 'acme/#' -v\n"),
-           broker_port(b));
+    if (bo.certs)
+        printf(T("Try: mosquitto_sub -h localhost -p %d --cafile %s/ca.crt -t 'acme/#' -v\n",
+                 "Prueba: mosquitto_sub -h localhost -p %d --cafile %s/ca.crt -t 'acme/#' -v\n"), broker_port(b), bo.certs);
+    else
+        printf(T("Try: mosquitto_sub -h 127.0.0.1 -p %d -t 'acme/#' -v\n", "Prueba: mosquitto_sub -h 127.0.0.1 -p %d -t 'acme/#' -v\n"),
+               broker_port(b));
     printf("----\n");
     fflush(stdout);
     size_t shown = 0;
@@ -742,6 +767,20 @@ static int cmd_broker(int argc, char **argv)
     broker_free(b);
     if (died) { fprintf(stderr, "mqlab broker: %s\n", T("the broker stopped by itself", "el broker se paró solo")); return EXIT_FAIL; }
     printf("\n%s\n", T("Broker stopped.", "Broker parado."));
+    return EXIT_PASS;
+}
+
+/* ------------------------------------------------------------ certs */
+
+static int cmd_certs(int argc, char **argv)
+{
+    if (argc > 1) return usage_error("certs", "%s", T("expects at most one folder", "espera como mucho una carpeta"));
+    char err[KIT_ERRLEN] = "";
+    int rc = tls_certs_command(argc ? argv[0] : NULL, 0, err);
+    if (rc != KIT_OK) {
+        fprintf(stderr, "mqlab certs: %s\n", err);
+        return rc == KIT_EMISSING ? EXIT_ENV : EXIT_FAIL;
+    }
     return EXIT_PASS;
 }
 
@@ -878,7 +917,7 @@ typedef int (*command_fn)(int argc, char **argv);
 static const struct { const char *name; command_fn fn; } commands[] = {
     { "init", cmd_init }, { "list", cmd_list }, { "show", cmd_show }, { "check", cmd_check },
     { "hint", cmd_hint }, { "progress", cmd_progress }, { "reset", cmd_reset }, { "run", cmd_run },
-    { "broker", cmd_broker }, { "trace", cmd_trace }, { "grade", cmd_grade }, { "doctor", cmd_doctor }, { "tour", cmd_tour },
+    { "broker", cmd_broker }, { "trace", cmd_trace }, { "certs", cmd_certs }, { "grade", cmd_grade }, { "doctor", cmd_doctor }, { "tour", cmd_tour },
 };
 
 int main(int argc, char **argv)

@@ -30,6 +30,8 @@
 #include <unistd.h>
 
 #include <mosquitto.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
 
 /* Longest single poll() inside a wait loop: bounds how late we notice a
  * Ctrl-C that arrived just before poll() started. */
@@ -38,6 +40,8 @@
 #define DISCONNECT_MS 1000
 /* SUBACKs remembered per client until their waiter takes them. */
 #define SUBACK_SLOTS 32
+/* What a TLS client remembers of libmosquitto's error lines. */
+#define TLS_NOTE_LEN 256
 
 struct mq_client {
     struct mosquitto *mosq;    /* NULL once closed */
@@ -46,6 +50,12 @@ struct mq_client {
     int protocol;
     int got_connack, connack_rc;
     int connected;             /* CONNACK 0 seen and no disconnect since */
+    int tls;                   /* speaks TLS (opts had a cafile) */
+    /* Why a handshake failed, as libmosquitto and OpenSSL said it while
+     * it happened: the SSL object may be gone by the time we look. */
+    char tls_note[TLS_NOTE_LEN];
+    long tls_verify;           /* X509_V_OK, or the chain's verify error */
+    int tls_hostname;          /* "host name verification failed" seen */
     /* Completed mids (PUBLISH written / PUBACK / PUBCOMP / UNSUBACK), one
      * bit each: O(1) and no allocation inside callbacks. */
     unsigned char done[65536 / 8];
@@ -132,6 +142,27 @@ static void on_subscribe(struct mosquitto *m, void *ud, int mid, int n, const in
     c->suback[slot].mid = mid;
     c->suback[slot].granted = (n > 0 && granted) ? granted[0] : 128;
     c->suback[slot].used = 1;
+}
+
+/* Error lines only, and only what explains a failed handshake. */
+static void on_log(struct mosquitto *m, void *ud, int level, const char *line)
+{
+    mq_client_t *c = ud;
+    if (level != MOSQ_LOG_ERR || !line) return;
+    if (strstr(line, "host name verification failed")) c->tls_hostname = 1;
+    SSL *ssl = mosquitto_ssl_get(m);
+    if (ssl && c->tls_verify == X509_V_OK) c->tls_verify = SSL_get_verify_result(ssl);
+    if (strncmp(line, "Error: ", 7) == 0 && !c->tls_hostname) {
+        /* libmosquitto's own words name the file ("Unable to load CA
+         * certificates, check cafile ..."): better than OpenSSL's. */
+        snprintf(c->tls_note, sizeof c->tls_note, "%s", line + 7);
+        return;
+    }
+    if (c->tls_note[0] || strncmp(line, "OpenSSL Error", 13) != 0) return;
+    /* "OpenSSL Error[0]: error:0A000086:SSL routines::certificate verify
+     * failed": the words after the last colon are the ones that help. */
+    const char *why = strrchr(line, ':');
+    snprintf(c->tls_note, sizeof c->tls_note, "%s", why && why[1] ? why + 1 : line);
 }
 
 static void on_message(struct mosquitto *m, void *ud, const struct mosquitto_message *msg)
@@ -276,6 +307,90 @@ static void close_dirty(mq_client_t *c)
     c->connected = 0;
 }
 
+/* ---- TLS --------------------------------------------------------------- */
+
+/* The options make sense together and their files can be read, so that a
+ * typo is reported as such rather than as a failed handshake. */
+static int check_tls_opts(const mq_opts_t *o, char *err)
+{
+    if (!o->cafile) {
+        if (o->certfile || o->keyfile || o->tls_version)
+            return kit_seterr(err, KIT_EINVAL, "certfile, keyfile and tls_version need cafile "
+                              "(the CA that signed the broker's certificate)");
+        return KIT_OK;
+    }
+    if (!o->certfile != !o->keyfile)
+        return kit_seterr(err, KIT_EINVAL, "a client certificate needs both certfile and keyfile");
+    const char *const names[] = { "cafile", "certfile", "keyfile" };
+    const char *const paths[] = { o->cafile, o->certfile, o->keyfile };
+    for (int i = 0; i < 3; i++) {
+        if (!paths[i]) continue;
+        if (access(paths[i], R_OK) != 0 || kit_is_dir(paths[i]))
+            return kit_seterr(err, KIT_ENOENT, "cannot read %s %s: %s", names[i], paths[i],
+                              kit_is_dir(paths[i]) ? "it is a folder" : strerror(errno));
+    }
+    return KIT_OK;
+}
+
+static int tls_setup(mq_client_t *c, const mq_opts_t *o, char *err)
+{
+    int mrc = mosquitto_tls_set(c->mosq, o->cafile, NULL, o->certfile, o->keyfile, NULL);
+    if (mrc != MOSQ_ERR_SUCCESS)
+        return kit_seterr(err, KIT_EINVAL, "invalid TLS files: %s", mosquitto_strerror(mrc));
+    mrc = mosquitto_tls_opts_set(c->mosq, SSL_VERIFY_PEER, o->tls_version, NULL);
+    if (mrc != MOSQ_ERR_SUCCESS)
+        return kit_seterr(err, KIT_EINVAL, "unknown tls_version \"%s\" (use tlsv1.2 or tlsv1.3)",
+                          o->tls_version ? o->tls_version : "");
+    /* Peer verification alone accepts any certificate the CA signed;
+     * the host name check is what stops a certificate for another host. */
+    mrc = mosquitto_tls_insecure_set(c->mosq, false);
+    if (mrc != MOSQ_ERR_SUCCESS)
+        return kit_seterr(err, KIT_ERR, "cannot enable the host name check: %s", mosquitto_strerror(mrc));
+    mosquitto_log_callback_set(c->mosq, on_log);
+    c->tls = 1;
+    return KIT_OK;
+}
+
+static int handshake_done(const mq_client_t *c)
+{
+    SSL *ssl = c->mosq ? mosquitto_ssl_get(c->mosq) : NULL;
+    return ssl && SSL_is_init_finished(ssl);
+}
+
+/* Why the handshake failed, from what the callbacks recorded.
+ * handshook: 1 it had finished, 0 it had not, -1 cannot tell. */
+static int tls_failed(const mq_client_t *c, const char *host, int handshook, char *err)
+{
+    long v = c->tls_verify;
+    if (c->tls_hostname)
+        return kit_seterr(err, KIT_ERR, "TLS handshake with %s failed: the broker's certificate is not "
+                          "for the host name %s (host name verification failed)", c->where, host);
+    if (v != X509_V_OK) {
+        int chain = v == X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN || v == X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT
+                    || v == X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY
+                    || v == X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE;
+        return kit_seterr(err, KIT_ERR, "TLS handshake with %s failed: certificate verify failed: %s%s",
+                          c->where, X509_verify_cert_error_string(v),
+                          chain ? " (the broker's certificate is not signed by the CA in cafile)" : "");
+    }
+    if (c->tls_note[0]) {
+        const char *n = c->tls_note;
+        int plain = strstr(n, "unexpected eof") || strstr(n, "wrong version number")
+                    || strstr(n, "packet length too long") || strstr(n, "record layer failure");
+        return kit_seterr(err, KIT_ERR, "TLS handshake with %s failed: %s%s", c->where, n,
+                          plain ? " (is that a plain MQTT listener, without TLS?)" : "");
+    }
+    /* No reason given: the peer just closed. After the handshake, the
+     * usual cause is a broker that wants a client certificate (its alert
+     * can be lost when our CONNECT meets the closed socket first). */
+    if (handshook)
+        return kit_seterr(err, KIT_ERR, "TLS handshake with %s failed: the broker closed the connection %s "
+                          "the handshake (as a broker that requires a client certificate does when it gets none; "
+                          "see certfile/keyfile)", c->where, handshook > 0 ? "right after" : "during or right after");
+    return kit_seterr(err, KIT_ERR, "TLS handshake with %s failed: the connection closed before it finished",
+                      c->where);
+}
+
 static void client_free(mq_client_t *c)
 {
     if (!c) return;
@@ -305,6 +420,8 @@ int mq_connect(mq_client_t **out, const mq_opts_t *o, int *rc, char *err)
         return kit_seterr(err, KIT_EINVAL, "keepalive must be between 5 and 65535 seconds (got %d)", keepalive);
     if (o->will_topic && (o->will_qos < 0 || o->will_qos > 2))
         return kit_seterr(err, KIT_EINVAL, "will QoS must be 0, 1 or 2 (got %d)", o->will_qos);
+    int trc = check_tls_opts(o, err);
+    if (trc != KIT_OK) return trc;
     if (mq_init() != KIT_OK)
         return kit_seterr(err, KIT_ERR, "cannot initialise libmosquitto");
 
@@ -313,6 +430,12 @@ int mq_connect(mq_client_t **out, const mq_opts_t *o, int *rc, char *err)
     char idbuf[16];
     const char *id = o->id;
     if (!id) { random_id(idbuf, sizeof idbuf); id = idbuf; }
+    /* libmosquitto 2.0.11 refuses these ids in mosquitto_new, but only
+     * after zeroing its socket-pair fields: its cleanup then closes fd 0
+     * (our stdin, and later a broker's captured stderr). Refuse first. */
+    if (!*id || mosquitto_validate_utf8(id, (int)strlen(id)) != MOSQ_ERR_SUCCESS)
+        return kit_seterr(err, KIT_EINVAL, "invalid client id \"%s\"%s", id,
+                          o->clean ? "" : " (a persistent session needs a client id)");
 
     int code = KIT_OK, mrc;
     mq_client_t *c = kit_xmalloc(sizeof *c);
@@ -356,13 +479,22 @@ int mq_connect(mq_client_t **out, const mq_opts_t *o, int *rc, char *err)
             goto cleanup;
         }
     }
+    if (o->cafile && (code = tls_setup(c, o, err)) != KIT_OK) goto cleanup;
 
     /* Blocking TCP connect: on loopback it is immediate, and it sends the
-     * CONNECT before returning. */
+     * CONNECT before returning. A TLS client connects asynchronously: the
+     * handshake then runs in the pump, under the deadline, so a listener
+     * that never answers it cannot hold us. */
     errno = 0;
-    mrc = mosquitto_connect(c->mosq, host, o->port, keepalive);
+    mrc = c->tls ? mosquitto_connect_async(c->mosq, host, o->port, keepalive)
+                 : mosquitto_connect(c->mosq, host, o->port, keepalive);
     if (mrc != MOSQ_ERR_SUCCESS) {
-        if (mrc == MOSQ_ERR_ERRNO)
+        /* A handshake that fails inside the connect call comes back as
+         * MOSQ_ERR_TLS, or as MOSQ_ERR_ERRNO with errno EPROTO. */
+        if (c->tls && (mrc == MOSQ_ERR_TLS || (mrc == MOSQ_ERR_ERRNO && errno == EPROTO)
+                       || c->tls_note[0] || c->tls_hostname || c->tls_verify != X509_V_OK))
+            code = tls_failed(c, host, handshake_done(c) ? 1 : -1, err);
+        else if (mrc == MOSQ_ERR_ERRNO)
             code = kit_seterr(err, KIT_ERR, "cannot connect to %s: %s%s", c->where, strerror(errno),
                               errno == ECONNREFUSED ? " (is the broker running on that port?)" : "");
         else if (mrc == MOSQ_ERR_EAI)
@@ -377,17 +509,31 @@ int mq_connect(mq_client_t **out, const mq_opts_t *o, int *rc, char *err)
     registry_add(c);
 
     int64_t deadline = kit_now_ms() + timeout;
+    int handshook = 0;
     while (!c->got_connack && sock_of(c) >= 0) {
         code = pump_until(deadline);
+        if (c->tls && !handshook) handshook = handshake_done(c);
         if (code == KIT_ETIMEOUT) {
-            kit_seterr(err, code, "no CONNACK from %s within %d ms", c->where, timeout);
+            if (c->tls && !handshook)
+                kit_seterr(err, code, "the TLS handshake with %s did not finish within %d ms "
+                           "(is that port a TLS listener?)", c->where, timeout);
+            else
+                kit_seterr(err, code, "no CONNACK from %s within %d ms", c->where, timeout);
             goto cleanup;
         }
         if (code == KIT_EINTR) { kit_seterr(err, code, "interrupted"); goto cleanup; }
         if (code != KIT_OK) { kit_seterr(err, code, "poll failed: %s", strerror(errno)); goto cleanup; }
     }
+    if (!c->got_connack && c->tls && (!handshook || c->tls_note[0] || c->tls_verify != X509_V_OK)) {
+        /* With TLS 1.3 the client finishes first; a broker that wants a
+         * client certificate says so with an alert after that. */
+        code = tls_failed(c, host, handshook, err);
+        goto cleanup;
+    }
     if (!c->got_connack) {
-        code = kit_seterr(err, KIT_ENOTCONN, "%s closed the connection without answering CONNECT", c->where);
+        code = kit_seterr(err, KIT_ENOTCONN, "%s closed the connection without answering CONNECT%s", c->where,
+                          c->tls ? " (after the TLS handshake: a broker that requires a client certificate "
+                                   "does that when it gets none; see certfile/keyfile)" : "");
         goto cleanup;
     }
     if (rc) *rc = c->connack_rc;

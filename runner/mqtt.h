@@ -28,6 +28,16 @@ typedef struct {
     int will_len;
     int will_qos, will_retain;
     int timeout_ms;            /* for the CONNACK; 0: 5000 */
+    /* TLS: with cafile set the client speaks TLS, trusts only that CA
+     * and checks that the broker's certificate names `host` (a DNS name
+     * or an IP address). certfile/keyfile (both or neither) present a
+     * client certificate; tls_version is the oldest version accepted,
+     * "tlsv1.2" or "tlsv1.3" (NULL: libmosquitto's default, which is
+     * 1.2). A handshake that fails or does not finish
+     * within timeout_ms is an error saying why, never a hang. */
+    const char *cafile;
+    const char *certfile, *keyfile;
+    const char *tls_version;
 } mq_opts_t;
 
 typedef struct mq_message {
@@ -44,7 +54,12 @@ void mq_cleanup(void);
 
 /* Connect and wait for the CONNACK. KIT_EREFUSED when the broker answered
  * with a non-zero code (in *rc, and err says what it means). On any
- * failure *out is NULL and nothing is left open. */
+ * failure *out is NULL and nothing is left open. With TLS: KIT_ENOENT
+ * when cafile/certfile/keyfile cannot be read, KIT_EINVAL for certfile
+ * without keyfile (or the reverse) or an unknown tls_version, KIT_ERR
+ * when the handshake fails (err names the reason: the certificate's
+ * chain or host name, an alert from the broker, a plain listener),
+ * KIT_ETIMEOUT when it does not finish in time. */
 int mq_connect(mq_client_t **out, const mq_opts_t *o, int *rc, char *err);
 
 /* Publish; for QoS>0 wait until the broker acknowledged (PUBACK/PUBCOMP)

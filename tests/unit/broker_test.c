@@ -4,7 +4,8 @@
  * The suite points TMPDIR at a folder of its own, so "nothing left
  * behind" can be checked exactly: no entry in that folder and no process
  * whose command line names it. Tests run from the repository root, where
- * broker-config/plain.conf lives.
+ * broker-config/plain.conf and tls.conf live. The TLS profile runs with
+ * the kit's PKI, made in a folder of its own (tls_pki_ensure).
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -24,6 +25,8 @@
 #include <unistd.h>
 
 #include "broker.h"
+#include "mqtt.h"
+#include "tls.h"
 #include "util.h"
 
 static char base[256];
@@ -400,6 +403,122 @@ static void TEST_free_removes_folder(void)
     free(dir);
 }
 
+/* ---- @CERTS@ -------------------------------------------------------------- */
+
+/* A template that names @CERTS@ needs a folder for it; the refusal names
+ * the line, and nothing starts. */
+static void TEST_certs_refused(void)
+{
+    char err[KIT_ERRLEN] = "";
+    broker_t *b = (broker_t *)&b;
+    broker_opts_t o = { .name = "tls", .tmpl = "listener @PORT@ 127.0.0.1\nallow_anonymous true\n"
+                                               "cafile @CERTS@/ca.crt\n" };
+    CU_ASSERT_EQUAL(broker_start(&b, &o, err), KIT_EINVAL);
+    CU_ASSERT_PTR_NULL(b);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "@CERTS@"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "line 3"));
+
+    /* In the extra lines too. */
+    b = (broker_t *)&b;
+    broker_opts_t e = { .name = "plain", .tmpl = "listener @PORT@ 127.0.0.1\n", .extra = "cafile @CERTS@/ca.crt\n" };
+    CU_ASSERT_EQUAL(broker_start(&b, &e, err), KIT_EINVAL);
+    CU_ASSERT_PTR_NULL(b);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "extra lines"));
+
+    /* A folder that is not there. */
+    b = (broker_t *)&b;
+    o.certs = "/nonexistent-mqlab/certs";
+    CU_ASSERT_EQUAL(broker_start(&b, &o, err), KIT_ENOENT);
+    CU_ASSERT_PTR_NULL(b);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "/nonexistent-mqlab/certs"));
+    CU_ASSERT(folders_left() == 0);
+    CU_ASSERT(processes_left() == 0);
+}
+
+/* @CERTS@ becomes the folder, everywhere it appears; a template without
+ * it does not mind a certs folder. */
+static void TEST_certs_filled(void)
+{
+    char err[KIT_ERRLEN] = "";
+    char certs[512];
+    CU_ASSERT_FATAL(kit_mkdtemp(certs, sizeof certs, "certs", err) == KIT_OK);
+    char *passwd = kit_strdup_printf("%s/passwd", certs);
+    CU_ASSERT_FATAL(kit_write_file_atomic(passwd, "", 0, 0600, err) == KIT_OK);
+
+    char *tmpl = plain_template();
+    CU_ASSERT_PTR_NOT_NULL_FATAL(tmpl);
+    broker_opts_t o = { .name = "plain", .tmpl = tmpl, .extra = "password_file @CERTS@/passwd\n", .certs = certs };
+    broker_t *b = NULL;
+    CU_ASSERT_EQUAL(broker_start(&b, &o, err), KIT_OK);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+    char *conf_path = kit_strdup_printf("%s/mosquitto.conf", broker_dir(b));
+    char *conf = kit_read_file(conf_path, NULL, NULL);
+    CU_ASSERT_PTR_NOT_NULL(conf);
+    char *want = kit_strdup_printf("password_file %s\n", passwd);
+    if (conf) {
+        CU_ASSERT_PTR_NOT_NULL(strstr(conf, want));
+        CU_ASSERT_PTR_NULL(strstr(conf, "@CERTS@"));
+    }
+    broker_free(b);
+
+    /* certs given to a template that does not use it: no harm. */
+    b = NULL;
+    o.extra = NULL;
+    CU_ASSERT_EQUAL(broker_start(&b, &o, err), KIT_OK);
+    broker_free(b);
+
+    kit_rmdtemp(certs);
+    CU_ASSERT(folders_left() == 0);
+    CU_ASSERT(processes_left() == 0);
+    free(want);
+    free(conf);
+    free(conf_path);
+    free(tmpl);
+    free(passwd);
+}
+
+/* broker-config/tls.conf with the kit's PKI: its TLS client connects by
+ * name and by address, a plain one does not. */
+static void TEST_tls_profile(void)
+{
+    char err[KIT_ERRLEN] = "";
+    char certs[512];
+    CU_ASSERT_FATAL(kit_mkdtemp(certs, sizeof certs, "certs", err) == KIT_OK);
+    int made = tls_pki_ensure(certs, NULL, NULL, err) == KIT_OK;
+    if (!made) fprintf(stderr, "tls profile: %s\n", err);
+    CU_ASSERT(made);
+    char *tmpl = kit_read_file("broker-config/tls.conf", NULL, NULL);
+    CU_ASSERT_PTR_NOT_NULL(tmpl);
+    broker_t *b = NULL;
+    if (made && tmpl) {
+        broker_opts_t o = { .name = "tls", .tmpl = tmpl, .certs = certs };
+        CU_ASSERT_EQUAL(broker_start(&b, &o, err), KIT_OK);
+        if (!b) fprintf(stderr, "tls profile: %s\n", err);
+    }
+    if (b) {
+        char *ca = kit_strdup_printf("%s/ca.crt", certs);
+        const char *hosts[] = { "localhost", "127.0.0.1" };
+        for (int i = 0; i < 2; i++) {
+            mq_client_t *c = NULL;
+            mq_opts_t t = { .host = hosts[i], .port = broker_port(b), .clean = 1, .cafile = ca };
+            CU_ASSERT_EQUAL(mq_connect(&c, &t, NULL, err), KIT_OK);
+            if (!c) fprintf(stderr, "tls profile, %s: %s\n", hosts[i], err);
+            mq_free(c);
+        }
+        mq_client_t *p = NULL;
+        mq_opts_t plain = { .port = broker_port(b), .clean = 1, .timeout_ms = 2000 };
+        CU_ASSERT_NOT_EQUAL(mq_connect(&p, &plain, NULL, err), KIT_OK);
+        CU_ASSERT_PTR_NULL(p);
+        mq_free(p);
+        free(ca);
+        broker_free(b);
+    }
+    kit_rmdtemp(certs);
+    CU_ASSERT(folders_left() == 0);
+    CU_ASSERT(processes_left() == 0);
+    free(tmpl);
+}
+
 int init_broker_tests(void)
 {
     CU_pSuite s = CU_add_suite("broker", suite_init, suite_clean);
@@ -413,7 +532,10 @@ int init_broker_tests(void)
         !CU_add_test(s, "port taken", TEST_port_taken) ||
         !CU_add_test(s, "ready timeout", TEST_ready_timeout) ||
         !CU_add_test(s, "missing binary", TEST_missing_binary) ||
-        !CU_add_test(s, "free removes folder", TEST_free_removes_folder))
+        !CU_add_test(s, "free removes folder", TEST_free_removes_folder) ||
+        !CU_add_test(s, "@CERTS@ refused without a folder", TEST_certs_refused) ||
+        !CU_add_test(s, "@CERTS@ filled", TEST_certs_filled) ||
+        !CU_add_test(s, "tls profile", TEST_tls_profile))
         return 1;
     return 0;
 }

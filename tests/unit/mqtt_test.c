@@ -4,6 +4,12 @@
  * The suite starts its own broker (not through runner/broker.c, so the
  * two modules can be tested apart) with two loopback listeners: one that
  * accepts anonymous clients and one that refuses them.
+ *
+ * A second suite, mqtt-tls, makes the kit's PKI (tls_pki_ensure: a CA,
+ * certificates for localhost, for another host, for a client, an expired
+ * one and an impostor CA) in a folder of its own and runs a broker with
+ * TLS listeners that present them, to see the client succeed, and fail
+ * with a reason rather than hang.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -23,11 +29,40 @@
 
 #include "cleanup.h"
 #include "mqtt.h"
+#include "tls.h"
 #include "util.h"
 
 static char dir[512];
 static pid_t broker_pid;
 static int port_open, port_closed;
+
+/* mosquitto -c path in its own process group, tracked; its output is
+ * thrown away (the config logs to a file). */
+static pid_t launch(const char *path)
+{
+    pid_t pid = fork();
+    if (pid < 0) return -1;
+    if (pid == 0) {
+        setpgid(0, 0);
+        int null = open("/dev/null", O_RDWR);
+        if (null >= 0) { dup2(null, 1); dup2(null, 2); }
+        execlp("mosquitto", "mosquitto", "-c", path, (char *)NULL);
+        execl("/usr/sbin/mosquitto", "mosquitto", "-c", path, (char *)NULL);
+        _exit(127);
+    }
+    setpgid(pid, pid);
+    cleanup_track_pgid(pid);
+    return pid;
+}
+
+static void stop(pid_t *pid)
+{
+    if (*pid <= 0) return;
+    kill(-*pid, SIGKILL);
+    waitpid(*pid, NULL, 0);
+    cleanup_untrack_pgid(*pid);
+    *pid = 0;
+}
 
 static int start_broker(void)
 {
@@ -54,20 +89,9 @@ static int start_broker(void)
     free(conf);
     if (rc != KIT_OK) { free(path); return -1; }
 
-    pid_t pid = fork();
-    if (pid < 0) { free(path); return -1; }
-    if (pid == 0) {
-        setpgid(0, 0);
-        int null = open("/dev/null", O_RDWR);
-        if (null >= 0) { dup2(null, 1); dup2(null, 2); }
-        execlp("mosquitto", "mosquitto", "-c", path, (char *)NULL);
-        execl("/usr/sbin/mosquitto", "mosquitto", "-c", path, (char *)NULL);
-        _exit(127);
-    }
+    broker_pid = launch(path);
     free(path);
-    setpgid(pid, pid);
-    cleanup_track_pgid(pid);
-    broker_pid = pid;
+    if (broker_pid < 0) { broker_pid = 0; return -1; }
     if (kit_wait_port(port_open, 5000) != KIT_OK || kit_wait_port(port_closed, 5000) != KIT_OK)
         return -1;
     return 0;
@@ -89,12 +113,7 @@ static int suite_init(void)
 static int suite_clean(void)
 {
     mq_cleanup();
-    if (broker_pid > 0) {
-        kill(-broker_pid, SIGKILL);
-        waitpid(broker_pid, NULL, 0);
-        cleanup_untrack_pgid(broker_pid);
-        broker_pid = 0;
-    }
+    stop(&broker_pid);
     if (dir[0]) kit_rmdtemp(dir);
     dir[0] = '\0';
     return 0;
@@ -422,6 +441,7 @@ static void TEST_invalid(void)
     mq_free(c);
 
     /* A will on a wildcard topic, an id that cannot be persistent. */
+    int stdin_open = fcntl(0, F_GETFD) != -1;
     mq_opts_t o = { .port = port_open, .clean = 1, .will_topic = "w/#", .will_payload = "x", .will_len = 1 };
     mq_client_t *d = NULL;
     CU_ASSERT_EQUAL(mq_connect(&d, &o, NULL, err), KIT_EINVAL);
@@ -429,6 +449,11 @@ static void TEST_invalid(void)
     mq_opts_t p = { .port = port_open, .clean = 0, .id = "" };
     CU_ASSERT_EQUAL(mq_connect(&d, &p, NULL, err), KIT_EINVAL);
     CU_ASSERT_PTR_NULL(d);
+    mq_opts_t q = { .port = port_open, .clean = 1, .id = "bad\xff" };
+    CU_ASSERT_EQUAL(mq_connect(&d, &q, NULL, err), KIT_EINVAL);
+    CU_ASSERT_PTR_NULL(d);
+    /* libmosquitto's own refusal of such ids closes fd 0 on its way out. */
+    if (stdin_open) CU_ASSERT(fcntl(0, F_GETFD) != -1);
 }
 
 static void TEST_interleaved(void)
@@ -536,6 +561,302 @@ static void TEST_interrupt(void)
     mq_free(c);
 }
 
+/* ---- TLS ------------------------------------------------------------------ */
+
+static char tdir[512];
+static pid_t tls_pid;
+/* TLS with server.crt; TLS with otherhost.crt (a name that is not ours);
+ * TLS wanting a client certificate; plain; TLS with expired.crt. */
+static int p_tls, p_otherhost, p_mutual, p_plain, p_expired;
+
+static char *tpath(const char *name)
+{
+    return kit_strdup_printf("%s/%s", tdir, name);
+}
+
+static int tls_suite_clean(void);
+
+static int tls_suite_init(void)
+{
+    char err[KIT_ERRLEN];
+    if (mq_init() != KIT_OK) return -1;
+    if (kit_mkdtemp(tdir, sizeof tdir, "mqlab-mqtt-tls-test", err) != KIT_OK) return -1;
+    if (tls_pki_ensure(tdir, NULL, NULL, err) != KIT_OK) {
+        fprintf(stderr, "mqtt-tls: cannot make the PKI: %s\n", err);
+        tls_suite_clean();
+        return -1;
+    }
+    int *ports[] = { &p_tls, &p_otherhost, &p_mutual, &p_plain, &p_expired };
+    for (int i = 0; i < 5; i++) {
+        /* Distinct ports: kit_free_port may hand out one twice. */
+        for (int tries = 0; tries < 20; tries++) {
+            int p = kit_free_port(NULL), dup = 0;
+            for (int j = 0; j < i; j++) dup |= *ports[j] == p;
+            if (p > 0 && !dup) { *ports[i] = p; break; }
+        }
+        if (!*ports[i]) { tls_suite_clean(); return -1; }
+    }
+    struct passwd *pw = getpwuid(geteuid());
+    char *conf = kit_strdup_printf(
+        "per_listener_settings false\n"
+        "allow_anonymous true\n"
+        "persistence false\n"
+        "user %s\n"
+        "log_dest file %s/broker.log\n"
+        "log_type all\n"
+        "listener %d 127.0.0.1\n"
+        "cafile %s/ca.crt\ncertfile %s/server.crt\nkeyfile %s/server.key\ntls_version tlsv1.2\n"
+        "listener %d 127.0.0.1\n"
+        "cafile %s/ca.crt\ncertfile %s/otherhost.crt\nkeyfile %s/otherhost.key\n"
+        "listener %d 127.0.0.1\n"
+        "cafile %s/ca.crt\ncertfile %s/server.crt\nkeyfile %s/server.key\nrequire_certificate true\n"
+        "listener %d 127.0.0.1\n"
+        "listener %d 127.0.0.1\n"
+        "cafile %s/ca.crt\ncertfile %s/expired.crt\nkeyfile %s/expired.key\n",
+        pw ? pw->pw_name : "root", tdir,
+        p_tls, tdir, tdir, tdir,
+        p_otherhost, tdir, tdir, tdir,
+        p_mutual, tdir, tdir, tdir,
+        p_plain,
+        p_expired, tdir, tdir, tdir);
+    char *path = tpath("mosquitto.conf");
+    int rc = kit_write_file_atomic(path, conf, strlen(conf), 0600, err);
+    free(conf);
+    if (rc == KIT_OK) tls_pid = launch(path);
+    free(path);
+    if (rc != KIT_OK || tls_pid <= 0) { tls_pid = 0; tls_suite_clean(); return -1; }
+    for (int i = 0; i < 5; i++) {
+        if (kit_wait_port(*ports[i], 5000) != KIT_OK) {
+            fprintf(stderr, "mqtt-tls: the TLS broker did not start (see %s/broker.log)\n", tdir);
+            tls_suite_clean();
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int tls_suite_clean(void)
+{
+    stop(&tls_pid);
+    if (tdir[0]) kit_rmdtemp(tdir);
+    tdir[0] = '\0';
+    return 0;
+}
+
+/* Connect with TLS options; returns mq_connect's code, the client (or
+ * NULL) in *out, and the message in err. */
+static int tls_connect(mq_client_t **out, const char *host, int port, const char *ca,
+                       const char *cert, const char *key, const char *version, int timeout_ms,
+                       char *err)
+{
+    char *cafile = ca ? tpath(ca) : NULL;
+    char *certfile = cert ? tpath(cert) : NULL;
+    char *keyfile = key ? tpath(key) : NULL;
+    mq_opts_t o = { .host = host, .port = port, .clean = 1, .cafile = cafile, .certfile = certfile,
+                    .keyfile = keyfile, .tls_version = version, .timeout_ms = timeout_ms };
+    int rc = mq_connect(out, &o, NULL, err);
+    free(cafile);
+    free(certfile);
+    free(keyfile);
+    return rc;
+}
+
+static void TEST_tls_connect(void)
+{
+    char err[KIT_ERRLEN] = "";
+    mq_client_t *c = NULL, *d = NULL;
+    /* The certificate names both localhost and 127.0.0.1. */
+    CU_ASSERT_EQUAL(tls_connect(&c, "localhost", p_tls, "ca.crt", NULL, NULL, NULL, 0, err), KIT_OK);
+    if (!c) fprintf(stderr, "tls connect (localhost): %s\n", err);
+    CU_ASSERT_EQUAL(tls_connect(&d, "127.0.0.1", p_tls, "ca.crt", NULL, NULL, "tlsv1.2", 0, err), KIT_OK);
+    if (!d) fprintf(stderr, "tls connect (127.0.0.1): %s\n", err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(d);
+
+    /* The link carries MQTT both ways. */
+    int granted = -1;
+    CU_ASSERT_EQUAL(mq_subscribe(c, "tls/#", 1, 5000, &granted, err), KIT_OK);
+    CU_ASSERT_EQUAL(granted, 1);
+    CU_ASSERT_EQUAL(mq_publish(d, "tls/a", "over tls", 8, 1, 0, 5000, NULL, err), KIT_OK);
+    mq_message_t *m = mq_wait_message(c, "tls/#", 5000, NULL);
+    CU_ASSERT_PTR_NOT_NULL(m);
+    if (m) CU_ASSERT_STRING_EQUAL(m->payload, "over tls");
+    mq_message_free(m);
+    CU_ASSERT_EQUAL(mq_disconnect(c), KIT_OK);
+    mq_free(c);
+    mq_free(d);
+
+    /* A client certificate where one is required. */
+    c = NULL;
+    CU_ASSERT_EQUAL(tls_connect(&c, NULL, p_mutual, "ca.crt", "client.crt", "client.key", NULL, 0, err), KIT_OK);
+    if (!c) fprintf(stderr, "tls connect (client certificate): %s\n", err);
+    CU_ASSERT(mq_is_connected(c));
+    mq_free(c);
+}
+
+/* A CA that did not sign the broker's certificate: refused at once, and
+ * the message says it is the certificate. */
+static void TEST_tls_wrong_ca(void)
+{
+    char err[KIT_ERRLEN] = "";
+    mq_client_t *c = (mq_client_t *)&err;
+    int64_t t0 = kit_now_ms();
+    CU_ASSERT_EQUAL(tls_connect(&c, NULL, p_tls, "impostor-ca.crt", NULL, NULL, NULL, 5000, err), KIT_ERR);
+    CU_ASSERT(kit_now_ms() - t0 < 4500);   /* an answer, not the deadline */
+    CU_ASSERT_PTR_NULL(c);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "TLS handshake"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "certificate verify failed"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "not signed by the CA in cafile"));
+}
+
+/* Signed by the right CA, for the right name, but out of date. */
+static void TEST_tls_expired(void)
+{
+    char err[KIT_ERRLEN] = "";
+    mq_client_t *c = (mq_client_t *)&err;
+    CU_ASSERT_EQUAL(tls_connect(&c, "localhost", p_expired, "ca.crt", NULL, NULL, NULL, 5000, err), KIT_ERR);
+    CU_ASSERT_PTR_NULL(c);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "expired"));
+}
+
+/* Signed by the right CA, but for another host name. */
+static void TEST_tls_wrong_host(void)
+{
+    char err[KIT_ERRLEN] = "";
+    mq_client_t *c = (mq_client_t *)&err;
+    CU_ASSERT_EQUAL(tls_connect(&c, "localhost", p_otherhost, "ca.crt", NULL, NULL, NULL, 5000, err), KIT_ERR);
+    CU_ASSERT_PTR_NULL(c);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "host name"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "localhost"));
+}
+
+/* The broker wants a client certificate and gets none. */
+static void TEST_tls_no_client_cert(void)
+{
+    char err[KIT_ERRLEN] = "";
+    mq_client_t *c = (mq_client_t *)&err;
+    int rc = tls_connect(&c, NULL, p_mutual, "ca.crt", NULL, NULL, NULL, 5000, err);
+    /* The broker's alert, or (when our CONNECT meets the closed socket
+     * first) just the close: either way the message says why. */
+    CU_ASSERT(rc == KIT_ERR || rc == KIT_ENOTCONN);
+    CU_ASSERT_PTR_NULL(c);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "TLS handshake"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "certificate"));
+}
+
+/* TLS to a plain listener, and plain to a TLS one. */
+static void TEST_tls_plain_mixups(void)
+{
+    char err[KIT_ERRLEN] = "";
+    mq_client_t *c = (mq_client_t *)&err;
+    CU_ASSERT_EQUAL(tls_connect(&c, NULL, p_plain, "ca.crt", NULL, NULL, NULL, 5000, err), KIT_ERR);
+    CU_ASSERT_PTR_NULL(c);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "plain MQTT listener"));
+
+    mq_opts_t o = { .port = p_tls, .clean = 1, .timeout_ms = 5000 };
+    c = (mq_client_t *)&err;
+    int rc = mq_connect(&c, &o, NULL, err);
+    CU_ASSERT(rc == KIT_ENOTCONN || rc == KIT_ETIMEOUT);
+    CU_ASSERT_PTR_NULL(c);
+}
+
+/* tls_version is the oldest version the client accepts (as in
+ * libmosquitto). Mosquitto cannot be held to TLS 1.2, `openssl s_server
+ * -tls1_2` can: a client that wants 1.3 fails the handshake there; one
+ * that accepts 1.2 completes it and then waits for a CONNACK that a
+ * non-MQTT server never sends. */
+static void TEST_tls_version(void)
+{
+    int port = kit_free_port(NULL);
+    CU_ASSERT_FATAL(port > 0);
+    char *cert = tpath("server.crt"), *key = tpath("server.key");
+    char accept[32];
+    snprintf(accept, sizeof accept, "127.0.0.1:%d", port);
+    /* s_server ends a connection when its stdin ends: give it a pipe
+     * that stays open until we stop it. */
+    int in[2];
+    CU_ASSERT_FATAL(pipe(in) == 0);
+    pid_t pid = fork();
+    CU_ASSERT_FATAL(pid >= 0);
+    if (pid == 0) {
+        setpgid(0, 0);
+        int null = open("/dev/null", O_RDWR);
+        dup2(in[0], 0);
+        close(in[1]);
+        if (null >= 0) { dup2(null, 1); dup2(null, 2); }
+        execlp("openssl", "openssl", "s_server", "-quiet", "-accept", accept, "-tls1_2",
+               "-cert", cert, "-key", key, (char *)NULL);
+        _exit(127);
+    }
+    setpgid(pid, pid);
+    cleanup_track_pgid(pid);
+    close(in[0]);
+    free(cert);
+    free(key);
+    CU_ASSERT_FATAL(kit_wait_port(port, 5000) == KIT_OK);
+
+    char err[KIT_ERRLEN] = "";
+    mq_client_t *c = (mq_client_t *)&err;
+    CU_ASSERT_EQUAL(tls_connect(&c, "localhost", port, "ca.crt", NULL, NULL, "tlsv1.3", 5000, err), KIT_ERR);
+    CU_ASSERT_PTR_NULL(c);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "TLS handshake"));
+    c = (mq_client_t *)&err;
+    CU_ASSERT_EQUAL(tls_connect(&c, "localhost", port, "ca.crt", NULL, NULL, "tlsv1.2", 500, err), KIT_ETIMEOUT);
+    CU_ASSERT_PTR_NULL(c);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "no CONNACK"));
+    stop(&pid);
+    close(in[1]);
+}
+
+/* A listener that accepts TCP and never says a word: the handshake is
+ * cut by the deadline instead of blocking the kit. */
+static void TEST_tls_silent(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    CU_ASSERT_FATAL(fd >= 0);
+    struct sockaddr_in a = { .sin_family = AF_INET };
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t al = sizeof a;
+    CU_ASSERT_FATAL(bind(fd, (struct sockaddr *)&a, sizeof a) == 0);
+    CU_ASSERT_FATAL(listen(fd, 4) == 0);
+    CU_ASSERT_FATAL(getsockname(fd, (struct sockaddr *)&a, &al) == 0);
+
+    char err[KIT_ERRLEN] = "";
+    mq_client_t *c = (mq_client_t *)&err;
+    int64_t t0 = kit_now_ms();
+    CU_ASSERT_EQUAL(tls_connect(&c, NULL, ntohs(a.sin_port), "ca.crt", NULL, NULL, NULL, 300, err), KIT_ETIMEOUT);
+    CU_ASSERT(kit_now_ms() - t0 < 10000);
+    CU_ASSERT_PTR_NULL(c);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "TLS handshake"));
+    close(fd);
+}
+
+static void TEST_tls_options(void)
+{
+    char err[KIT_ERRLEN] = "";
+    mq_client_t *c = (mq_client_t *)&err;
+    /* certfile without keyfile, and options without cafile */
+    CU_ASSERT_EQUAL(tls_connect(&c, NULL, p_tls, "ca.crt", "client.crt", NULL, NULL, 0, err), KIT_EINVAL);
+    CU_ASSERT_PTR_NULL(c);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "keyfile"));
+    CU_ASSERT_EQUAL(tls_connect(&c, NULL, p_tls, NULL, NULL, NULL, "tlsv1.2", 0, err), KIT_EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "cafile"));
+    /* an unknown version */
+    CU_ASSERT_EQUAL(tls_connect(&c, NULL, p_tls, "ca.crt", NULL, NULL, "sslv3", 0, err), KIT_EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "sslv3"));
+    /* files that are not there */
+    CU_ASSERT_EQUAL(tls_connect(&c, NULL, p_tls, "missing-ca.crt", NULL, NULL, NULL, 0, err), KIT_ENOENT);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "missing-ca.crt"));
+    CU_ASSERT_EQUAL(tls_connect(&c, NULL, p_tls, "ca.crt", "client.crt", "nokey.key", NULL, 0, err), KIT_ENOENT);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "keyfile"));
+    CU_ASSERT_PTR_NULL(c);
+    /* A key that does not belong to the certificate: the handshake setup
+     * fails, with a message, before anything is sent. */
+    CU_ASSERT_EQUAL(tls_connect(&c, NULL, p_mutual, "ca.crt", "client.crt", "server.key", NULL, 5000, err), KIT_ERR);
+    CU_ASSERT_PTR_NULL(c);
+    CU_ASSERT(err[0] != '\0');
+}
+
 int init_mqtt_tests(void)
 {
     CU_pSuite s = CU_add_suite("mqtt", suite_init, suite_clean);
@@ -553,6 +874,19 @@ int init_mqtt_tests(void)
         || !CU_add_test(s, "lost connection", TEST_lost)
         || !CU_add_test(s, "keepalive", TEST_keepalive)
         || !CU_add_test(s, "interrupt", TEST_interrupt))
+        return 1;
+
+    CU_pSuite t = CU_add_suite("mqtt-tls", tls_suite_init, tls_suite_clean);
+    if (!t) return 1;
+    if (!CU_add_test(t, "connect over TLS", TEST_tls_connect)
+        || !CU_add_test(t, "wrong CA", TEST_tls_wrong_ca)
+        || !CU_add_test(t, "certificate for another host", TEST_tls_wrong_host)
+        || !CU_add_test(t, "expired certificate", TEST_tls_expired)
+        || !CU_add_test(t, "client certificate required", TEST_tls_no_client_cert)
+        || !CU_add_test(t, "TLS and plain mixed up", TEST_tls_plain_mixups)
+        || !CU_add_test(t, "TLS version", TEST_tls_version)
+        || !CU_add_test(t, "silent listener", TEST_tls_silent)
+        || !CU_add_test(t, "options", TEST_tls_options))
         return 1;
     return 0;
 }
