@@ -431,9 +431,13 @@ function M.setup(ctx)
   end
   if labdef.setup then
     kit.deadline(labdef.setup_timeout or 30)
-    local ok, err = pcall(labdef.setup, ctx)
+    -- setup may answer nil, "missing", message when the machine lacks
+    -- something (no mosquitto): that is exit code 3, not the student's
+    -- fault nor the lab's.
+    local ok, err, code, msg = pcall(labdef.setup, ctx)
     kit.deadline(nil)
     if not ok then error(err, 0) end
+    if err == nil and (code == "missing" or code == "error") then return nil, code, msg end
   end
   return true
 end
