@@ -1,0 +1,741 @@
+-- Lab 07: MQTT over TLS, both ends.
+--
+-- The student hands in a broker config (mosquitto.conf) and a `client`
+-- program. They are graded apart, so that a broken config does not hide
+-- a good client, and the other way round:
+--
+--   the config  is run by a real mosquitto after mqlab.brokerconf has
+--               made it safe (every listener moved to a free port on
+--               127.0.0.1, certs/... pointing at the kit's PKI). Then the
+--               kit probes it from outside, as an attacker or a careless
+--               device would: which certificate it presents, which TLS
+--               versions complete a handshake, whether a plain CONNECT
+--               gets an answer on 8883 or on a listener that mosquitto
+--               would have opened to the whole network;
+--   the client  is run against the kit's own TLS broker (kit config,
+--               kit certificates) and must publish one reading; then
+--               against three impostors, TLS listeners whose certificate
+--               is wrong in one way each (another CA, another host name,
+--               expired). It must abort the handshake and send nothing.
+--
+-- Everything is judged from the wire and the broker's log, never from
+-- the student's source.
+
+local kit = require "mqlab.kit"
+local tls = require "mqlab.tls"
+local brokerconf = require "mqlab.brokerconf"
+local brokermod = require "mqlab.broker"
+local brokerlog = require "mqlab.brokerlog"
+local wire = require "mqlab.wire"
+local text = require "mqlab.text"
+
+local PROG_TIMEOUT = 10     -- seconds the client may take against the kit's broker
+local IMP_TIMEOUT = 8       -- seconds the client may spend on an impostor
+local SETTLE_S = 1          -- after a refused handshake, how long a client still running may try again
+local TLS_PORT = 8883       -- where MQTT over TLS lives (IANA)
+
+local function params(rng)
+  local plant = rng:pick({ "planta-1", "planta-2", "planta-3" })
+  local zone = rng:pick({ "norte", "sur", "este", "oeste" })
+  local hex = rng:hex(4)
+  return {
+    client_id = "gw-" .. plant .. "-" .. hex,
+    topic = "acme/v1/" .. plant .. "/" .. zone .. "/gw-" .. hex .. "/temp",
+    timeout_s = PROG_TIMEOUT,
+  }
+end
+
+-- The impostors: which certificate each one presents, and what is wrong
+-- with it from the client's point of view.
+local IMPOSTORS = {
+  impostor = { cert = "impostor", what = { es = "un certificado para localhost firmado por otra CA («mqlab impostor CA»)",
+                                           en = "a certificate for localhost signed by another CA (\"mqlab impostor CA\")" } },
+  otherhost = { cert = "otherhost", what = { es = "un certificado firmado por la CA del kit, pero emitido para otherhost.invalid, no para localhost",
+                                             en = "a certificate signed by the kit's CA, but issued for otherhost.invalid, not for localhost" } },
+  expired = { cert = "expired", what = { es = "un certificado para localhost firmado por la CA del kit, pero caducado",
+                                         en = "a certificate for localhost signed by the kit's CA, but expired" } },
+}
+
+---------------------------------------------------------------- helpers
+
+-- The environment of the client: LABS.md's, plus TLS. The host is a
+-- name, not an address, because the name is what the certificate has
+-- to match.
+local function client_env(d, port)
+  return { MQTT_HOST = "localhost", MQTT_PORT = port, MQTT_CAFILE = d.cafile }
+end
+
+-- "listener 1883", "listener 1883 127.0.0.1": as the student wrote it.
+-- The default listener has no line of its own: the old `port N` (and
+-- `bind_address`), or mosquitto's 1883 when no listener is configured.
+local function as_written(l)
+  if l.implicit then
+    if not l.line then return "1883 (default)" end
+    return string.format("port %d", l.student_port) .. (l.address and (" + bind_address " .. l.address) or "")
+  end
+  if l.address then return string.format("listener %d %s", l.student_port, l.address) end
+  return string.format("listener %d", l.student_port)
+end
+
+-- The student's TLS listener (the one for 8883), or nil.
+local function tls_listener(d)
+  for _, l in ipairs(d.res and d.res.listeners or {}) do
+    if l.student_port == TLS_PORT then return l end
+  end
+end
+
+local function list_listeners(d)
+  local out = {}
+  for _, l in ipairs(d.res and d.res.listeners or {}) do out[#out + 1] = as_written(l) end
+  return table.concat(out, ", ")
+end
+
+-- No listener for 8883: the same failure for every check that needs it.
+local function need_tls_listener(t, ctx)
+  local l = tls_listener(ctx.data)
+  if l then return l end
+  local seen = list_listeners(ctx.data)
+  t:fail({ es = "tu mosquitto.conf no tiene «listener %d»: es el puerto de MQTT sobre TLS. Listeners que sí tiene: %s",
+           en = "your mosquitto.conf has no \"listener %d\": that is the port of MQTT over TLS. Listeners it has: %s" },
+         TLS_PORT, seen ~= "" and seen or ctx:text({ es = "ninguno", en = "none" }))
+end
+
+-- "the listener 8883 (the kit ran it on 127.0.0.1:41234)"
+local function where(ctx, l)
+  return ctx:text({ es = "«%s» (el kit lo puso en 127.0.0.1:%d)", en = "\"%s\" (the kit ran it on 127.0.0.1:%d)" },
+                  as_written(l), l.port)
+end
+
+-- A word on the mosquitto errors students meet most in this lab.
+local function start_hint(ctx, msg)
+  msg = tostring(msg)
+  if msg:find("key values mismatch", 1, true) then
+    return ctx:text({ es = "\n(keyfile no es la clave de certfile: server.crt va con server.key)",
+                      en = "\n(keyfile is not the key of certfile: server.crt goes with server.key)" })
+  elseif msg:find("Unable to load", 1, true) or msg:find("No such file", 1, true) then
+    return ctx:text({ es = "\n(¿existe ese fichero? certs/... son los certificados del kit; otras rutas relativas son de tu carpeta)",
+                      en = "\n(does that file exist? certs/... are the kit's certificates; other relative paths are files of your folder)" })
+  end
+  return ""
+end
+
+-- Run the client against an impostor and watch what reaches it. The
+-- program usually gives up by itself (a refused handshake raises in
+-- connect()); one that keeps going is stopped as soon as the verdict
+-- cannot change: once it sent a CONNECT, or SETTLE_S after a refused
+-- handshake (time for a client that retries "insecurely" to show it).
+local function face_impostor(ctx, name)
+  local d = ctx.data
+  local spec = IMPOSTORS[name]
+  local imp, ierr = tls.impostor { cert = d.certs .. "/" .. spec.cert .. ".crt",
+                                   key = d.certs .. "/" .. spec.cert .. ".key" }
+  if not imp then error("the impostor could not start: " .. tostring(ierr), 0) end
+  ctx:own(imp)
+  local prog, err = ctx:program("client", { timeout = IMP_TIMEOUT, env = client_env(d, imp:port()) })
+  if not prog then
+    imp:close()
+    return nil, err
+  end
+  local last_call
+  while prog:running() do
+    prog:wait(0.05)
+    local r = imp:report()
+    if r.connect_seen then break end
+    if r.connections > 0 and (#r.alerts > 0 or #r.errors > 0 or r.handshakes > 0) then
+      last_call = last_call or kit.now() + SETTLE_S
+      if kit.now() >= last_call then break end
+    end
+  end
+  -- What the client wrote just before it left may still be on its way
+  -- through the impostor's thread.
+  kit.sleep(0.3)
+  local r = imp:report()
+  local stopped = prog:running()
+  if stopped then prog:stop() end
+  imp:close()
+  return { report = r, prog = prog, stopped = stopped }
+end
+
+-- The verdict on one impostor, shared by the three checks.
+local function judge_impostor(t, ctx, name)
+  local spec = IMPOSTORS[name]
+  local res, err = face_impostor(ctx, name)
+  if not res then t:fail(err) end
+  local r, prog = res.report, res.prog
+  -- What it said, without the traceback `mqlab run` adds to a Lua error.
+  local said = text.tail((prog:stderr():gsub("\n?stack traceback:.*$", "")), 300)
+  local what = ctx:text(spec.what)
+  if r.connections == 0 then
+    t:fail({ es = "el impostor (%s) no recibió ninguna conexión de tu cliente (%s): ¿usa MQTT_HOST y MQTT_PORT? Su salida de error:\n%s",
+             en = "the impostor (%s) got no connection from your client (%s): does it use MQTT_HOST and MQTT_PORT? Its stderr:\n%s" },
+           what, ctx:how_ended(prog), ctx:stderr_tail(prog))
+  end
+  if r.connect_seen or r.bytes_after > 0 then
+    local ids = #r.client_ids > 0 and table.concat(r.client_ids, ", ") or "?"
+    if r.connect_seen then
+      t:say({ es = "tu cliente completó el handshake TLS con un impostor que presentaba %s, y le envió su CONNECT (client id %s): le entregó su identidad y, si las llevara, sus credenciales",
+              en = "your client completed the TLS handshake with an impostor presenting %s, and sent it its CONNECT (client id %s): it handed over its identity and, had it any, its credentials" },
+            what, ids)
+    else
+      t:say({ es = "tu cliente completó el handshake TLS con un impostor que presentaba %s, y le envió %d bytes",
+              en = "your client completed the TLS handshake with an impostor presenting %s, and sent it %d bytes" },
+            what, r.bytes_after)
+    end
+    -- Whether it took the other CA's certificate too says which of the
+    -- checks the client skips.
+    local other_ca = ctx.results["rejects-impostor"]
+    local checks_chain = name ~= "impostor" and other_ca and other_ca.passed
+    if name == "otherhost" and checks_chain then
+      t:fail({ es = "la cadena era buena, pero el nombre no: tu cliente no comprueba que el certificado sea de MQTT_HOST (localhost). En paho no llames a tls_insecure_set(True); con ssl, deja check_hostname = True",
+               en = "the chain was fine but the name was not: your client does not check that the certificate belongs to MQTT_HOST (localhost). In paho, do not call tls_insecure_set(True); with ssl, leave check_hostname = True" })
+    end
+    if name == "expired" and checks_chain then
+      t:fail({ es = "tu cliente comprueba la cadena, pero no las fechas: acepta un certificado caducado. No desactives la comprobación de validez (en OpenSSL, nada de X509_V_FLAG_NO_CHECK_TIME ni callbacks de verificación que ignoren errores)",
+               en = "your client checks the chain but not the dates: it accepts an expired certificate. Do not turn off the validity check (in OpenSSL, no X509_V_FLAG_NO_CHECK_TIME and no verify callbacks that ignore errors)" })
+    end
+    t:fail({ es = "tu cliente no verifica el certificado del broker: con cert_reqs=ssl.CERT_NONE (o verify_mode = CERT_NONE) cualquiera en el camino se hace pasar por tu broker. Confía solo en MQTT_CAFILE: tls_set(ca_certs=os.environ[\"MQTT_CAFILE\"])",
+             en = "your client does not verify the broker's certificate: with cert_reqs=ssl.CERT_NONE (or verify_mode = CERT_NONE) anyone on the path can pose as your broker. Trust only MQTT_CAFILE: tls_set(ca_certs=os.environ[\"MQTT_CAFILE\"])" })
+  end
+  local alert = r.alerts[1] or r.errors[1]
+  local how = res.stopped and ctx:text({ es = "el kit lo paró después", en = "the kit stopped it afterwards" }) or ctx:how_ended(prog)
+  if r.handshakes == 0 then
+    t:pass({ es = "el impostor presentaba %s; tu cliente abortó el handshake TLS%s y no envió ni un byte de MQTT (%s)",
+             en = "the impostor presented %s; your client aborted the TLS handshake%s and sent not a single MQTT byte (%s)" },
+           what, alert and ctx:text({ es = " con la alerta «%s»", en = " with the alert \"%s\"" }, alert) or "", how)
+  else
+    t:pass({ es = "el impostor presentaba %s; tu cliente terminó el handshake TLS pero cerró sin enviar nada de MQTT (%s). Mejor aún: abortar dentro del handshake",
+             en = "the impostor presented %s; your client finished the TLS handshake but closed without sending any MQTT (%s). Better still: abort inside the handshake" },
+           what, how)
+  end
+  if said ~= "" then t:pass({ es = "tu cliente dijo: %s", en = "your client said: %s" }, said) end
+end
+
+---------------------------------------------------------------- the lab
+
+return lab {
+  id = "07-tls",
+  title = { es = "TLS: broker y cliente", en = "TLS: broker and client" },
+  submission = { programs = { "client" }, files = { "mosquitto.conf" } },
+  setup_timeout = PROG_TIMEOUT + 20,
+  params = params,
+
+  instructions = {
+    es = [[
+# Laboratorio 07 · TLS: broker y cliente
+
+En la red de una planta, MQTT en claro (puerto 1883) lo lee cualquiera que
+esté en el camino: topics, lecturas, client ids, usuarios y contraseñas. Y
+un cliente que no comprueba con quién habla se lo cuenta todo a quien se
+haga pasar por el broker. En este laboratorio cierras las dos puertas.
+
+## 1. `mosquitto.conf`: el broker
+
+Escribe un `mosquitto.conf` como lo escribirías para un servidor real:
+
+- un listener **TLS en el puerto 8883** con los certificados del kit:
+  `cafile certs/ca.crt`, `certfile certs/server.crt`, `keyfile certs/server.key`;
+- **TLS 1.2 como mínimo** (`tls_version tlsv1.2`): TLS 1.0 y 1.1 rechazados;
+- ningún listener **sin TLS** abierto a la red. Se admite uno en claro solo
+  para herramientas locales, atado a la máquina: `listener 1883 127.0.0.1`;
+- `allow_anonymous true` (usuarios y ACL llegan en el laboratorio 08).
+
+Usa los puertos estándar y rutas relativas, como arriba. El kit no lo
+ejecuta tal cual: pasa cada listener a un puerto libre en 127.0.0.1 (así
+nunca abre nada a tu red), hace que `certs/...` apunte a sus propios
+certificados y rechaza lo que no puede ejecutar con seguridad (`include_dir`,
+plugins, bridges, `user` de otro usuario, rutas absolutas...). Con mosquitto
+2, ojo: un listener **solo usa TLS si tiene `certfile` y `keyfile`**; sin
+ellos arranca igual, en claro.
+
+## 2. El programa `client`
+
+Escribe `client.py` (Python con paho-mqtt), `client.c`, `client.lua` o
+`client.sh`. El kit lo ejecuta con estas variables de entorno:
+
+| variable | tu valor |
+|---|---|
+| `MQTT_HOST` | `localhost` (el nombre que debe figurar en el certificado del broker) |
+| `MQTT_PORT` | el puerto TLS del broker (cambia en cada ejecución) |
+| `MQTT_CAFILE` | la CA en la que debes confiar, **y en ninguna otra** |
+| `MQTT_CLIENT_ID` | `{{client_id}}` |
+| `MQTT_TOPIC` | `{{topic}}` |
+
+Tu programa debe:
+
+1. conectarse por TLS a `MQTT_HOST:MQTT_PORT`, verificando el certificado
+   del broker con `MQTT_CAFILE` (la cadena **y** el nombre `MQTT_HOST`), con
+   el client id `MQTT_CLIENT_ID`;
+2. publicar una lectura en `MQTT_TOPIC` con QoS 1, en JSON:
+   `{"id": "<id único>", "ts": <ms desde 1970>, "v": <número>}`;
+3. desconectarse y salir con código 0. Tienes {{timeout_s}} s.
+
+Después el kit lo lanza contra tres **impostores**: brokers falsos con un
+certificado de otra CA, uno emitido para otro nombre y uno caducado. Tu
+cliente debe negarse: abortar el handshake TLS y no enviar nada (ni el
+CONNECT). Sal con un código distinto de 0 y di por qué en la salida de error.
+
+## Pruébalo a mano
+
+`mqlab certs certs` crea en `./certs` una CA y certificados con los mismos
+nombres que los del kit (el kit califica con los suyos). Entonces:
+
+    mosquitto -c mosquitto.conf -v
+    MQTT_HOST=localhost MQTT_PORT=8883 MQTT_CAFILE=certs/ca.crt \
+    MQTT_CLIENT_ID={{client_id}} MQTT_TOPIC={{topic}} python3 client.py
+
+(si el mosquitto del sistema ya ocupa el 1883, páralo o quita esa línea
+mientras pruebas). Un impostor: `openssl s_server -accept 8884 -cert
+certs/impostor.crt -key certs/impostor.key`, y tu cliente con `MQTT_PORT=8884`
+debe negarse.
+
+## Mira el cable
+
+`mqlab trace` pone un proxy en 127.0.0.1:1884 que imprime cada paquete.
+Sin TLS, delante de un broker del kit, cualquiera lee el topic y el client id
+(y con `--format json`, el payload):
+
+    mqlab trace
+    mosquitto_pub -h 127.0.0.1 -p 1884 -t {{topic}} -m '{"v": 21.5}' -q 1
+
+Con TLS, delante de tu broker:
+
+    mqlab trace --to 127.0.0.1:8883
+
+y tu cliente con `MQTT_PORT=1884`: el proxy ya no entiende nada («malformed
+CONNECT», primer byte 0x16, el de un registro TLS) y lo deja pasar sin leerlo.
+Tu cliente se conecta igual: el proxy solo reenvía bytes, y el certificado
+sigue siendo el del broker.
+
+## Comprobar
+
+    mqlab check 07
+
+Si te atascas: `mqlab hint 07` (queda registrado).
+]],
+    en = [[
+# Lab 07 · TLS: broker and client
+
+On a plant's network, plain MQTT (port 1883) can be read by anyone on the
+path: topics, readings, client ids, user names and passwords. And a client
+that does not check whom it talks to tells everything to whoever poses as
+the broker. In this lab you close both doors.
+
+## 1. `mosquitto.conf`: the broker
+
+Write a `mosquitto.conf` the way you would for a real server:
+
+- a **TLS listener on port 8883** with the kit's certificates:
+  `cafile certs/ca.crt`, `certfile certs/server.crt`, `keyfile certs/server.key`;
+- **TLS 1.2 at least** (`tls_version tlsv1.2`): TLS 1.0 and 1.1 refused;
+- no listener **without TLS** open to the network. A plain one is allowed
+  only for local tools, tied to the machine: `listener 1883 127.0.0.1`;
+- `allow_anonymous true` (users and ACLs come in lab 08).
+
+Use the standard ports and relative paths, as above. The kit does not run
+it as it is: it moves every listener to a free port on 127.0.0.1 (so it
+never opens anything to your network), points `certs/...` at its own
+certificates, and refuses what it cannot run safely (`include_dir`,
+plugins, bridges, `user` set to someone else, absolute paths...). With
+mosquitto 2, beware: a listener **only uses TLS if it has both `certfile`
+and `keyfile`**; without them it starts anyway, in clear text.
+
+## 2. The `client` program
+
+Write `client.py` (Python with paho-mqtt), `client.c`, `client.lua` or
+`client.sh`. The kit runs it with these environment variables:
+
+| variable | your value |
+|---|---|
+| `MQTT_HOST` | `localhost` (the name the broker's certificate must carry) |
+| `MQTT_PORT` | the broker's TLS port (it changes on every run) |
+| `MQTT_CAFILE` | the CA you must trust, **and no other** |
+| `MQTT_CLIENT_ID` | `{{client_id}}` |
+| `MQTT_TOPIC` | `{{topic}}` |
+
+Your program must:
+
+1. connect over TLS to `MQTT_HOST:MQTT_PORT`, verifying the broker's
+   certificate with `MQTT_CAFILE` (the chain **and** the name `MQTT_HOST`),
+   with the client id `MQTT_CLIENT_ID`;
+2. publish one reading on `MQTT_TOPIC` at QoS 1, as JSON:
+   `{"id": "<unique id>", "ts": <ms since 1970>, "v": <number>}`;
+3. disconnect and exit with code 0. You have {{timeout_s}} s.
+
+Then the kit runs it against three **impostors**: fake brokers with a
+certificate from another CA, one issued for another name, and an expired
+one. Your client must refuse: abort the TLS handshake and send nothing (not
+even the CONNECT). Exit with a non-zero code and say why on stderr.
+
+## Try it by hand
+
+`mqlab certs certs` makes in `./certs` a CA and certificates with the same
+names as the kit's (the kit grades with its own). Then:
+
+    mosquitto -c mosquitto.conf -v
+    MQTT_HOST=localhost MQTT_PORT=8883 MQTT_CAFILE=certs/ca.crt \
+    MQTT_CLIENT_ID={{client_id}} MQTT_TOPIC={{topic}} python3 client.py
+
+(if the system's mosquitto already holds 1883, stop it or drop that line
+while you test). An impostor: `openssl s_server -accept 8884 -cert
+certs/impostor.crt -key certs/impostor.key`, and your client with
+`MQTT_PORT=8884` must refuse.
+
+## Watch the wire
+
+`mqlab trace` puts a proxy on 127.0.0.1:1884 that prints every packet.
+Without TLS, in front of a kit broker, anyone reads the topic and the client
+id (and with `--format json`, the payload):
+
+    mqlab trace
+    mosquitto_pub -h 127.0.0.1 -p 1884 -t {{topic}} -m '{"v": 21.5}' -q 1
+
+With TLS, in front of your broker:
+
+    mqlab trace --to 127.0.0.1:8883
+
+and your client with `MQTT_PORT=1884`: the proxy no longer understands a
+thing ("malformed CONNECT", first byte 0x16, that of a TLS record) and
+passes it through unread. Your client connects all the same: the proxy only
+relays bytes, and the certificate is still the broker's.
+
+## Check
+
+    mqlab check 07
+
+If you get stuck: `mqlab hint 07` (it is recorded).
+]],
+  },
+
+  -- Start both brokers, and run the client once against the kit's.
+  -- The probes of the student's broker and the impostor runs happen in
+  -- their checks, so that a check that is skipped costs no time.
+  setup = function(ctx)
+    local d, p = ctx.data, ctx.p
+    d.certs = tls.certs()
+    d.cafile = d.certs .. "/ca.crt"
+
+    -- The kit's own TLS broker (profile "tls", the kit's certificates),
+    -- never the student's config: a client is not to lose points for its
+    -- config, nor gain them from it. It becomes ctx.broker, so that
+    -- ctx:client and ctx:brokerlog work on it.
+    local tmpl = assert(kit.embedded("broker-config/tls.conf"), "no broker profile 'tls'")
+    local kb, kmsg, kcode = brokermod.start { template = tmpl, certs = d.certs, name = "tls" }
+    if not kb and kcode == "missing" then return nil, "missing", kmsg end
+    if not kb then error("the kit's TLS broker did not start: " .. tostring(kmsg), 0) end
+    ctx.broker = ctx:own(kb)
+
+    -- The student's broker.
+    d.conf = ctx:file("mosquitto.conf")
+    if d.conf then
+      local workdir = kit.tmpdir("mqlab-conf")
+      -- Owned before the broker, so closed (removed) after it.
+      ctx:own({ close = function() kit.rmdir(workdir) end })
+      local res, why = brokerconf.prepare { text = d.conf, file = "mosquitto.conf", student_dir = ctx.dir,
+                                            certs = d.certs, workdir = workdir }
+      d.res, d.refused = res, why
+      if res then
+        local sb, smsg = brokermod.start { template = res.config, port = res.main_port, name = "student" }
+        -- broker.start waits for mosquitto's "running" line, so a key
+        -- that does not match its certificate is already an error here.
+        if sb then
+          d.sb = ctx:own(sb)
+        else
+          d.start_err = smsg
+        end
+      end
+    end
+
+    -- The client against the kit's broker, watched by a TLS subscriber.
+    local sub = assert(ctx:client { id = "mqlab-sub", clean = true, cafile = d.cafile })
+    assert(sub:subscribe(p.topic, 1))
+    d.prog, d.prog_err = ctx:program("client", { timeout = PROG_TIMEOUT, env = client_env(d, kb:port()) })
+    if d.prog then d.prog:wait(PROG_TIMEOUT + 2) end
+    d.seen = {}
+    local m = sub:wait(d.prog and 1 or 0, p.topic)
+    while m do
+      d.seen[#d.seen + 1] = m
+      m = sub:wait(0, p.topic)
+    end
+    d.log = ctx:brokerlog()
+    -- TLS sessions that failed after the kit's subscriber was in (before
+    -- it, the broker's own readiness probe shows up as one).
+    d.tls_failures = {}
+    local after_sub = false
+    for _, e in ipairs(d.log) do
+      if e.kind == "connect" and e.client == "mqlab-sub" then after_sub = true end
+      local why = e.kind == "other" and (e.text:match("^Client connection from %S+ failed: (.*)$")
+                                         or e.text:match("^(OpenSSL Error.*)$"))
+      if after_sub and why then
+        local last = d.tls_failures[#d.tls_failures]
+        if last and last.why == why then last.n = last.n + 1
+        else d.tls_failures[#d.tls_failures + 1] = { why = why, n = 1 } end
+      end
+    end
+  end,
+
+  checks = {
+    check {
+      id = "config-runs", points = 1,
+      title = { es = "Mosquitto arranca con tu mosquitto.conf", en = "Mosquitto starts with your mosquitto.conf" },
+      run = function(t, ctx)
+        local d = ctx.data
+        if not d.conf then
+          t:fail({ es = "no encuentro mosquitto.conf en %s", en = "cannot find mosquitto.conf in %s" }, ctx.dir)
+        end
+        if d.refused then
+          t:fail({ es = "el kit no ejecuta tu configuración: mosquitto.conf, línea %d: %s",
+                   en = "the kit will not run your config: mosquitto.conf, line %d: %s" },
+                 d.refused.line or 0, ctx:text(d.refused.message))
+        end
+        if not d.sb then
+          t:fail({ es = "mosquitto no arrancó con tu configuración. Lo que dijo:\n%s",
+                   en = "mosquitto did not start with your config. What it said:\n%s" },
+                 tostring(brokerconf.explain(d.res, d.start_err)) .. start_hint(ctx, d.start_err))
+        end
+        local lines = {}
+        for _, l in ipairs(d.res.listeners) do
+          lines[#lines + 1] = ctx:text({ es = "  %s → 127.0.0.1:%d (%s)", en = "  %s → 127.0.0.1:%d (%s)" },
+                                       as_written(l), l.port,
+                                       l.tls and "TLS" or ctx:text({ es = "sin TLS", en = "no TLS" }))
+        end
+        t:pass({ es = "mosquitto arrancó con tu configuración; el kit movió tus listeners así:\n%s",
+                 en = "mosquitto started with your config; the kit moved your listeners like this:\n%s" },
+               table.concat(lines, "\n"))
+      end,
+    },
+
+    check {
+      id = "tls-listener", points = 2, after = "config-runs", timeout = 15,
+      title = { es = "TLS en el 8883 con el certificado del broker", en = "TLS on 8883 with the broker's certificate" },
+      run = function(t, ctx)
+        local d = ctx.data
+        local l = need_tls_listener(t, ctx)
+        local c = tls.cert { port = l.port, ca = d.cafile, name = "localhost" }
+        if not c.handshake then
+          t:say({ es = "ningún handshake TLS en tu %s: %s", en = "no TLS handshake on your %s: %s" },
+                where(ctx, l), tostring(c.error))
+          local pl = tls.plain { port = l.port }
+          if pl.connack then
+            t:say({ es = "en cambio, un CONNECT de MQTT en claro recibió CONNACK %s: ese listener habla MQTT sin cifrar",
+                    en = "a plain MQTT CONNECT got CONNACK %s instead: that listener speaks unencrypted MQTT" }, tostring(pl.connack))
+          end
+          if (l.certfile or l.keyfile) and not (l.certfile and l.keyfile) then
+            t:say({ es = "tu listener %d tiene %s pero no %s: mosquitto solo activa TLS con los dos, y sin ellos arranca en claro sin avisar",
+                    en = "your listener %d has %s but no %s: mosquitto only turns TLS on with both, and without them it starts in clear text without a word" },
+                  TLS_PORT, l.certfile and "certfile" or "keyfile", l.certfile and "keyfile" or "certfile")
+          else
+            t:say({ es = "pon cafile, certfile y keyfile justo debajo de «listener %d»",
+                    en = "put cafile, certfile and keyfile right below \"listener %d\"" }, TLS_PORT)
+          end
+          t:fail()
+        end
+        local names = table.concat(c.names or {}, ", ")
+        local seen = ctx:text({ es = "%s: certificado %s emitido por %s, nombres %s, válido hasta %s",
+                                en = "%s: certificate %s issued by %s, names %s, valid until %s" },
+                              tostring(c.version), tostring(c.subject), tostring(c.issuer),
+                              names ~= "" and names or "-", tostring(c.not_after))
+        if not c.verified then
+          local why = c.verify_error or "?"
+          if why:find("expired") then
+            t:fail({ es = "%s\nEl certificado está caducado: ningún cliente que verifique se conectará. Usa certfile certs/server.crt",
+                     en = "%s\nThe certificate has expired: no client that verifies will connect. Use certfile certs/server.crt" }, seen)
+          elseif why:find("hostname") or why:find("host name") then
+            t:fail({ es = "%s\nLa cadena es buena, pero el certificado no es para localhost, el nombre con el que se conectan los clientes. Usa certfile certs/server.crt (y su keyfile certs/server.key)",
+                     en = "%s\nThe chain is fine, but the certificate is not for localhost, the name clients dial. Use certfile certs/server.crt (and its keyfile certs/server.key)" }, seen)
+          elseif why:find("issuer") then
+            t:fail({ es = "%s\nNo lo firmó la CA del kit (certs/ca.crt), la única en la que confían los clientes: ellos lo tomarían por un impostor. Usa certfile certs/server.crt",
+                     en = "%s\nIt was not signed by the kit's CA (certs/ca.crt), the only one clients trust: they would take your broker for an impostor. Use certfile certs/server.crt" }, seen)
+          end
+          t:fail({ es = "%s\nNo se verifica con la CA del kit para el nombre localhost: %s",
+                   en = "%s\nIt does not verify against the kit's CA for the name localhost: %s" }, seen, why)
+        end
+        t:pass({ es = "%s, %s; verificado con la CA del kit para el nombre localhost",
+                 en = "%s, %s; verified against the kit's CA for the name localhost" }, where(ctx, l), seen)
+      end,
+    },
+
+    check {
+      id = "tls-versions", points = 2, after = "config-runs", timeout = 25,
+      title = { es = "TLS 1.2 o superior; 1.0 y 1.1 rechazados", en = "TLS 1.2 or newer; 1.0 and 1.1 refused" },
+      run = function(t, ctx)
+        local l = need_tls_listener(t, ctx)
+        local r = tls.versions { port = l.port }
+        local errors = r.errors or {}
+        local function line(v)
+          if r[v] then return ctx:text({ es = "  TLS %s: aceptado", en = "  TLS %s: accepted" }, v) end
+          return ctx:text({ es = "  TLS %s: rechazado (%s)", en = "  TLS %s: refused (%s)" }, v, tostring(errors[v] or "?"))
+        end
+        local all = table.concat({ line("1.0"), line("1.1"), line("1.2"), line("1.3") }, "\n")
+        if not (r["1.2"] or r["1.3"]) then
+          t:fail({ es = "el kit probó un handshake con cada versión en tu %s y ninguna moderna lo completó:\n%s\n¿Es un listener TLS? (mira «tls-listener»)",
+                   en = "the kit tried a handshake with each version on your %s and no modern one completed:\n%s\nIs it a TLS listener? (see \"tls-listener\")" },
+                 where(ctx, l), all)
+        end
+        if r["1.0"] or r["1.1"] then
+          t:fail({ es = "tu %s acepta versiones de TLS rotas:\n%s\nDeja «tls_version tlsv1.2» (o tlsv1.3) y no rebajes la seguridad de OpenSSL con «ciphers ...@SECLEVEL=0»",
+                   en = "your %s accepts broken TLS versions:\n%s\nKeep \"tls_version tlsv1.2\" (or tlsv1.3) and do not lower OpenSSL's security level with \"ciphers ...@SECLEVEL=0\"" },
+                 where(ctx, l), all)
+        end
+        t:pass({ es = "un handshake con cada versión en %s:\n%s", en = "one handshake per version on %s:\n%s" }, where(ctx, l), all)
+      end,
+    },
+
+    check {
+      id = "plain-refused", points = 1, after = "config-runs", timeout = 15,
+      title = { es = "MQTT en claro no entra por el 8883", en = "Plain MQTT does not get in on 8883" },
+      run = function(t, ctx)
+        local l = need_tls_listener(t, ctx)
+        local pl = tls.plain { port = l.port }
+        if pl.connack then
+          t:fail({ es = "el kit envió un CONNECT de MQTT sin cifrar a tu %s y recibió CONNACK %s: ahí cualquiera habla en claro, y cualquiera escucha",
+                   en = "the kit sent an unencrypted MQTT CONNECT to your %s and got CONNACK %s: anyone can talk there in clear text, and anyone can listen" },
+                 where(ctx, l), tostring(pl.connack))
+        end
+        local how = pl.error ~= nil and pl.error ~= "" and pl.error
+                    or ctx:text(pl.closed and { es = "el broker cerró la conexión", en = "the broker closed the connection" }
+                                           or { es = "sin respuesta", en = "no answer" })
+        t:pass({ es = "un CONNECT sin cifrar en %s no obtuvo CONNACK: %s", en = "an unencrypted CONNECT on %s got no CONNACK: %s" },
+               where(ctx, l), how)
+      end,
+    },
+
+    check {
+      id = "no-plain-outside", points = 2, after = "config-runs", timeout = 20,
+      title = { es = "Nada en claro fuera de localhost", en = "Nothing in clear text beyond localhost" },
+      run = function(t, ctx)
+        local d = ctx.data
+        local ok_lines = {}
+        for _, l in ipairs(d.res.listeners) do
+          local kind
+          if l.exposed then
+            if l.protocol == "websockets" and not l.tls then
+              t:expect(false, { es = "tu «%s» (websockets) no tiene dirección ni TLS: mosquitto lo abriría en todas las interfaces, en claro",
+                                en = "your \"%s\" (websockets) has no address and no TLS: mosquitto would open it on every interface, in clear text" },
+                       as_written(l))
+            else
+              local pl = tls.plain { port = l.port }
+              if pl.connack then
+                t:expect(false, { es = "tu «%s» no tiene dirección: mosquitto lo abriría en todas las interfaces. El kit lo ató a 127.0.0.1 por seguridad (puerto %d) y un CONNECT en claro recibió allí CONNACK %s. Escribe «listener %d 127.0.0.1», o ponle TLS",
+                                  en = "your \"%s\" has no address: mosquitto would open it on every interface. The kit bound it to 127.0.0.1 for safety (port %d) and a plain CONNECT there got CONNACK %s. Write \"listener %d 127.0.0.1\", or give it TLS" },
+                         as_written(l), l.port, tostring(pl.connack), l.student_port)
+              else
+                kind = ctx:text({ es = "abierto a la red, pero sin MQTT en claro", en = "open to the network, but no plain MQTT" })
+              end
+            end
+          else
+            kind = ctx:text(l.tls and { es = "solo local, TLS", en = "local only, TLS" } or { es = "solo local", en = "local only" })
+          end
+          if kind then ok_lines[#ok_lines + 1] = "  " .. as_written(l) .. ": " .. kind end
+        end
+        t:pass({ es = "ningún listener en claro alcanzable desde fuera:\n%s", en = "no plain listener reachable from outside:\n%s" },
+               table.concat(ok_lines, "\n"))
+      end,
+    },
+
+    check {
+      id = "client-connects", points = 2,
+      title = { es = "El cliente publica por TLS", en = "The client publishes over TLS" },
+      run = function(t, ctx)
+        local d, p = ctx.data, ctx.p
+        if not d.prog then t:fail(d.prog_err) end
+        local connects = {}
+        for _, e in ipairs(brokerlog.select(d.log, "connect")) do
+          if not e.client:match("^mqlab%-") then connects[#connects + 1] = e end
+        end
+        if #connects == 0 then
+          t:say({ es = "el broker TLS del kit no vio ninguna conexión MQTT de tu cliente (%s)",
+                  en = "the kit's TLS broker saw no MQTT connection from your client (%s)" }, ctx:how_ended(d.prog))
+          local failed = {}
+          for i = 1, math.min(#d.tls_failures, 3) do
+            local f = d.tls_failures[i]
+            failed[i] = "  " .. f.why .. (f.n > 1 and " (×" .. f.n .. ")" or "")
+          end
+          if #failed > 0 then
+            t:say({ es = "el broker registró:\n%s", en = "the broker logged:\n%s" },
+                  table.concat(failed, "\n"))
+            local all = table.concat(failed, "\n")
+            if all:find("wrong version number", 1, true) then
+              t:say({ es = "«wrong version number»: tu cliente habló MQTT en claro a un puerto TLS. Activa TLS antes de connect(): client.tls_set(ca_certs=os.environ[\"MQTT_CAFILE\"])",
+                      en = "\"wrong version number\": your client spoke plain MQTT to a TLS port. Turn TLS on before connect(): client.tls_set(ca_certs=os.environ[\"MQTT_CAFILE\"])" })
+            elseif all:find("alert", 1, true) then
+              t:say({ es = "tu cliente rechazó el certificado del broker del kit: ¿carga MQTT_CAFILE? ¿se conecta a MQTT_HOST (localhost) tal cual?",
+                      en = "your client rejected the kit broker's certificate: does it load MQTT_CAFILE? does it connect to MQTT_HOST (localhost) as it is?" })
+            end
+          end
+          t:fail({ es = "Su salida de error:\n%s", en = "Its stderr:\n%s" }, ctx:stderr_tail(d.prog))
+        end
+        local e = connects[1]
+        if e.client ~= p.client_id then
+          t:fail({ es = "tu cliente se conectó como «%s», pero MQTT_CLIENT_ID es «%s»: léelo del entorno",
+                   en = "your client connected as '%s', but MQTT_CLIENT_ID is '%s': read it from the environment" }, e.client, p.client_id)
+        end
+        local m = d.seen[1]
+        if not m then
+          local pubs = brokerlog.select(d.log, "publish_in", e.client)
+          if #pubs > 0 then
+            t:fail({ es = "conectado por TLS, pero publicó en %s y su topic es MQTT_TOPIC = %s",
+                     en = "connected over TLS, but it published on %s and its topic is MQTT_TOPIC = %s" }, tostring(pubs[1].topic), p.topic)
+          end
+          t:fail({ es = "conectado por TLS como «%s», pero el broker no recibió ningún PUBLISH (%s). Su salida de error:\n%s",
+                   en = "connected over TLS as '%s', but the broker received no PUBLISH (%s). Its stderr:\n%s" },
+                 e.client, ctx:how_ended(d.prog), ctx:stderr_tail(d.prog))
+        end
+        local r, why = wire.reading(m.payload or "")
+        if not r then
+          t:fail({ es = "el payload no es una lectura {\"id\", \"ts\", \"v\"} (falla «%s»): %s",
+                   en = "the payload is not a reading {\"id\", \"ts\", \"v\"} (\"%s\" is wrong): %s" }, why, text.short(m.payload, 120))
+        end
+        local qos = m.qos
+        for _, pe in ipairs(brokerlog.select(d.log, "publish_in", e.client)) do
+          if pe.topic == p.topic then qos = pe.qos end
+        end
+        if qos ~= 1 then
+          t:fail({ es = "la lectura llegó con QoS %s; publícala con qos=1", en = "the reading arrived at QoS %s; publish it with qos=1" }, tostring(qos))
+        end
+        if d.prog:timed_out() then
+          t:fail({ es = "la lectura llegó, pero tu cliente seguía en marcha a los %d s y el kit lo paró: desconecta y sal",
+                   en = "the reading arrived, but your client was still running after %d s and the kit stopped it: disconnect and exit" }, PROG_TIMEOUT)
+        end
+        local code = d.prog:exit_code()
+        if code ~= 0 then
+          t:fail({ es = "la lectura llegó, pero %s (se esperaba 0). Su salida de error:\n%s",
+                   en = "the reading arrived, but %s (expected 0). Its stderr:\n%s" }, ctx:how_ended(d.prog), ctx:stderr_tail(d.prog))
+        end
+        t:pass({ es = "conectado por TLS a localhost como «%s»; el suscriptor del kit recibió en %s, con QoS 1: %s; salió con 0",
+                 en = "connected over TLS to localhost as '%s'; the kit's subscriber received on %s, at QoS 1: %s; it exited with 0" },
+               e.client, p.topic, text.short(m.payload, 120))
+      end,
+    },
+
+    check {
+      id = "rejects-impostor", points = 2, after = "client-connects", timeout = IMP_TIMEOUT + 10,
+      title = { es = "Rechaza un broker con certificado de otra CA", en = "It refuses a broker whose certificate is from another CA" },
+      run = function(t, ctx) judge_impostor(t, ctx, "impostor") end,
+    },
+
+    check {
+      id = "rejects-wrong-host", points = 1, after = "client-connects", timeout = IMP_TIMEOUT + 10,
+      title = { es = "Rechaza un certificado emitido para otro nombre", en = "It refuses a certificate issued for another name" },
+      run = function(t, ctx) judge_impostor(t, ctx, "otherhost") end,
+    },
+
+    check {
+      id = "rejects-expired", points = 1, after = "client-connects", timeout = IMP_TIMEOUT + 10,
+      title = { es = "Rechaza un certificado caducado", en = "It refuses an expired certificate" },
+      run = function(t, ctx) judge_impostor(t, ctx, "expired") end,
+    },
+  },
+
+  hints = {
+    { es = "El listener TLS es un bloque: «listener 8883» y, justo debajo, cafile certs/ca.crt, certfile certs/server.crt, keyfile certs/server.key y tls_version tlsv1.2. Si falta certfile o keyfile, mosquitto arranca ese listener en claro sin quejarse.",
+      en = "The TLS listener is a block: \"listener 8883\" and, right below it, cafile certs/ca.crt, certfile certs/server.crt, keyfile certs/server.key and tls_version tlsv1.2. If certfile or keyfile is missing, mosquitto starts that listener in clear text without complaint." },
+    { es = "Un listener sin dirección escucha en todas las interfaces. Si quieres MQTT en claro para depurar, átalo a la máquina: «listener 1883 127.0.0.1».",
+      en = "A listener without an address listens on every interface. If you want plain MQTT for debugging, tie it to the machine: \"listener 1883 127.0.0.1\"." },
+    { es = "En paho 1.6: client.tls_set(ca_certs=os.environ[\"MQTT_CAFILE\"]) antes de connect(). Con ca_certs solo confías en esa CA, y paho comprueba la cadena y el nombre (MQTT_HOST). Conéctate a MQTT_HOST tal cual: el certificado es para «localhost».",
+      en = "In paho 1.6: client.tls_set(ca_certs=os.environ[\"MQTT_CAFILE\"]) before connect(). With ca_certs you trust only that CA, and paho checks the chain and the name (MQTT_HOST). Connect to MQTT_HOST as it is: the certificate is for \"localhost\"." },
+    { es = "Nunca cert_reqs=ssl.CERT_NONE ni tls_insecure_set(True): «arreglan» un error de certificado aceptando cualquier broker, también al impostor. Si la verificación falla, connect() lanza ssl.SSLCertVerificationError: captúrala, escribe el motivo en stderr y sal con un código distinto de 0.",
+      en = "Never cert_reqs=ssl.CERT_NONE or tls_insecure_set(True): they \"fix\" a certificate error by accepting any broker, the impostor too. When verification fails, connect() raises ssl.SSLCertVerificationError: catch it, write the reason to stderr and exit with a non-zero code." },
+    { es = "Compruébalo a mano: openssl s_client -connect localhost:8883 -CAfile certs/ca.crt -verify_hostname localhost muestra el certificado y «Verify return code: 0 (ok)»; con -tls1_1 debe fallar.",
+      en = "Check it by hand: openssl s_client -connect localhost:8883 -CAfile certs/ca.crt -verify_hostname localhost shows the certificate and \"Verify return code: 0 (ok)\"; with -tls1_1 it must fail." },
+  },
+}
