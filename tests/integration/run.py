@@ -254,8 +254,8 @@ def test_contract():
                        (["check", "01", sol, "--format", "xml"], "unknown format"), (["frobnicate"], "unknown command")):
         p = mqlab(args)
         report(p.returncode == 2 and p.stderr.strip() != "", f"exit 2 on {name}", f"exit {p.returncode}: {p.stderr}")
-    for cmd in ("init", "list", "show", "check", "hint", "progress", "reset", "run", "broker", "trace", "grade", "doctor",
-                "tour"):
+    for cmd in ("init", "list", "show", "check", "hint", "progress", "reset", "run", "broker", "trace", "certs", "grade",
+                "doctor", "tour"):
         p = mqlab([cmd, "--help"])
         report(p.returncode == 0 and "mqlab " + cmd in p.stdout, f"{cmd} --help", p.stdout + p.stderr)
     p = mqlab(["--lang", "es", "check", "--help"])
@@ -435,6 +435,47 @@ def test_trace():
     report(not files and not procs, "trace (text) leaves nothing behind", f"{files} {procs}")
 
 
+def test_brokerconf():
+    print("a student's mosquitto.conf, made safe to run")
+    tmpdir = fresh_tmp()
+    p = mqlab(["run", os.path.join("tests", "integration", "brokerconf.lua")], tmpdir=tmpdir, timeout=120)
+    lines = [l for l in p.stdout.splitlines() if l.startswith(("ok ", "FAIL "))]
+    fails = [l for l in lines if l.startswith("FAIL ")]
+    for l in fails:
+        name, _, detail = l[5:].partition(": ")
+        report(False, name, detail)
+    report(not fails and len(lines) >= 100, f"brokerconf.lua: {len(lines) - len(fails)} cases hold", "")
+    report(p.returncode == 0 and "done" in p.stdout, "brokerconf.lua ran to the end", f"exit {p.returncode}: {p.stderr}")
+    files, procs = leftovers(tmpdir)
+    report(not files and not procs, "brokerconf.lua leaves nothing behind", f"{files} {procs}")
+
+
+def test_certs():
+    print("mqlab certs: the kit's PKI")
+    d = os.path.join(RUN_TMP, "pki")
+    p = mqlab(["certs", d])
+    names = sorted(os.listdir(d)) if os.path.isdir(d) else []
+    want = ["ca", "server", "client", "impostor-ca", "impostor", "otherhost", "expired"]
+    report(p.returncode == 0 and all(n + ".crt" in names and n + ".key" in names for n in want),
+           "certs makes the CA, server, client, impostor, other-host and expired pairs", f"{p.returncode} {names} {p.stderr}")
+    modes = {n: os.stat(os.path.join(d, n)).st_mode & 0o777 for n in names}
+    report(all(m == 0o600 for n, m in modes.items() if n.endswith(".key")), "keys are readable only by their owner", modes)
+    before = {n: os.stat(os.path.join(d, n)).st_mtime_ns for n in names}
+    p = mqlab(["certs", d])
+    after = {n: os.stat(os.path.join(d, n)).st_mtime_ns for n in names}
+    report(p.returncode == 0 and before == after and "made" not in p.stdout, "a second run makes nothing", p.stdout)
+    os.unlink(os.path.join(d, "otherhost.key"))
+    p = mqlab(["certs", d])
+    report(p.returncode == 0 and "otherhost.key" in p.stdout and "ca.crt" not in p.stdout,
+           "a missing pair is made again, the CA is kept", p.stdout)
+    v = subprocess.run(["openssl", "verify", "-CAfile", os.path.join(d, "ca.crt"), os.path.join(d, "server.crt")],
+                       capture_output=True, text=True)
+    report(v.returncode == 0, "openssl verifies server.crt against ca.crt", v.stdout + v.stderr)
+    v = subprocess.run(["openssl", "verify", "-CAfile", os.path.join(d, "ca.crt"), os.path.join(d, "impostor.crt")],
+                       capture_output=True, text=True)
+    report(v.returncode != 0, "and refuses the impostor's certificate", v.stdout)
+
+
 def test_proxy_api():
     print("the proxy's Lua module, end to end")
     tmpdir = fresh_tmp()
@@ -461,7 +502,7 @@ def main():
     tests = [("solutions", test_solutions), ("bad", test_bad)]
     if REPEAT == 1:
         tests += [("contract", test_contract), ("workspace", test_workspace), ("grade", test_grade),
-                  ("sigint", test_sigint), ("trace", test_trace), ("proxy-api", test_proxy_api)]
+                  ("sigint", test_sigint), ("trace", test_trace), ("proxy-api", test_proxy_api), ("certs", test_certs), ("brokerconf", test_brokerconf)]
     t0 = time.time()
     try:
         for name, fn in tests:
