@@ -77,9 +77,9 @@ $(BUILD)/%.o: runner/%.c | $(BUILD)/.dir check-pkgs
 	@echo "CC $<"
 	$(Q)$(CC) $(CFLAGS) -c -o $@ $<
 
-$(BUILD)/embed: runner/tools/embed.c | $(BUILD)/.dir
+$(BUILD)/embed: runner/tools/embed.c | $(BUILD)/.dir check-pkgs
 	@echo "CC $<"
-	$(Q)$(CC) -O2 -Wall -Wextra -o $@ $<
+	$(Q)$(CC) -O2 -Wall -Wextra $(shell pkg-config --cflags lua5.4) -o $@ $< $(shell pkg-config --libs lua5.4)
 
 $(BUILD)/embedded.c: $(BUILD)/embed $(EMBED) Makefile
 	@echo "EMBED $(words $(EMBED)) files"

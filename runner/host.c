@@ -129,16 +129,21 @@ static int embedded_searcher(lua_State *L)
         lua_pushfstring(L, "no embedded module '%s'", name);
         return 1;
     }
-    char path[256];
+    char path[256], bc[260];
     snprintf(path, sizeof path, "runner/lua/%s.lua", name + 6);
-    const embedded_file_t *f = embedded_find(path);
+    snprintf(bc, sizeof bc, "%sc", path);
+    /* The bytecode compiled at build time (runner/tools/embed.c) when it
+     * is there: parsing every module on every start is most of it. */
+    const embedded_file_t *f = embedded_find(bc);
+    const char *mode = "b";
+    if (!f) { f = embedded_find(path); mode = "t"; }
     if (!f) {
         lua_pushfstring(L, "no embedded file '%s'", path);
         return 1;
     }
     char chunk[270];
     snprintf(chunk, sizeof chunk, "@%s", path);
-    if (luaL_loadbufferx(L, (const char *)f->data, f->len, chunk, "t") != LUA_OK)
+    if (luaL_loadbufferx(L, (const char *)f->data, f->len, chunk, mode) != LUA_OK)
         return lua_error(L);
     lua_pushstring(L, path);
     return 2;

@@ -125,14 +125,17 @@ static void first_line(char *s)
     if (nl) *nl = '\0';
 }
 
-static int load_text(host_t *h, const char *code, size_t len, const char *chunk,
-                     lab_t **out, char *err, size_t errlen)
+/* bc: the same lab compiled at build time (embedded labs only), or NULL. */
+static int load_text(host_t *h, const char *code, size_t len, const embedded_file_t *bc,
+                     const char *chunk, lab_t **out, char *err, size_t errlen)
 {
     lua_State *L = host_state(h);
     push_engine(L, "load");
     lua_pushlstring(L, code, len);
     lua_pushstring(L, chunk);
-    int rc = host_call(h, 2, 1, err, errlen);
+    if (bc) lua_pushlstring(L, (const char *)bc->data, bc->len);
+    else lua_pushnil(L);
+    int rc = host_call(h, 3, 1, err, errlen);
     if (rc != KIT_OK) {
         first_line(err);
         return rc == KIT_ERR ? KIT_EINVAL : rc;
@@ -154,7 +157,7 @@ int lab_load_file(host_t *h, const char *path, lab_t **out, char *err, size_t er
     char *code = kit_read_file(path, &len, e);
     if (!code) { snprintf(err, errlen, "%s", e); return KIT_ENOENT; }
     char *chunk = kit_strdup_printf("@%s", path);
-    int rc = load_text(h, code, len, chunk, out, err, errlen);
+    int rc = load_text(h, code, len, NULL, chunk, out, err, errlen);
     free(chunk);
     free(code);
     return rc;
@@ -173,9 +176,10 @@ int lab_load(host_t *h, const char *id, lab_t **out, char *err, size_t errlen)
     snprintf(name, sizeof name, "labs/%s/lab.lua", id);
     const embedded_file_t *f = embedded_find(name);
     if (!f) { snprintf(err, errlen, "no lab '%s'", id); return KIT_ENOENT; }
-    char chunk[260];
+    char chunk[260], bcname[260];
     snprintf(chunk, sizeof chunk, "@%s", name);
-    return load_text(h, (const char *)f->data, f->len, chunk, out, err, errlen);
+    snprintf(bcname, sizeof bcname, "%sc", name);
+    return load_text(h, (const char *)f->data, f->len, embedded_find(bcname), chunk, out, err, errlen);
 }
 
 void lab_free(lab_t *lab)
