@@ -5,6 +5,7 @@
  * Exit codes: 0 all passed / done; 1 a check failed; 2 wrong usage or a
  * bad input file; 3 the machine lacks something (and we say what).
  */
+#include "benchcmd.h"
 #include "broker.h"
 #include "cleanup.h"
 #include "embedded.h"
@@ -110,6 +111,12 @@ static const command_help_t helps[] = {
       "un proxy que imprime en vivo el intercambio de paquetes, y puede romper el enlace a propósito",
       "`mqlab trace --help` lists the fault flags (--drop, --dup, --delay, --cut-before, --cut-after, ...).",
       "`mqlab trace --help` lista las opciones de fallo (--drop, --dup, --delay, --cut-before, --cut-after, ...)." },
+    { "bench", "conn|steady|burst|ramp [OPTIONS]", "the load generator: thousands of MQTT clients from one process",
+      "el generador de carga: miles de clientes MQTT desde un solo proceso",
+      "`mqlab bench --help` lists the modes and options (--clients, --rate, --qos, --size, --duration,\n"
+      "--format text|json|csv, --plot FILE.svg). Without --host/--port it starts a bundled broker.",
+      "`mqlab bench --help` lista los modos y opciones (--clients, --rate, --qos, --size, --duration,\n"
+      "--format text|json|csv, --plot FICHERO.svg). Sin --host/--port arranca un broker del kit." },
     { "certs", "[DIR]", "make the kit's PKI for the TLS labs (only the files that are missing)",
       "crea la PKI del kit para los laboratorios TLS (solo los ficheros que falten)",
       "DIR defaults to $MQLAB_CERTS, else certs/ beside mqlab, else ~/.local/share/mqlab/certs.\n"
@@ -770,6 +777,13 @@ static int cmd_broker(int argc, char **argv)
     return EXIT_PASS;
 }
 
+/* ------------------------------------------------------------ bench */
+
+static int cmd_bench(int argc, char **argv)
+{
+    return bench_main(argc, argv, opt.lang);
+}
+
 /* ------------------------------------------------------------ certs */
 
 static int cmd_certs(int argc, char **argv)
@@ -917,7 +931,7 @@ typedef int (*command_fn)(int argc, char **argv);
 static const struct { const char *name; command_fn fn; } commands[] = {
     { "init", cmd_init }, { "list", cmd_list }, { "show", cmd_show }, { "check", cmd_check },
     { "hint", cmd_hint }, { "progress", cmd_progress }, { "reset", cmd_reset }, { "run", cmd_run },
-    { "broker", cmd_broker }, { "trace", cmd_trace }, { "certs", cmd_certs }, { "grade", cmd_grade }, { "doctor", cmd_doctor }, { "tour", cmd_tour },
+    { "broker", cmd_broker }, { "trace", cmd_trace }, { "bench", cmd_bench }, { "certs", cmd_certs }, { "grade", cmd_grade }, { "doctor", cmd_doctor }, { "tour", cmd_tour },
 };
 
 int main(int argc, char **argv)
@@ -963,8 +977,8 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "run") == 0) {
         if (sub_argc > 0 && (strcmp(sub_argv[0], "--help") == 0 || strcmp(sub_argv[0], "-h") == 0))
             return print_help(cmd);
-    } else if (strcmp(cmd, "trace") == 0) {
-        /* trace has options of its own (the fault flags): it parses them. */
+    } else if (strcmp(cmd, "trace") == 0 || strcmp(cmd, "bench") == 0) {
+        /* trace and bench have options of their own: they parse them. */
     } else {
         /* getopt_long permutes, so "check 01 --format json" works. */
         optind = 0;
