@@ -4,6 +4,7 @@
 #     target <= 3 s each for labs 01 and 02, <= 10 s for 03 and 04)
 #   - start time of `mqlab list` (median of 50 runs; target <= 20 ms)
 #   - a QoS 1 stream through the proxy against direct (bench/proxy.sh)
+#   - the load generator against mosquitto_pub and paho (bench/load.sh)
 # Figures only: nothing here fails on a slow machine.
 cd "$(dirname "$0")/.." || exit 2
 N=${N:-5}
@@ -59,3 +60,6 @@ printf '%-28s %8s us %7s us   (50 runs; target <= 20000 us)\n' "mqlab list start
 
 echo
 sh bench/proxy.sh
+
+echo
+sh bench/load.sh

@@ -254,8 +254,8 @@ def test_contract():
                        (["check", "01", sol, "--format", "xml"], "unknown format"), (["frobnicate"], "unknown command")):
         p = mqlab(args)
         report(p.returncode == 2 and p.stderr.strip() != "", f"exit 2 on {name}", f"exit {p.returncode}: {p.stderr}")
-    for cmd in ("init", "list", "show", "check", "hint", "progress", "reset", "run", "broker", "trace", "certs", "grade",
-                "doctor", "tour"):
+    for cmd in ("init", "list", "show", "check", "hint", "progress", "reset", "run", "broker", "trace", "bench", "certs",
+                "grade", "doctor", "tour"):
         p = mqlab([cmd, "--help"])
         report(p.returncode == 0 and "mqlab " + cmd in p.stdout, f"{cmd} --help", p.stdout + p.stderr)
     p = mqlab(["--lang", "es", "check", "--help"])
@@ -450,6 +450,41 @@ def test_brokerconf():
     report(not files and not procs, "brokerconf.lua leaves nothing behind", f"{files} {procs}")
 
 
+def test_bench():
+    print("mqlab bench: the pinned JSON contract")
+    tmpdir = fresh_tmp()
+    p = mqlab(["bench", "steady", "--clients", "5", "--rate", "500", "--qos", "1", "--size", "64", "--duration", "1",
+               "--format", "json"], tmpdir=tmpdir, timeout=60)
+    v = None
+    try:
+        v = json.loads(p.stdout)
+    except ValueError:
+        pass
+    keys = {"mode", "clients", "qos", "sent", "acked", "received", "lost", "duplicates", "rate_sent", "rate_received",
+            "latency_ms", "errors"}
+    ok = (p.returncode == 0 and v is not None and keys <= set(v)
+          and {"p50", "p90", "p99", "p999", "max"} <= set(v["latency_ms"]))
+    report(ok, "steady --format json has every pinned field", p.stdout + p.stderr)
+    if ok:
+        report(v["mode"] == "steady" and v["clients"] == 5 and v["qos"] == 1 and v["sent"] > 0
+               and v["acked"] == v["sent"] and v["received"] == v["sent"] and v["lost"] == 0 and v["errors"] == 0,
+               "a QoS 1 steady run on the bundled broker delivers everything it sent", p.stdout)
+    p = mqlab(["bench", "conn", "--clients", "200", "--hold", "0.5", "--format", "json"], tmpdir=tmpdir, timeout=60)
+    v = None
+    try:
+        v = json.loads(p.stdout)
+    except ValueError:
+        pass
+    ok = p.returncode == 0 and v is not None and {"connected", "failed", "connect_rate", "rss_mb"} <= set(v)
+    report(ok and v["connected"] == 200 and v["failed"] == 0, "conn --format json: 200 connected, 0 failed",
+           p.stdout + p.stderr)
+    for bad in (["frob"], ["steady", "--qos", "3"], ["steady", "--bogus"]):
+        p = mqlab(["bench"] + bad)
+        report(p.returncode == 2 and p.stderr.strip() != "", f"exit 2 on bench {' '.join(bad)}", f"exit {p.returncode}")
+    files, procs = leftovers(tmpdir)
+    report(not files and not procs, "bench leaves no broker or folder behind", f"{files} {procs}")
+
+
 def test_certs():
     print("mqlab certs: the kit's PKI")
     d = os.path.join(RUN_TMP, "pki")
@@ -502,7 +537,8 @@ def main():
     tests = [("solutions", test_solutions), ("bad", test_bad)]
     if REPEAT == 1:
         tests += [("contract", test_contract), ("workspace", test_workspace), ("grade", test_grade),
-                  ("sigint", test_sigint), ("trace", test_trace), ("proxy-api", test_proxy_api), ("certs", test_certs), ("brokerconf", test_brokerconf)]
+                  ("sigint", test_sigint), ("trace", test_trace), ("proxy-api", test_proxy_api), ("certs", test_certs), ("brokerconf", test_brokerconf),
+                  ("bench", test_bench)]
     t0 = time.time()
     try:
         for name, fn in tests:
