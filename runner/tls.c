@@ -9,6 +9,7 @@
  */
 #include "tls.h"
 #include "cleanup.h"
+#include "packet.h"
 #include "util.h"
 
 #include <arpa/inet.h>
@@ -725,12 +726,12 @@ int tls_probe_plain(const char *host, int port, int timeout_ms,
 
     /* MQTT 3.1.1 CONNECT: clean session, keepalive 60, id "mqlab-plain-probe". */
     static const char id[] = "mqlab-plain-probe";
-    unsigned char pkt[2 + 10 + 2 + sizeof id - 1] = {
+    unsigned char req[2 + 10 + 2 + sizeof id - 1] = {
         0x10, (unsigned char)(10 + 2 + sizeof id - 1),
         0x00, 0x04, 'M', 'Q', 'T', 'T', 0x04, 0x02, 0x00, 0x3c,
         0x00, (unsigned char)(sizeof id - 1)
     };
-    memcpy(pkt + 14, id, sizeof id - 1);
+    memcpy(req + 14, id, sizeof id - 1);
 
     int fd = -1;
     int rc = tcp_connect(host, port, deadline, &fd, out->error, sizeof out->error);
@@ -741,8 +742,8 @@ int tls_probe_plain(const char *host, int port, int timeout_ms,
     }
 
     size_t sent = 0;
-    while (sent < sizeof pkt) {
-        ssize_t w = send(fd, pkt + sent, sizeof pkt - sent, MSG_NOSIGNAL);
+    while (sent < sizeof req) {
+        ssize_t w = send(fd, req + sent, sizeof req - sent, MSG_NOSIGNAL);
         if (w > 0) { sent += (size_t)w; continue; }
         if (w < 0 && (errno == EAGAIN || errno == EINTR)) {
             rc = wait_fd(fd, POLLOUT, deadline);
@@ -756,7 +757,7 @@ int tls_probe_plain(const char *host, int port, int timeout_ms,
         close(fd);
         return kit_seterr(err, rc, "interrupted");
     }
-    if (sent < sizeof pkt) {
+    if (sent < sizeof req) {
         out->closed = 1;
         snprintf(out->error, sizeof out->error, "the server closed the connection before the CONNECT was sent");
         close(fd);
@@ -865,48 +866,19 @@ static void info_cb(const SSL *ssl, int where, int ret)
     snprintf(c->alert, sizeof c->alert, "%s", SSL_alert_desc_string_long(ret));
 }
 
-/* The client id of an MQTT CONNECT (3.1, 3.1.1 or 5) at the start of b.
- * 1: found (id, *v5 set), 0: need more bytes, -1: not a CONNECT. */
+/* Is the packet at the start of b a CONNECT? Framed and decoded by the
+ * kit's codec (packet.c). 1: yes (id, *v5 set), 0: need more bytes,
+ * -1: something else, or more than IMP_MAX_CONNECT bytes. */
 static int parse_connect(const unsigned char *b, size_t n, char *id, size_t idlen, int *v5)
 {
-    if (n < 1) return 0;
-    if (b[0] != 0x10) return -1;
-    size_t pos = 1, rl = 0;
-    for (int shift = 0;; shift += 7) {
-        if (shift > 21) return -1;
-        if (pos >= n) return 0;
-        unsigned char c = b[pos++];
-        rl |= (size_t)(c & 0x7f) << shift;
-        if (!(c & 0x80)) break;
-    }
-    size_t end = pos + rl;
-    /* need(k): k more bytes, within the packet. */
-#define NEED(k) do { if (pos + (k) > end) return -1; if (pos + (k) > n) return 0; } while (0)
-    NEED(2);
-    size_t plen = ((size_t)b[pos] << 8) | b[pos + 1];
-    pos += 2;
-    NEED(plen + 4);                      /* name, level, flags, keepalive */
-    int level = b[pos + plen];
-    pos += plen + 4;
-    if (level == 5) {
-        size_t props = 0;
-        for (int shift = 0;; shift += 7) {
-            if (shift > 21) return -1;
-            NEED(1);
-            unsigned char c = b[pos++];
-            props |= (size_t)(c & 0x7f) << shift;
-            if (!(c & 0x80)) break;
-        }
-        NEED(props);
-        pos += props;
-    }
-    NEED(2);
-    size_t idl = ((size_t)b[pos] << 8) | b[pos + 1];
-    pos += 2;
-    NEED(idl);
-#undef NEED
-    snprintf(id, idlen, "%.*s", (int)idl, (const char *)b + pos);
-    *v5 = level == 5;
+    size_t size = 0;
+    int f = pkt_frame(b, n, IMP_MAX_CONNECT, &size, NULL);
+    if (f == PKT_NEED_MORE) return 0;
+    if (f != PKT_COMPLETE) return -1;
+    pkt p;
+    if (pkt_decode(b, size, 0, &p, NULL) != KIT_OK || p.type != PKT_CONNECT) return -1;
+    snprintf(id, idlen, "%.*s", (int)p.client_id.len, (const char *)p.client_id.p);
+    *v5 = p.level == PKT_V5;
     return 1;
 }
 
