@@ -9,7 +9,6 @@
 #include "bench.h"
 #include "broker.h"
 #include "cleanup.h"
-#include "embedded.h"
 #include "util.h"
 
 #include <stdio.h>
@@ -376,10 +375,7 @@ int bench_main(int argc, char **argv, const char *lang)
                 T("clients can connect (raise it with ulimit -n as root)", "clientes podrán conectar (súbelo con ulimit -n como root)"));
 
     if (!o.host && !o.port) {
-        const embedded_file_t *f = embedded_find("broker-config/bench.conf");
-        if (!f) { fprintf(stderr, "mqlab bench: %s\n", T("no bench broker profile", "falta el perfil de broker bench")); exit_code = 1; goto cleanup; }
-        broker_opts_t bo = { .name = "bench", .tmpl = (const char *)f->data };
-        rc = broker_start(&b, &bo, err);
+        rc = broker_start_profile(&b, "bench", NULL, err);
         if (rc != KIT_OK) {
             fprintf(stderr, "mqlab bench: %s\n", err);
             exit_code = rc == KIT_EMISSING ? 3 : rc == KIT_EINTR ? 0 : 1;

@@ -13,6 +13,8 @@
 #endif
 #include "broker.h"
 #include "cleanup.h"
+#include "embedded.h"
+#include "tls.h"
 #include "util.h"
 
 #include <dirent.h>
@@ -41,6 +43,7 @@ struct broker {
     char *conf_path;
     char *log_path;
     char *stderr_path;
+    char *certs;        /* the folder @CERTS@ became, or NULL */
     int port;
     int ready_ms;
     pid_t pid;          /* leader = pgid; 0 when not running */
@@ -485,6 +488,7 @@ static void broker_release(broker_t *b)
     free(b->conf_path);
     free(b->log_path);
     free(b->stderr_path);
+    free(b->certs);
     free(b);
 }
 
@@ -521,6 +525,7 @@ int broker_start(broker_t **out, const broker_opts_t *o, char *err)
     b->conf_path = kit_strdup_printf("%s/mosquitto.conf", b->dir);
     b->log_path = kit_strdup_printf("%s/mosquitto.log", b->dir);
     b->stderr_path = kit_strdup_printf("%s/mosquitto.stderr", b->dir);
+    if (o->certs && *o->certs) b->certs = kit_strdup(o->certs);
 
     /* A port picked by kit_free_port() can be taken by someone else
      * before mosquitto binds it; one retry on a fresh port makes that
@@ -549,12 +554,35 @@ cleanup:
     return rc;
 }
 
+int broker_start_profile(broker_t **out, const char *profile, const broker_opts_t *o, char *err)
+{
+    if (!out || !profile || !*profile)
+        return kit_seterr(err, KIT_EINVAL, "broker_start_profile: no profile");
+    char name[128], certs[512];
+    snprintf(name, sizeof name, "broker-config/%s.conf", profile);
+    const embedded_file_t *f = embedded_find(name);
+    if (!f) return kit_seterr(err, KIT_ENOENT, "no broker profile '%s'", profile);
+    broker_opts_t po = { 0 };
+    if (o) po = *o;
+    po.tmpl = (const char *)f->data;
+    if (!po.name) po.name = profile;
+    /* A TLS profile: the kit's PKI, made now if it is missing. */
+    if (!po.certs && strstr(po.tmpl, "@CERTS@")) {
+        int rc = tls_default_certs_dir(certs, sizeof certs, err);
+        if (rc == KIT_OK) rc = tls_pki_ensure(certs, NULL, NULL, err);
+        if (rc != KIT_OK) return rc;
+        po.certs = certs;
+    }
+    return broker_start(out, &po, err);
+}
+
 /* ---------------------------------------------------------------- */
 /* Accessors and lifecycle                                           */
 
 int broker_port(const broker_t *b) { return b ? b->port : 0; }
 const char *broker_dir(const broker_t *b) { return b ? b->dir : NULL; }
 const char *broker_log_path(const broker_t *b) { return b ? b->log_path : NULL; }
+const char *broker_certs(const broker_t *b) { return b ? b->certs : NULL; }
 int broker_pid(const broker_t *b) { return b ? (int)b->pid : 0; }
 
 int broker_running(broker_t *b)

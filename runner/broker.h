@@ -35,9 +35,17 @@ typedef struct {
  * not a folder. */
 int broker_start(broker_t **out, const broker_opts_t *o, char *err);
 
+/* Start the bundled profile `profile` (broker-config/PROFILE.conf, built
+ * into mqlab) with the other options of o (may be NULL; o->tmpl is
+ * ignored, o->name defaults to the profile). A profile that uses @CERTS@
+ * gets the kit's PKI when o->certs is NULL, made now if it is missing.
+ * KIT_ENOENT when there is no such profile; otherwise as broker_start. */
+int broker_start_profile(broker_t **out, const char *profile, const broker_opts_t *o, char *err);
+
 int broker_port(const broker_t *b);
 const char *broker_dir(const broker_t *b);       /* the private folder */
 const char *broker_log_path(const broker_t *b);
+const char *broker_certs(const broker_t *b);     /* what @CERTS@ became, or NULL */
 int broker_pid(const broker_t *b);
 int broker_running(broker_t *b);                 /* reaps if it died */
 

@@ -3,13 +3,13 @@
  *
  * A thin layer over broker.c, shaped like liolib.c: a broker is a full
  * userdata holding a broker_t (NULL once closed), closed by close(),
- * __close or __gc, whichever comes first. Lab code passes the template
- * text; finding it by profile name is the kit's business.
+ * __close or __gc, whichever comes first. Lab code names a bundled
+ * profile, or passes a template text (a student's prepared config).
  *
- *   local b, msg, code = broker.start{template = TEXT, name = "plain",
- *                                     extra = "...", port = 0, ready = 5,
- *                                     certs = DIR}   -- DIR fills @CERTS@
- *   code: "missing" (no mosquitto), "timeout", "error"
+ *   local b, msg, code = broker.start{profile = "plain" | template = TEXT,
+ *                                     name = "plain", extra = "...", port = 0,
+ *                                     ready = 5, certs = DIR}  -- DIR fills @CERTS@
+ *   code: "missing" (no mosquitto), "noprofile", "timeout", "error"
  */
 #include "broker.h"
 #include "host.h"
@@ -70,7 +70,8 @@ static const char *opt_field_string(lua_State *L, const char *key)
     return lua_tostring(L, -1);
 }
 
-/* start{template=, name=, extra=, port=, ready=, certs=} -> broker | nil, msg, code */
+/* start{profile= | template=, name=, extra=, port=, ready=, certs=}
+ * -> broker | nil, msg, code */
 static int l_start(lua_State *L)
 {
     char err[KIT_ERRLEN] = "";
@@ -78,8 +79,10 @@ static int l_start(lua_State *L)
     broker_opts_t o;
     memset(&o, 0, sizeof o);
     /* The strings stay on the stack, hence alive, until we return. */
+    const char *profile = opt_field_string(L, "profile");
     o.tmpl = opt_field_string(L, "template");
-    if (!o.tmpl) return luaL_argerror(L, 1, "field 'template' (the config text) is required");
+    if (!o.tmpl == !profile)
+        return luaL_argerror(L, 1, "give either 'profile' (a bundled broker) or 'template' (the config text)");
     o.name = opt_field_string(L, "name");
     o.extra = opt_field_string(L, "extra");
     o.certs = opt_field_string(L, "certs");
@@ -99,10 +102,17 @@ static int l_start(lua_State *L)
 
     lbroker *h = (lbroker *)lua_newuserdatauv(L, sizeof *h, 0);
     h->b = NULL;
-    snprintf(h->name, sizeof h->name, "%s", o.name ? o.name : "custom");
+    snprintf(h->name, sizeof h->name, "%s", o.name ? o.name : profile ? profile : "custom");
     luaL_setmetatable(L, BROKER_MT);
 
-    int rc = broker_start(&h->b, &o, err);
+    int rc = profile ? broker_start_profile(&h->b, profile, &o, err) : broker_start(&h->b, &o, err);
+    /* An unknown profile is the lab's mistake, not the machine's. */
+    if (rc == KIT_ENOENT && profile && strstr(err, "no broker profile")) {
+        luaL_pushfail(L);
+        lua_pushstring(L, err);
+        lua_pushliteral(L, "noprofile");
+        return 3;
+    }
     if (rc != KIT_OK) return fail(L, rc, err);
     return 1;
 }

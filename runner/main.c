@@ -730,32 +730,21 @@ static int cmd_broker(int argc, char **argv)
 {
     if (argc > 1) return usage_error("broker", "%s", T("expects at most one profile", "espera como mucho un perfil"));
     const char *profile = argc ? argv[0] : "plain";
-    char name[128], err[KIT_ERRLEN];
-    snprintf(name, sizeof name, "broker-config/%s.conf", profile);
-    const embedded_file_t *f = embedded_find(name);
-    if (!f) return usage_error("broker", T("no broker profile '%s'", "no hay perfil de broker '%s'"), profile);
-    broker_opts_t bo = { .name = profile, .tmpl = (const char *)f->data, .port = opt.port };
-    char certs[512];
-    if (strstr(bo.tmpl, "@CERTS@")) {
-        /* A TLS profile: the kit's PKI, made now if it is missing. */
-        if (tls_default_certs_dir(certs, sizeof certs, err) != KIT_OK ||
-            tls_pki_ensure(certs, NULL, NULL, err) != KIT_OK) {
-            fprintf(stderr, "mqlab broker: %s\n", err);
-            return EXIT_ENV;
-        }
-        bo.certs = certs;
-    }
+    char err[KIT_ERRLEN];
+    broker_opts_t bo = { .port = opt.port };
     broker_t *b = NULL;
-    int rc = broker_start(&b, &bo, err);
+    int rc = broker_start_profile(&b, profile, &bo, err);
+    if (rc == KIT_ENOENT) return usage_error("broker", T("no broker profile '%s'", "no hay perfil de broker '%s'"), profile);
     if (rc != KIT_OK) {
         fprintf(stderr, "mqlab broker: %s\n", err);
         return rc == KIT_EMISSING ? EXIT_ENV : rc == KIT_EINTR ? 130 : EXIT_USAGE;
     }
     printf(T("Broker '%s' listening on 127.0.0.1:%d (Ctrl-C stops it and removes its folder)\n",
              "Broker '%s' escuchando en 127.0.0.1:%d (Ctrl-C lo para y borra su carpeta)\n"), profile, broker_port(b));
-    if (bo.certs)
+    if (broker_certs(b))
         printf(T("Try: mosquitto_sub -h localhost -p %d --cafile %s/ca.crt -t 'acme/#' -v\n",
-                 "Prueba: mosquitto_sub -h localhost -p %d --cafile %s/ca.crt -t 'acme/#' -v\n"), broker_port(b), bo.certs);
+                 "Prueba: mosquitto_sub -h localhost -p %d --cafile %s/ca.crt -t 'acme/#' -v\n"), broker_port(b),
+               broker_certs(b));
     else
         printf(T("Try: mosquitto_sub -h 127.0.0.1 -p %d -t 'acme/#' -v\n", "Prueba: mosquitto_sub -h 127.0.0.1 -p %d -t 'acme/#' -v\n"),
                broker_port(b));
@@ -818,13 +807,11 @@ static int doctor_line(int ok, const char *what, const char *detail)
 /* Start a broker and send one QoS 1 message through it. */
 static int doctor_roundtrip(char *detail, size_t len)
 {
-    const embedded_file_t *f = embedded_find("broker-config/plain.conf");
-    broker_opts_t bo = { .name = "plain", .tmpl = f ? (const char *)f->data : "" };
     broker_t *b = NULL;
     mq_client_t *sub = NULL, *pub = NULL;
     char err[KIT_ERRLEN];
     int ok = 0, rc;
-    if ((rc = broker_start(&b, &bo, err)) != KIT_OK) { snprintf(detail, len, "%s", err); goto cleanup; }
+    if ((rc = broker_start_profile(&b, "plain", NULL, err)) != KIT_OK) { snprintf(detail, len, "%s", err); goto cleanup; }
     mq_opts_t so = { .port = broker_port(b), .id = "doctor-sub", .clean = 1 };
     mq_opts_t po = { .port = broker_port(b), .id = "doctor-pub", .clean = 1 };
     int granted, code;

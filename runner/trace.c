@@ -16,7 +16,6 @@
 
 #include "broker.h"
 #include "cleanup.h"
-#include "embedded.h"
 #include "packet.h"
 #include "proxy.h"
 #include "report.h"
@@ -374,12 +373,8 @@ int trace_main(int argc, char **argv, const char *lang)
     FILE *banner = o.json ? stderr : stdout;
 
     if (!o.to_port) {
-        char name[128];
-        snprintf(name, sizeof name, "broker-config/%s.conf", o.profile);
-        const embedded_file_t *f = embedded_find(name);
-        if (!f) { exit_code = usage(T("no broker profile '%s'", "no hay perfil de broker '%s'"), o.profile); goto cleanup; }
-        broker_opts_t bo = { .name = o.profile, .tmpl = (const char *)f->data };
-        rc = broker_start(&b, &bo, err);
+        rc = broker_start_profile(&b, o.profile, NULL, err);
+        if (rc == KIT_ENOENT) { exit_code = usage(T("no broker profile '%s'", "no hay perfil de broker '%s'"), o.profile); goto cleanup; }
         if (rc != KIT_OK) {
             fprintf(stderr, "mqlab trace: %s\n", err);
             exit_code = rc == KIT_EMISSING ? 3 : rc == KIT_EINTR ? 130 : 1;

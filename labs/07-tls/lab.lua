@@ -418,8 +418,7 @@ If you get stuck: `mqlab hint 07` (it is recorded).
     -- never the student's config: a client is not to lose points for its
     -- config, nor gain them from it. It becomes ctx.broker, so that
     -- ctx:client and ctx:brokerlog work on it.
-    local tmpl = assert(kit.embedded("broker-config/tls.conf"), "no broker profile 'tls'")
-    local kb, kmsg, kcode = brokermod.start { template = tmpl, certs = d.certs, name = "tls" }
+    local kb, kmsg, kcode = brokermod.start { profile = "tls", certs = d.certs }
     if not kb and kcode == "missing" then return nil, "missing", kmsg end
     if not kb then error("the kit's TLS broker did not start: " .. tostring(kmsg), 0) end
     ctx.broker = ctx:own(kb)

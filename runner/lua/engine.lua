@@ -422,9 +422,8 @@ function M.setup(ctx)
   ctx.workdir = kit.tmpdir("mqlab-run")
   if labdef.broker then
     local name = labdef.broker
-    local tmpl = kit.embedded("broker-config/" .. name .. ".conf")
-    if not tmpl then error("lab '" .. labdef.id .. "': no broker profile '" .. name .. "'", 0) end
-    local b, msg, code = brokermod.start { template = tmpl, name = name }
+    local b, msg, code = brokermod.start { profile = name }
+    if code == "noprofile" then error("lab '" .. labdef.id .. "': " .. msg, 0) end
     -- Not the lab's fault nor the student's: tell the C side which it is
     -- ("missing" becomes exit code 3 with the install hint).
     if not b then return nil, code == "missing" and "missing" or "error", msg end

@@ -10,7 +10,7 @@ local function check(cond, name, detail)
   if cond then print("ok " .. name) else print("FAIL " .. name .. ": " .. tostring(detail)) end
 end
 
-local b <close> = assert(broker.start { template = kit.embedded("broker-config/plain.conf"), name = "plain" })
+local b <close> = assert(broker.start { profile = "plain" })
 local px <close> = assert(proxy.start { upstream = b:port() })
 check(px:port() > 0 and px:port() ~= b:port(), "the proxy listens on a port of its own", px:port())
 
