@@ -66,7 +66,8 @@ static int usage_error(const char *cmd, const char *fmt, const char *arg)
 {
     fprintf(stderr, "mqlab %s: ", cmd);
     fprintf(stderr, fmt, arg);
-    fprintf(stderr, "\n%s\n", T("Try: mqlab %s --help", "Prueba: mqlab %s --help"));
+    fprintf(stderr, "\n");
+    fprintf(stderr, T("Try: mqlab %s --help\n", "Prueba: mqlab %s --help\n"), cmd);
     return EXIT_USAGE;
 }
 
