@@ -383,33 +383,28 @@ static int l_events(lua_State *L)
 }
 
 /* Does the event table on top of the stack match the matcher at index
- * m (table of field = value, or function)? Names (type, kind, dir, fate)
- * compare without case. Leaves the stack as it found it. */
+ * m? A function is called with the event; a table of field = value is
+ * judged by mqlab.wire's match(), the same rule wire.select() uses.
+ * Leaves the stack as it found it. */
 static int matches(lua_State *L, int m)
 {
     int ev = lua_gettop(L);
-    if (lua_type(L, m) == LUA_TFUNCTION) {
+    int is_fn = lua_type(L, m) == LUA_TFUNCTION;
+    if (is_fn) {
         lua_pushvalue(L, m);
-        lua_pushvalue(L, ev);
+    } else {
+        lua_getglobal(L, "require");
+        lua_pushliteral(L, "mqlab.wire");
         lua_call(L, 1, 1);
-        int ok = lua_toboolean(L, -1);
-        lua_pop(L, 1);
-        return ok;
+        lua_getfield(L, -1, "match");
+        lua_remove(L, -2);
     }
-    lua_pushnil(L);
-    while (lua_next(L, m)) {
-        /* key at -2, wanted value at -1 */
-        lua_pushvalue(L, -2);
-        lua_gettable(L, ev);
-        int ok;
-        if (lua_type(L, -1) == LUA_TSTRING && lua_type(L, -2) == LUA_TSTRING)
-            ok = strcasecmp(lua_tostring(L, -1), lua_tostring(L, -2)) == 0;
-        else
-            ok = lua_rawequal(L, -1, -2);
-        lua_pop(L, 2);
-        if (!ok) { lua_pop(L, 1); return 0; }
-    }
-    return 1;
+    lua_pushvalue(L, ev);
+    if (!is_fn) lua_pushvalue(L, m);
+    lua_call(L, is_fn ? 1 : 2, 1);
+    int ok = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    return ok;
 }
 
 static void check_matcher(lua_State *L, int i)
