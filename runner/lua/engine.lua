@@ -376,6 +376,23 @@ end
 
 function Ctx:sleep(s) kit.sleep(s) end
 
+-- Wait for an event, not for a fixed time: call fn() until it returns
+-- something true (which is returned) or s seconds pass (nil). The kit's
+-- MQTT clients are pumped in between, so their messages keep arriving;
+-- the check's deadline and Ctrl-C cut the wait as they cut any other.
+function Ctx:wait_for(fn, s, step)
+  local t_end = kit.now() + (s or 5)
+  step = step or 0.02
+  while true do
+    local v = fn()
+    if v then return v end
+    local left = t_end - kit.now()
+    if left <= 0 then return nil end
+    local ok, err = mqtt.pump(math.min(step, left))
+    if not ok and err then kit.sleep(math.min(step, left)) end
+  end
+end
+
 local Check = {}
 Check.__index = Check
 
