@@ -120,7 +120,7 @@ static int parse_dir(lua_State *L, int t)
     return dir;
 }
 
-/* rule{action=, type=, dir=, nth=, times=, delay=, bytes=, refuse=, client=} -> index */
+/* rule{action=, type=, dir=, nth=, times=, delay=, behind=, bytes=, refuse=, client=} -> index */
 static int l_rule(lua_State *L)
 {
     char err[KIT_ERRLEN] = "";
@@ -134,7 +134,7 @@ static int l_rule(lua_State *L)
     int act = a ? px_action_from_name(a) : -1;
     if (act < 0)
         return luaL_argerror(L, 2, "field 'action' must be one of drop, duplicate, delay, cut_before, "
-                                   "cut_after, blackhole, cut_bytes");
+                                   "cut_after, blackhole, cut_bytes, reorder");
     r.action = (px_action)act;
     lua_pop(L, 1);
 
@@ -152,6 +152,7 @@ static int l_rule(lua_State *L)
     r.nth = (unsigned)opt_int_field(L, 2, "nth", 1, 1, 1000000000);
     r.times = (unsigned)opt_int_field(L, 2, "times", 1, 1, 1000000000);
     r.delay_ms = opt_sec_field(L, 2, "delay", 0);
+    r.behind = (unsigned)opt_int_field(L, 2, "behind", 1, 1, 1000000);
     r.refuse_ms = opt_sec_field(L, 2, "refuse", 0);
     lua_getfield(L, 2, "bytes");
     if (!lua_isnil(L, -1)) {

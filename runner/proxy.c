@@ -66,10 +66,13 @@ typedef struct {
     int side;
 } px_tag;
 
-/* A chunk held back by PX_DELAY (or queued behind one). */
+/* A chunk held back by PX_DELAY (or queued behind one), or a packet
+ * held aside by PX_REORDER. */
 typedef struct px_held {
     struct px_held *next;
     int64_t release_us;
+    int rule;                   /* PX_REORDER: the rule that holds it */
+    unsigned left;              /* PX_REORDER: packets still to overtake it */
     size_t len;
     uint8_t data[];
 } px_held;
@@ -83,6 +86,7 @@ typedef struct {
     size_t off, len, cap;
     px_held *hq, *hq_tail;
     size_t held_bytes;
+    px_held *rq, *rq_tail;      /* PX_REORDER, in the order they were held */
 } px_dir;
 
 struct px_conn {
@@ -144,13 +148,14 @@ struct proxy {
     px_conn *conns, *dead;
     unsigned next_id;
     size_t nheld;
+    size_t nreord;              /* packets held by PX_REORDER */
     int64_t listen_paused_until;
     px_tag ltag, wtag;
     uint8_t *rbuf;
 };
 
 static const char *const action_names[] = {
-    NULL, "drop", "duplicate", "delay", "cut_before", "cut_after", "blackhole", "cut_bytes"
+    NULL, "drop", "duplicate", "delay", "cut_before", "cut_after", "blackhole", "cut_bytes", "reorder"
 };
 
 static int64_t now_us(void)
@@ -371,6 +376,13 @@ static void release_held(proxy *p, px_conn *c, int dir, int force, int64_t now)
 static void discard_dir_output(proxy *p, px_dir *d)
 {
     while (d->hq) held_pop(p, d, 0);
+    while (d->rq) {
+        px_held *h = d->rq;
+        d->rq = h->next;
+        p->nreord--;
+        free(h);
+    }
+    d->rq_tail = NULL;
     d->off = d->len = 0;
 }
 
@@ -595,14 +607,14 @@ static int rule_matches(const px_rule_state *ru, const px_conn *c, int dir, int 
 /* What the rules say about one packet: the first rule firing of each
  * action (-1 when none), and for delays the longest one. */
 typedef struct {
-    int slot[PX_CUT_BYTES + 1];
-    uint64_t match_no[PX_CUT_BYTES + 1];
+    int slot[PX_NACTIONS];
+    uint64_t match_no[PX_NACTIONS];
     int delay_ms;
 } px_decision;
 
 static void decide(proxy *p, px_conn *c, int dir, int type, px_decision *dn)
 {
-    for (int a = 0; a <= PX_CUT_BYTES; a++) dn->slot[a] = -1;
+    for (int a = 0; a < PX_NACTIONS; a++) dn->slot[a] = -1;
     dn->delay_ms = 0;
     for (int i = 0; i < p->nrules; i++) {
         px_rule_state *ru = &p->rules[i];
@@ -642,6 +654,55 @@ static void refuse_for(proxy *p, int ms)
     if (until > p->refuse_until_us) p->refuse_until_us = until;
 }
 
+/* PX_REORDER: keep a packet aside until `behind` later packets that
+ * match the same rule have gone out, or its hold time is over. */
+static void hold_aside(proxy *p, px_conn *c, int dir, int rule, const uint8_t *b, size_t n)
+{
+    const px_rule *r = &p->rules[rule].r;
+    px_dir *d = &c->d[dir];
+    px_held *h = kit_xmalloc(sizeof *h + n);
+    h->next = NULL;
+    h->rule = rule;
+    h->left = r->behind ? r->behind : 1;
+    h->release_us = now_us() + (int64_t)(r->delay_ms > 0 ? r->delay_ms : 1000) * 1000;
+    h->len = n;
+    memcpy(h->data, b, n);
+    if (d->rq_tail) d->rq_tail->next = h;
+    else d->rq = h;
+    d->rq_tail = h;
+    p->nreord++;
+}
+
+/* Forward, in the order they were held, the packets set aside whose
+ * time has come (all when force), or, with type > 0, those that a packet
+ * of that type just overtook for the last time. */
+static void release_aside(proxy *p, px_conn *c, int dir, int type, int force, int64_t now)
+{
+    px_dir *d = &c->d[dir];
+    px_held **pp = &d->rq, *prev = NULL;
+    while (*pp) {
+        px_held *h = *pp;
+        int go = force || (type == 0 && h->release_us <= now);
+        if (type > 0 && h->rule < p->nrules && rule_matches(&p->rules[h->rule], c, dir, type) && --h->left == 0)
+            go = 1;
+        if (!go) {
+            prev = h;
+            pp = &h->next;
+            continue;
+        }
+        *pp = h->next;
+        if (d->rq_tail == h) d->rq_tail = prev;
+        p->nreord--;
+        if (!c->blackhole) emit(p, c, dir, h->data, h->len, 0);   /* a partition swallows it */
+        free(h);
+    }
+}
+
+static void overtaken(proxy *p, px_conn *c, int dir, int type)
+{
+    if (c->d[dir].rq) release_aside(p, c, dir, type, 0, 0);
+}
+
 /* One whole packet read in dir: decode, apply the rules, record, act. */
 static void handle_packet(proxy *p, px_conn *c, int dir, const uint8_t *buf, size_t size)
 {
@@ -667,7 +728,7 @@ static void handle_packet(proxy *p, px_conn *c, int dir, const uint8_t *buf, siz
 
     px_decision dn;
     decide(p, c, dir, type, &dn);
-    int fate = PX_SENT, copies = 1, delay = 0, cut = -1, refuse = 0;
+    int fate = PX_SENT, copies = 1, delay = 0, cut = -1, refuse = 0, reorder = -1;
     uint64_t cut_no = 0;
     if (dn.slot[PX_CUT_BEFORE] >= 0) {
         fate = PX_CUT_BEFORE_F;
@@ -702,6 +763,12 @@ static void handle_packet(proxy *p, px_conn *c, int dir, const uint8_t *buf, siz
             fate = PX_CUT_AFTER_F;
             cut = dn.slot[PX_CUT_AFTER];
             cut_no = dn.match_no[PX_CUT_AFTER];
+        } else if (dn.slot[PX_REORDER] >= 0) {
+            /* Held aside, it is overtaken by what follows; a delay on
+             * top would only stretch the hold. */
+            reorder = dn.slot[PX_REORDER];
+            p->rules[reorder].fired++;
+            fate = PX_REORDERED;
         } else if (dn.slot[PX_DELAY] >= 0) {
             delay = dn.delay_ms;
             p->rules[dn.slot[PX_DELAY]].fired++;
@@ -750,10 +817,15 @@ static void handle_packet(proxy *p, px_conn *c, int dir, const uint8_t *buf, siz
     ev_packet(p, c, dir, buf, size, &k, decoded, why, fate);
 
     uint64_t left = allow;
-    for (int i = 0; i < copies && left > 0; i++) {
-        size_t n = left < size ? (size_t)left : size;
-        emit(p, c, dir, buf, n, delay);
-        left -= n;
+    if (reorder >= 0 && fate == PX_REORDERED) {
+        for (int i = 0; i < copies; i++) hold_aside(p, c, dir, reorder, buf, size);
+    } else {
+        for (int i = 0; i < copies && left > 0; i++) {
+            size_t n = left < size ? (size_t)left : size;
+            emit(p, c, dir, buf, n, delay);
+            left -= n;
+        }
+        if (fate == PX_SENT || fate == PX_DUPLICATED || fate == PX_DELAYED) overtaken(p, c, dir, type);
     }
     if (cut >= 0) {
         char text[256];
@@ -998,11 +1070,14 @@ static void reap_dead(proxy *p)
 static int next_timeout_ms(proxy *p)
 {
     int64_t next = -1;
-    if (p->nheld) {
+    if (p->nheld || p->nreord) {
         for (px_conn *c = p->conns; c; c = c->next)
-            for (int dir = 0; dir < 2; dir++)
+            for (int dir = 0; dir < 2; dir++) {
                 if (c->d[dir].hq && (next < 0 || c->d[dir].hq->release_us < next))
                     next = c->d[dir].hq->release_us;
+                for (const px_held *h = c->d[dir].rq; h; h = h->next)
+                    if (next < 0 || h->release_us < next) next = h->release_us;
+            }
     }
     if (p->listen_paused_until && (next < 0 || p->listen_paused_until < next))
         next = p->listen_paused_until;
@@ -1079,7 +1154,7 @@ static void *proxy_main(void *arg)
         for (int i = 0; i < n; i++) dispatch(p, &evs[i]);
 
         int64_t now = now_us();
-        if (p->nheld) {
+        if (p->nheld || p->nreord) {
             px_conn *next;
             for (px_conn *c = p->conns; c; c = next) {
                 next = c->next;
@@ -1089,6 +1164,12 @@ static void *proxy_main(void *arg)
                         release_held(p, c, dir, 0, now);
                         released = 1;
                     }
+                    for (const px_held *h = c->d[dir].rq; h; h = h->next)
+                        if (h->release_us <= now) {
+                            release_aside(p, c, dir, 0, 0, now);
+                            released = 1;
+                            break;
+                        }
                 }
                 if (released) conn_pump(p, c);
             }
@@ -1243,7 +1324,7 @@ int proxy_add_rule(proxy *p, const px_rule *r, char *err)
         return -1;
     }
     const char *bad = NULL;
-    if (r->action < PX_DROP || r->action > PX_CUT_BYTES) bad = "unknown action";
+    if (r->action < PX_DROP || r->action > PX_REORDER) bad = "unknown action";
     else if (r->type < 0 || r->type > 15) bad = "the packet type must be 0 (any) or 1..15";
     else if (r->dir != PX_UP && r->dir != PX_DOWN && r->dir != PX_ANY) bad = "the direction must be up, down or any";
     else if (r->delay_ms < 0) bad = "delay_ms must not be negative";
@@ -1419,9 +1500,10 @@ const char *px_dir_name(int dir)
 const char *px_fate_name(int fate)
 {
     static const char *const names[] = {
-        NULL, "sent", "dropped", "duplicated", "delayed", "cut_before", "cut_after", "cut_mid", "blackholed"
+        NULL, "sent", "dropped", "duplicated", "delayed", "cut_before", "cut_after", "cut_mid", "blackholed",
+        "reordered"
     };
-    return fate >= PX_SENT && fate <= PX_BLACKHOLED ? names[fate] : "?";
+    return fate >= PX_SENT && fate <= PX_REORDERED ? names[fate] : "?";
 }
 
 const char *px_kind_name(int kind)
@@ -1437,7 +1519,7 @@ int px_action_from_name(const char *name)
     size_t n = strlen(name);
     if (n == 0 || n >= sizeof buf) return -1;
     for (size_t i = 0; i <= n; i++) buf[i] = name[i] == '-' ? '_' : name[i];
-    for (int a = PX_DROP; a <= PX_CUT_BYTES; a++)
+    for (int a = PX_DROP; a <= PX_REORDER; a++)
         if (strcasecmp(buf, action_names[a]) == 0) return a;
     return -1;
 }

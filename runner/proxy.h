@@ -45,10 +45,16 @@ typedef enum {
                            but both sockets stay open: a network partition.
                            When one side closes, the other is left open and
                            silent, so the broker must find out by keepalive */
-    PX_CUT_BYTES        /* the connection is cut once `bytes` bytes have been
+    PX_CUT_BYTES,       /* the connection is cut once `bytes` bytes have been
                            forwarded in dir since the rule was added; the
                            packet that crosses the limit is cut in the middle */
+    PX_REORDER          /* held aside and forwarded right after the next
+                           `behind` packets that match the same rule on that
+                           connection and direction (so they overtake it),
+                           or after delay_ms (0: 1000) when none come; lost
+                           if the connection ends first */
 } px_action;
+#define PX_NACTIONS (PX_REORDER + 1)
 
 typedef struct {
     px_action action;
@@ -57,7 +63,8 @@ typedef struct {
     unsigned nth;       /* fires on the nth matching packet counted since the
                            rule was added (1 = the next one); 0 is read as 1 */
     unsigned times;     /* and on the times-1 matching packets after it; 0 = 1 */
-    int delay_ms;       /* PX_DELAY */
+    int delay_ms;       /* PX_DELAY; PX_REORDER: the longest hold */
+    unsigned behind;    /* PX_REORDER: packets that overtake it; 0 is read as 1 */
     uint64_t bytes;     /* PX_CUT_BYTES */
     int refuse_ms;      /* after the cut (PX_CUT_*), refuse new connections
                            for this long, as proxy_refuse() */
@@ -81,7 +88,9 @@ typedef enum {
     PX_CUT_BEFORE_F,    /* the link was cut instead of forwarding it */
     PX_CUT_AFTER_F,     /* forwarded, then the link was cut */
     PX_CUT_MID,         /* part of it forwarded, then the link was cut (PX_CUT_BYTES) */
-    PX_BLACKHOLED       /* swallowed by a black hole */
+    PX_BLACKHOLED,      /* swallowed by a black hole */
+    PX_REORDERED        /* held back and forwarded after later packets (or lost
+                           with its connection) */
 } px_fate;
 
 /* How many bytes of each payload (and will payload) the trace keeps. */

@@ -91,6 +91,8 @@ static void help(void)
     printf("  --cut-bytes [DIR:]N     %s\n", T("cut once N bytes have passed", "cortar cuando hayan pasado N bytes"));
     printf("  --blackhole-after SPEC  %s\n", T("from it on, forward nothing but keep the sockets open (a partition)",
                                                "desde él, no reenviar nada pero dejar los sockets abiertos (una partición)"));
+    printf("  --reorder SPEC          %s\n", T("hold it until the next packet of its type has overtaken it",
+                                               "retenerlo hasta que el siguiente paquete de su tipo lo adelante"));
     printf("  --refuse S              %s\n", T("refuse new connections for the first S seconds", "rechazar conexiones nuevas los primeros S segundos"));
     printf("  --refuse-after-cut S    %s\n", T("after each cut, refuse new connections for S seconds", "tras cada corte, rechazar conexiones nuevas S segundos"));
     printf("  --client ID             %s\n", T("faults only for connections with this client id", "fallos solo para las conexiones con ese client id"));
@@ -178,6 +180,7 @@ static int parse_args(int argc, char **argv, trace_opts *o)
         { "drop", PX_DROP }, { "dup", PX_DUPLICATE }, { "delay", PX_DELAY },
         { "cut-before", PX_CUT_BEFORE }, { "cut-after", PX_CUT_AFTER },
         { "cut-bytes", PX_CUT_BYTES }, { "blackhole-after", PX_BLACKHOLE },
+        { "reorder", PX_REORDER },
     };
     for (int i = 0; i < argc; i++) {
         char name[40];
@@ -262,6 +265,7 @@ static const char *fate_label(int fate)
     case PX_CUT_AFTER_F: return es ? "reenviado y corte" : "forwarded, then cut";
     case PX_CUT_MID: return es ? "corte a mitad del paquete" : "cut in the middle";
     case PX_BLACKHOLED: return es ? "agujero negro" : "black hole";
+    case PX_REORDERED: return es ? "adelantado por el siguiente" : "overtaken by the next one";
     default: return "";
     }
 }

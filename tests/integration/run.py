@@ -17,6 +17,7 @@ Output ends with "N passed, N failed".
 import json
 import re
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -528,6 +529,32 @@ def test_proxy_api():
     report(not files and not procs, "proxy_api.lua leaves nothing behind", f"{files} {procs}")
 
 
+def test_labtools():
+    print("lab tools: broker restarts, reorder, read-only SQLite")
+    tmpdir = fresh_tmp()
+    scratch = os.path.join(tmpdir, "scratch")
+    os.makedirs(scratch)
+    db = os.path.join(scratch, "readings.db")
+    con = sqlite3.connect(db)
+    con.executescript("CREATE TABLE readings(id TEXT PRIMARY KEY, topic TEXT, ts INTEGER, value REAL);"
+                      "INSERT INTO readings VALUES('r-1','a/temp',1700000000000,21.5),"
+                      "('r-2','a/temp',1700000000100,22.25),('r-3','a/temp',1700000000200,19.0);")
+    con.close()
+    p = mqlab(["run", os.path.join("tests", "integration", "labtools.lua"), scratch], tmpdir=tmpdir, timeout=60)
+    lines = [l for l in p.stdout.splitlines() if l.startswith(("ok ", "FAIL "))]
+    for l in lines:
+        if l.startswith("ok "):
+            report(True, l[3:])
+        else:
+            name, _, detail = l[5:].partition(": ")
+            report(False, name, detail)
+    report(p.returncode == 0 and "done" in p.stdout and len(lines) >= 20, "labtools.lua ran to the end",
+           f"exit {p.returncode}: {p.stderr}")
+    shutil.rmtree(scratch, ignore_errors=True)
+    files, procs = leftovers(tmpdir)
+    report(not files and not procs, "labtools.lua leaves nothing behind", f"{files} {procs}")
+
+
 def main():
     if not os.access(MQLAB, os.X_OK):
         print("mqlab is not built; run make first")
@@ -537,7 +564,7 @@ def main():
     tests = [("solutions", test_solutions), ("bad", test_bad)]
     if REPEAT == 1:
         tests += [("contract", test_contract), ("workspace", test_workspace), ("grade", test_grade),
-                  ("sigint", test_sigint), ("trace", test_trace), ("proxy-api", test_proxy_api), ("certs", test_certs), ("brokerconf", test_brokerconf),
+                  ("sigint", test_sigint), ("trace", test_trace), ("proxy-api", test_proxy_api), ("lab-tools", test_labtools), ("certs", test_certs), ("brokerconf", test_brokerconf),
                   ("bench", test_bench)]
     t0 = time.time()
     try:

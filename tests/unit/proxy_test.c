@@ -742,6 +742,67 @@ static void TEST_delay_keeps_order(void)
     mq_free(obs);
 }
 
+/* Reorder: the 2nd PUBLISH is overtaken by the two after it; the last
+ * one, with nothing behind it, goes out when its hold time is over. */
+static void TEST_reorder(void)
+{
+    mq_client_t *obs = observer("pxt-obs-reord", "pxt/reord/#");
+    proxy *p = start_proxy(0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+    char err[KIT_ERRLEN] = "";
+    px_rule r;
+    memset(&r, 0, sizeof r);
+    r.action = PX_REORDER;
+    r.type = PKT_PUBLISH;
+    r.dir = PX_UP;
+    r.nth = 2;
+    r.behind = 2;
+    int rule = proxy_add_rule(p, &r, err);
+    CU_ASSERT_FATAL(rule >= 0);
+    r.nth = 5;
+    r.behind = 1;
+    r.delay_ms = 200;
+    int late = proxy_add_rule(p, &r, err);
+    CU_ASSERT_FATAL(late >= 0);
+    int fd = mqtt_open(proxy_port(p), "pxt-reord", 60, NULL, NULL);
+    CU_ASSERT_FATAL(fd >= 0);
+    const char *order[] = { "m1", "m2", "m3", "m4", "m5" };
+    for (int i = 0; i < 5; i++) CU_ASSERT_EQUAL(publish_raw(fd, "pxt/reord/t", order[i], 0, 0), 0);
+
+    /* m2 waits for m3 and m4; m5 waits alone for 200 ms. */
+    int64_t t0 = kit_now_ms();
+    CU_ASSERT(next_msg_is(obs, "pxt/reord/t", "m1"));
+    CU_ASSERT(next_msg_is(obs, "pxt/reord/t", "m3"));
+    CU_ASSERT(next_msg_is(obs, "pxt/reord/t", "m4"));
+    CU_ASSERT(next_msg_is(obs, "pxt/reord/t", "m2"));
+    mq_message_t *m5 = mq_wait_message(obs, NULL, WAIT_MS, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(m5);
+    CU_ASSERT_STRING_EQUAL(m5->payload, "m5");
+    CU_ASSERT(m5->t_ms - t0 >= 150);
+    mq_message_free(m5);
+
+    const px_event *e = wait_ev(p, PX_EV_PACKET, PKT_PUBLISH, PX_UP, 0, 2);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(e);
+    CU_ASSERT_EQUAL(e->fate, PX_REORDERED);
+    CU_ASSERT_STRING_EQUAL(px_fate_name(e->fate), "reordered");
+    e = wait_ev(p, PX_EV_PACKET, PKT_PUBLISH, PX_UP, 0, 3);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(e);
+    CU_ASSERT_EQUAL(e->fate, PX_SENT);
+    CU_ASSERT_EQUAL(proxy_rule_fired(p, rule), 1);
+    CU_ASSERT_EQUAL(proxy_rule_fired(p, late), 1);
+    CU_ASSERT_EQUAL(px_action_from_name("reorder"), PX_REORDER);
+
+    /* A packet held when its connection ends is lost with it, and nothing
+     * is left to free later (valgrind and ASan see to that). */
+    CU_ASSERT_EQUAL(publish_raw(fd, "pxt/reord/t", "m6", 0, 0), 0);
+    CU_ASSERT_EQUAL(publish_raw(fd, "pxt/reord/t", "m7", 0, 0), 0);
+    CU_ASSERT(next_msg_is(obs, "pxt/reord/t", "m6"));
+    CU_ASSERT(next_msg_is(obs, "pxt/reord/t", "m7"));
+    close(fd);
+    proxy_free(p);
+    mq_free(obs);
+}
+
 /* A cut rule on the client's first PUBLISH: the client reads EOF and,
  * since the broker saw no DISCONNECT, the will is published. */
 static void cut_case(px_action action)
@@ -1258,6 +1319,7 @@ int init_proxy_tests(void)
         !CU_add_test(s, "drop the 2nd PUBACK", TEST_drop_second_puback) ||
         !CU_add_test(s, "duplicate a PUBLISH", TEST_duplicate_publish) ||
         !CU_add_test(s, "delay keeps order", TEST_delay_keeps_order) ||
+        !CU_add_test(s, "reorder", TEST_reorder) ||
         !CU_add_test(s, "cut before: will", TEST_cut_before) ||
         !CU_add_test(s, "cut after: will", TEST_cut_after) ||
         !CU_add_test(s, "DISCONNECT then close: no will", TEST_disconnect_then_close_no_will) ||
