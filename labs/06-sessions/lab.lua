@@ -1,0 +1,946 @@
+-- Lab 06: persistent sessions, and a producer that survives a broker restart.
+--
+-- Two programs, run one after the other through the kit's proxy, on a
+-- broker with persistence on (broker-config/persistence.conf), so that
+-- sessions and queued messages outlive a restart of the broker itself.
+--
+-- collector: subscribes to a filter at QoS 1 with a stable client id and
+--   clean session 0, and prints what arrives. The kit
+--     1. waits for its SUBACK, publishes a few messages and waits for the
+--        lines (collector-live);
+--     2. stops it with SIGTERM (the contract's way of ending a long-running
+--        program; a clean DISCONNECT does not end a persistent session),
+--        waits until the broker's log says the client is gone, publishes
+--        offline_n QoS 1 messages, and starts it again (prog:restart(),
+--        same environment). The CONNACK must say session present = 1 and
+--        every message must be printed (collector-offline).
+--   A clean-session collector, one that subscribes at QoS 0 (Mosquitto
+--   does not queue QoS 0 for an offline client) or one whose client id
+--   changes gets nothing, and the feedback says which from the trace.
+--
+-- producer: LAB_COUNT readings at QoS 1 with a retained Last Will in its
+--   CONNECT. Once the proxy has seen restart_after of its PUBLISH packets
+--   (counted, so the fault lands on the same packet every run), the kit
+--   stops the broker, keeps it down OUTAGE_S seconds (the fault itself,
+--   not a wait for a result) and starts it again on the same port and
+--   folder. A kit subscriber with a persistent session (clean=false, QoS 1)
+--   reconnects with the same id, so every reading the broker accepted
+--   reaches it whenever it was published. paho (1 s, then 2 s...) tries
+--   once while the broker is down and is back 3 s after the cut; a
+--   hammering loop makes hundreds of attempts.
+--
+-- While the broker is down the proxy still accepts each connection, fails
+-- to reach the broker and closes it: the trace shows an `open`, an `error`
+-- and a `close` event per attempt, so wire.attempts() counts them.
+-- Only one program runs at a time and the kit's own clients connect to
+-- the broker directly, so every connection on the proxy in a phase belongs
+-- to that phase's program.
+
+local wire = require "mqlab.wire"
+local kit = require "mqlab.kit"
+local short = require("mqlab.text").short
+
+local OUTAGE_S = 2              -- seconds the broker stays down
+local PRODUCER_TIMEOUT = 25     -- seconds the producer may run
+local COLLECTOR_TIMEOUT = 40    -- a ceiling; the kit stops the collector long before
+local SUBSCRIBE_S = 10          -- seconds to wait for the collector's SUBACK
+local PRINT_S = 3               -- seconds to wait for the collector's lines
+local TERM_S = 3                -- seconds a collector gets to leave after SIGTERM
+local MAX_RATE = 2              -- connection attempts per second still called a back-off
+
+local COLLECTOR = { es = "colector", en = "collector" }
+local PRODUCER = { es = "productor", en = "producer" }
+
+local SENSORS = { "sensor-01", "sensor-02", "sensor-03", "sensor-04", "sensor-05",
+                  "sensor-06", "sensor-07", "sensor-08", "sensor-09" }
+
+local function params(rng)
+  local plant = rng:pick({ "planta-1", "planta-2", "planta-3" })
+  local zone = rng:pick({ "norte", "sur", "este", "oeste" })
+  local hex = rng:hex(4)
+  local dev_hex = rng:hex(4)
+  local dev = "sensor-" .. dev_hex
+  local zone_root = "acme/v1/" .. plant .. "/" .. zone
+  local sensors = rng:sample(SENSORS, 3)
+  return {
+    plant = plant, zone = zone, hex = hex, zone_root = zone_root,
+    sensors = sensors, sensors_text = table.concat(sensors, ", "),
+    collector_id = "collector-" .. plant .. "-" .. hex,
+    collector_topic = zone_root .. "/+/temp",
+    producer_id = "sensor-" .. plant .. "-" .. dev_hex,
+    producer_topic = zone_root .. "/" .. dev .. "/temp",
+    state_topic = zone_root .. "/" .. dev .. "/estado",
+    count = rng:int(10, 13),
+    interval_ms = rng:int(8, 11) * 20,
+    restart_after = rng:int(3, 5),
+    live_n = rng:int(2, 3),
+    offline_n = rng:int(4, 6),
+    outage_s = OUTAGE_S,
+    timeout_s = PRODUCER_TIMEOUT,
+  }
+end
+
+---------------------------------------------------------------- small helpers
+
+local function quote(ev) return "    " .. wire.quote(ev) end
+
+local function is_pkt(ev, typ, dir)
+  return ev.kind == "packet" and ev.type == typ and (dir == nil or ev.dir == dir)
+end
+
+-- The printed lines of a program's output, trailing blanks removed.
+local function line_set(out)
+  local set, list = {}, {}
+  for line in (out or ""):gmatch("[^\n]+") do
+    line = line:gsub("%s+$", "")
+    if line ~= "" then
+      set[line] = true
+      list[#list + 1] = line
+    end
+  end
+  return set, list
+end
+
+-- Which of the wanted "TOPIC PAYLOAD" lines appear in out.
+local function printed(out, want)
+  local set = line_set(out)
+  local got, missing = 0, {}
+  for _, w in ipairs(want) do
+    if set[w] then got = got + 1 else missing[#missing + 1] = w end
+  end
+  return got, missing
+end
+
+-- A message the kit publishes for the collector: one of the zone's
+-- sensors, with a reading payload of the course's shape.
+local function kit_message(p, n, tag)
+  local sensor = p.sensors[(n - 1) % #p.sensors + 1]
+  local topic = p.zone_root .. "/" .. sensor .. "/temp"
+  local ts = math.tointeger(math.floor(kit.wall_ms())) or 0
+  local payload = string.format('{"id":"%s-%s%d","ts":%d,"v":%.1f}', sensor, tag, n, ts, 19.5 + n * 0.4)
+  return topic, payload
+end
+
+-- The first entry of a SUBSCRIBE for filter, or nil.
+local function sub_entry(ev, filter)
+  for _, f in ipairs(ev.filters or {}) do
+    if f.filter == filter then return f end
+  end
+end
+
+-- The first connection opened at or after event index `from`.
+local function conn_from(conns, from)
+  for _, c in ipairs(conns) do
+    if c.connect and c.connect.i >= from then return c end
+  end
+end
+
+-- "+1.0 s refused, +3.0 s accepted": the attempts after t0 (ms), up to
+-- the first one the broker accepted.
+local function attempt_story(ctx, events, from, t0, conns)
+  local accepted = {}
+  for _, c in ipairs(conns) do
+    if c.connack and (c.connack.rc or c.connack.reason or 0) == 0 then accepted[c.conn] = true end
+  end
+  local out = {}
+  for _, ev in ipairs(events) do
+    if ev.i > from and (ev.kind == "open" or ev.kind == "refused") then
+      local ok = ev.kind == "open" and accepted[ev.conn]
+      out[#out + 1] = ctx:text(ok and { es = "+%.1f s aceptado", en = "+%.1f s accepted" }
+                                  or { es = "+%.1f s sin broker", en = "+%.1f s no broker" }, (ev.t - t0) / 1000)
+      if ok then break end
+      if #out >= 6 then
+        out[#out + 1] = "…"
+        break
+      end
+    end
+  end
+  return table.concat(out, ", ")
+end
+
+-- The first event from index `from` on that matches, waiting up to s
+-- seconds but no longer than the program runs (a program that has left
+-- sends nothing more).
+local function wait_running(prog, px, match, s, from)
+  local t_end = kit.now() + s
+  repeat
+    local ev = px:wait(match, 0.1, from)
+    if ev then return ev end
+  until not prog:running() or kit.now() >= t_end
+  return px:wait(match, 0, from)
+end
+
+-- Why a program never showed up on the wire, in the student's words.
+local function why_absent(t, ctx, prog, err, name, limit)
+  if not prog then t:fail(err) end
+  name = ctx:text(name)
+  if prog:timed_out() then
+    t:fail({ es = "tu %s no llegó a conectarse a través del proxy y el kit lo paró a los %d s",
+             en = "your %s never connected through the proxy, and the kit stopped it after %d s" }, name, limit)
+  end
+  t:fail({ es = "el proxy no vio ningún CONNECT de tu %s (%s). ¿Usa MQTT_HOST y MQTT_PORT? Su salida de error:\n%s",
+           en = "the proxy saw no CONNECT from your %s (%s). Does it use MQTT_HOST and MQTT_PORT? Its stderr:\n%s" },
+         name, ctx:how_ended(prog), ctx:stderr_tail(prog))
+end
+
+---------------------------------------------------------------- the collector
+
+-- Run the collector through its two phases; keep the evidence in d.col.
+local function run_collector(ctx)
+  local p, px = ctx.p, ctx.proxy
+  local c = { from = px:count() + 1 }
+  ctx.data.col = c
+  local pub = assert(ctx:client { id = "mqlab-pub-" .. p.hex, clean = true })
+
+  c.prog, c.err = ctx:program("collector", {
+    timeout = COLLECTOR_TIMEOUT,
+    env = { MQTT_CLIENT_ID = p.collector_id, MQTT_TOPIC = p.collector_topic, LAB_COUNT = false, LAB_INTERVAL_MS = false },
+  })
+  if not c.prog then return end
+
+  -- 1. Live: once subscribed, a few messages that must be printed.
+  c.suback = wait_running(c.prog, px, { kind = "packet", type = "SUBACK", dir = "down" }, SUBSCRIBE_S, c.from)
+  c.left_early = not c.suback and not c.prog:running()
+  if c.suback then
+    c.live = {}
+    for n = 1, p.live_n do
+      local topic, payload = kit_message(p, n, "L")
+      assert(pub:publish(topic, payload, { qos = 1 }))
+      c.live[n] = topic .. " " .. payload
+    end
+    ctx:wait_for(function() return (printed(c.prog:stdout(), c.live)) == #c.live end, PRINT_S)
+    c.live_out = c.prog:stdout()
+  end
+
+  -- 2. Offline: SIGTERM, messages while it is away, then the same program again.
+  if c.suback and c.prog:running() then
+    local function gone()
+      local n = 0
+      for _, ev in ipairs(ctx:brokerlog()) do
+        if ev.kind == "disconnected" then n = n + 1 end
+      end
+      return n
+    end
+    local before = gone()
+    c.prog:signal("TERM")
+    c.left_on_term = c.prog:wait(TERM_S) == true
+    if not c.left_on_term then c.prog:signal("KILL"); c.prog:wait(2) end
+    c.term_code, c.term_sig = c.prog:exit_code()
+    -- The broker must know the client is offline before the messages go,
+    -- or they would be written to a connection that is already dead.
+    c.broker_saw_leave = ctx:wait_for(function() return gone() > before end, 3)
+    c.offline = {}
+    for n = 1, p.offline_n do
+      local topic, payload = kit_message(p, n, "Q")
+      assert(pub:publish(topic, payload, { qos = 1 }))
+      c.offline[n] = topic .. " " .. payload
+    end
+    c.out_before = #c.prog:stdout()
+    c.restart_from = px:count() + 1
+    c.restarted, c.restart_err = c.prog:restart()
+    if c.restarted then
+      -- Until every message is printed; or until the CONNACK says the
+      -- session is gone, since then nothing was kept to come.
+      local function no_session(ev)
+        return is_pkt(ev, "CONNACK", "down") and not ev.session_present
+      end
+      ctx:wait_for(function()
+        return (printed(c.prog:stdout():sub(c.out_before + 1), c.offline)) == #c.offline
+          or px:wait(no_session, 0, c.restart_from)
+      end, PRINT_S + 1)
+    end
+    c.offline_out = c.prog:stdout():sub(c.out_before + 1)
+  end
+  c.prog:stop()
+  pub:close()
+
+  c.events = px:events(c.from, px:count())
+  c.conns = {}
+  for _, x in ipairs(wire.connections(c.events)) do
+    if x.connect then c.conns[#c.conns + 1] = x end
+  end
+  c.first = c.conns[1]
+  c.again = c.restart_from and conn_from(c.conns, c.restart_from)
+  c.subscribes = wire.select(c.events, { kind = "packet", type = "SUBSCRIBE", dir = "up" })
+end
+
+-- The collector's subscription to its filter: the SUBSCRIBE event and
+-- its entry for MQTT_TOPIC (nil when it never subscribed to it).
+local function collector_sub(c, p)
+  for _, ev in ipairs(c.subscribes or {}) do
+    local f = sub_entry(ev, p.collector_topic)
+    if f then return ev, f end
+  end
+end
+
+---------------------------------------------------------------- the producer
+
+-- Run the producer, restart the broker under it, and keep what the kit's
+-- persistent subscriber received; the evidence goes to d.prod.
+local function run_producer(ctx)
+  local p, px = ctx.p, ctx.proxy
+  local r = { arrived = {}, arrived_n = 0, copies = 0 }
+  ctx.data.prod = r
+  local sub_id = "mqlab-sub-" .. p.hex
+  local marker = "mqlab/sync/" .. p.hex
+  local function take(m)
+    if m.topic ~= p.producer_topic then return end
+    r.copies = r.copies + 1
+    local rd = wire.reading(m.payload or "")
+    if rd then
+      if not r.arrived[rd.id] then r.arrived_n = r.arrived_n + 1 end
+      r.arrived[rd.id] = (r.arrived[rd.id] or 0) + 1
+    end
+  end
+  local sub = assert(ctx:client { id = sub_id, clean = false })
+  assert(sub:subscribe(p.producer_topic, 1))
+  assert(sub:subscribe(marker, 1))
+
+  r.from = px:count() + 1
+  r.prog, r.err = ctx:program("producer", {
+    timeout = PRODUCER_TIMEOUT,
+    env = { MQTT_CLIENT_ID = p.producer_id, MQTT_TOPIC = p.producer_topic },
+  })
+  if not r.prog then return end
+
+  -- The fault, placed by packet count: after the restart_after-th reading.
+  local function reading_up(ev)
+    return is_pkt(ev, "PUBLISH", "up") and ev.topic == p.producer_topic
+  end
+  local t_end = kit.now() + 10 + p.restart_after * p.interval_ms / 1000
+  repeat
+    r.reached = px:wait_count(reading_up, p.restart_after, 0.1, r.from)
+  until r.reached or not r.prog:running() or kit.now() >= t_end
+
+  if r.reached then
+    r.n_down = px:count()
+    local t0 = kit.now()
+    ctx.broker:stop()
+    ctx:sleep(OUTAGE_S)          -- the outage itself: the broker stays down this long
+    r.n_restart = px:count()
+    r.outage_s = kit.now() - t0
+    local ok, err = ctx.broker:restart()
+    if not ok then r.restart_err = err or "?" end
+    -- What the kit's subscriber got before the stop, then the same
+    -- session again: the broker kept it, and the queue, on disk.
+    for _, m in ipairs(sub:drain()) do take(m) end
+    sub:close()
+    if ok then
+      sub, r.sub_err = ctx:client { id = sub_id, clean = false }
+      if sub then
+        assert(sub:subscribe(p.producer_topic, 1))
+        assert(sub:subscribe(marker, 1))
+      end
+    else
+      sub = nil
+    end
+  end
+
+  r.prog:wait(PRODUCER_TIMEOUT + 5)
+  if sub then
+    -- A message of its own: it comes back after every delivery the broker
+    -- had queued for this subscriber before it.
+    if sub:publish(marker, "end", { qos = 1 }) then sub:wait(5, marker) end
+    for _, m in ipairs(sub:drain()) do take(m) end
+  end
+
+  r.events = px:events(r.from, px:count())
+  r.connects = wire.select(r.events, { kind = "packet", type = "CONNECT", dir = "up" })
+  r.conns = {}
+  for _, x in ipairs(wire.connections(r.events)) do
+    if x.connect then r.conns[#r.conns + 1] = x end
+  end
+  r.pubs = wire.select(r.events, reading_up)
+  r.readings, r.sent_ids, r.resent, r.late = {}, 0, 0, 0
+  for _, ev in ipairs(r.pubs) do
+    if ev.dup then r.resent = r.resent + 1 end
+    local rd = wire.reading(ev.payload or "")
+    if rd and not r.readings[rd.id] then
+      r.readings[rd.id] = ev
+      r.sent_ids = r.sent_ids + 1
+      -- Published while the broker was down: first on the wire after it.
+      if r.n_down and ev.i > r.n_down then r.late = r.late + 1 end
+    end
+  end
+  if r.n_down then
+    -- The cut: the producer's connection closing once the broker went.
+    for _, ev in ipairs(r.events) do
+      if ev.i > r.n_down and ev.kind == "close" then r.cut = ev break end
+    end
+    r.attempts = 0
+    for _, ev in ipairs(r.events) do
+      if ev.i > r.n_down and ev.i <= r.n_restart and (ev.kind == "open" or ev.kind == "refused") then
+        r.attempts = r.attempts + 1
+      end
+    end
+    for _, x in ipairs(r.conns) do
+      if x.connect.i > r.n_restart and x.connack and (x.connack.rc or 0) == 0 then r.back = x break end
+    end
+  end
+end
+
+---------------------------------------------------------------- the lab
+
+return lab {
+  id = "06-sessions",
+  title = { es = "Sesiones persistentes: sobrevivir a un reinicio del broker",
+            en = "Persistent sessions: surviving a broker restart" },
+  submission = { programs = { "collector", "producer" } },
+  broker = "persistence",
+  proxy = true,
+  setup_timeout = 90,
+  params = params,
+
+  instructions = {
+    es = [[
+# Laboratorio 06 · Sesiones persistentes
+
+Un colector que se reinicia no debería perder lo que llegó mientras
+estaba parado, y un sensor no debería perder lecturas porque el broker se
+reinicie. Las dos cosas dependen de la **sesión**: lo que el broker
+guarda de un cliente (sus suscripciones y los mensajes QoS 1 y 2
+pendientes) entre una conexión y la siguiente. En este laboratorio el
+broker tiene la persistencia activada, así que la sesión sobrevive
+incluso a un reinicio del propio broker.
+
+Entregas dos programas. El kit los ejecuta uno después del otro, a través
+de su proxy, que registra cada paquete.
+
+## 1. El programa `collector`
+
+Escribe `collector.py` (Python con paho-mqtt), `collector.c`,
+`collector.lua` o `collector.sh`. Recibe:
+
+| variable | tu valor |
+|---|---|
+| `MQTT_HOST`, `MQTT_PORT` | el proxy del kit (cambia en cada ejecución) |
+| `MQTT_CLIENT_ID` | `{{collector_id}}` |
+| `MQTT_TOPIC` | `{{collector_topic}}` (un filtro: todas las temperaturas de la zona) |
+
+Tu colector debe:
+
+1. conectarse con el client id `MQTT_CLIENT_ID`, siempre el mismo, y
+   **clean session 0** (`clean_session=False` en paho);
+2. suscribirse a `MQTT_TOPIC` con **QoS 1**;
+3. imprimir cada mensaje en una línea `TOPIC PAYLOAD` por la salida
+   estándar, y hacer flush en cada línea;
+4. seguir en marcha hasta recibir SIGTERM, y entonces salir limpiamente.
+
+Lo que hará el kit: publicará {{live_n}} mensajes con el colector en marcha
+(de sensores como {{sensors_text}}); después lo parará con **SIGTERM**,
+publicará {{offline_n}} mensajes con QoS 1 mientras está parado y lo
+arrancará otra vez. El broker debe responder al volver con
+*session present* = 1, y tu colector debe imprimir los {{offline_n}}.
+
+## 2. El programa `producer`
+
+Escribe `producer.py`, `producer.c`, `producer.lua` o `producer.sh`. Recibe:
+
+| variable | tu valor |
+|---|---|
+| `MQTT_HOST`, `MQTT_PORT` | el proxy del kit |
+| `MQTT_CLIENT_ID` | `{{producer_id}}` |
+| `MQTT_TOPIC` | `{{producer_topic}}` |
+| `LAB_COUNT` | `{{count}}` lecturas |
+| `LAB_INTERVAL_MS` | una cada `{{interval_ms}}` ms |
+
+Tu productor debe:
+
+1. declarar un **Last Will** en su CONNECT, **retenido**: por ejemplo
+   `offline` con QoS 1 en `{{state_topic}}`;
+2. publicar `LAB_COUNT` lecturas en `MQTT_TOPIC` con QoS 1, una cada
+   `LAB_INTERVAL_MS`, cada una con el payload JSON
+   `{"id": "<id único y estable>", "ts": <ms desde 1970>, "v": <número>}`;
+3. sobrevivir a un reinicio del broker: reconectarse solo, esperando entre
+   intentos (1 s, 2 s, 4 s...), y no perder ninguna lectura;
+4. salir con código 0 cuando todas las lecturas tengan su PUBACK. Tienes
+   {{timeout_s}} s.
+
+Lo que hará el kit: cuando el proxy haya visto {{restart_after}} de tus
+lecturas, **parará el broker**, lo dejará caído {{outage_s}} s y lo volverá
+a arrancar con sus datos. Un suscriptor del kit con sesión persistente
+(QoS 1, el mismo client id antes y después) tiene que recibir todas tus
+lecturas. Mientras el broker está caído, el proxy acepta cada intento de
+conexión y lo cierra enseguida: el kit cuenta cuántos haces.
+
+## Mira el cable tú mismo
+
+Para el colector, un broker con persistencia detrás del proxy:
+
+    mqlab trace --profile persistence
+
+Lanza tu colector con `MQTT_HOST=127.0.0.1 MQTT_PORT=1884`, páralo,
+publica con `mosquitto_pub -p 1884 -q 1 -t {{zone_root}}/sensor-01/temp -m hola`
+y vuelve a lanzarlo: busca `sp=1` en el CONNACK y el PUBLISH que llega después.
+
+Para el productor, el proxy puede simular la caída cortando el enlace y
+rechazando conexiones durante {{outage_s}} s:
+
+    mqlab trace --cut-after up:publish:{{restart_after}} --refuse-after-cut {{outage_s}}
+
+## Comprobar
+
+    mqlab check 06
+
+Si te atascas: `mqlab hint 06` (queda registrado).
+]],
+    en = [[
+# Lab 06 · Persistent sessions
+
+A collector that restarts should not lose what arrived while it was
+stopped, and a sensor should not lose readings because the broker
+restarts. Both depend on the **session**: what the broker keeps about a
+client (its subscriptions and its pending QoS 1 and 2 messages) from one
+connection to the next. In this lab the broker has persistence on, so a
+session survives even a restart of the broker itself.
+
+You hand in two programs. The kit runs them one after the other, through
+its proxy, which records every packet.
+
+## 1. The `collector` program
+
+Write `collector.py` (Python with paho-mqtt), `collector.c`,
+`collector.lua` or `collector.sh`. It gets:
+
+| variable | your value |
+|---|---|
+| `MQTT_HOST`, `MQTT_PORT` | the kit's proxy (it changes on every run) |
+| `MQTT_CLIENT_ID` | `{{collector_id}}` |
+| `MQTT_TOPIC` | `{{collector_topic}}` (a filter: every temperature in the zone) |
+
+Your collector must:
+
+1. connect with the client id `MQTT_CLIENT_ID`, always the same one, and
+   **clean session 0** (`clean_session=False` in paho);
+2. subscribe to `MQTT_TOPIC` at **QoS 1**;
+3. print each message as one line `TOPIC PAYLOAD` on standard output, and
+   flush every line;
+4. keep running until it gets SIGTERM, and then leave cleanly.
+
+What the kit will do: publish {{live_n}} messages while the collector runs
+(from sensors such as {{sensors_text}}); then stop it with **SIGTERM**,
+publish {{offline_n}} QoS 1 messages while it is stopped, and start it
+again. When it comes back the broker must answer *session present* = 1,
+and your collector must print all {{offline_n}}.
+
+## 2. The `producer` program
+
+Write `producer.py`, `producer.c`, `producer.lua` or `producer.sh`. It gets:
+
+| variable | your value |
+|---|---|
+| `MQTT_HOST`, `MQTT_PORT` | the kit's proxy |
+| `MQTT_CLIENT_ID` | `{{producer_id}}` |
+| `MQTT_TOPIC` | `{{producer_topic}}` |
+| `LAB_COUNT` | `{{count}}` readings |
+| `LAB_INTERVAL_MS` | one every `{{interval_ms}}` ms |
+
+Your producer must:
+
+1. declare a **Last Will** in its CONNECT, **retained**: for example
+   `offline` at QoS 1 on `{{state_topic}}`;
+2. publish `LAB_COUNT` readings to `MQTT_TOPIC` at QoS 1, one every
+   `LAB_INTERVAL_MS`, each with the JSON payload
+   `{"id": "<unique, stable id>", "ts": <ms since 1970>, "v": <number>}`;
+3. survive a broker restart: reconnect by itself, waiting between
+   attempts (1 s, 2 s, 4 s...), and lose no reading;
+4. exit with code 0 once every reading has its PUBACK. You have
+   {{timeout_s}} s.
+
+What the kit will do: once the proxy has seen {{restart_after}} of your
+readings, it **stops the broker**, keeps it down for {{outage_s}} s and starts
+it again with its data. A kit subscriber with a persistent session (QoS 1,
+the same client id before and after) must receive every reading. While the
+broker is down, the proxy accepts each connection attempt and closes it at
+once: the kit counts how many you make.
+
+## Watch the wire yourself
+
+For the collector, a broker with persistence behind the proxy:
+
+    mqlab trace --profile persistence
+
+Run your collector with `MQTT_HOST=127.0.0.1 MQTT_PORT=1884`, stop it,
+publish with `mosquitto_pub -p 1884 -q 1 -t {{zone_root}}/sensor-01/temp -m hello`
+and run it again: look for `sp=1` in the CONNACK and the PUBLISH that follows.
+
+For the producer, the proxy can stand in for the outage by cutting the
+link and refusing connections for {{outage_s}} s:
+
+    mqlab trace --cut-after up:publish:{{restart_after}} --refuse-after-cut {{outage_s}}
+
+## Check
+
+    mqlab check 06
+
+If you get stuck: `mqlab hint 06` (it is recorded).
+]],
+  },
+
+  -- The collector first, then the producer, one at a time; each phase
+  -- keeps its part of the trace.
+  setup = function(ctx)
+    run_collector(ctx)
+    run_producer(ctx)
+  end,
+
+  checks = {
+    check {
+      id = "collector-session", points = 2,
+      title = { es = "Colector: client id estable, clean session 0 y suscripción QoS 1",
+                en = "Collector: stable client id, clean session 0 and a QoS 1 subscription" },
+      run = function(t, ctx)
+        local c, p = ctx.data.col, ctx.p
+        if not c.first then why_absent(t, ctx, c.prog, c.err, COLLECTOR, COLLECTOR_TIMEOUT) end
+        local first = c.first.connect
+        if (first.client_id or "") == "" then
+          t:fail({ es = "tu colector se conectó con un client id vacío: el broker se inventa uno distinto en cada conexión, y con él una sesión nueva. Usa MQTT_CLIENT_ID (%s):\n%s",
+                   en = "your collector connected with an empty client id: the broker makes up a different one on every connection, and a new session with it. Use MQTT_CLIENT_ID (%s):\n%s" },
+                 p.collector_id, quote(first))
+        end
+        if first.client_id ~= p.collector_id then
+          t:fail({ es = "tu colector se conectó como «%s», pero MQTT_CLIENT_ID es «%s»: léelo del entorno. La sesión es de un client id:\n%s",
+                   en = "your collector connected as '%s', but MQTT_CLIENT_ID is '%s': read it from the environment. A session belongs to one client id:\n%s" },
+                 first.client_id or "", p.collector_id, quote(first))
+        end
+        if first.clean then
+          t:fail({ es = "tu CONNECT pidió clean session 1: el broker borra la sesión (la suscripción y la cola) en cuanto te desconectas, y lo publicado mientras no estás se pierde. Usa clean_session=False:\n%s",
+                   en = "your CONNECT asked for clean session 1: the broker wipes the session (the subscription and the queue) as soon as you disconnect, and what is published while you are away is lost. Use clean_session=False:\n%s" },
+                 quote(first))
+        end
+        for _, x in ipairs(c.conns) do
+          if x.connect.client_id ~= p.collector_id then
+            t:fail({ es = "la conexión #%d usó el client id «%s»: usa siempre MQTT_CLIENT_ID. Con otro id el broker abre una sesión nueva y vacía:\n%s",
+                     en = "connection #%d used the client id '%s': always use MQTT_CLIENT_ID. With another id the broker opens a new, empty session:\n%s" },
+                   x.conn, x.connect.client_id or "", quote(x.connect))
+          end
+          if x.connect.clean then
+            t:fail({ es = "la conexión #%d pidió clean session 1, y con ella el broker tira la sesión que guardaba:\n%s",
+                     en = "connection #%d asked for clean session 1, and with it the broker throws away the session it kept:\n%s" },
+                   x.conn, quote(x.connect))
+          end
+        end
+        local ev, f = collector_sub(c, p)
+        if not ev then
+          if #c.subscribes > 0 then
+            local got = {}
+            for _, e in ipairs(c.subscribes[1].filters or {}) do got[#got + 1] = e.filter end
+            t:fail({ es = "tu colector se suscribió a %s, pero MQTT_TOPIC es %s:\n%s",
+                     en = "your collector subscribed to %s, but MQTT_TOPIC is %s:\n%s" },
+                   table.concat(got, ", "), p.collector_topic, quote(c.subscribes[1]))
+          end
+          t:fail({ es = "tu colector se conectó pero no envió ningún SUBSCRIBE (%s)", en = "your collector connected but sent no SUBSCRIBE (%s)" },
+                 ctx:how_ended(c.prog))
+        end
+        if (f.qos or 0) == 0 then
+          t:fail({ es = "te suscribiste con QoS 0. Un mensaje se entrega con el menor QoS de los dos (el del PUBLISH y el de la suscripción), y el broker no guarda mensajes QoS 0 para un cliente desconectado: lo que llegue mientras no estás se pierde. Suscríbete con qos=1:\n%s",
+                   en = "you subscribed at QoS 0. A message is delivered at the lower of the two (the PUBLISH's QoS and the subscription's), and the broker keeps no QoS 0 message for a disconnected client: whatever comes while you are away is lost. Subscribe with qos=1:\n%s" },
+                 quote(ev))
+        end
+        local ack = wire.select(c.events, function(e) return is_pkt(e, "SUBACK", "down") and e.conn == ev.conn end)[1]
+        if ack and ack.codes and ack.codes[1] == 128 then
+          t:fail({ es = "el broker rechazó tu suscripción:\n%s\n%s", en = "the broker refused your subscription:\n%s\n%s" }, quote(ev), quote(ack))
+        end
+        if f.qos == 2 then
+          t:say({ es = "(QoS 2 también guarda los mensajes, pero aquí basta QoS 1: los mensajes llevan id)",
+                  en = "(QoS 2 keeps the messages too, but QoS 1 is enough here: the messages carry ids)" })
+        end
+        t:pass({ es = "%s como «%s» con clean session 0, y SUBSCRIBE a %s con QoS %d:\n%s\n%s",
+                 en = "%s as '%s' with clean session 0, and SUBSCRIBE to %s at QoS %d:\n%s\n%s" },
+               ctx:text(#c.conns == 1 and { es = "una conexión", en = "one connection" }
+                          or { es = "%d conexiones, todas", en = "%d connections, all" }, #c.conns),
+               p.collector_id, p.collector_topic, f.qos, quote(first), quote(ev))
+      end,
+    },
+
+    check {
+      id = "collector-live", points = 1,
+      title = { es = "Colector: imprime lo que llega (TOPIC PAYLOAD)", en = "Collector: prints what arrives (TOPIC PAYLOAD)" },
+      run = function(t, ctx)
+        local c = ctx.data.col
+        if not c.first then why_absent(t, ctx, c.prog, c.err, COLLECTOR, COLLECTOR_TIMEOUT) end
+        if not c.suback and c.left_early then
+          t:fail({ es = "tu colector terminó sin llegar a suscribirse (%s); tiene que seguir en marcha hasta recibir SIGTERM. Su salida de error:\n%s",
+                   en = "your collector ended without ever subscribing (%s); it must keep running until it gets SIGTERM. Its stderr:\n%s" },
+                 ctx:how_ended(c.prog), ctx:stderr_tail(c.prog))
+        end
+        if not c.suback then
+          t:fail({ es = "el kit espera tu SUBACK antes de publicar, y no llegó ninguno en %d s (%s). Suscríbete a MQTT_TOPIC nada más conectar (en on_connect)",
+                   en = "the kit waits for your SUBACK before it publishes, and none came within %d s (%s). Subscribe to MQTT_TOPIC as soon as you connect (in on_connect)" },
+                 SUBSCRIBE_S, ctx:how_ended(c.prog))
+        end
+        local got, missing = printed(c.live_out, c.live)
+        if got == #c.live then
+          t:pass({ es = "el kit publicó %d mensajes y tu colector imprimió los %d, por ejemplo:\n    %s",
+                   en = "the kit published %d messages and your collector printed all %d, for example:\n    %s" },
+                 #c.live, got, short(c.live[1], 140))
+          return
+        end
+        local delivered = #wire.select(c.events, function(e)
+          return is_pkt(e, "PUBLISH", "down") and e.conn == c.suback.conn
+        end)
+        t:say({ es = "el kit publicó %d mensajes con tu colector en marcha; impresos: %d. Falta, por ejemplo:\n    %s",
+                en = "the kit published %d messages while your collector ran; printed: %d. Missing, for example:\n    %s" },
+              #c.live, got, short(missing[1], 140))
+        local _, lines = line_set(c.live_out)
+        if delivered > 0 then
+          t:say({ es = "el broker sí los entregó: el proxy vio %d PUBLISH hacia tu colector. Imprime cada uno como «TOPIC PAYLOAD» (topic, un espacio, payload) y haz flush (print(..., flush=True))",
+                  en = "the broker did deliver them: the proxy saw %d PUBLISH packets going to your collector. Print each as 'TOPIC PAYLOAD' (topic, one space, payload) and flush (print(..., flush=True))" },
+                delivered)
+        else
+          t:say({ es = "el proxy no vio ningún PUBLISH hacia tu colector: ¿se suscribió a MQTT_TOPIC?",
+                  en = "the proxy saw no PUBLISH going to your collector: did it subscribe to MQTT_TOPIC?" })
+        end
+        if #lines > 0 then
+          t:say({ es = "su salida empieza así:\n    %s", en = "its output starts with:\n    %s" }, short(lines[1], 140))
+        end
+        t:fail()
+      end,
+    },
+
+    check {
+      id = "collector-offline", points = 3, after = "collector-live",
+      title = { es = "Colector: recibe al volver lo publicado mientras estaba parado",
+                en = "Collector: gets on its return what was published while it was stopped" },
+      run = function(t, ctx)
+        local c, p = ctx.data.col, ctx.p
+        if not c.offline then
+          t:fail({ es = "tu colector ya no estaba en marcha cuando el kit iba a pararlo (%s)", en = "your collector was no longer running when the kit was about to stop it (%s)" },
+                 ctx:how_ended(c.prog))
+        end
+        local stop_note
+        if c.left_on_term then
+          stop_note = ctx:text(c.term_code and { es = "el kit paró tu colector con SIGTERM (salió con código %s)", en = "the kit stopped your collector with SIGTERM (it left with code %s)" }
+                                 or { es = "el kit paró tu colector con SIGTERM (terminó por la señal %s)", en = "the kit stopped your collector with SIGTERM (it ended by signal %s)" },
+                               tostring(c.term_code or c.term_sig))
+        else
+          stop_note = ctx:text({ es = "el kit envió SIGTERM a tu colector y, como seguía en marcha a los %d s, lo mató con SIGKILL: sal limpiamente con SIGTERM",
+                                 en = "the kit sent SIGTERM to your collector and, as it was still running after %d s, killed it with SIGKILL: leave cleanly on SIGTERM" }, TERM_S)
+        end
+        if not c.restarted then
+          t:fail({ es = "%s, pero no pudo arrancarlo otra vez: %s", en = "%s, but could not start it again: %s" }, stop_note, tostring(c.restart_err))
+        end
+        local got, missing = printed(c.offline_out, c.offline)
+        local again = c.again
+        if got == #c.offline and again then
+          t:pass({ es = "%s y publicó %d mensajes QoS 1 mientras estaba parado. Al volver, el broker respondió session present = 1 y tu colector imprimió los %d:\n%s\n%s",
+                   en = "%s and published %d QoS 1 messages while it was stopped. When it came back the broker answered session present = 1 and your collector printed all %d:\n%s\n%s" },
+                 stop_note, #c.offline, got, quote(again.connect), quote(again.connack or again.connect))
+          return
+        end
+        t:say({ es = "%s y publicó %d mensajes QoS 1 mientras estaba parado; al volver, tu colector imprimió %d",
+                en = "%s and published %d QoS 1 messages while it was stopped; when it came back your collector printed %d" },
+              stop_note, #c.offline, got)
+        if not again then
+          t:fail({ es = "tu colector no volvió a conectarse tras arrancarlo de nuevo (%s). Su salida de error:\n%s",
+                   en = "your collector did not connect again after being started once more (%s). Its stderr:\n%s" },
+                 ctx:how_ended(c.prog), ctx:stderr_tail(c.prog))
+        end
+        local first = c.first.connect
+        if again.connect.client_id ~= first.client_id then
+          t:fail({ es = "la primera vez te conectaste como «%s» y al volver como «%s». La sesión, con los mensajes guardados, es de un client id; con otro el broker abre una sesión vacía (session present = 0). Usa siempre MQTT_CLIENT_ID:\n%s\n%s\n%s",
+                   en = "the first time you connected as '%s' and on your return as '%s'. The session, with the messages it kept, belongs to one client id; with another the broker opens an empty one (session present = 0). Always use MQTT_CLIENT_ID:\n%s\n%s\n%s" },
+                 first.client_id or "", again.connect.client_id or "", quote(first), quote(again.connect), quote(again.connack or again.connect))
+        end
+        if first.clean or again.connect.clean then
+          local which = first.clean and c.first or again
+          t:fail({ es = "%s pidió clean session 1: al desconectarte, el broker borró tu sesión y los %d mensajes que llegaron después no se guardaron para nadie. Al volver el CONNACK lo dice, session present = 0:\n%s\n%s\nUsa clean_session=False",
+                   en = "%s asked for clean session 1: when you disconnected the broker wiped your session, and the %d messages that came afterwards were kept for nobody. On your return the CONNACK says so, session present = 0:\n%s\n%s\nUse clean_session=False" },
+                 ctx:text({ es = "tu CONNECT (conexión #%d)", en = "your CONNECT (connection #%d)" }, which.conn), #c.offline,
+                 quote(which.connect), quote(again.connack or again.connect))
+        end
+        if again.connack and not again.connack.session_present then
+          t:fail({ es = "al volver, el broker respondió session present = 0: no tenía ninguna sesión tuya guardada:\n%s\n%s",
+                   en = "on your return the broker answered session present = 0: it had no session of yours:\n%s\n%s" },
+                 quote(again.connect), quote(again.connack))
+        end
+        local ev, f = collector_sub(c, p)
+        if f and (f.qos or 0) == 0 then
+          t:fail({ es = "la sesión sí estaba (session present = 1), pero tu suscripción es QoS 0: los mensajes te tocan con QoS 0 y el broker no guarda QoS 0 para un cliente desconectado, así que no había nada en la cola. Suscríbete con qos=1:\n%s\n%s",
+                   en = "the session was there (session present = 1), but your subscription is QoS 0: the messages reach you at QoS 0, and the broker keeps no QoS 0 message for a disconnected client, so the queue was empty. Subscribe with qos=1:\n%s\n%s" },
+                 quote(ev), quote(again.connack or again.connect))
+        end
+        local delivered = #wire.select(c.events, function(e)
+          return is_pkt(e, "PUBLISH", "down") and e.conn == again.conn
+        end)
+        t:fail({ es = "el broker respondió session present = 1 y el proxy vio %d PUBLISH hacia tu colector tras volver, pero faltan líneas, por ejemplo:\n    %s\nImprime cada mensaje como «TOPIC PAYLOAD» y haz flush",
+                 en = "the broker answered session present = 1 and the proxy saw %d PUBLISH packets going to your collector after its return, but lines are missing, for example:\n    %s\nPrint each message as 'TOPIC PAYLOAD' and flush" },
+               delivered, short(missing[1] or "", 140))
+      end,
+    },
+
+    check {
+      id = "producer-will", points = 1,
+      title = { es = "Productor: Last Will retenido en su CONNECT", en = "Producer: a retained Last Will in its CONNECT" },
+      run = function(t, ctx)
+        local r, p = ctx.data.prod, ctx.p
+        if #(r.connects or {}) == 0 then why_absent(t, ctx, r.prog, r.err, PRODUCER, PRODUCER_TIMEOUT) end
+        local first = r.connects[1]
+        if first.client_id ~= p.producer_id then
+          t:say({ es = "(tu productor se conectó como «%s»; MQTT_CLIENT_ID es «%s»)", en = "(your producer connected as '%s'; MQTT_CLIENT_ID is '%s')" },
+                first.client_id or "", p.producer_id)
+        end
+        if not first.will then
+          t:fail({ es = "tu CONNECT no declara ningún Last Will. Si tu productor desaparece sin DISCONNECT (se queda sin corriente, pierde la red), nadie se entera. Antes de connect(): will_set(\"%s\", \"offline\", qos=1, retain=True):\n%s",
+                   en = "your CONNECT declares no Last Will. If your producer vanishes without a DISCONNECT (a power cut, a lost network), nobody finds out. Before connect(): will_set(\"%s\", \"offline\", qos=1, retain=True):\n%s" },
+                 p.state_topic, quote(first))
+        end
+        if not first.will.retain then
+          t:fail({ es = "tu Last Will (en %s) no es retenido: solo lo verá quien esté suscrito en el momento en que caes; un panel que se abra después no sabrá nada. Usa retain=True:\n%s",
+                   en = "your Last Will (on %s) is not retained: only those subscribed at the moment you fall will see it; a dashboard opened later will know nothing. Use retain=True:\n%s" },
+                 first.will.topic or "?", quote(first))
+        end
+        for _, ev in ipairs(r.connects) do
+          if not (ev.will and ev.will.retain) then
+            t:fail({ es = "la conexión #%d ya no llevaba el Last Will retenido:\n%s", en = "connection #%d no longer carried the retained Last Will:\n%s" },
+                   ev.conn, quote(ev))
+          end
+        end
+        t:pass({ es = "tu CONNECT declara el Last Will «%s» en %s, QoS %d, retenido:\n%s",
+                 en = "your CONNECT declares the Last Will '%s' on %s, QoS %d, retained:\n%s" },
+               short(first.will.payload, 40), first.will.topic or "?", first.will.qos or 0, quote(first))
+      end,
+    },
+
+    check {
+      id = "producer-survives", points = 3,
+      title = { es = "Productor: ninguna lectura se pierde al reiniciar el broker",
+                en = "Producer: no reading is lost when the broker restarts" },
+      run = function(t, ctx)
+        local r, p = ctx.data.prod, ctx.p
+        if #(r.connects or {}) == 0 then why_absent(t, ctx, r.prog, r.err, PRODUCER, PRODUCER_TIMEOUT) end
+        if not r.reached then
+          t:fail({ es = "el kit reinicia el broker cuando ha visto %d de tus lecturas en %s, y tu productor solo envió %d (%s). Su salida de error:\n%s",
+                   en = "the kit restarts the broker once it has seen %d of your readings on %s, and your producer sent only %d (%s). Its stderr:\n%s" },
+                 p.restart_after, p.producer_topic, #r.pubs, ctx:how_ended(r.prog), ctx:stderr_tail(r.prog))
+        end
+        if r.restart_err then
+          t:fail({ es = "el kit no pudo volver a arrancar el broker: %s", en = "the kit could not start the broker again: %s" }, r.restart_err)
+        end
+        if r.sub_err then
+          t:fail({ es = "el suscriptor del kit no pudo volver a conectarse al broker: %s", en = "the kit's subscriber could not connect to the broker again: %s" }, r.sub_err)
+        end
+        local cut_t = r.cut and r.cut.t or 0
+        if not r.back then
+          t:fail({ es = "el broker cayó a %+.0f ms y volvió %.1f s después, pero tu productor no se conectó de nuevo (%s). Reconecta solo: loop_start() de paho lo hace. Su salida de error:\n%s",
+                   en = "the broker went down at %+.0f ms and came back %.1f s later, but your producer did not connect again (%s). Reconnect by yourself: paho's loop_start() does. Its stderr:\n%s" },
+                 cut_t, r.outage_s, ctx:how_ended(r.prog), ctx:stderr_tail(r.prog))
+        end
+        local story = ctx:text({ es = "el broker cayó a %+.0f ms, tras tu lectura n.º %d, y estuvo parado %.1f s; tu productor volvió %.1f s después del corte (conexión #%d, session present = %d)",
+                                 en = "the broker went down at %+.0f ms, after your reading number %d, and stayed down %.1f s; your producer came back %.1f s after the cut (connection #%d, session present = %d)" },
+                               cut_t, p.restart_after, r.outage_s, (r.back.connect.t - cut_t) / 1000, r.back.conn,
+                               r.back.connack.session_present and 1 or 0)
+        if r.arrived_n == p.count then
+          t:say({ es = "%s:\n%s", en = "%s:\n%s" }, story, quote(r.back.connack))
+          t:say({ es = "el suscriptor del kit, con sesión persistente, recibió las %d lecturas; %d salieron por primera vez tras la reconexión (paho las guardó) y %d PUBLISH fueron reenvíos con DUP=1",
+                  en = "the kit's subscriber, with a persistent session, received all %d readings; %d went out for the first time after the reconnection (paho kept them) and %d PUBLISH packets were re-sends with DUP=1" },
+                p.count, r.late, r.resent)
+          if r.copies > p.count then
+            t:say({ es = "(%d copias en total: un repetido es el precio de QoS 1, e inofensivo porque cada lectura lleva su id)",
+                    en = "(%d copies in all: a repeat is QoS 1's price, and harmless because each reading carries its id)" }, r.copies)
+          end
+          return
+        end
+        if r.arrived_n > p.count then
+          t:fail({ es = "%s. El suscriptor recibió %d lecturas distintas, pero LAB_COUNT es %d: envía exactamente LAB_COUNT, cada una con su id",
+                   en = "%s. The subscriber received %d different readings, but LAB_COUNT is %d: send exactly LAB_COUNT, each with its id" },
+                 story, r.arrived_n, p.count)
+        end
+        t:say({ es = "%s. Pero %d de las %d lecturas no llegaron al suscriptor del kit",
+                en = "%s. But %d of the %d readings never reached the kit's subscriber" }, story, p.count - r.arrived_n, p.count)
+        local qos0 = #wire.select(r.pubs, { qos = 0 })
+        if qos0 > 0 then
+          t:fail({ es = "%d de tus %d PUBLISH llevaban QoS 0: sin conexión, paho los tira (publish() devuelve MQTT_ERR_NO_CONN) y nadie los reenvía. Publica con qos=1: paho los guarda hasta su PUBACK y los envía al volver",
+                   en = "%d of your %d PUBLISH packets had QoS 0: with no connection paho throws them away (publish() returns MQTT_ERR_NO_CONN) and nobody sends them again. Publish with qos=1: paho keeps them until their PUBACK and sends them once back" },
+                 qos0, #r.pubs)
+        end
+        if r.sent_ids < p.count then
+          t:say({ es = "lecturas con id distinto que llegó a enviar tu productor: %d de %d (%s)",
+                  en = "readings with a distinct id your producer sent: %d of %d (%s)" }, r.sent_ids, p.count, ctx:how_ended(r.prog))
+        end
+        local lost = {}
+        for id, ev in pairs(r.readings) do
+          if not r.arrived[id] then lost[#lost + 1] = ev end
+        end
+        table.sort(lost, function(a, b) return a.i < b.i end)
+        for i = 1, math.min(#lost, 3) do t:say(quote(lost[i])) end
+        if #lost > 3 then t:say({ es = "    … y %d más", en = "    … and %d more" }, #lost - 3) end
+        if #lost > 0 then
+          t:say({ es = "esas lecturas salieron hacia el broker y no llegaron, y tu productor no las volvió a enviar tras reconectar: guárdalas hasta su PUBACK (paho lo hace con QoS 1)",
+                  en = "those readings went out towards the broker and never arrived, and your producer did not send them again after reconnecting: keep them until their PUBACK (paho does at QoS 1)" })
+        end
+        t:fail()
+      end,
+    },
+
+    check {
+      id = "producer-backoff", points = 1,
+      title = { es = "Productor: espera entre intentos mientras el broker está caído",
+                en = "Producer: waits between attempts while the broker is down" },
+      run = function(t, ctx)
+        local r = ctx.data.prod
+        if #(r.connects or {}) == 0 then why_absent(t, ctx, r.prog, r.err, PRODUCER, PRODUCER_TIMEOUT) end
+        if not r.reached or r.restart_err then
+          t:fail({ es = "el broker no llegó a reiniciarse (mira «producer-survives»): no hay caída que mirar",
+                   en = "the broker was never restarted (see 'producer-survives'): there is no outage to look at" })
+        end
+        local n, secs = r.attempts, r.outage_s
+        local limit = math.floor(MAX_RATE * secs) + 1
+        local t0 = r.cut and r.cut.t or 0
+        if n > limit then
+          local k, tk = 0, t0
+          for _, ev in ipairs(r.events) do
+            if ev.i > r.n_down and (ev.kind == "open" or ev.kind == "refused") then
+              k, tk = k + 1, ev.t
+              if k == math.min(n, 100) then break end
+            end
+          end
+          t:fail({ es = "en los %.1f s que el broker estuvo caído, tu productor intentó conectarse %d veces (%.0f por segundo; los primeros %d intentos, en %.0f ms tras el corte). Cuando un broker vuelve de un reinicio, mil dispositivos haciendo eso lo tumban otra vez. Espera antes de cada intento y dobla la espera (1 s, 2 s, 4 s... con un tope): el loop_start() de paho ya lo hace (reconnect_delay_set)",
+                   en = "in the %.1f s the broker was down, your producer tried to connect %d times (%.0f per second; the first %d attempts within %.0f ms of the cut). When a broker comes back from a restart, a thousand devices doing that knock it over again. Wait before each attempt and double the wait (1 s, 2 s, 4 s... with a ceiling): paho's loop_start() already does it (reconnect_delay_set)" },
+                 secs, n, n / secs, k, tk - t0)
+        end
+        if not r.back and n == 0 then
+          t:fail({ es = "tu productor no intentó reconectarse ni durante la caída ni después (%s)", en = "your producer did not try to reconnect, neither during the outage nor after it (%s)" },
+                 ctx:how_ended(r.prog))
+        end
+        t:pass({ es = "con el broker caído %.1f s, tu productor lo intentó %s (%s): eso es esperar entre intentos",
+                 en = "with the broker down for %.1f s, your producer tried %s (%s): that is waiting between attempts" },
+               secs, ctx:times(n), attempt_story(ctx, r.events, r.n_down, t0, r.conns))
+      end,
+    },
+
+    check {
+      id = "producer-exit", points = 1,
+      title = { es = "Productor: sale con código 0 a tiempo", en = "Producer: exits with code 0 in time" },
+      run = function(t, ctx)
+        local r = ctx.data.prod
+        if not r.prog then t:fail(r.err) end
+        if r.prog:timed_out() then
+          t:fail({ es = "tu productor seguía en marcha a los %d s y el kit lo paró: sal en cuanto todas las lecturas tengan su PUBACK. Su salida de error:\n%s",
+                   en = "your producer was still running after %d s and the kit stopped it: exit as soon as every reading has its PUBACK. Its stderr:\n%s" },
+                 PRODUCER_TIMEOUT, ctx:stderr_tail(r.prog))
+        end
+        local code = r.prog:exit_code()
+        if code == 0 then
+          t:pass({ es = "salió con código 0 a los %.1f s", en = "it exited with code 0 after %.1f s" }, r.prog:runtime())
+          return
+        end
+        t:fail({ es = "%s (se esperaba 0). Su salida de error:\n%s", en = "%s (expected 0). Its stderr:\n%s" },
+               ctx:how_ended(r.prog), ctx:stderr_tail(r.prog))
+      end,
+    },
+  },
+
+  hints = {
+    { es = "La sesión es del client id: mqtt.Client(client_id=os.environ['MQTT_CLIENT_ID'], clean_session=False), en los dos programas. Con clean_session=True el broker olvida tu suscripción y tu cola al desconectarte.",
+      en = "The session belongs to the client id: mqtt.Client(client_id=os.environ['MQTT_CLIENT_ID'], clean_session=False), in both programs. With clean_session=True the broker forgets your subscription and your queue when you disconnect." },
+    { es = "Colector: suscríbete en on_connect con client.subscribe(topic, qos=1), imprime en on_message con print(f\"{msg.topic} {msg.payload.decode()}\", flush=True) y deja la red a client.loop_start(). Para salir con SIGTERM: signal.signal(signal.SIGTERM, ...) que avise al hilo principal, y entonces disconnect() y loop_stop().",
+      en = "Collector: subscribe in on_connect with client.subscribe(topic, qos=1), print in on_message with print(f\"{msg.topic} {msg.payload.decode()}\", flush=True) and leave the network to client.loop_start(). To leave on SIGTERM: signal.signal(signal.SIGTERM, ...) that tells the main thread, then disconnect() and loop_stop()." },
+    { es = "Un mensaje llega con el menor QoS entre el del PUBLISH y el de tu suscripción, y Mosquitto no guarda mensajes QoS 0 para un cliente desconectado: para que te esperen, suscríbete con QoS 1.",
+      en = "A message arrives at the lower of the PUBLISH's QoS and your subscription's, and Mosquitto keeps no QoS 0 message for a disconnected client: for messages to wait for you, subscribe at QoS 1." },
+    { es = "Productor: client.will_set(\"{{state_topic}}\", \"offline\", qos=1, retain=True) antes de connect(). Publica con qos=1 y loop_start(): cuando el broker cae, paho guarda las lecturas, se reconecta con back-off (1 s, 2 s, 4 s...) y las envía al volver.",
+      en = "Producer: client.will_set(\"{{state_topic}}\", \"offline\", qos=1, retain=True) before connect(). Publish with qos=1 and loop_start(): when the broker goes down, paho keeps the readings, reconnects with back-off (1 s, 2 s, 4 s...) and sends them once it is back." },
+    { es = "No llames a reconnect() en un bucle sin pausa: con el broker caído, cada intento falla al instante y harías cientos por segundo. Si llevas tú el bucle de red, espera entre intentos y dobla la espera; o deja que lo haga loop_start(). Para saber cuándo salir, cuenta los PUBACK en on_publish.",
+      en = "Do not call reconnect() in a loop with no pause: with the broker down each attempt fails at once, and you would make hundreds a second. If you run the network loop yourself, wait between attempts and double the wait; or let loop_start() do it. To know when to leave, count the PUBACKs in on_publish." },
+  },
+}
