@@ -397,7 +397,7 @@ static int cmd_list(int argc, char **argv)
     lab_ids(&ids, &n);
     int color = report_color(stdout);
     column("LAB", 16);
-    column(T("TITLE", "TÍTULO"), 44);
+    column(T("TITLE", "TÍTULO"), 50);
     column(T("STATUS", "ESTADO"), 14);
     printf("%s\n", T("BEST", "MEJOR"));
     for (int i = 0; i < n; i++) {
@@ -417,7 +417,7 @@ static int cmd_list(int argc, char **argv)
         char best[32] = "-";
         if (sum.attempts) snprintf(best, sizeof best, "%g/%g", sum.best_score, sum.max_score);
         column(ids[i], 16);
-        column(info.title, 44);
+        column(info.title, 50);
         fputs(col, stdout);
         column(status, 14);
         printf("%s%s\n", color ? "\033[0m" : "", best);

@@ -383,8 +383,8 @@ end
 
 return lab {
   id = "06-sessions",
-  title = { es = "Sesiones persistentes: sobrevivir a un reinicio del broker",
-            en = "Persistent sessions: surviving a broker restart" },
+  title = { es = "Sesiones persistentes y reinicios del broker",
+            en = "Persistent sessions and broker restarts" },
   submission = { programs = { "collector", "producer" } },
   broker = "persistence",
   proxy = true,
