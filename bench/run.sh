@@ -1,7 +1,7 @@
 #!/bin/sh
 # make bench: how long grading takes, and how fast the CLI starts.
 #   - grading time of each lab's reference solution (median of N runs;
-#     target <= 3 s each for labs 01 and 02, <= 10 s for 03 and 04)
+#     target <= 3 s each for labs 01 and 02, <= 10 s for 03 to 09)
 #   - start time of `mqlab list` (median of 50 runs; target <= 20 ms)
 #   - a QoS 1 stream through the proxy against direct (bench/proxy.sh)
 #   - the load generator against mosquitto_pub and paho (bench/load.sh)

@@ -512,10 +512,10 @@ def test_certs():
     report(v.returncode != 0, "and refuses the impostor's certificate", v.stdout)
 
 
-def test_proxy_api():
-    print("the proxy's Lua module, end to end")
-    tmpdir = fresh_tmp()
-    p = mqlab(["run", os.path.join("tests", "integration", "proxy_api.lua")], tmpdir=tmpdir, timeout=60)
+def report_lua_script(script, args, tmpdir, min_lines):
+    """Run tests/integration/SCRIPT with `mqlab run`; each of its
+    "ok NAME" / "FAIL NAME: detail" lines is one assertion."""
+    p = mqlab(["run", os.path.join("tests", "integration", script)] + args, tmpdir=tmpdir, timeout=60)
     lines = [l for l in p.stdout.splitlines() if l.startswith(("ok ", "FAIL "))]
     for l in lines:
         if l.startswith("ok "):
@@ -523,8 +523,14 @@ def test_proxy_api():
         else:
             name, _, detail = l[5:].partition(": ")
             report(False, name, detail)
-    report(p.returncode == 0 and "done" in p.stdout and len(lines) >= 20, "proxy_api.lua ran to the end",
+    report(p.returncode == 0 and "done" in p.stdout and len(lines) >= min_lines, f"{script} ran to the end",
            f"exit {p.returncode}: {p.stderr}")
+
+
+def test_proxy_api():
+    print("the proxy's Lua module, end to end")
+    tmpdir = fresh_tmp()
+    report_lua_script("proxy_api.lua", [], tmpdir, 20)
     files, procs = leftovers(tmpdir)
     report(not files and not procs, "proxy_api.lua leaves nothing behind", f"{files} {procs}")
 
@@ -534,22 +540,12 @@ def test_labtools():
     tmpdir = fresh_tmp()
     scratch = os.path.join(tmpdir, "scratch")
     os.makedirs(scratch)
-    db = os.path.join(scratch, "readings.db")
-    con = sqlite3.connect(db)
+    con = sqlite3.connect(os.path.join(scratch, "readings.db"))
     con.executescript("CREATE TABLE readings(id TEXT PRIMARY KEY, topic TEXT, ts INTEGER, value REAL);"
                       "INSERT INTO readings VALUES('r-1','a/temp',1700000000000,21.5),"
                       "('r-2','a/temp',1700000000100,22.25),('r-3','a/temp',1700000000200,19.0);")
     con.close()
-    p = mqlab(["run", os.path.join("tests", "integration", "labtools.lua"), scratch], tmpdir=tmpdir, timeout=60)
-    lines = [l for l in p.stdout.splitlines() if l.startswith(("ok ", "FAIL "))]
-    for l in lines:
-        if l.startswith("ok "):
-            report(True, l[3:])
-        else:
-            name, _, detail = l[5:].partition(": ")
-            report(False, name, detail)
-    report(p.returncode == 0 and "done" in p.stdout and len(lines) >= 20, "labtools.lua ran to the end",
-           f"exit {p.returncode}: {p.stderr}")
+    report_lua_script("labtools.lua", [scratch], tmpdir, 20)
     shutil.rmtree(scratch, ignore_errors=True)
     files, procs = leftovers(tmpdir)
     report(not files and not procs, "labtools.lua leaves nothing behind", f"{files} {procs}")
