@@ -38,7 +38,7 @@ CORE_SRC := runner/util.c runner/cleanup.c runner/verdict.c runner/topics.c \
             runner/tls.c runner/hist.c runner/bench.c runner/benchcmd.c
 LUA_SRC  := runner/host.c runner/lab.c runner/lua_mqtt.c runner/lua_topics.c \
             runner/lua_broker.c runner/lua_programs.c runner/lua_kit.c \
-            runner/lua_proxy.c runner/lua_tls.c runner/lua_sqlite.c
+            runner/lua_proxy.c runner/lua_tls.c runner/lua_sqlite.c runner/lua_bench.c
 SRC      := $(CORE_SRC) $(LUA_SRC)
 OBJ      := $(SRC:runner/%.c=$(BUILD)/%.o) $(BUILD)/embedded.o
 MAIN_OBJ := $(BUILD)/main.o

@@ -478,6 +478,12 @@ static double offered_at(const bench_opts *o, double t)
 
 /* ---- phases -------------------------------------------------------------- */
 
+/* Ctrl-C, or the caller's stop flag (another thread may set it). */
+static int stopped(const bench *b)
+{
+    return cleanup_interrupted() || (b->o->stop && __atomic_load_n(b->o->stop, __ATOMIC_RELAXED));
+}
+
 /* Start connections (at most MAX_PENDING at once, at connect_rate/s) until
  * every client has connected or failed, or we are interrupted. */
 static int connect_all(bench *b, int include_sub, char *err)
@@ -489,7 +495,7 @@ static int connect_all(bench *b, int include_sub, char *err)
     int order0 = include_sub ? -1 : 0;
     int started = 0;
     for (;;) {
-        if (cleanup_interrupted()) { b->r->interrupted = 1; break; }
+        if (stopped(b)) { b->r->interrupted = 1; break; }
         int64_t now = kit_now_ms();
         double allowed = o->connect_rate > 0 ? o->connect_rate * (double)(now - t0) / 1000.0 + 1 : total;
         while (started < total && b->pending < MAX_PENDING && started < allowed) {
@@ -510,7 +516,7 @@ static void wait_subscribed(bench *b)
 {
     int64_t until = kit_now_ms() + 5000;
     while (b->sub && b->sub->state == C_CONNECTED && !b->sub->subscribed && kit_now_ms() < until) {
-        if (cleanup_interrupted()) { b->r->interrupted = 1; return; }
+        if (stopped(b)) { b->r->interrupted = 1; return; }
         turn(b, 10);
     }
     if (b->sub && b->sub->state == C_CONNECTED && !b->sub->subscribed)
@@ -552,7 +558,7 @@ static void load(bench *b)
     int burst = o->mode == BENCH_BURST;
     int64_t end_ns = burst ? INT64_MAX : t0 + (int64_t)o->duration_ms * 1000000LL;
     for (;;) {
-        if (cleanup_interrupted()) { b->r->interrupted = 1; break; }
+        if (stopped(b)) { b->r->interrupted = 1; break; }
         int64_t now = now_ns();
         double t = (double)(now - t0) / 1e9;
         tick(b, now);
@@ -594,7 +600,7 @@ static void drain(bench *b)
 {
     int ms = b->o->drain_ms > 0 ? b->o->drain_ms : 5000;
     int64_t until = kit_now_ms() + ms, last_misc = kit_now_ms();
-    while (kit_now_ms() < until && !cleanup_interrupted()) {
+    while (kit_now_ms() < until && !stopped(b)) {
         int acked_all = b->r->acked >= b->r->sent;
         int got_all = !b->sub || b->sub->state != C_CONNECTED || b->r->received >= b->r->sent;
         if (acked_all && got_all) break;
@@ -602,7 +608,7 @@ static void drain(bench *b)
         tick(b, now_ns());
         if (kit_now_ms() - last_misc >= 1000) { misc_all(b); last_misc = kit_now_ms(); }
     }
-    if (cleanup_interrupted()) b->r->interrupted = 1;
+    if (stopped(b)) b->r->interrupted = 1;
     /* The last, partial second counts too. */
     if (b->s_sent || b->s_acked || b->s_received)
         close_second(b, (double)(now_ns() - b->t0_ns) / 1e9, 0);
@@ -612,7 +618,7 @@ static void hold(bench *b, int ms)
 {
     int64_t until = kit_now_ms() + ms, last_misc = kit_now_ms();
     while (kit_now_ms() < until) {
-        if (cleanup_interrupted()) { b->r->interrupted = 1; return; }
+        if (stopped(b)) { b->r->interrupted = 1; return; }
         int64_t left = until - kit_now_ms();
         turn(b, left > 100 ? 100 : (int)left);
         if (kit_now_ms() - last_misc >= 1000) { misc_all(b); last_misc = kit_now_ms(); }

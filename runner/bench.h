@@ -62,6 +62,9 @@ typedef struct bench_opts {
     const char *username, *password;
     const char *cafile;        /* TLS when set */
     int no_subscriber;         /* 1: publishers only (no latency, no loss count) */
+    /* Set *stop non-zero, from any thread, to end the run early as
+     * Ctrl-C does (r->interrupted is set); NULL: only Ctrl-C. */
+    int *stop;
     /* Called about once a second during the run (may be NULL). */
     void (*progress)(const bench_second *s, const struct bench_opts *o, void *ud);
     void *ud;

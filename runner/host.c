@@ -24,6 +24,7 @@ int luaopen_mqlab_kit(lua_State *L);
 int luaopen_mqlab_proxy(lua_State *L);
 int luaopen_mqlab_tls(lua_State *L);
 int luaopen_mqlab_sqlite(lua_State *L);
+int luaopen_mqlab_bench(lua_State *L);
 
 struct host {
     lua_State *L;
@@ -174,6 +175,7 @@ host_t *host_new(char *err)
     preload(L, "mqlab.proxy", luaopen_mqlab_proxy);
     preload(L, "mqlab.tls", luaopen_mqlab_tls);
     preload(L, "mqlab.sqlite", luaopen_mqlab_sqlite);
+    preload(L, "mqlab.bench", luaopen_mqlab_bench);
     preload(L, "mqlab.kit", luaopen_mqlab_kit);
 
     /* Embedded Lua modules come right after the preload searcher, before

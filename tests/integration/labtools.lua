@@ -1,11 +1,13 @@
 -- labtools.lua: the tools labs 05, 06 and 09 are built on, end to end:
 -- a broker restart that keeps sessions (profile `persistence`), the
--- proxy's reorder action from Lua and read-only SQLite. Run by run.py as `mqlab run tests/integration/labtools.lua DIR`;
+-- proxy's reorder action from Lua, read-only SQLite and the load
+-- generator in the background. Run by run.py as `mqlab run tests/integration/labtools.lua DIR`;
 -- prints one "ok NAME" or "FAIL NAME: detail" line per assertion.
 local broker = require "mqlab.broker"
 local proxy = require "mqlab.proxy"
 local sqlite = require "mqlab.sqlite"
 local kit = require "mqlab.kit"
+local bench = require "mqlab.bench"
 
 local dir = assert(arg and arg[1], "usage: labtools.lua DIR (a scratch folder)")
 
@@ -130,6 +132,35 @@ do
     db:close()
     check(not pcall(db.rows, db, "SELECT 1"), "a closed database raises")
   end
+end
+
+------------------------------------------------ load in the background
+
+do
+  local b <close> = assert(broker.start { profile = "plain" })
+  local sys = assert(mqtt.connect { port = b:port(), id = "lt-sys" })
+  assert(sys:subscribe("$SYS/broker/clients/connected", 0))
+  local run <close> = bench.start { mode = "conn", port = b:port(), clients = 60, hold = 30 }
+  check(run:running(), "bench.start returns at once, the run goes on")
+  -- The broker's own count, published every sys_interval, reaches the
+  -- generator's 60 clients (plus the kit's observer) while the lab waits.
+  local peak, t_end = 0, kit.now() + 8
+  while peak < 61 and kit.now() < t_end do
+    local m = sys:wait(1)
+    if m then peak = math.max(peak, tonumber(m.payload) or 0) end
+  end
+  check(peak >= 61, "$SYS sees the generator's clients while the lab goes on", peak)
+  run:stop()
+  local r, err = run:wait(5)
+  check(r and r.connected == 60 and r.failed == 0 and r.interrupted, "stop() ends the hold early; wait() reports it",
+        r and (r.connected .. " " .. tostring(r.interrupted)) or err)
+  local st <close> = bench.start { mode = "steady", port = b:port(), clients = 2, rate = 400, duration = 1, qos = 1 }
+  r = st:wait(10)
+  check(r and r.sent == 400 and r.received == 400 and r.lost == 0 and r.latency_ms.p50 > 0,
+        "a steady run delivers everything and measures latency", r and (r.sent .. "/" .. r.received))
+  check(#st:seconds() >= 1, "its seconds are there", #st:seconds())
+  check(not pcall(bench.start, { mode = "sideways", port = 1 }), "an unknown mode raises")
+  sys:disconnect()
 end
 
 print("done")
