@@ -32,10 +32,7 @@ typedef struct {
 
 static int usage(const char *fmt, const char *arg)
 {
-    fprintf(stderr, "mqlab bench: ");
-    fprintf(stderr, fmt, arg);
-    fprintf(stderr, "\n%s\n", T("Try: mqlab bench --help", "Prueba: mqlab bench --help"));
-    return 2;
+    return kit_usage_error("bench", es, fmt, arg);
 }
 
 static void help(void)

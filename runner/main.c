@@ -64,11 +64,7 @@ static const char *pick_lang(const char *flag)
 
 static int usage_error(const char *cmd, const char *fmt, const char *arg)
 {
-    fprintf(stderr, "mqlab %s: ", cmd);
-    fprintf(stderr, fmt, arg);
-    fprintf(stderr, "\n");
-    fprintf(stderr, T("Try: mqlab %s --help\n", "Prueba: mqlab %s --help\n"), cmd);
-    return EXIT_USAGE;
+    return kit_usage_error(cmd, es(), fmt, arg);
 }
 
 /* ------------------------------------------------------------ help */

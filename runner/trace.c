@@ -56,10 +56,7 @@ typedef struct {
 
 static int usage(const char *fmt, const char *arg)
 {
-    fprintf(stderr, "mqlab trace: ");
-    fprintf(stderr, fmt, arg);
-    fprintf(stderr, "\n%s\n", T("Try: mqlab trace --help", "Prueba: mqlab trace --help"));
-    return 2;
+    return kit_usage_error("trace", es, fmt, arg);
 }
 
 static void help(void)

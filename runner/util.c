@@ -251,3 +251,11 @@ const char *kit_self_exe(void)
     }
     return path;
 }
+
+int kit_usage_error(const char *cmd, int es, const char *fmt, const char *arg)
+{
+    fprintf(stderr, "mqlab %s: ", cmd);
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, es ? "\nPrueba: mqlab %s --help\n" : "\nTry: mqlab %s --help\n", cmd);
+    return 2;
+}

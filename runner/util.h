@@ -64,6 +64,11 @@ int kit_wait_port(int port, int timeout_ms);
 /* malloc'd printf. Aborts on out-of-memory, as the kit cannot go on. */
 char *kit_strdup_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 char *kit_strdup(const char *s);
+
+/* A usage error of `mqlab CMD` on stderr: "mqlab CMD: " fmt (with arg),
+ * then "Try: mqlab CMD --help" in English or, when es, Spanish. Returns
+ * the exit code for bad usage (2). */
+int kit_usage_error(const char *cmd, int es, const char *fmt, const char *arg);
 void *kit_xmalloc(size_t n);
 void *kit_xrealloc(void *p, size_t n);
 
