@@ -462,8 +462,7 @@ If you get stuck: `mqlab hint 07` (it is recorded).
     local after_sub = false
     for _, e in ipairs(d.log) do
       if e.kind == "connect" and e.client == "mqlab-sub" then after_sub = true end
-      local why = e.kind == "other" and (e.text:match("^Client connection from %S+ failed: (.*)$")
-                                         or e.text:match("^(OpenSSL Error.*)$"))
+      local why = e.kind == "tls_failure" and e.why
       if after_sub and why then
         local last = d.tls_failures[#d.tls_failures]
         if last and last.why == why then last.n = last.n + 1

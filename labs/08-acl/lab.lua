@@ -36,6 +36,7 @@
 -- - "topic deny" is checked before every grant, for reading as well as
 --   writing.
 
+local brokerlog = require "mqlab.brokerlog"
 local kit = require "mqlab.kit"
 local brokermod = require "mqlab.broker"
 local text = require "mqlab.text"
@@ -125,32 +126,25 @@ local function lines_of(s)
   return out
 end
 
--- The broker's log lines (timestamps removed) that match a Lua pattern,
--- from byte `from` on.
-local function log_lines(ctx, pattern, from)
-  local out = {}
-  local log = ctx.broker:log():sub(from or 1)
-  for _, line in ipairs(lines_of(log)) do
-    local msg = line:match("^%d+: (.*)$") or line
-    if msg:find(pattern) then out[#out + 1] = msg end
-  end
-  return out
+-- The broker's log from byte `from` on, parsed (see mqlab.brokerlog).
+local function log_since(ctx, from)
+  return brokerlog.parse(ctx.broker:log():sub(from or 1))
 end
 
--- "Denied PUBLISH from <who> (..., '<topic>', ...)" after byte `from`.
+-- The broker's "Denied PUBLISH from <who> (..., '<topic>', ...)" line
+-- after byte `from`, or nil.
 local function denied_line(ctx, who, topic, from)
-  for _, msg in ipairs(log_lines(ctx, "^Denied PUBLISH from ", from)) do
-    local id, t = msg:match("^Denied PUBLISH from (%S+) %(d%d, q%d, r%d, m%d+, '(.-)',")
-    if id == who and t == topic then return msg end
+  for _, e in ipairs(brokerlog.select(log_since(ctx, from), "denied_publish", who)) do
+    if e.topic == topic then return e.text end
   end
 end
 
 -- What the broker said about the password file when it started.
 local function passwd_complaints(ctx)
   local out = {}
-  for _, msg in ipairs(log_lines(ctx, "^Error")) do
-    local low = msg:lower()
-    if low:find("password") or low:find("hash") then out[#out + 1] = msg end
+  for _, e in ipairs(log_since(ctx)) do
+    local low = e.text:lower()
+    if e.text:find("^Error") and (low:find("password") or low:find("hash")) then out[#out + 1] = e.text end
   end
   return out
 end
@@ -1122,17 +1116,17 @@ return lab {
         -- A round trip on the victim: if the broker closed it, this fails
         -- now, without waiting for a timeout.
         local alive = vc:publish(victim.data[1], payload(ctx, "reading"), { qos = 1, timeout = WAIT }) and vc:connected()
-        local kicked = log_lines(ctx, "already connected, closing old connection", from)
+        local events = log_since(ctx, from)
+        local kicked = brokerlog.select(events, "takeover")
         local named
-        for _, msg2 in ipairs(log_lines(ctx, "^New client connected from ", from)) do
-          local id, u = msg2:match(" as (%S+) %(.-u'(.-)'%)")
-          if u == thief.name then named = id end
+        for _, e in ipairs(brokerlog.select(events, "connect")) do
+          if e.username == thief.name then named = e.client end
         end
         if not alive then
           t:fail({ es = "%s entró con su propia contraseña y el client id «%s», y el broker cerró la conexión de %s%s. Cualquier dispositivo puede echar a otro de la planta, una y otra vez. Ata el client id al usuario: use_username_as_clientid true.",
                    en = "%s logged in with its own password and the client id '%s', and the broker closed %s's connection%s. Any device can knock another off the plant, again and again. Tie the client id to the user: use_username_as_clientid true." },
                  thief.name, victim.name, victim.name,
-                 #kicked > 0 and string.format(" («%s»)", kicked[1]) or "")
+                 #kicked > 0 and string.format(" («%s»)", kicked[1].text) or "")
         end
         t:pass({ es = "%s entró con el client id «%s» y el broker lo llamó «%s»; %s siguió conectado",
                  en = "%s logged in with the client id '%s' and the broker named it '%s'; %s stayed connected" },

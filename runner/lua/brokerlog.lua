@@ -11,6 +11,11 @@
 --   Received DISCONNECT from puby
 --   Client puby disconnected.          (clean)
 --   Client x closed its connection.     (dirty, since 2.0: "disconnected, not authorised" etc.)
+--   Denied PUBLISH from s1 (d0, q1, r0, m1, 'a/b', ... (4 bytes))      (an ACL refused it)
+--   Client s1 already connected, closing old connection.              (a client id taken over)
+--   Client connection from 127.0.0.1:5 failed: error:0A00010B:...     (a TLS handshake failed)
+--   OpenSSL Error[0]: error:0A000412:...
+-- Every event keeps its line, without the timestamp, as `text`.
 
 local M = {}
 
@@ -75,10 +80,27 @@ function M.parse(log)
         if id then ev = { kind = "disconnected", client = id, clean = false, timeout = true } end
       end
       if not ev then
+        local who, rest = msg:match("^Denied PUBLISH from (%S+) (%(.*)$")
+        if who then
+          ev = pubfields(rest) or {}
+          ev.kind, ev.client = "denied_publish", who
+        end
+      end
+      if not ev then
+        id = msg:match("^Client (.-) already connected, closing old connection%.?$")
+        if id then ev = { kind = "takeover", client = id } end
+      end
+      if not ev then
+        local addr, why = msg:match("^Client connection from (%S+) failed: (.*)$")
+        if addr then ev = { kind = "tls_failure", addr = addr, why = why }
+        elseif msg:match("^OpenSSL Error") then ev = { kind = "tls_failure", why = msg } end
+      end
+      if not ev then
         local t = msg:match("^Will message specified %((%d+) bytes%) %(r%d, q%d%)%.?$")
         if t then ev = { kind = "will", bytes = tonumber(t) } end
       end
-      ev = ev or { kind = "other", text = msg }
+      ev = ev or { kind = "other" }
+      ev.text = msg
       ev.t = tonumber(ts)
       events[#events + 1] = ev
     end
