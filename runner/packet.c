@@ -1,6 +1,6 @@
 /*
  * packet.c - MQTT 3.1, 3.1.1 and 5.0 packet framing and decoding for the
- * proxy and the trace.
+ * proxy and the trace, and 3.1.1 encoding for the load generator.
  *
  * Every byte comes from an untrusted peer (a student's program), so all
  * reads go through a small cursor (struct rd) that checks each length
@@ -734,3 +734,164 @@ void pkt_stream_consume(pkt_stream *s, size_t n)
         stream_compact(s);
     }
 }
+
+/* ---------------------------------------------------------------------
+ * Encoding
+ *
+ * Each encoder first adds up the remaining length, checks it against
+ * MQTT's limit and the caller's cap, and only then writes: a packet is
+ * either whole or reported as not fitting. The bytes are ours (not a
+ * peer's), so the writers below need no bounds checks of their own.
+ */
+
+static size_t varint_len(size_t v)
+{
+    return v < 128 ? 1 : v < 16384 ? 2 : v < 2097152 ? 3 : 4;
+}
+
+static uint8_t *put_fixed(uint8_t *p, uint8_t first, size_t rem)
+{
+    *p++ = first;
+    do {
+        uint8_t b = rem & 0x7f;
+        rem >>= 7;
+        *p++ = rem ? (uint8_t)(b | 0x80) : b;
+    } while (rem);
+    return p;
+}
+
+static uint8_t *put_u16(uint8_t *p, size_t v)
+{
+    p[0] = (uint8_t)(v >> 8);
+    p[1] = (uint8_t)(v & 0xff);
+    return p + 2;
+}
+
+static uint8_t *put_bin(uint8_t *p, const void *s, size_t n)
+{
+    p = put_u16(p, n);
+    if (n) memcpy(p, s, n);
+    return p + n;
+}
+
+/* The whole size for a remaining length, or 0 past MQTT's limit. */
+static size_t enc_total(size_t rem)
+{
+    return rem > PKT_MAX_REMAINING ? 0 : 1 + varint_len(rem) + rem;
+}
+
+/* A topic name as 3.1.1 wants it: 1..65535 bytes, no wildcard. */
+static int topic_ok(const char *t, size_t *len)
+{
+    if (!t) return 0;
+    *len = strlen(t);
+    return *len > 0 && *len <= 65535 && !strpbrk(t, "+#");
+}
+
+int pkt_enc_connect(uint8_t *out, size_t cap, const pkt_connect_opts *c)
+{
+    if (!c || (!out && cap)) return PKT_EBADARG;
+    const char *id = c->client_id ? c->client_id : "";
+    size_t idl = strlen(id), ul = 0, pl = 0, wtl = 0;
+    int will = c->will_topic != NULL;
+    if (idl > 65535 || c->keepalive < 0 || c->keepalive > 65535) return PKT_EBADARG;
+    if (c->password && !c->username) return PKT_EBADARG;
+    if (c->username && (ul = strlen(c->username)) > 65535) return PKT_EBADARG;
+    if (c->password && (pl = strlen(c->password)) > 65535) return PKT_EBADARG;
+    if (will) {
+        if (!topic_ok(c->will_topic, &wtl) || c->will_len > 65535 || (c->will_len && !c->will_payload) ||
+            c->will_qos < 0 || c->will_qos > 2)
+            return PKT_EBADARG;
+    } else if (c->will_qos || c->will_retain) {
+        return PKT_EBADARG;
+    }
+    /* protocol name, level, flags, keep alive; then the payload */
+    size_t rem = 6 + 1 + 1 + 2 + 2 + idl;
+    if (will) rem += 2 + wtl + 2 + c->will_len;
+    if (c->username) rem += 2 + ul;
+    if (c->password) rem += 2 + pl;
+    size_t total = enc_total(rem);
+    if (total > cap) return PKT_ENOSPACE;
+    uint8_t flags = (uint8_t)((c->username ? 0x80 : 0) | (c->password ? 0x40 : 0) |
+                              (will && c->will_retain ? 0x20 : 0) | (will ? (c->will_qos << 3) | 0x04 : 0) |
+                              (c->clean ? 0x02 : 0));
+    uint8_t *p = put_fixed(out, PKT_CONNECT << 4, rem);
+    p = put_bin(p, "MQTT", 4);
+    *p++ = PKT_V311;
+    *p++ = flags;
+    p = put_u16(p, (size_t)c->keepalive);
+    p = put_bin(p, id, idl);
+    if (will) {
+        p = put_bin(p, c->will_topic, wtl);
+        p = put_bin(p, c->will_payload, c->will_len);
+    }
+    if (c->username) p = put_bin(p, c->username, ul);
+    if (c->password) p = put_bin(p, c->password, pl);
+    return (int)(p - out);
+}
+
+size_t pkt_publish_size(size_t topic_len, int qos, size_t payload_len)
+{
+    if (qos < 0 || qos > 2 || topic_len > 65535) return 0;
+    size_t head = 2 + topic_len + (qos ? 2 : 0);
+    if (payload_len > PKT_MAX_REMAINING - head) return 0;
+    return enc_total(head + payload_len);
+}
+
+int pkt_enc_publish(uint8_t *out, size_t cap, int qos, int retain, int dup, int packet_id,
+                    const char *topic, const void *payload, size_t len)
+{
+    size_t tl;
+    if ((!out && cap) || !topic_ok(topic, &tl) || qos < 0 || qos > 2) return PKT_EBADARG;
+    if (qos > 0 && (packet_id < 1 || packet_id > 65535)) return PKT_EBADARG;
+    if ((qos == 0 && dup) || (len && !payload)) return PKT_EBADARG;
+    size_t total = pkt_publish_size(tl, qos, len);
+    if (!total) return PKT_EBADARG;
+    if (total > cap) return PKT_ENOSPACE;
+    size_t rem = 2 + tl + (qos ? 2 : 0) + len;
+    uint8_t first = (uint8_t)(PKT_PUBLISH << 4 | (dup ? 0x08 : 0) | qos << 1 | (retain ? 1 : 0));
+    uint8_t *p = put_fixed(out, first, rem);
+    p = put_bin(p, topic, tl);
+    if (qos) p = put_u16(p, (size_t)packet_id);
+    if (len) memcpy(p, payload, len);
+    return (int)(p + len - out);
+}
+
+int pkt_enc_ack(uint8_t *out, size_t cap, int type, int packet_id)
+{
+    if ((!out && cap) || type < PKT_PUBACK || type > PKT_PUBCOMP) return PKT_EBADARG;
+    if (packet_id < 1 || packet_id > 65535) return PKT_EBADARG;
+    if (cap < 4) return PKT_ENOSPACE;
+    out[0] = (uint8_t)(type << 4 | (type == PKT_PUBREL ? 0x02 : 0));
+    out[1] = 2;
+    put_u16(out + 2, (size_t)packet_id);
+    return 4;
+}
+
+int pkt_enc_subscribe(uint8_t *out, size_t cap, int packet_id, const char *filter, int qos)
+{
+    if ((!out && cap) || !filter || qos < 0 || qos > 2) return PKT_EBADARG;
+    if (packet_id < 1 || packet_id > 65535) return PKT_EBADARG;
+    size_t fl = strlen(filter);
+    if (fl == 0 || fl > 65535) return PKT_EBADARG;
+    size_t rem = 2 + 2 + fl + 1;
+    size_t total = enc_total(rem);
+    if (total > cap) return PKT_ENOSPACE;
+    uint8_t *p = put_fixed(out, PKT_SUBSCRIBE << 4 | 0x02, rem);
+    p = put_u16(p, (size_t)packet_id);
+    p = put_bin(p, filter, fl);
+    *p++ = (uint8_t)qos;
+    return (int)(p - out);
+}
+
+static int enc_empty(uint8_t *out, size_t cap, int type)
+{
+    if (!out && cap) return PKT_EBADARG;
+    if (cap < 2) return PKT_ENOSPACE;
+    out[0] = (uint8_t)(type << 4);
+    out[1] = 0;
+    return 2;
+}
+
+int pkt_enc_pingreq(uint8_t *out, size_t cap) { return enc_empty(out, cap, PKT_PINGREQ); }
+int pkt_enc_disconnect(uint8_t *out, size_t cap) { return enc_empty(out, cap, PKT_DISCONNECT); }

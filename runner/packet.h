@@ -1,5 +1,6 @@
 /*
- * packet.h - MQTT 3.1, 3.1.1 and 5.0 packet codec (decoding only).
+ * packet.h - MQTT 3.1, 3.1.1 and 5.0 packet decoder, and an MQTT 3.1.1
+ * encoder for the packets a client sends (the load generator's).
  *
  * The proxy reads bytes written by a student's program: they are
  * untrusted. Nothing here allocates or trusts a length it has not checked
@@ -153,5 +154,54 @@ int pkt_stream_feed(pkt_stream *s, const uint8_t *data, size_t len);
 int pkt_stream_next(pkt_stream *s, size_t *size, char *err);
 /* Forget the first n bytes (after handling a packet). */
 void pkt_stream_consume(pkt_stream *s, size_t n);
+
+/* ---------------------------------------------------------------------
+ * Encoding (MQTT 3.1.1, the client's side)
+ *
+ * Each pkt_enc_*() writes one whole packet at out[0..cap) and returns its
+ * length in bytes, or a negative code:
+ *   PKT_ENOSPACE  it does not fit in cap bytes (nothing is written);
+ *   PKT_EBADARG   the arguments would make a packet 3.1.1 forbids (QoS 3,
+ *                 packet id 0 where one is needed, an empty topic or one
+ *                 with a wildcard, a string over 65535 bytes, a password
+ *                 without a user name, DUP at QoS 0, a remaining length
+ *                 over PKT_MAX_REMAINING).
+ * Nothing is allocated. Strings are NUL-terminated C strings; payloads
+ * are counted bytes. What these write, pkt_decode() reads back.
+ */
+enum { PKT_ENOSPACE = -3, PKT_EBADARG = -4 };
+
+typedef struct {
+    const char *client_id;      /* NULL or "": empty (then clean must be 1
+                                   for the broker to accept it) */
+    int clean;                  /* clean session */
+    int keepalive;              /* seconds, 0..65535 */
+    const char *username;       /* NULL: none */
+    const char *password;       /* NULL: none; needs username */
+    const char *will_topic;     /* NULL: no will */
+    const void *will_payload;
+    size_t will_len;
+    int will_qos, will_retain;
+} pkt_connect_opts;
+
+int pkt_enc_connect(uint8_t *out, size_t cap, const pkt_connect_opts *c);
+
+/* The size of the PUBLISH pkt_enc_publish() would write (0 when it could
+ * not be encoded at all), to size a buffer before encoding into it. */
+size_t pkt_publish_size(size_t topic_len, int qos, size_t payload_len);
+
+/* PUBLISH: packet_id 1..65535 at QoS 1 and 2; ignored (and not written)
+ * at QoS 0. payload may be NULL when len is 0. */
+int pkt_enc_publish(uint8_t *out, size_t cap, int qos, int retain, int dup, int packet_id,
+                    const char *topic, const void *payload, size_t len);
+
+/* PUBACK, PUBREC, PUBREL (flags 0x2) or PUBCOMP for packet_id 1..65535. */
+int pkt_enc_ack(uint8_t *out, size_t cap, int type, int packet_id);
+
+/* SUBSCRIBE with one filter at the requested QoS. */
+int pkt_enc_subscribe(uint8_t *out, size_t cap, int packet_id, const char *filter, int qos);
+
+int pkt_enc_pingreq(uint8_t *out, size_t cap);
+int pkt_enc_disconnect(uint8_t *out, size_t cap);
 
 #endif

@@ -2,7 +2,10 @@
  * packet_test.c - CUnit tests for runner/packet.c: every packet type in
  * MQTT 3.1.1 and 5.0 from hand-written bytes, the trace summaries, the
  * stream buffer under any read split, a named corpus of malformed packets,
- * a deterministic fuzz loop, and the bytes libmosquitto itself sends.
+ * a deterministic fuzz loop, and the bytes libmosquitto itself sends;
+ * then the 3.1.1 encoder: the same packets byte for byte, round trips
+ * through the decoder, every too-small buffer and every forbidden
+ * argument, and the very bytes libmosquitto writes for the same packets.
  *
  * The fuzz loop is only useful under a sanitizer: build this suite once
  * with -fsanitize=address,undefined (every fuzz buffer is malloc'd to its
@@ -1149,6 +1152,15 @@ static void xcheck(int lfd, int port, int version)
     CU_ASSERT(beq(p.will_payload, "offline"));
     CU_ASSERT(p.has_username && p.has_password);
     CU_ASSERT(beq(p.username, "ana"));
+    if (!v5) {
+        /* Our encoder writes the very same bytes. */
+        uint8_t ours[512];
+        pkt_connect_opts co = { .client_id = "xcheck-1", .clean = 1, .keepalive = 30, .username = "ana",
+                                .password = "pw", .will_topic = "acme/v1/x/estado", .will_payload = "offline",
+                                .will_len = 7, .will_qos = 1, .will_retain = 1 };
+        int n = pkt_enc_connect(ours, sizeof ours, &co);
+        CU_ASSERT(n > 0 && (size_t)n == p.size && memcmp(ours, raw, p.size) == 0);
+    }
 
     /* Let it see a CONNACK, as from a broker, before it publishes. */
     const uint8_t ack4[] = { 0x20, 2, 0, 0 }, ack5[] = { 0x20, 3, 0, 0, 0 };
@@ -1163,6 +1175,11 @@ static void xcheck(int lfd, int port, int version)
     CU_ASSERT_EQUAL(p.packet_id, mid);
     CU_ASSERT(beq(p.topic, "acme/v1/x/temp"));
     CU_ASSERT(beq(p.payload, "21.5"));
+    if (!v5) {
+        uint8_t ours[128];
+        int n = pkt_enc_publish(ours, sizeof ours, 1, 0, 0, mid, "acme/v1/x/temp", "21.5", 4);
+        CU_ASSERT(n > 0 && (size_t)n == p.size && memcmp(ours, raw, p.size) == 0);
+    }
 
     CU_ASSERT_EQUAL(mosquitto_subscribe(m, &mid, "acme/v1/#", 2), MOSQ_ERR_SUCCESS);
     if (read_packet(cfd, &s, level, &p, raw, sizeof raw) != 0) { CU_FAIL("SUBSCRIBE"); goto cleanup; }
@@ -1171,6 +1188,11 @@ static void xcheck(int lfd, int port, int version)
     CU_ASSERT_EQUAL(p.nfilters, 1);
     CU_ASSERT(beq(p.filters[0].filter, "acme/v1/#"));
     CU_ASSERT_EQUAL(p.filters[0].qos, 2);
+    if (!v5) {
+        uint8_t ours[64];
+        int n = pkt_enc_subscribe(ours, sizeof ours, mid, "acme/v1/#", 2);
+        CU_ASSERT(n > 0 && (size_t)n == p.size && memcmp(ours, raw, p.size) == 0);
+    }
 
     CU_ASSERT_EQUAL(mosquitto_unsubscribe(m, &mid, "acme/v1/#"), MOSQ_ERR_SUCCESS);
     if (read_packet(cfd, &s, level, &p, raw, sizeof raw) != 0) { CU_FAIL("UNSUBSCRIBE"); goto cleanup; }
@@ -1209,6 +1231,217 @@ static void TEST_libmosquitto(void)
     if (lfd >= 0) close(lfd);
 }
 
+/* ------------------------------------------------------------- encoding */
+
+/* ours[0..n) is exactly want[0..wn). */
+static void bytes_are(const uint8_t *ours, int n, const uint8_t *want, size_t wn, const char *what)
+{
+    int ok = n >= 0 && (size_t)n == wn && memcmp(ours, want, wn) == 0;
+    if (!ok) {
+        fprintf(stderr, "\n  %s: encoded %d byte(s), want %zu:", what, n, wn);
+        for (int i = 0; i < n && i < 64; i++) fprintf(stderr, " %02x", ours[i]);
+        fprintf(stderr, "\n");
+    }
+    CU_ASSERT(ok);
+}
+
+static void TEST_encode_connect(void)
+{
+    uint8_t out[256];
+    pkt p;
+    /* The same CONNECT as v4_connect, byte for byte. */
+    pkt_connect_opts c = { .client_id = "gw-1", .clean = 0, .keepalive = 10, .username = "ana", .password = "pw",
+                           .will_topic = "acme/v1/p/estado", .will_payload = "offline", .will_len = 7,
+                           .will_qos = 1, .will_retain = 1 };
+    int n = pkt_enc_connect(out, sizeof out, &c);
+    bytes_are(out, n, v4_connect, sizeof v4_connect, "CONNECT with will and credentials");
+    if (n > 0 && decode_ok(out, (size_t)n, 0, &p)) {
+        CU_ASSERT_EQUAL(p.level, 4);
+        CU_ASSERT(beq(p.client_id, "gw-1"));
+        CU_ASSERT(beq(p.will_topic, "acme/v1/p/estado"));
+        CU_ASSERT(beq(p.username, "ana"));
+    }
+    /* Every buffer one byte short or more: no room, nothing pretended. */
+    for (size_t cap = 0; cap < sizeof v4_connect; cap++)
+        CU_ASSERT_EQUAL(pkt_enc_connect(out, cap, &c), PKT_ENOSPACE);
+
+    /* The smallest: empty client id, clean, no will, no credentials. */
+    static const uint8_t bare[] = { 0x10, 12, 0, 4, 'M', 'Q', 'T', 'T', 4, 0x02, 0, 60, 0, 0 };
+    pkt_connect_opts c2 = { .clean = 1, .keepalive = 60 };
+    bytes_are(out, pkt_enc_connect(out, sizeof out, &c2), bare, sizeof bare, "bare CONNECT");
+
+    /* User name alone; a will at QoS 2 without retain. */
+    pkt_connect_opts c3 = { .client_id = "x", .clean = 1, .keepalive = 65535, .username = "u",
+                            .will_topic = "w", .will_qos = 2 };
+    n = pkt_enc_connect(out, sizeof out, &c3);
+    if (n > 0 && decode_ok(out, (size_t)n, 0, &p)) {
+        CU_ASSERT_EQUAL(p.keepalive, 65535);
+        CU_ASSERT(p.has_username && !p.has_password);
+        CU_ASSERT(p.will && p.will_qos == 2 && !p.will_retain);
+        CU_ASSERT_EQUAL(p.will_payload.len, 0);
+    }
+
+    /* What 3.1.1 forbids is refused, not written. */
+    pkt_connect_opts bad[] = {
+        { .client_id = "x", .password = "pw" },                       /* password without user name */
+        { .client_id = "x", .will_qos = 1 },                          /* will QoS without a will */
+        { .client_id = "x", .will_retain = 1 },
+        { .client_id = "x", .will_topic = "w", .will_qos = 3 },
+        { .client_id = "x", .will_topic = "a/+" },                    /* wildcard in the will topic */
+        { .client_id = "x", .will_topic = "" },
+        { .client_id = "x", .will_topic = "w", .will_len = 3 },      /* will bytes missing */
+        { .client_id = "x", .keepalive = 65536 },
+        { .client_id = "x", .keepalive = -1 },
+    };
+    for (size_t i = 0; i < N(bad); i++) CU_ASSERT_EQUAL(pkt_enc_connect(out, sizeof out, &bad[i]), PKT_EBADARG);
+    CU_ASSERT_EQUAL(pkt_enc_connect(out, sizeof out, NULL), PKT_EBADARG);
+    char *longid = malloc(70000);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(longid);
+    memset(longid, 'a', 69999);
+    longid[69999] = '\0';
+    pkt_connect_opts c4 = { .client_id = longid };
+    CU_ASSERT_EQUAL(pkt_enc_connect(out, sizeof out, &c4), PKT_EBADARG);
+    free(longid);
+}
+
+static void TEST_encode_publish(void)
+{
+    uint8_t out[256];
+    pkt p;
+    static const uint8_t q1_payload[28] = { 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18,
+                                            19, 20, 21, 22, 23, 24, 25, 26, 27 };
+    /* The decoding tests' packets, byte for byte. */
+    bytes_are(out, pkt_enc_publish(out, sizeof out, 0, 1, 0, 0, "a/b", "online", 6), v4_publish_q0,
+              sizeof v4_publish_q0, "PUBLISH q0 retained");
+    bytes_are(out, pkt_enc_publish(out, sizeof out, 1, 0, 1, 7, "acme/v1/planta-1/norte/temp", q1_payload, 28),
+              v4_publish_q1, sizeof v4_publish_q1, "PUBLISH q1 dup");
+    bytes_are(out, pkt_enc_publish(out, sizeof out, 2, 1, 0, 0x1234, "x", "hi", 2), v4_publish_q2,
+              sizeof v4_publish_q2, "PUBLISH q2 retained");
+    CU_ASSERT_EQUAL(pkt_publish_size(27, 1, 28), sizeof v4_publish_q1);
+    CU_ASSERT_EQUAL(pkt_publish_size(3, 0, 6), sizeof v4_publish_q0);
+    /* QoS 0 ignores the packet id; an empty payload is fine. */
+    static const uint8_t empty[] = { 0x30, 5, 0, 3, 'a', '/', 'b' };
+    bytes_are(out, pkt_enc_publish(out, sizeof out, 0, 0, 0, 99, "a/b", NULL, 0), empty, sizeof empty,
+              "PUBLISH q0 empty");
+    for (size_t cap = 0; cap < sizeof v4_publish_q1; cap++)
+        CU_ASSERT_EQUAL(pkt_enc_publish(out, cap, 1, 0, 0, 7, "acme/v1/planta-1/norte/temp", q1_payload, 28),
+                        PKT_ENOSPACE);
+
+    /* Remaining lengths of 2, 3 and 4 bytes, read back whole. */
+    size_t lens[] = { 120, 121, 16000, 16377, 2097000, 2097145 };
+    for (size_t i = 0; i < N(lens); i++) {
+        size_t total = pkt_publish_size(3, 1, lens[i]);
+        uint8_t *pl = malloc(lens[i]), *buf = malloc(total);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(pl);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(buf);
+        for (size_t k = 0; k < lens[i]; k++) pl[k] = (uint8_t)(k * 7);
+        int n = pkt_enc_publish(buf, total, 1, 0, 0, 65535, "a/b", pl, lens[i]);
+        CU_ASSERT_EQUAL(n, (int)total);
+        size_t rem = 2 + 3 + 2 + lens[i];
+        CU_ASSERT_EQUAL(total, 1 + (rem < 128 ? 1 : rem < 16384 ? 2 : rem < 2097152 ? 3 : 4) + rem);
+        if (n > 0 && decode_ok(buf, (size_t)n, 4, &p)) {
+            CU_ASSERT_EQUAL(p.packet_id, 65535);
+            CU_ASSERT_EQUAL(p.payload.len, lens[i]);
+            CU_ASSERT(p.payload.len == lens[i] && memcmp(p.payload.p, pl, lens[i]) == 0);
+        }
+        CU_ASSERT_EQUAL(pkt_enc_publish(buf, total - 1, 1, 0, 0, 1, "a/b", pl, lens[i]), PKT_ENOSPACE);
+        free(pl);
+        free(buf);
+    }
+    CU_ASSERT_EQUAL(pkt_publish_size(3, 1, PKT_MAX_REMAINING), 0);
+    CU_ASSERT_EQUAL(pkt_publish_size(3, 3, 1), 0);
+    CU_ASSERT_EQUAL(pkt_publish_size(65536, 0, 1), 0);
+
+    /* What 3.1.1 forbids. */
+    CU_ASSERT_EQUAL(pkt_enc_publish(out, sizeof out, 3, 0, 0, 1, "a", "x", 1), PKT_EBADARG);
+    CU_ASSERT_EQUAL(pkt_enc_publish(out, sizeof out, -1, 0, 0, 1, "a", "x", 1), PKT_EBADARG);
+    CU_ASSERT_EQUAL(pkt_enc_publish(out, sizeof out, 1, 0, 0, 0, "a", "x", 1), PKT_EBADARG);
+    CU_ASSERT_EQUAL(pkt_enc_publish(out, sizeof out, 2, 0, 0, 65536, "a", "x", 1), PKT_EBADARG);
+    CU_ASSERT_EQUAL(pkt_enc_publish(out, sizeof out, 0, 0, 1, 0, "a", "x", 1), PKT_EBADARG);
+    CU_ASSERT_EQUAL(pkt_enc_publish(out, sizeof out, 0, 0, 0, 0, "", "x", 1), PKT_EBADARG);
+    CU_ASSERT_EQUAL(pkt_enc_publish(out, sizeof out, 0, 0, 0, 0, NULL, "x", 1), PKT_EBADARG);
+    CU_ASSERT_EQUAL(pkt_enc_publish(out, sizeof out, 0, 0, 0, 0, "a/+", "x", 1), PKT_EBADARG);
+    CU_ASSERT_EQUAL(pkt_enc_publish(out, sizeof out, 0, 0, 0, 0, "a/#", "x", 1), PKT_EBADARG);
+    CU_ASSERT_EQUAL(pkt_enc_publish(out, sizeof out, 0, 0, 0, 0, "a", NULL, 1), PKT_EBADARG);
+}
+
+static void TEST_encode_others(void)
+{
+    uint8_t out[64];
+    pkt p;
+    const uint8_t *acks[] = { v4_puback, v4_pubrec, v4_pubrel, v4_pubcomp };
+    for (int t = PKT_PUBACK; t <= PKT_PUBCOMP; t++) {
+        bytes_are(out, pkt_enc_ack(out, sizeof out, t, 7), acks[t - PKT_PUBACK], 4, pkt_type_name(t));
+        int n = pkt_enc_ack(out, sizeof out, t, 65535);
+        if (n == 4 && decode_ok(out, 4, 4, &p)) {
+            CU_ASSERT_EQUAL(p.type, t);
+            CU_ASSERT_EQUAL(p.packet_id, 65535);
+        }
+        CU_ASSERT_EQUAL(pkt_enc_ack(out, 3, t, 7), PKT_ENOSPACE);
+        CU_ASSERT_EQUAL(pkt_enc_ack(out, sizeof out, t, 0), PKT_EBADARG);
+        CU_ASSERT_EQUAL(pkt_enc_ack(out, sizeof out, t, 65536), PKT_EBADARG);
+    }
+    CU_ASSERT_EQUAL(pkt_enc_ack(out, sizeof out, PKT_PUBLISH, 7), PKT_EBADARG);
+    CU_ASSERT_EQUAL(pkt_enc_ack(out, sizeof out, PKT_SUBSCRIBE, 7), PKT_EBADARG);
+
+    static const uint8_t sub[] = { 0x82, 8, 0, 1, 0, 3, 'a', '/', '#', 1 };
+    bytes_are(out, pkt_enc_subscribe(out, sizeof out, 1, "a/#", 1), sub, sizeof sub, "SUBSCRIBE");
+    int n = pkt_enc_subscribe(out, sizeof out, 300, "acme/+/planta-1/#", 2);
+    if (n > 0 && decode_ok(out, (size_t)n, 4, &p)) {
+        CU_ASSERT_EQUAL(p.packet_id, 300);
+        CU_ASSERT_EQUAL(p.nfilters, 1);
+        CU_ASSERT(beq(p.filters[0].filter, "acme/+/planta-1/#"));
+        CU_ASSERT_EQUAL(p.filters[0].qos, 2);
+    }
+    for (size_t cap = 0; cap < sizeof sub; cap++) CU_ASSERT_EQUAL(pkt_enc_subscribe(out, cap, 1, "a/#", 1), PKT_ENOSPACE);
+    CU_ASSERT_EQUAL(pkt_enc_subscribe(out, sizeof out, 1, "", 1), PKT_EBADARG);
+    CU_ASSERT_EQUAL(pkt_enc_subscribe(out, sizeof out, 1, NULL, 1), PKT_EBADARG);
+    CU_ASSERT_EQUAL(pkt_enc_subscribe(out, sizeof out, 1, "a", 3), PKT_EBADARG);
+    CU_ASSERT_EQUAL(pkt_enc_subscribe(out, sizeof out, 0, "a", 0), PKT_EBADARG);
+
+    bytes_are(out, pkt_enc_pingreq(out, sizeof out), pingreq, sizeof pingreq, "PINGREQ");
+    bytes_are(out, pkt_enc_disconnect(out, sizeof out), disconnect, sizeof disconnect, "DISCONNECT");
+    if (pkt_enc_pingreq(out, 2) == 2) decode_ok(out, 2, 4, &p);
+    if (pkt_enc_disconnect(out, 2) == 2) decode_ok(out, 2, 4, &p);
+    CU_ASSERT_EQUAL(pkt_enc_pingreq(out, 1), PKT_ENOSPACE);
+    CU_ASSERT_EQUAL(pkt_enc_disconnect(out, 0), PKT_ENOSPACE);
+    CU_ASSERT_EQUAL(pkt_enc_disconnect(NULL, 2), PKT_EBADARG);
+}
+
+/* Packets written back to back come out of a stream one by one. */
+static void TEST_encode_stream(void)
+{
+    uint8_t buf[1024];
+    size_t len = 0;
+    pkt_connect_opts c = { .client_id = "s", .clean = 1, .keepalive = 5 };
+    len += (size_t)pkt_enc_connect(buf + len, sizeof buf - len, &c);
+    for (int i = 1; i <= 10; i++) len += (size_t)pkt_enc_publish(buf + len, sizeof buf - len, 1, 0, 0, i, "t", "pay", 3);
+    len += (size_t)pkt_enc_ack(buf + len, sizeof buf - len, PKT_PUBREL, 3);
+    len += (size_t)pkt_enc_pingreq(buf + len, sizeof buf - len);
+    len += (size_t)pkt_enc_disconnect(buf + len, sizeof buf - len);
+    pkt_stream s;
+    pkt_stream_init(&s, 0);
+    /* fed in 7-byte reads */
+    int types[16], n = 0;
+    char err[KIT_ERRLEN];
+    for (size_t off = 0; off < len; off += 7) {
+        CU_ASSERT_EQUAL(pkt_stream_feed(&s, buf + off, len - off < 7 ? len - off : 7), KIT_OK);
+        size_t size;
+        while (pkt_stream_next(&s, &size, err) == PKT_COMPLETE && n < 16) {
+            pkt p;
+            if (decode_ok(s.buf, size, 4, &p)) types[n++] = p.type;
+            pkt_stream_consume(&s, size);
+        }
+    }
+    CU_ASSERT_EQUAL(n, 14);
+    CU_ASSERT_EQUAL(types[0], PKT_CONNECT);
+    CU_ASSERT_EQUAL(types[10], PKT_PUBLISH);
+    CU_ASSERT_EQUAL(types[11], PKT_PUBREL);
+    CU_ASSERT_EQUAL(types[13], PKT_DISCONNECT);
+    CU_ASSERT_EQUAL(s.len, 0);
+    pkt_stream_free(&s);
+}
+
 int init_packet_tests(void)
 {
     CU_pSuite suite = CU_add_suite("packet", NULL, NULL);
@@ -1236,6 +1469,10 @@ int init_packet_tests(void)
         || !CU_add_test(suite, "Stream errors", TEST_stream_errors)
         || !CU_add_test(suite, "Fuzz", TEST_fuzz)
         || !CU_add_test(suite, "libmosquitto's bytes", TEST_libmosquitto)
+        || !CU_add_test(suite, "Encode CONNECT", TEST_encode_connect)
+        || !CU_add_test(suite, "Encode PUBLISH", TEST_encode_publish)
+        || !CU_add_test(suite, "Encode acks, SUBSCRIBE, PINGREQ, DISCONNECT", TEST_encode_others)
+        || !CU_add_test(suite, "Encoded packets through a stream", TEST_encode_stream)
         ) {
         printf("Error adding CUnit packet tests.\n");
         return 1;
