@@ -1,65 +1,160 @@
 /*
  * bench.c - the load generator (see bench.h).
  *
- * Why epoll and not libmosquitto's loop: mosquitto_loop() builds an
- * fd_set, which cannot hold a socket numbered 1024 or more, and a
- * connection test wants ten thousand. So every client is a plain
- * non-blocking libmosquitto handle whose socket sits in one epoll set;
- * we call loop_read/loop_write when the kernel says so, ask for EPOLLOUT
- * only while the library has bytes queued, and run loop_misc (keepalive)
- * about once a second. Callbacks only count; the schedule lives in the
- * main loop.
+ * Every client is one non-blocking TCP socket (optionally wrapped in a
+ * non-blocking OpenSSL session) in one epoll set, speaking MQTT 3.1.1
+ * through the kit's own codec: packet.c's encoder writes, its pkt_frame()
+ * and pkt_stream frame what comes back, pkt_decode() reads it. No client
+ * library: libmosquitto keeps a socket pair beside each client's socket
+ * (three fds a client) and writes each packet with its own syscall.
+ *
+ * Writing is batched. A client's packets go into its output buffer; the
+ * buffers of every client touched are sent once per turn of the loop,
+ * with one send() each: one syscall for a whole window of PUBLISHes, or
+ * for all the PUBACKs the subscriber owes after a read. (The broker's
+ * side does not change: mosquitto 2.0 reads each packet with three
+ * read() calls and answers each with its own write().)
+ *
+ * Each publisher keeps at most `window` messages unacknowledged (see
+ * WINDOW_QOS1 for why these sizes). The packet ids in flight sit in a
+ * small table of `window` slots indexed by id % window, allocated at the
+ * first publish. Under heavy load, turns of the loop rest a little in
+ * between, so that each moves many packets at once (see PACE_NS_PER_SLOT).
  *
  * Pacing is by deadline, not by sleeping per message: at each turn the
  * loop computes how many messages the schedule wanted by now and sends
  * the difference round-robin over the connected publishers. A slow turn
  * thus catches up instead of lowering the rate.
+ *
+ * Memory: an idle client is its struct (168 bytes). Output buffers
+ * are freed as soon as they are sent, input buffers as soon as no part
+ * of a packet is left in them, so ten thousand held connections cost a
+ * couple of megabytes. Reads go through one 64 KB buffer per run. A TLS
+ * client adds OpenSSL's session, some 40 KB even with its buffers
+ * released when idle.
+ *
+ * Threads: bench_run keeps everything in its own struct bench (no
+ * globals), installs no signal handler (cleanup_init() ignores SIGPIPE;
+ * plain sends use MSG_NOSIGNAL) and reads the stop flag atomically, so
+ * lua_bench.c may run it in a thread of its own.
  */
 #include "bench.h"
 
 #include "cleanup.h"
+#include "packet.h"
 #include "util.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
 #include <sys/epoll.h>
 #include <sys/random.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
-#include <mosquitto.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 
 #define KEEPALIVE_S 60
-/* Connections being set up at once: more would overflow the broker's
- * listen backlog, and a dropped SYN costs a second of retry. */
-#define MAX_PENDING 200
-/* Messages a publisher may have handed to the library and not yet seen
- * acknowledged (or, at QoS 0, written) in burst mode: bounds memory. */
-#define BURST_WINDOW 64
+/* Connections being set up at once. mosquitto listens with a backlog of
+ * 100: more handshakes than that in flight overflow its accept queue
+ * whenever it is slow to accept (just started, or busy), and each one
+ * dropped costs a second of SYN retry (measured with 200: 2000 clients
+ * took 1.1 s on a fresh broker instead of 0.1 s). */
+#define MAX_PENDING 64
+/* Messages a publisher may have unacknowledged (QoS 1: PUBACK not seen;
+ * QoS 2: PUBCOMP not seen; QoS 0: not yet written). A stock mosquitto
+ * (max_inflight_messages 20) keeps at most 20 QoS 2 messages of a 3.1.1
+ * client between PUBREC and PUBREL and hangs up on the 21st, so QoS 2
+ * stays at 20. QoS 1 publishes are acknowledged at once and count
+ * against nothing there; 100 is also what bench/peers/paho_pub.py uses. */
+#define WINDOW_QOS1 100
+#define WINDOW_QOS2 20
+/*
+ * Rest between turns of the loop under heavy load: PACE_NS_PER_SLOT per
+ * slot of all the publishers' windows, at most PACE_MAX_NS in burst mode
+ * (one QoS 1 publisher: 200 us; one QoS 2 publisher: 40 us) and
+ * PACE_MAX_RATE_NS in steady and ramp, where latency is the point.
+ *
+ * Without a rest the loop clocks itself on the broker: mosquitto does
+ * not set TCP_NODELAY, so its PUBACKs wait (Nagle) until our next
+ * packet carries the ACK for the last one; we wake for that segment,
+ * send the few publishes its acks allow, which releases the next one...
+ * Every turn then moves some ten messages, this process spends a whole
+ * core in syscalls, and on a two-core machine the broker slows down for
+ * it (measured: 13 us of broker CPU per QoS 1 message instead of 7.5,
+ * and half the rate). Resting a little between turns lets each turn
+ * move everything that came meanwhile. Acks reach us about two turns
+ * after their publish left, so the window must hold more than two rests
+ * of the broker's work: about 2 us a slot keeps it busy (an ack costs it
+ * 7 to 8 us at QoS 1, twice that at QoS 2).
+ *
+ * The rest applies in burst mode, and in steady and ramp once the
+ * offered rate reaches PACE_FROM_RATE: below that the loop sleeps
+ * between messages anyway, and a rest would only add to the latency
+ * measured at the subscriber. Above it, the latency figures include up
+ * to one rest (the subscriber reads once a turn), in exchange for a
+ * generator that leaves the CPU to the broker (measured at 30000 msg/s,
+ * 20 publishers, QoS 1: p50 0.30 ms instead of 0.06, p99 0.46 instead
+ * of 3.6, a third less CPU).
+ */
+#define PACE_NS_PER_SLOT 2000
+#define PACE_MAX_NS 200000
+#define PACE_MAX_RATE_NS 100000
+#define PACE_FROM_RATE 20000.0
 #define EVENTS 512
+#define RBUF_SIZE (64 * 1024)
+#define TLS_TURN_BYTES (256 * 1024)
+#define MAX_ADDRS 4
 
 enum { C_IDLE, C_CONNECTING, C_CONNECTED, C_FAILED, C_CLOSED };
+/* Steps of C_CONNECTING. */
+enum { P_TCP, P_TLS, P_MQTT };
 
 typedef struct bench bench;
 
+/* One QoS 1/2 message in flight: its packet id (0: free slot) and, at
+ * QoS 2, whether PUBREC came (PUBREL sent, PUBCOMP awaited). */
 typedef struct {
-    struct mosquitto *mosq;
+    uint16_t id;
+    uint8_t rel;
+} flight;
+
+typedef struct {
     bench *b;
-    int idx;                   /* publisher index; -1 for the subscriber */
-    int state;
     int fd;                    /* in the epoll set, or -1 */
-    int out;                   /* EPOLLOUT asked for */
-    int subscribed;
-    int64_t started_ms;
-    char *topic;
+    int idx;                   /* publisher index; -1 for the subscriber */
+    uint8_t state, phase;
+    uint8_t out_armed;         /* EPOLLOUT asked for: the socket was full */
+    uint8_t queued;            /* in b->dirty, to be flushed this turn */
+    uint8_t subscribed;        /* SUBACK: 1 granted, 2 refused */
+    uint8_t ping_out, addr;
+    uint8_t again;             /* in b->again: OpenSSL holds more to read */
+    uint16_t next_id;          /* next packet id to try */
+    uint16_t topic_len;
     uint32_t seq;              /* next sequence number */
-    uint64_t sent, done;
+    uint32_t q0;               /* QoS 0 messages buffered, not yet written */
+    int64_t started_ms;        /* connect started */
+    int64_t tx_ms;             /* last bytes written (keepalive) */
+    int64_t ping_ms;           /* PINGREQ sent (when ping_out) */
+    uint64_t sent, done;       /* publishes encoded; acked (or, QoS 0, written) */
+    uint8_t *obuf;             /* pending output, obuf[ooff..olen) */
+    uint32_t olen, ooff, ocap;
+    pkt_stream in;             /* a partial packet left from the last read */
+    flight *fl;                /* `window` slots, publishers only */
+    char *topic;
+    SSL *ssl;
 } bclient;
 
 typedef struct {
@@ -76,10 +171,25 @@ struct bench {
     bclient *sub;
     uint32_t magic;
     int size;
+    int window;
+    int64_t pace_ns;           /* shortest turn (0: no rest between turns) */
+    int64_t turn_ns;           /* when the last turn started */
     unsigned char *payload;
     seen_set *seen;
-    int connected, failed, pending, next_start;
+    int connected, failed, pending;
     int stopping;              /* our own disconnects are not errors */
+    uint8_t *rbuf;             /* RBUF_SIZE, shared by every read */
+    bclient **dirty;           /* clients with output to send this turn */
+    int ndirty;
+    bclient **again;           /* TLS clients to read again next turn */
+    int nagain;
+    struct sockaddr_storage addr[MAX_ADDRS];
+    socklen_t alen[MAX_ADDRS];
+    int naddr, addr_pref;      /* the address that worked last */
+    char resolve_err[160];
+    SSL_CTX *tls;
+    char *filter;              /* the subscriber's */
+    int64_t now_ms;            /* kit_now_ms() at the end of the last turn */
     /* the current second */
     uint64_t s_sent, s_acked, s_received;
     hist_t *s_lat;
@@ -103,6 +213,12 @@ static void note_error(bench *b, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(b->r->first_error, sizeof b->r->first_error, fmt, ap);
     va_end(ap);
+}
+
+/* strerror, thread-safe (GNU strerror_r returns the string to use). */
+static const char *errstr(int e, char *buf, size_t len)
+{
+    return strerror_r(e, buf, len);
 }
 
 const char *bench_mode_name(bench_mode m)
@@ -134,9 +250,8 @@ long bench_raise_nofile(long want)
 {
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return -1;
-    /* libmosquitto keeps a socket pair beside each client's socket, so a
-     * client costs three fds: as root, lift the hard limit too (up to the
-     * kernel's nr_open) when it is below what the run needs. */
+    /* As root, lift the hard limit too (up to the kernel's nr_open) when
+     * it is below what the run needs. */
     if (want > 0 && rl.rlim_max != RLIM_INFINITY && (rlim_t)want > rl.rlim_max) {
         long nr_open = 0;
         FILE *f = fopen("/proc/sys/fs/nr_open", "r");
@@ -160,9 +275,19 @@ void bench_topic_filter(const char *tmpl, char *out, size_t outlen)
 {
     size_t n = 0;
     if (!outlen) return;
-    for (const char *p = tmpl; *p && n + 1 < outlen; ) {
-        if (strncmp(p, "{i}", 3) == 0) { out[n++] = '+'; p += 3; }
-        else out[n++] = *p++;
+    /* Level by level: one that holds {i} anywhere ("sensor-{i}") becomes
+     * a whole '+', since a wildcard cannot share a level with text. */
+    for (const char *p = tmpl; ; ) {
+        const char *end = strchr(p, '/');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        int has_i = 0;
+        for (size_t k = 0; k + 3 <= len; k++) has_i |= strncmp(p + k, "{i}", 3) == 0;
+        const char *src = has_i ? "+" : p;
+        size_t sl = has_i ? 1 : len;
+        for (size_t k = 0; k < sl && n + 1 < outlen; k++) out[n++] = src[k];
+        if (!end) break;
+        if (n + 1 < outlen) out[n++] = '/';
+        p = end + 1;
     }
     out[n] = '\0';
 }
@@ -183,40 +308,35 @@ static char *topic_for(const char *tmpl, int idx)
     return s;
 }
 
-/* ---- the epoll set ---------------------------------------------------- */
+/* ---- a client's socket ---------------------------------------------------- */
 
-/* Keep the epoll registration in line with the library's socket and its
- * wish to write. Called after anything that may have changed either. */
-static void watch(bclient *c)
+static void arm_out(bclient *c, int on)
 {
-    int fd = c->mosq ? mosquitto_socket(c->mosq) : -1;
-    if (fd != c->fd) {
-        /* The library closed (or replaced) the socket: a closed fd has
-         * already left the set, so only a live new one needs adding. */
-        c->fd = -1;
-        if (fd >= 0) {
-            struct epoll_event ev = { .events = EPOLLIN, .data.ptr = c };
-            if (mosquitto_want_write(c->mosq)) ev.events |= EPOLLOUT;
-            if (epoll_ctl(c->b->ep, EPOLL_CTL_ADD, fd, &ev) == 0) {
-                c->fd = fd;
-                c->out = (ev.events & EPOLLOUT) != 0;
-            }
-        }
-        return;
-    }
-    if (fd < 0) return;
-    int want = mosquitto_want_write(c->mosq) ? 1 : 0;
-    if (want != c->out) {
-        struct epoll_event ev = { .events = EPOLLIN | (want ? EPOLLOUT : 0), .data.ptr = c };
-        if (epoll_ctl(c->b->ep, EPOLL_CTL_MOD, fd, &ev) == 0) c->out = want;
-    }
+    if (c->fd < 0 || c->out_armed == on) return;
+    struct epoll_event ev = { .events = EPOLLIN | (on ? EPOLLOUT : 0), .data.ptr = c };
+    if (epoll_ctl(c->b->ep, EPOLL_CTL_MOD, c->fd, &ev) == 0) c->out_armed = (uint8_t)on;
 }
 
-static void unwatch(bclient *c)
+/* Close the socket and free every buffer (the struct stays). */
+static void client_close(bclient *c)
 {
-    if (c->fd >= 0) epoll_ctl(c->b->ep, EPOLL_CTL_DEL, c->fd, NULL);
+    if (c->ssl) {
+        SSL_free(c->ssl);
+        c->ssl = NULL;
+    }
+    if (c->fd >= 0) {
+        epoll_ctl(c->b->ep, EPOLL_CTL_DEL, c->fd, NULL);
+        close(c->fd);
+    }
     c->fd = -1;
-    c->out = 0;
+    c->out_armed = 0;
+    free(c->obuf);
+    c->obuf = NULL;
+    c->olen = c->ooff = c->ocap = 0;
+    c->q0 = 0;
+    pkt_stream_free(&c->in);
+    free(c->fl);
+    c->fl = NULL;
 }
 
 /* A client that will not connect, or lost its connection. */
@@ -233,56 +353,295 @@ static void client_down(bclient *c, const char *why)
         c->state = C_CLOSED;
         if (!b->stopping) note_error(b, "connection lost: %s", why);
     }
-    unwatch(c);
+    client_close(c);
 }
 
-/* ---- callbacks: they only count ---------------------------------------- */
-
-static void on_connect(struct mosquitto *mosq, void *obj, int rc)
+static void client_downf(bclient *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void client_downf(bclient *c, const char *fmt, ...)
 {
-    bclient *c = obj;
-    if (c->state != C_CONNECTING) return;
-    if (rc != 0) {
-        client_down(c, mosquitto_connack_string(rc));
-        mosquitto_disconnect(mosq);
+    char why[300];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, sizeof why, fmt, ap);
+    va_end(ap);
+    client_down(c, why);
+}
+
+/* Why an OpenSSL call failed, as a sentence. */
+static void tls_reason(bclient *c, int ret, int e, char *out, size_t len)
+{
+    long v = SSL_get_verify_result(c->ssl);
+    unsigned long code = ERR_peek_error();
+    if (v != X509_V_OK) {
+        snprintf(out, len, "TLS: the broker's certificate was not accepted (%s)", X509_verify_cert_error_string(v));
+    } else if (code) {
+        char buf[200];
+        ERR_error_string_n(code, buf, sizeof buf);
+        snprintf(out, len, "TLS: %s", buf);
+    } else if (e == SSL_ERROR_SYSCALL && ret < 0 && errno) {
+        char eb[128];
+        snprintf(out, len, "TLS: %s", errstr(errno, eb, sizeof eb));
+    } else if (e == SSL_ERROR_ZERO_RETURN || e == SSL_ERROR_SYSCALL) {
+        snprintf(out, len, "the broker closed the connection");
+    } else {
+        snprintf(out, len, "TLS error %d", e);
+    }
+    ERR_clear_error();
+}
+
+/* Room for n more bytes of output; NULL once the client is down. */
+static uint8_t *out_room(bclient *c, size_t n)
+{
+    if (c->fd < 0) return NULL;
+    size_t need = (size_t)c->olen + n;
+    if (need > UINT32_MAX) {
+        client_down(c, "more than 4 GB of output pending");
+        return NULL;
+    }
+    if (need > c->ocap) {
+        if (c->ooff) {                 /* a partial send left room at the front */
+            memmove(c->obuf, c->obuf + c->ooff, c->olen - c->ooff);
+            c->olen -= c->ooff;
+            c->ooff = 0;
+            need = (size_t)c->olen + n;
+        }
+        if (need > c->ocap) {
+            size_t cap = c->ocap ? c->ocap : 256;
+            while (cap < need) cap *= 2;
+            c->obuf = kit_xrealloc(c->obuf, cap);
+            c->ocap = (uint32_t)cap;
+        }
+    }
+    return c->obuf + c->olen;
+}
+
+/* Send it this turn (with whatever else the client has by then). */
+static void queue_out(bclient *c)
+{
+    if (c->queued || c->out_armed || c->fd < 0) return;
+    c->queued = 1;
+    c->b->dirty[c->b->ndirty++] = c;
+}
+
+/* Write what the client has pending, until done or the socket is full.
+ * Returns -1 when the client went down. */
+static int flush(bclient *c)
+{
+    bench *b = c->b;
+    if (c->fd < 0) return -1;
+    while (c->ooff < c->olen) {
+        size_t len = c->olen - c->ooff;
+        ssize_t n;
+        if (c->ssl) {
+            ERR_clear_error();
+            int k = SSL_write(c->ssl, c->obuf + c->ooff, len > INT32_MAX ? INT32_MAX : (int)len);
+            if (k <= 0) {
+                int e = SSL_get_error(c->ssl, k);
+                if (e == SSL_ERROR_WANT_WRITE) { arm_out(c, 1); return 0; }
+                if (e == SSL_ERROR_WANT_READ) return 0;   /* retried on the next EPOLLIN */
+                char why[256];
+                tls_reason(c, k, e, why, sizeof why);
+                client_down(c, why);
+                return -1;
+            }
+            n = k;
+        } else {
+            n = send(c->fd, c->obuf + c->ooff, len, MSG_NOSIGNAL);
+            if (n < 0) {
+                if (errno == EINTR) continue;
+                if (errno == EAGAIN || errno == EWOULDBLOCK) { arm_out(c, 1); return 0; }
+                char eb[128];
+                client_down(c, errstr(errno, eb, sizeof eb));
+                return -1;
+            }
+        }
+        c->ooff += (uint32_t)n;
+        c->tx_ms = b->now_ms;
+    }
+    /* All out: QoS 0 publishes count as done once written. */
+    if (c->q0) {
+        c->done += c->q0;
+        b->r->acked += c->q0;
+        b->s_acked += c->q0;
+        c->q0 = 0;
+    }
+    free(c->obuf);
+    c->obuf = NULL;
+    c->olen = c->ooff = c->ocap = 0;
+    arm_out(c, 0);
+    return 0;
+}
+
+static void flush_dirty(bench *b)
+{
+    /* flush() never queues, so the list does not grow meanwhile. */
+    for (int i = 0; i < b->ndirty; i++) {
+        bclient *c = b->dirty[i];
+        c->queued = 0;
+        if (c->fd >= 0 && !c->out_armed) flush(c);
+    }
+    b->ndirty = 0;
+}
+
+/* Append one 4-byte acknowledgement (PUBACK..PUBCOMP). */
+static void send_ack(bclient *c, int type, int id)
+{
+    uint8_t *p = out_room(c, 4);
+    if (!p) return;
+    c->olen += (uint32_t)pkt_enc_ack(p, 4, type, id);
+    queue_out(c);
+}
+
+static void send_connect(bclient *c)
+{
+    bench *b = c->b;
+    const bench_opts *o = b->o;
+    char id[80];
+    if (c->idx < 0) snprintf(id, sizeof id, "mqlab-bench-%d-%04x-sub", (int)getpid(), b->magic & 0xffff);
+    else snprintf(id, sizeof id, "mqlab-bench-%d-%04x-%d", (int)getpid(), b->magic & 0xffff, c->idx);
+    pkt_connect_opts co = { .client_id = id, .clean = 1, .keepalive = KEEPALIVE_S,
+                            .username = o->username, .password = o->username ? o->password : NULL };
+    size_t need = 32 + strlen(id) + (o->username ? strlen(o->username) : 0) + (o->password ? strlen(o->password) : 0);
+    uint8_t *p = out_room(c, need);
+    if (!p) return;
+    int n = pkt_enc_connect(p, need, &co);
+    if (n < 0) {
+        client_down(c, "the user name or password is too long for MQTT");
         return;
     }
-    c->b->pending--;
-    c->b->connected++;
-    c->state = C_CONNECTED;
-    if (c->idx < 0) {
-        char filter[512];
-        bench_topic_filter(c->b->o->topic, filter, sizeof filter);
-        if (mosquitto_subscribe(mosq, NULL, filter, c->b->o->qos) != MOSQ_ERR_SUCCESS)
-            note_error(c->b, "cannot subscribe to %s", filter);
+    c->olen += (uint32_t)n;
+    c->phase = P_MQTT;
+    flush(c);
+}
+
+static const char *connack_reason(int rc)
+{
+    switch (rc) {
+    case 1: return "connection refused: unacceptable protocol version";
+    case 2: return "connection refused: identifier rejected";
+    case 3: return "connection refused: broker unavailable";
+    case 4: return "connection refused: bad user name or password";
+    case 5: return "connection refused: not authorised";
     }
+    return "connection refused";
 }
 
-static void on_disconnect(struct mosquitto *mosq, void *obj, int rc)
+/* ---- connecting ----------------------------------------------------------- */
+
+/* Open the socket towards address k and start the TCP handshake. */
+static int tcp_start(bclient *c, int k)
 {
-    (void)mosq;
-    bclient *c = obj;
-    client_down(c, rc == 0 ? "closed" : mosquitto_strerror(rc));
+    bench *b = c->b;
+    char eb[128];
+    c->addr = (uint8_t)k;
+    c->phase = P_TCP;
+    int fd = socket(b->addr[k].ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        client_down(c, errstr(errno, eb, sizeof eb));
+        return -1;
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    c->fd = fd;
+    int rc = connect(fd, (struct sockaddr *)&b->addr[k], b->alen[k]);
+    if (rc != 0 && errno != EINPROGRESS) {
+        client_down(c, errstr(errno, eb, sizeof eb));
+        return -1;
+    }
+    /* EPOLLOUT says when the handshake is over (either way). */
+    struct epoll_event ev = { .events = EPOLLIN | EPOLLOUT, .data.ptr = c };
+    if (epoll_ctl(b->ep, EPOLL_CTL_ADD, fd, &ev) != 0) {
+        client_down(c, errstr(errno, eb, sizeof eb));
+        return -1;
+    }
+    c->out_armed = 1;
+    return 0;
 }
 
-static void on_subscribe(struct mosquitto *mosq, void *obj, int mid, int n, const int *granted)
+static void client_start(bench *b, bclient *c)
 {
-    (void)mosq;
-    (void)mid;
-    bclient *c = obj;
-    if (n >= 1 && granted[0] >= 0 && granted[0] <= 2) c->subscribed = 1;
-    else note_error(c->b, "the broker refused the subscription");
+    c->state = C_CONNECTING;
+    c->started_ms = kit_now_ms();
+    b->pending++;
+    pkt_stream_init(&c->in, 0);
+    if (b->naddr == 0) {
+        client_down(c, b->resolve_err);
+        return;
+    }
+    tcp_start(c, b->addr_pref);
 }
 
-static void on_publish(struct mosquitto *mosq, void *obj, int mid)
+static void tls_step(bclient *c)
 {
-    (void)mosq;
-    (void)mid;
-    bclient *c = obj;
-    c->done++;
-    c->b->r->acked++;
-    c->b->s_acked++;
+    ERR_clear_error();
+    int k = SSL_connect(c->ssl);
+    if (k == 1) {
+        arm_out(c, 0);
+        send_connect(c);
+        return;
+    }
+    int e = SSL_get_error(c->ssl, k);
+    if (e == SSL_ERROR_WANT_READ) { arm_out(c, 0); return; }
+    if (e == SSL_ERROR_WANT_WRITE) { arm_out(c, 1); return; }
+    char why[256];
+    tls_reason(c, k, e, why, sizeof why);
+    client_down(c, why);
 }
+
+static int is_ip_literal(const char *host)
+{
+    unsigned char buf[sizeof(struct in6_addr)];
+    return inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1;
+}
+
+/* The TCP handshake is over: go on with TLS, or with CONNECT. */
+static void tcp_done(bclient *c)
+{
+    bench *b = c->b;
+    int e = 0;
+    socklen_t l = sizeof e;
+    if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &e, &l) != 0) e = errno;
+    if (e) {
+        char eb[128];
+        /* "localhost" may name ::1 first while the broker listens on
+         * 127.0.0.1 only: try the next address before giving up. */
+        if (c->addr + 1 < b->naddr) {
+            epoll_ctl(b->ep, EPOLL_CTL_DEL, c->fd, NULL);
+            close(c->fd);
+            c->fd = -1;
+            c->out_armed = 0;
+            tcp_start(c, c->addr + 1);
+            return;
+        }
+        client_down(c, errstr(e, eb, sizeof eb));
+        return;
+    }
+    b->addr_pref = c->addr;
+    if (!b->tls) {
+        arm_out(c, 0);
+        send_connect(c);
+        return;
+    }
+    c->ssl = SSL_new(b->tls);
+    if (!c->ssl || SSL_set_fd(c->ssl, c->fd) != 1) {
+        client_down(c, "TLS: cannot set up the session");
+        return;
+    }
+    /* Check the certificate names the host we dialled, as libmosquitto
+     * does unless told to be insecure. */
+    const char *host = b->o->host;
+    if (is_ip_literal(host)) {
+        X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(c->ssl), host);
+    } else {
+        SSL_set_tlsext_host_name(c->ssl, host);
+        SSL_set1_host(c->ssl, host);
+    }
+    SSL_set_connect_state(c->ssl);
+    c->phase = P_TLS;
+    tls_step(c);
+}
+
+/* ---- what the broker sends -------------------------------------------------- */
 
 /* Mark seq seen for a publisher; returns 1 if it was already. */
 static int seen_test_set(seen_set *s, uint32_t seq)
@@ -301,13 +660,12 @@ static int seen_test_set(seen_set *s, uint32_t seq)
     return was;
 }
 
-static void on_message(struct mosquitto *mosq, void *obj, const struct mosquitto_message *msg)
+/* A message at the subscriber: ours (the stamp's magic) or not, it is
+ * counted once, with its latency. */
+static void on_message(bench *b, pkt_bytes pl)
 {
-    (void)mosq;
-    bclient *c = obj;
-    bench *b = c->b;
-    if (msg->payloadlen < BENCH_MIN_SIZE) return;
-    const unsigned char *p = msg->payload;
+    if (pl.len < BENCH_MIN_SIZE) return;
+    const unsigned char *p = pl.p;
     uint32_t magic, pub, seq;
     int64_t t;
     memcpy(&magic, p, 4);
@@ -328,109 +686,319 @@ static void on_message(struct mosquitto *mosq, void *obj, const struct mosquitto
     b->s_received++;
 }
 
-/* ---- clients ------------------------------------------------------------ */
-
-static int client_start(bench *b, bclient *c, char *err)
+static flight *flight_find(bclient *c, int id)
 {
-    const bench_opts *o = b->o;
-    char id[64];
-    if (c->idx < 0) snprintf(id, sizeof id, "mqlab-bench-%d-sub", (int)getpid());
-    else snprintf(id, sizeof id, "mqlab-bench-%d-%d", (int)getpid(), c->idx);
-    c->mosq = mosquitto_new(id, true, c);
-    if (!c->mosq) return kit_seterr(err, KIT_ERR, "mosquitto_new: %s", strerror(errno));
-    mosquitto_connect_callback_set(c->mosq, on_connect);
-    mosquitto_disconnect_callback_set(c->mosq, on_disconnect);
-    mosquitto_publish_callback_set(c->mosq, on_publish);
-    mosquitto_subscribe_callback_set(c->mosq, on_subscribe);
-    mosquitto_message_callback_set(c->mosq, on_message);
-    /* The generator paces itself; the library's cap of 20 in flight per
-     * client would otherwise be the bottleneck of a one-client run. */
-    mosquitto_max_inflight_messages_set(c->mosq, 0);
-    if (o->username) mosquitto_username_pw_set(c->mosq, o->username, o->password);
-    if (o->cafile) {
-        int mrc = mosquitto_tls_set(c->mosq, o->cafile, NULL, NULL, NULL, NULL);
-        if (mrc != MOSQ_ERR_SUCCESS)
-            return kit_seterr(err, KIT_EINVAL, "TLS with %s: %s", o->cafile, mosquitto_strerror(mrc));
-    }
-    c->state = C_CONNECTING;
-    c->started_ms = kit_now_ms();
-    b->pending++;
-    errno = 0;
-    int mrc = mosquitto_connect_async(c->mosq, o->host, o->port, KEEPALIVE_S);
-    if (mrc != MOSQ_ERR_SUCCESS && mrc != MOSQ_ERR_CONN_PENDING) {
-        client_down(c, mrc == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(mrc));
-        return KIT_OK;
-    }
-    int fd = mosquitto_socket(c->mosq);
-    if (fd >= 0) fcntl(fd, F_SETFD, fcntl(fd, F_GETFD) | FD_CLOEXEC);
-    watch(c);
-    return KIT_OK;
+    if (!c->fl || id <= 0) return NULL;
+    flight *f = &c->fl[id % c->b->window];
+    return f->id == id ? f : NULL;
 }
 
-static void client_service(bclient *c, uint32_t events)
+/* A publish of ours is over (PUBACK, or PUBCOMP). */
+static void flight_done(bclient *c, flight *f)
 {
-    int rc = MOSQ_ERR_SUCCESS;
-    if (events & (EPOLLIN | EPOLLERR | EPOLLHUP)) rc = mosquitto_loop_read(c->mosq, 64);
-    if (rc == MOSQ_ERR_SUCCESS && (events & EPOLLOUT) && mosquitto_socket(c->mosq) >= 0)
-        rc = mosquitto_loop_write(c->mosq, 64);
-    if (rc != MOSQ_ERR_SUCCESS || mosquitto_socket(c->mosq) < 0)
-        client_down(c, rc == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(rc));
-    else
-        watch(c);
+    f->id = 0;
+    f->rel = 0;
+    c->done++;
+    c->b->r->acked++;
+    c->b->s_acked++;
 }
 
+static void subscribe(bclient *c)
+{
+    size_t fl = strlen(c->b->filter);
+    size_t need = fl + 8;
+    uint8_t *p = out_room(c, need);
+    if (!p) return;
+    int n = pkt_enc_subscribe(p, need, 1, c->b->filter, c->b->o->qos);
+    if (n < 0) {
+        note_error(c->b, "cannot subscribe to %s", c->b->filter);
+        return;
+    }
+    c->olen += (uint32_t)n;
+    queue_out(c);
+}
+
+/* One whole packet from the broker. Returns -1 when the client went down
+ * (its buffers are then gone). */
+static int handle(bclient *c, const uint8_t *buf, size_t len)
+{
+    bench *b = c->b;
+    pkt p;
+    char err[KIT_ERRLEN];
+    if (pkt_decode(buf, len, PKT_V311, &p, err) != KIT_OK) {
+        client_downf(c, "bad packet from the broker: %s", err);
+        return -1;
+    }
+    if (c->state == C_CONNECTING) {
+        if (p.type != PKT_CONNACK) {
+            client_downf(c, "%s before CONNACK", pkt_type_name(p.type));
+            return -1;
+        }
+        if (p.reason != 0) {
+            client_down(c, connack_reason(p.reason));
+            return -1;
+        }
+        b->pending--;
+        b->connected++;
+        c->state = C_CONNECTED;
+        if (c->idx < 0) subscribe(c);
+        return c->fd >= 0 ? 0 : -1;
+    }
+    flight *f;
+    switch (p.type) {
+    case PKT_PUBACK:
+        if ((f = flight_find(c, p.packet_id)) && b->o->qos == 1) flight_done(c, f);
+        break;
+    case PKT_PUBREC:
+        if ((f = flight_find(c, p.packet_id)) && b->o->qos == 2) {
+            f->rel = 1;
+            send_ack(c, PKT_PUBREL, p.packet_id);
+        }
+        break;
+    case PKT_PUBCOMP:
+        if ((f = flight_find(c, p.packet_id)) && f->rel) flight_done(c, f);
+        break;
+    case PKT_PUBLISH:
+        /* QoS 2 is counted when the PUBLISH arrives (the receiver may
+         * pass the message on then; a resent one is a duplicate by its
+         * sequence number anyway), and PUBREL is answered below. */
+        on_message(b, p.payload);
+        if (p.qos == 1) send_ack(c, PKT_PUBACK, p.packet_id);
+        else if (p.qos == 2) send_ack(c, PKT_PUBREC, p.packet_id);
+        break;
+    case PKT_PUBREL:
+        send_ack(c, PKT_PUBCOMP, p.packet_id);
+        break;
+    case PKT_SUBACK:
+        if (p.ncodes >= 1 && p.codes[0] <= 2) {
+            c->subscribed = 1;
+        } else {
+            c->subscribed = 2;         /* refused: the load goes on, unheard */
+            note_error(b, "the broker refused the subscription to %s", b->filter);
+        }
+        break;
+    case PKT_PINGRESP:
+        c->ping_out = 0;
+        break;
+    default:
+        note_error(b, "unexpected %s from the broker", pkt_type_name(p.type));
+        break;
+    }
+    return c->fd >= 0 ? 0 : -1;
+}
+
+/* How many bytes the packet starting at buf[0..len) has in all, or, when
+ * even its fixed header is cut short, len + 1 (at least one more byte). */
+static size_t packet_wants(const uint8_t *buf, size_t len)
+{
+    size_t rem = 0;
+    for (size_t i = 1; i < len && i <= 4; i++) {
+        rem |= (size_t)(buf[i] & 0x7f) << (7 * (i - 1));
+        if (!(buf[i] & 0x80)) return i + 1 + rem;
+    }
+    return len + 1;
+}
+
+/*
+ * Bytes read: handle every whole packet, keep the partial one. Packets
+ * are framed in place, straight from the read buffer; only a packet cut
+ * by the end of a read is copied into the client's pkt_stream, and the
+ * next read first tops it up with just the bytes it lacks, so a busy
+ * subscriber does not copy every read.
+ */
+static void take_bytes(bclient *c, const uint8_t *data, size_t n)
+{
+    char err[KIT_ERRLEN];
+    size_t sz, off = 0;
+    int rc;
+    while (c->in.len > 0 && off < n) {
+        size_t want = packet_wants(c->in.buf, c->in.len) - c->in.len;
+        if (want > n - off) want = n - off;
+        if (pkt_stream_feed(&c->in, data + off, want) != KIT_OK) { client_down(c, "out of memory"); return; }
+        off += want;
+        rc = pkt_stream_next(&c->in, &sz, err);
+        if (rc == PKT_NEED_MORE) continue;
+        if (rc != PKT_COMPLETE) { client_downf(c, "bad packet from the broker: %s", err); return; }
+        if (handle(c, c->in.buf, sz) != 0) return;
+        pkt_stream_consume(&c->in, sz);
+        if (c->in.len == 0) pkt_stream_free(&c->in);
+    }
+    while (off < n) {
+        rc = pkt_frame(data + off, n - off, c->in.max, &sz, err);
+        if (rc == PKT_NEED_MORE) break;
+        if (rc != PKT_COMPLETE) { client_downf(c, "bad packet from the broker: %s", err); return; }
+        if (handle(c, data + off, sz) != 0) return;
+        off += sz;
+    }
+    if (off < n && pkt_stream_feed(&c->in, data + off, n - off) != KIT_OK) client_down(c, "out of memory");
+}
+
+static void on_readable(bclient *c)
+{
+    bench *b = c->b;
+    char eb[128];
+    if (!c->ssl) {
+        ssize_t n = recv(c->fd, b->rbuf, RBUF_SIZE, 0);
+        if (n > 0) take_bytes(c, b->rbuf, (size_t)n);
+        else if (n == 0) client_down(c, "the broker closed the connection");
+        else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) client_down(c, errstr(errno, eb, sizeof eb));
+        return;
+    }
+    /* SSL_read gives one record at a time (mosquitto sends one per
+     * packet), and with read-ahead OpenSSL keeps what it pulled from
+     * the socket where epoll cannot see it: read until it needs the
+     * socket again. So that a busy connection cannot hold the loop,
+     * after TLS_TURN_BYTES the rest waits for the next turn (again). */
+    size_t got = 0;
+    for (;;) {
+        ERR_clear_error();
+        int n = SSL_read(c->ssl, b->rbuf, RBUF_SIZE);
+        if (n <= 0) {
+            int e = SSL_get_error(c->ssl, n);
+            if (e == SSL_ERROR_WANT_READ) return;
+            if (e == SSL_ERROR_WANT_WRITE) { arm_out(c, 1); return; }
+            char why[256];
+            tls_reason(c, n, e, why, sizeof why);
+            client_down(c, why);
+            return;
+        }
+        take_bytes(c, b->rbuf, (size_t)n);
+        if (c->fd < 0) return;
+        got += (size_t)n;
+        if (got >= TLS_TURN_BYTES) {
+            if (SSL_has_pending(c->ssl) && !c->again) {
+                c->again = 1;
+                b->again[b->nagain++] = c;
+            }
+            return;
+        }
+    }
+}
+
+static void service(bclient *c, uint32_t events)
+{
+    if (c->fd < 0) return;
+    if (c->state == C_CONNECTING && c->phase == P_TCP) {
+        if (events & (EPOLLOUT | EPOLLERR | EPOLLHUP)) tcp_done(c);
+        return;
+    }
+    if (c->state == C_CONNECTING && c->phase == P_TLS) {
+        tls_step(c);
+        return;
+    }
+    if (events & (EPOLLIN | EPOLLERR | EPOLLHUP)) on_readable(c);
+    /* Output waits on a full socket (EPOLLOUT), or on OpenSSL wanting
+     * to read first: either way, try again now. */
+    if (c->fd >= 0 && c->ooff < c->olen && (c->out_armed || c->ssl)) flush(c);
+}
+
+/* ---- publishing ------------------------------------------------------------- */
+
+/* Encode one stamped PUBLISH into the publisher's buffer. */
 static int publish_one(bench *b, bclient *c)
 {
-    unsigned char *p = b->payload;
+    int qos = b->o->qos, id = 0;
+    if (qos > 0) {
+        if (!c->fl) c->fl = calloc((size_t)b->window, sizeof *c->fl);
+        if (!c->fl) { note_error(b, "out of memory"); return -1; }
+        /* The window has room, so a free slot is at most `window` ids away. */
+        for (;;) {
+            id = c->next_id ? c->next_id : 1;
+            c->next_id = (uint16_t)(id + 1);
+            if (c->fl[id % b->window].id == 0) break;
+        }
+    }
+    size_t need = pkt_publish_size(c->topic_len, qos, (size_t)b->size);
+    uint8_t *p = out_room(c, need);
+    if (!p) return -1;
+    unsigned char *pl = b->payload;
     uint32_t pub = (uint32_t)c->idx, seq = c->seq;
     int64_t t = now_ns();
-    memcpy(p, &b->magic, 4);
-    memcpy(p + 4, &pub, 4);
-    memcpy(p + 8, &seq, 4);
-    memcpy(p + 12, &t, 8);
-    int mrc = mosquitto_publish(c->mosq, NULL, c->topic, b->size, p, b->o->qos, false);
-    if (mrc != MOSQ_ERR_SUCCESS) {
-        if (mrc == MOSQ_ERR_NO_CONN || mrc == MOSQ_ERR_CONN_LOST) client_down(c, mosquitto_strerror(mrc));
-        else note_error(b, "publish refused: %s", mosquitto_strerror(mrc));
+    memcpy(pl, &b->magic, 4);
+    memcpy(pl + 4, &pub, 4);
+    memcpy(pl + 8, &seq, 4);
+    memcpy(pl + 12, &t, 8);
+    int n = pkt_enc_publish(p, need, qos, 0, 0, id, c->topic, pl, (size_t)b->size);
+    if (n < 0) {
+        note_error(b, "cannot encode a PUBLISH on %s", c->topic);
         return -1;
+    }
+    c->olen += (uint32_t)n;
+    if (qos > 0) {
+        c->fl[id % b->window].id = (uint16_t)id;
+        c->fl[id % b->window].rel = 0;
+    } else {
+        c->q0++;
     }
     c->seq++;
     c->sent++;
     b->r->sent++;
     b->s_sent++;
-    watch(c);
+    queue_out(c);
     return 0;
 }
 
-/* One turn of the event loop: wait up to ms, serve what is ready. */
+/* One turn of the event loop: send what was queued, wait up to ms, serve
+ * what is ready, send the answers. */
 static void turn(bench *b, int ms)
 {
     struct epoll_event ev[EVENTS];
-    int n = epoll_wait(b->ep, ev, EVENTS, ms < 0 ? 0 : ms);
-    for (int i = 0; i < n; i++) {
-        bclient *c = ev[i].data.ptr;
-        if (c->mosq && c->fd >= 0) client_service(c, ev[i].events);
+    flush_dirty(b);
+    if (b->pace_ns > 0) {
+        int64_t left = b->turn_ns + b->pace_ns - now_ns();
+        if (left > 0) {
+            struct timespec ts = { 0, (long)left };
+            nanosleep(&ts, NULL);
+        }
+        b->turn_ns = now_ns();
     }
+    int n = epoll_wait(b->ep, ev, EVENTS, ms < 0 || b->nagain ? 0 : ms);
+    b->now_ms = kit_now_ms();
+    /* TLS clients left with records to read: those added meanwhile
+     * (at na and after) wait for the next turn. */
+    int na = b->nagain;
+    for (int i = 0; i < na; i++) {
+        bclient *c = b->again[i];
+        c->again = 0;
+        if (c->fd >= 0 && c->ssl) service(c, EPOLLIN);
+    }
+    memmove(b->again, b->again + na, (size_t)(b->nagain - na) * sizeof *b->again);
+    b->nagain -= na;
+    for (int i = 0; i < n; i++) service(ev[i].data.ptr, ev[i].events);
+    flush_dirty(b);
 }
 
+/* Timeouts and keepalive, about once a second. */
 static void misc_all(bench *b)
 {
     int64_t now = kit_now_ms();
+    b->now_ms = now;
     int tmo = b->o->connect_timeout_ms > 0 ? b->o->connect_timeout_ms : 10000;
     for (int i = 0; i <= b->npub; i++) {
         bclient *c = &b->c[i];
-        if (!c->mosq) continue;
+        if (c->fd < 0) continue;
         if (c->state == C_CONNECTING && now - c->started_ms > tmo) {
-            client_down(c, "no CONNACK in time");
-            mosquitto_disconnect(c->mosq);
+            client_down(c, c->phase == P_TCP ? "no TCP connection in time"
+                           : c->phase == P_TLS ? "no TLS handshake in time" : "no CONNACK in time");
             continue;
         }
-        if (c->fd >= 0) {
-            mosquitto_loop_misc(c->mosq);
-            if (mosquitto_socket(c->mosq) < 0) client_down(c, "keepalive");
-            else watch(c);
+        if (c->state != C_CONNECTED) continue;
+        if (c->ping_out && now - c->ping_ms > KEEPALIVE_S * 1000) {
+            client_down(c, "keepalive: no PINGRESP");
+            continue;
+        }
+        /* The broker hangs up after 1.5 keepalives of silence; ping well
+         * before a whole one has passed. */
+        if (!c->ping_out && now - c->tx_ms >= KEEPALIVE_S * 750) {
+            uint8_t *p = out_room(c, 2);
+            if (!p) continue;
+            c->olen += (uint32_t)pkt_enc_pingreq(p, 2);
+            c->ping_out = 1;
+            c->ping_ms = now;
+            queue_out(c);
         }
     }
+    flush_dirty(b);
 }
 
 /* ---- per-second bookkeeping -------------------------------------------- */
@@ -486,7 +1054,7 @@ static int stopped(const bench *b)
 
 /* Start connections (at most MAX_PENDING at once, at connect_rate/s) until
  * every client has connected or failed, or we are interrupted. */
-static int connect_all(bench *b, int include_sub, char *err)
+static void connect_all(bench *b, int include_sub)
 {
     const bench_opts *o = b->o;
     int total = b->npub + (include_sub ? 1 : 0);
@@ -500,16 +1068,13 @@ static int connect_all(bench *b, int include_sub, char *err)
         double allowed = o->connect_rate > 0 ? o->connect_rate * (double)(now - t0) / 1000.0 + 1 : total;
         while (started < total && b->pending < MAX_PENDING && started < allowed) {
             int k = order0 + started;
-            bclient *c = k < 0 ? b->sub : &b->c[k];
-            int rc = client_start(b, c, err);
-            if (rc != KIT_OK) return rc;
+            client_start(b, k < 0 ? b->sub : &b->c[k]);
             started++;
         }
         if (started == total && b->pending == 0) break;
         turn(b, 5);
         if (kit_now_ms() - last_misc >= 250) { misc_all(b); last_misc = kit_now_ms(); }
     }
-    return KIT_OK;
 }
 
 static void wait_subscribed(bench *b)
@@ -523,12 +1088,13 @@ static void wait_subscribed(bench *b)
         note_error(b, "no SUBACK for the subscriber");
 }
 
-/* The next connected publisher after *rr (round-robin), or NULL. */
-static bclient *next_pub(bench *b, int *rr, int window)
+/* The next connected publisher after *rr (round-robin) with room in its
+ * window, or NULL. */
+static bclient *next_pub(bench *b, int *rr)
 {
     for (int k = 0; k < b->npub; k++) {
         bclient *c = &b->c[(*rr + k) % b->npub];
-        if (c->state == C_CONNECTED && (window <= 0 || c->sent - c->done < (uint64_t)window)) {
+        if (c->state == C_CONNECTED && c->sent - c->done < (uint64_t)b->window) {
             *rr = (*rr + k + 1) % b->npub;
             return c;
         }
@@ -569,15 +1135,29 @@ static void load(bench *b)
             break;
         }
         uint64_t want = burst ? o->messages : (uint64_t)scheduled(o, t);
+        b->pace_ns = 0;
+        if (burst || offered_at(o, t) >= PACE_FROM_RATE) {
+            b->pace_ns = (int64_t)b->window * PACE_NS_PER_SLOT * (b->connected - (b->sub ? 1 : 0));
+            int64_t cap = burst ? PACE_MAX_NS : PACE_MAX_RATE_NS;
+            if (b->pace_ns > cap) b->pace_ns = cap;
+        }
         /* Cap one turn's work so the sockets get served in between. */
-        int budget = 2000;
+        int budget = 4096;
+        int blocked = 0;
         while (b->r->sent < want && budget-- > 0) {
-            bclient *c = next_pub(b, &rr, burst ? BURST_WINDOW : 0);
-            if (!c || publish_one(b, c) != 0) break;
+            bclient *c = next_pub(b, &rr);
+            if (!c) { blocked = 1; break; }
+            if (publish_one(b, c) != 0) break;
+        }
+        if (blocked && o->qos == 0) {
+            /* QoS 0 windows empty as they are written, not acked. */
+            int rr2 = rr;
+            flush_dirty(b);
+            if (next_pub(b, &rr2)) blocked = 0;
         }
         if (over) break;
         int wait_ms = 0;
-        if (!burst && b->r->sent >= want) {
+        if (b->r->sent >= want && !burst) {
             /* Sleep until the next message is due: at least 1 ms (the
              * next turn sends the batch that fell due meanwhile), at most
              * 5 ms, so the seconds and Ctrl-C are noticed on time. */
@@ -585,12 +1165,13 @@ static void load(bench *b)
             wait_ms = rate > 0 ? (int)(1000.0 / rate) : 5;
             if (wait_ms < 1) wait_ms = 1;
             if (wait_ms > 5) wait_ms = 5;
-        } else if (burst && b->r->sent < want) {
-            wait_ms = 1;   /* every window full: wait for acks */
+        } else if (blocked) {
+            wait_ms = 5;    /* every window is full: the next ack wakes us */
         }
-        turn(b, b->r->sent < want && !burst ? 0 : wait_ms);
-        if (kit_now_ms() - last_misc >= 1000) { misc_all(b); last_misc = kit_now_ms(); }
+        turn(b, wait_ms);
+        if (b->now_ms - last_misc >= 1000) { misc_all(b); last_misc = b->now_ms; }
     }
+    flush_dirty(b);
     int64_t t_end = now_ns();
     b->r->load_s = (double)(t_end - t0) / 1e9;
 }
@@ -600,6 +1181,7 @@ static void drain(bench *b)
 {
     int ms = b->o->drain_ms > 0 ? b->o->drain_ms : 5000;
     int64_t until = kit_now_ms() + ms, last_misc = kit_now_ms();
+    /* The rest the load ended with, if any, keeps the drain light too. */
     while (kit_now_ms() < until && !stopped(b)) {
         int acked_all = b->r->acked >= b->r->sent;
         int got_all = !b->sub || b->sub->state != C_CONNECTED || b->r->received >= b->r->sent;
@@ -608,6 +1190,7 @@ static void drain(bench *b)
         tick(b, now_ns());
         if (kit_now_ms() - last_misc >= 1000) { misc_all(b); last_misc = kit_now_ms(); }
     }
+    b->pace_ns = 0;
     if (stopped(b)) b->r->interrupted = 1;
     /* The last, partial second counts too. */
     if (b->s_sent || b->s_acked || b->s_received)
@@ -629,25 +1212,33 @@ static void hold(bench *b, int ms)
 static void close_all(bench *b)
 {
     b->stopping = 1;
+    b->pace_ns = 0;
     int n = b->npub + 1;
-    for (int i = 0; i < n; i++)
-        if (b->c[i].mosq && b->c[i].state == C_CONNECTED) {
-            mosquitto_disconnect(b->c[i].mosq);
-            if (mosquitto_socket(b->c[i].mosq) >= 0) watch(&b->c[i]);
-        }
+    for (int i = 0; i < n; i++) {
+        bclient *c = &b->c[i];
+        if (c->fd < 0 || c->state != C_CONNECTED) continue;
+        uint8_t *p = out_room(c, 2);
+        if (!p) continue;
+        c->olen += (uint32_t)pkt_enc_disconnect(p, 2);
+        queue_out(c);
+    }
+    flush_dirty(b);
     int64_t until = kit_now_ms() + 1000;
     while (kit_now_ms() < until) {
         int busy = 0;
         for (int i = 0; i < n && !busy; i++)
-            if (b->c[i].mosq && b->c[i].fd >= 0 && mosquitto_want_write(b->c[i].mosq)) busy = 1;
+            if (b->c[i].fd >= 0 && b->c[i].state == C_CONNECTED && b->c[i].ooff < b->c[i].olen) busy = 1;
         if (!busy) break;
         turn(b, 10);
     }
     for (int i = 0; i < n; i++) {
         bclient *c = &b->c[i];
-        unwatch(c);
-        if (c->mosq) mosquitto_destroy(c->mosq);   /* closes its socket */
-        c->mosq = NULL;
+        if (c->ssl && c->state == C_CONNECTED) {
+            ERR_clear_error();
+            SSL_shutdown(c->ssl);          /* close_notify, not waited for */
+            ERR_clear_error();
+        }
+        client_close(c);
         free(c->topic);
         c->topic = NULL;
     }
@@ -685,6 +1276,51 @@ static void find_knee(bench_result *r)
     }
 }
 
+/* The broker's addresses, looked up once for every client. */
+static void resolve(bench *b)
+{
+    char port[16];
+    snprintf(port, sizeof port, "%d", b->o->port);
+    struct addrinfo hints, *res = NULL;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_NUMERICSERV;
+    int rc = getaddrinfo(b->o->host, port, &hints, &res);
+    if (rc != 0) {
+        snprintf(b->resolve_err, sizeof b->resolve_err, "cannot resolve %s: %s", b->o->host, gai_strerror(rc));
+        return;
+    }
+    for (struct addrinfo *a = res; a && b->naddr < MAX_ADDRS; a = a->ai_next) {
+        if (a->ai_addrlen > sizeof b->addr[0]) continue;
+        memcpy(&b->addr[b->naddr], a->ai_addr, a->ai_addrlen);
+        b->alen[b->naddr++] = a->ai_addrlen;
+    }
+    freeaddrinfo(res);
+    if (!b->naddr) snprintf(b->resolve_err, sizeof b->resolve_err, "cannot resolve %s: no address", b->o->host);
+}
+
+static int tls_setup(bench *b, char *err)
+{
+    b->tls = SSL_CTX_new(TLS_client_method());
+    if (!b->tls) return kit_seterr(err, KIT_ERR, "TLS: cannot create a context");
+    ERR_clear_error();
+    if (SSL_CTX_load_verify_locations(b->tls, b->o->cafile, NULL) != 1) {
+        char buf[200] = "";
+        ERR_error_string_n(ERR_get_error(), buf, sizeof buf);
+        ERR_clear_error();
+        return kit_seterr(err, KIT_EINVAL, "TLS with %s: cannot load the CA file (%s)", b->o->cafile, buf);
+    }
+    SSL_CTX_set_verify(b->tls, SSL_VERIFY_PEER, NULL);
+    /* The output buffer may move between a WANT_WRITE and the retry, and
+     * an idle session should not keep 34 KB of OpenSSL buffers. */
+    SSL_CTX_set_mode(b->tls, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
+                                 SSL_MODE_RELEASE_BUFFERS);
+    /* Pull whole socketfuls, not one record header at a time. */
+    SSL_CTX_set_read_ahead(b->tls, 1);
+    return KIT_OK;
+}
+
 int bench_run(const bench_opts *o_in, bench_result *r, char *err)
 {
     memset(r, 0, sizeof *r);
@@ -709,6 +1345,8 @@ int bench_run(const bench_opts *o_in, bench_result *r, char *err)
     if ((o.mode == BENCH_STEADY || o.mode == BENCH_RAMP) && o.duration_ms <= 0)
         return kit_seterr(err, KIT_EINVAL, "duration must be > 0");
     if (o.mode == BENCH_BURST && o.messages == 0) return kit_seterr(err, KIT_EINVAL, "messages must be > 0");
+    if (!*o.topic || strchr(o.topic, '+') || strchr(o.topic, '#') || strlen(o.topic) > 60000)
+        return kit_seterr(err, KIT_EINVAL, "topic template '%.100s' is empty, too long or has a wildcard", o.topic);
 
     bench b;
     memset(&b, 0, sizeof b);
@@ -716,28 +1354,49 @@ int bench_run(const bench_opts *o_in, bench_result *r, char *err)
     b.r = r;
     b.npub = o.clients;
     b.size = o.size;
+    b.window = o.qos == 2 ? WINDOW_QOS2 : WINDOW_QOS1;
+    b.now_ms = kit_now_ms();
     int code = KIT_OK;
     b.ep = epoll_create1(EPOLL_CLOEXEC);
     if (b.ep < 0) return kit_seterr(err, KIT_ERR, "epoll: %s", strerror(errno));
     b.c = calloc((size_t)b.npub + 1, sizeof *b.c);
+    b.dirty = calloc((size_t)b.npub + 1, sizeof *b.dirty);
+    b.again = calloc((size_t)b.npub + 1, sizeof *b.again);
     b.payload = calloc(1, (size_t)o.size);
     b.seen = calloc((size_t)b.npub, sizeof *b.seen);
+    b.rbuf = malloc(RBUF_SIZE);
+    b.filter = malloc(strlen(o.topic) + 1);
     b.s_lat = hist_new();
-    if (!b.c || !b.payload || !b.seen) { code = kit_seterr(err, KIT_ERR, "out of memory"); goto cleanup; }
+    if (!b.c || !b.dirty || !b.again || !b.payload || !b.seen || !b.rbuf || !b.filter) {
+        code = kit_seterr(err, KIT_ERR, "out of memory");
+        goto cleanup;
+    }
+    bench_topic_filter(o.topic, b.filter, strlen(o.topic) + 1);
     if (getrandom(&b.magic, sizeof b.magic, 0) != sizeof b.magic) b.magic = (uint32_t)now_ns() ^ (uint32_t)getpid();
     for (int i = 0; i <= b.npub; i++) {
-        b.c[i].b = &b;
-        b.c[i].fd = -1;
-        b.c[i].idx = i < b.npub ? i : -1;
-        if (i < b.npub && o.mode != BENCH_CONN) b.c[i].topic = topic_for(o.topic, i);
+        bclient *c = &b.c[i];
+        c->b = &b;
+        c->fd = -1;
+        c->idx = i < b.npub ? i : -1;
+        c->next_id = 1;
     }
+    for (int i = 0; i < b.npub && o.mode != BENCH_CONN; i++) {
+        bclient *c = &b.c[i];
+        c->topic = topic_for(o.topic, i);
+        size_t tl = strlen(c->topic);
+        if (tl > 65535) {
+            code = kit_seterr(err, KIT_EINVAL, "topic for publisher %d is over 65535 bytes", i);
+            goto cleanup;
+        }
+        c->topic_len = (uint16_t)tl;
+    }
+    if (o.cafile && (code = tls_setup(&b, err)) != KIT_OK) goto cleanup;
     int with_sub = o.mode != BENCH_CONN && !o.no_subscriber;
     if (with_sub) b.sub = &b.c[b.npub];
+    resolve(&b);
 
-    mosquitto_lib_init();
     int64_t c0 = kit_now_ms();
-    code = connect_all(&b, with_sub, err);
-    if (code != KIT_OK) goto cleanup;
+    connect_all(&b, with_sub);
     double conn_s = (double)(kit_now_ms() - c0) / 1000.0;
     r->connected = b.connected;
     r->failed = b.failed;
@@ -757,12 +1416,13 @@ int bench_run(const bench_opts *o_in, bench_result *r, char *err)
     }
 
 cleanup:
-    if (b.c) close_all(&b);
+    if (b.c && b.dirty) close_all(&b);
+    else if (b.c) for (int i = 0; i <= b.npub; i++) free(b.c[i].topic);
     if (b.ep >= 0) close(b.ep);
+    if (b.tls) SSL_CTX_free(b.tls);
     r->rss_mb = peak_rss_mb();
     if (r->sent) {
         r->lost = b.sub && r->received < r->sent ? r->sent - r->received : 0;
-        if (!b.sub) r->lost = 0;
         r->rate_sent = r->load_s > 0 ? (double)r->sent / r->load_s : 0;
         r->rate_received = r->load_s > 0 ? (double)r->received / r->load_s : 0;
     }
@@ -770,6 +1430,10 @@ cleanup:
     if (b.seen) for (int i = 0; i < b.npub; i++) free(b.seen[i].bits);
     free(b.seen);
     free(b.payload);
+    free(b.dirty);
+    free(b.again);
+    free(b.rbuf);
+    free(b.filter);
     free(b.c);
     hist_free(b.s_lat);
     return code;

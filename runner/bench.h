@@ -2,7 +2,8 @@
  * bench.h - the load generator behind `mqlab bench` (no Lua).
  *
  * One process, one thread, one epoll loop over every client's socket:
- * thousands of MQTT connections without libmosquitto's select() loop
+ * thousands of MQTT connections on raw sockets with the kit's own codec
+ * (no client library, whose select() loop
  * (which stops at 1024 fds). Publishers stamp each payload with the run,
  * their index, a sequence number and the monotonic send time; one
  * subscriber on the topic filter measures end-to-end latency and counts
@@ -79,7 +80,7 @@ typedef struct {
     double connect_rate;       /* connections/s over the connect phase */
     double rss_mb;             /* this process's peak resident size */
     /* load */
-    uint64_t sent;             /* publishes handed to the library */
+    uint64_t sent;             /* PUBLISH packets written to the socket */
     uint64_t acked;            /* PUBACK/PUBCOMP seen (QoS 0: written out) */
     uint64_t received;         /* distinct messages of this run at the subscriber */
     uint64_t lost;             /* sent - received (0 without a subscriber) */
@@ -104,9 +105,9 @@ void bench_opts_init(bench_opts *o);
 /* Raise RLIMIT_NOFILE's soft limit to the hard one (children, such as
  * the bundled broker, inherit it); as root, also the hard limit up to
  * want (capped by /proc/sys/fs/nr_open) when want is above it. Each
- * client costs 3 fds (libmosquitto keeps a socket pair per client):
- * BENCH_FDS(clients) is a fair want. Returns the new soft limit. */
-#define BENCH_FDS(n) (3L * (long)(n) + 256)
+ * client is one socket: BENCH_FDS(clients) is a fair want (with room
+ * for the process's other files). Returns the new soft limit. */
+#define BENCH_FDS(n) ((long)(n) + 256)
 long bench_raise_nofile(long want);
 
 /* Run. KIT_OK with r filled (also when clients failed: see r->errors,

@@ -368,7 +368,7 @@ int bench_main(int argc, char **argv, const char *lang)
     long limit = bench_raise_nofile(BENCH_FDS(o.b.clients));
     if (limit > 0 && BENCH_FDS(o.b.clients) > limit)
         fprintf(stderr, "mqlab bench: %s %ld; %s %ld %s\n", T("open files limit", "límite de ficheros abiertos"), limit,
-                T("each client needs 3, so about", "cada cliente necesita 3, así que unos"), (limit - 256) / 3,
+                T("each client needs one, so about", "cada cliente necesita uno, así que unos"), limit - 256,
                 T("clients can connect (raise it with ulimit -n as root)", "clientes podrán conectar (súbelo con ulimit -n como root)"));
 
     if (!o.host && !o.port) {
