@@ -725,13 +725,10 @@ int tls_probe_plain(const char *host, int port, int timeout_ms,
     int64_t deadline = kit_now_ms() + timeout_ms;
 
     /* MQTT 3.1.1 CONNECT: clean session, keepalive 60, id "mqlab-plain-probe". */
-    static const char id[] = "mqlab-plain-probe";
-    unsigned char req[2 + 10 + 2 + sizeof id - 1] = {
-        0x10, (unsigned char)(10 + 2 + sizeof id - 1),
-        0x00, 0x04, 'M', 'Q', 'T', 'T', 0x04, 0x02, 0x00, 0x3c,
-        0x00, (unsigned char)(sizeof id - 1)
-    };
-    memcpy(req + 14, id, sizeof id - 1);
+    uint8_t req[64];
+    const pkt_connect_opts co = { .client_id = "mqlab-plain-probe", .clean = 1, .keepalive = 60 };
+    int reqlen = pkt_enc_connect(req, sizeof req, &co);
+    if (reqlen <= 0) return kit_seterr(err, KIT_ERR, "tls_probe_plain: cannot encode the CONNECT");
 
     int fd = -1;
     int rc = tcp_connect(host, port, deadline, &fd, out->error, sizeof out->error);
@@ -742,8 +739,8 @@ int tls_probe_plain(const char *host, int port, int timeout_ms,
     }
 
     size_t sent = 0;
-    while (sent < sizeof req) {
-        ssize_t w = send(fd, req + sent, sizeof req - sent, MSG_NOSIGNAL);
+    while (sent < (size_t)reqlen) {
+        ssize_t w = send(fd, req + sent, (size_t)reqlen - sent, MSG_NOSIGNAL);
         if (w > 0) { sent += (size_t)w; continue; }
         if (w < 0 && (errno == EAGAIN || errno == EINTR)) {
             rc = wait_fd(fd, POLLOUT, deadline);
@@ -757,7 +754,7 @@ int tls_probe_plain(const char *host, int port, int timeout_ms,
         close(fd);
         return kit_seterr(err, rc, "interrupted");
     }
-    if (sent < sizeof req) {
+    if (sent < (size_t)reqlen) {
         out->closed = 1;
         snprintf(out->error, sizeof out->error, "the server closed the connection before the CONNECT was sent");
         close(fd);
