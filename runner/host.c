@@ -201,3 +201,15 @@ void host_free(host_t *h)
     lua_close(h->L);   /* __gc of brokers, programs and clients releases them */
     free(h);
 }
+
+void host_class(lua_State *L, const char *name, const luaL_Reg *meta, const luaL_Reg *methods)
+{
+    int n = 0;
+    while (methods[n].name) n++;
+    luaL_newmetatable(L, name);
+    luaL_setfuncs(L, meta, 0);
+    lua_createtable(L, 0, n);
+    luaL_setfuncs(L, methods, 0);
+    lua_setfield(L, -2, "__index");
+    lua_pop(L, 1);
+}

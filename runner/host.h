@@ -46,6 +46,12 @@ int host_clamp_ms(lua_State *L, int ms);
 /* Seconds (Lua number) argument at index i as ms, with a default. */
 int host_opt_ms(lua_State *L, int i, int def_ms);
 
+/* For bindings: register the metatable `name` of a userdata class, with
+ * meta's metamethods (an "__index" entry there is a placeholder) and an
+ * __index table holding methods. Leaves the stack as it found it. */
+struct luaL_Reg;
+void host_class(lua_State *L, const char *name, const struct luaL_Reg *meta, const struct luaL_Reg *methods);
+
 /* Compile a text chunk named chunkname (e.g. "@labs/01-hello/lab.lua",
  * so errors name the file and line) and push it as a function whose
  * environment is the table at stack index env_idx (0: the globals).

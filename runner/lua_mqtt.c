@@ -506,12 +506,7 @@ static const luaL_Reg functions[] = {
 int luaopen_mqlab_mqtt(lua_State *L)
 {
     if (mq_init() != KIT_OK) return luaL_error(L, "cannot initialise libmosquitto");
-    luaL_newmetatable(L, CLIENT_MT);
-    luaL_setfuncs(L, metamethods, 0);
-    luaL_newlibtable(L, methods);
-    luaL_setfuncs(L, methods, 0);
-    lua_setfield(L, -2, "__index");
-    lua_pop(L, 1);
+    host_class(L, CLIENT_MT, metamethods, methods);
     luaL_newlib(L, functions);
     return 1;
 }

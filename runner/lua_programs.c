@@ -507,12 +507,7 @@ static const luaL_Reg functions[] = {
 
 int luaopen_mqlab_programs(lua_State *L)
 {
-    luaL_newmetatable(L, PROGRAM_MT);
-    luaL_setfuncs(L, metamethods, 0);
-    luaL_newlibtable(L, methods);
-    luaL_setfuncs(L, methods, 0);
-    lua_setfield(L, -2, "__index");
-    lua_pop(L, 1);
+    host_class(L, PROGRAM_MT, metamethods, methods);
     luaL_newlib(L, functions);
     return 1;
 }

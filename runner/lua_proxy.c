@@ -533,12 +533,7 @@ static const luaL_Reg funcs[] = {
 
 int luaopen_mqlab_proxy(lua_State *L)
 {
-    luaL_newmetatable(L, PROXY_MT);
-    luaL_setfuncs(L, metamethods, 0);
-    luaL_newlibtable(L, methods);
-    luaL_setfuncs(L, methods, 0);
-    lua_setfield(L, -2, "__index");
-    lua_pop(L, 1);
+    host_class(L, PROXY_MT, metamethods, methods);
     luaL_newlib(L, funcs);
     return 1;
 }

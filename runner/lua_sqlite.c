@@ -236,12 +236,7 @@ static const luaL_Reg funcs[] = {
 
 int luaopen_mqlab_sqlite(lua_State *L)
 {
-    luaL_newmetatable(L, SQLITE_MT);
-    luaL_setfuncs(L, metamethods, 0);
-    luaL_newlibtable(L, methods);
-    luaL_setfuncs(L, methods, 0);
-    lua_setfield(L, -2, "__index");
-    lua_pop(L, 1);
+    host_class(L, SQLITE_MT, metamethods, methods);
     luaL_newlib(L, funcs);
     return 1;
 }
