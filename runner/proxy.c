@@ -674,15 +674,16 @@ static void hold_aside(proxy *p, px_conn *c, int dir, int rule, const uint8_t *b
 }
 
 /* Forward, in the order they were held, the packets set aside whose
- * time has come (all when force), or, with type > 0, those that a packet
- * of that type just overtook for the last time. */
-static void release_aside(proxy *p, px_conn *c, int dir, int type, int force, int64_t now)
+ * time has come (type 0), or those that a packet of that type just
+ * overtook for the last time (type > 0). Returns how many went. */
+static int release_aside(proxy *p, px_conn *c, int dir, int type, int64_t now)
 {
     px_dir *d = &c->d[dir];
+    int n = 0;
     px_held **pp = &d->rq, *prev = NULL;
     while (*pp) {
         px_held *h = *pp;
-        int go = force || (type == 0 && h->release_us <= now);
+        int go = type == 0 && h->release_us <= now;
         if (type > 0 && h->rule < p->nrules && rule_matches(&p->rules[h->rule], c, dir, type) && --h->left == 0)
             go = 1;
         if (!go) {
@@ -695,12 +696,14 @@ static void release_aside(proxy *p, px_conn *c, int dir, int type, int force, in
         p->nreord--;
         if (!c->blackhole) emit(p, c, dir, h->data, h->len, 0);   /* a partition swallows it */
         free(h);
+        n++;
     }
+    return n;
 }
 
 static void overtaken(proxy *p, px_conn *c, int dir, int type)
 {
-    if (c->d[dir].rq) release_aside(p, c, dir, type, 0, 0);
+    if (c->d[dir].rq) release_aside(p, c, dir, type, 0);
 }
 
 /* One whole packet read in dir: decode, apply the rules, record, act. */
@@ -1164,12 +1167,7 @@ static void *proxy_main(void *arg)
                         release_held(p, c, dir, 0, now);
                         released = 1;
                     }
-                    for (const px_held *h = c->d[dir].rq; h; h = h->next)
-                        if (h->release_us <= now) {
-                            release_aside(p, c, dir, 0, 0, now);
-                            released = 1;
-                            break;
-                        }
+                    if (c->d[dir].rq && release_aside(p, c, dir, 0, now) > 0) released = 1;
                 }
                 if (released) conn_pump(p, c);
             }
