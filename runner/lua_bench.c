@@ -44,7 +44,7 @@
 typedef struct {
     bench_opts o;
     bench_result r;
-    char *strs[6];              /* copies of the option strings */
+    char *strs[5];              /* copies of host, topic, username, password, cafile */
     char err[KIT_ERRLEN];
     int code;
     int stop;                   /* set by stop(), read by the run */
@@ -128,14 +128,13 @@ static double opt_num(lua_State *L, const char *key, double def, double lo, doub
     return v;
 }
 
-static char *opt_str(lua_State *L, const char *key)
+/* The string field key, or NULL; it stays valid while the options table
+ * (argument 1) holds it. Raises for a value that is not a string. */
+static const char *opt_str(lua_State *L, const char *key)
 {
     int t = lua_getfield(L, 1, key);
-    char *v = NULL;
-    if (t != LUA_TNIL) {
-        if (t != LUA_TSTRING) luaL_error(L, "bench.start: field '%s' must be a string", key);
-        v = kit_strdup(lua_tostring(L, -1));
-    }
+    if (t != LUA_TNIL && t != LUA_TSTRING) luaL_error(L, "bench.start: field '%s' must be a string", key);
+    const char *v = lua_tostring(L, -1);
     lua_pop(L, 1);
     return v;
 }
@@ -191,13 +190,9 @@ static int l_start(lua_State *L)
     lua_getfield(L, 1, "subscriber");
     o.no_subscriber = !lua_isnil(L, -1) && !lua_toboolean(L, -1);
     lua_pop(L, 1);
-    const char *keys[] = { "host", "topic", "username", "password", "cafile" };
-    for (int i = 0; i < 5; i++) {
-        lua_getfield(L, 1, keys[i]);
-        if (!lua_isnil(L, -1) && !lua_isstring(L, -1))
-            return luaL_error(L, "bench.start: field '%s' must be a string", keys[i]);
-        lua_pop(L, 1);
-    }
+    /* Every string is read (and checked) before anything is allocated. */
+    const char *strs[] = { opt_str(L, "host"), opt_str(L, "topic"), opt_str(L, "username"),
+                           opt_str(L, "password"), opt_str(L, "cafile") };
 
     lbench *h = (lbench *)lua_newuserdatauv(L, sizeof *h, 0);
     h->b = NULL;
@@ -206,12 +201,12 @@ static int l_start(lua_State *L)
     brun *b = kit_xmalloc(sizeof *b);
     memset(b, 0, sizeof *b);
     b->o = o;
-    char **dst[] = { (char **)&b->o.host, (char **)&b->o.topic, (char **)&b->o.username,
-                     (char **)&b->o.password, (char **)&b->o.cafile };
-    for (int i = 0; i < 5; i++) {
-        b->strs[i] = opt_str(L, keys[i]);
-        if (b->strs[i]) *dst[i] = b->strs[i];
-    }
+    for (int i = 0; i < 5; i++) b->strs[i] = strs[i] ? kit_strdup(strs[i]) : NULL;
+    b->o.host = b->strs[0];
+    b->o.topic = b->strs[1];
+    b->o.username = b->strs[2];
+    b->o.password = b->strs[3];
+    b->o.cafile = b->strs[4];
     b->o.stop = &b->stop;
     b->o.progress = on_second;
     b->o.ud = b;
