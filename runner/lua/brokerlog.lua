@@ -26,6 +26,24 @@ local function pubfields(rest)
            topic = topic, bytes = tonumber(bytes) }
 end
 
+-- The three lines that describe a PUBLISH, and the event kind of each.
+local PUBLISH_LINES = {
+  { "^Received PUBLISH from (%S+) (%(.*)$", "publish_in" },
+  { "^Sending PUBLISH to (%S+) (%(.*)$", "publish_out" },
+  { "^Denied PUBLISH from (%S+) (%(.*)$", "denied_publish" },
+}
+
+local function publish_line(msg)
+  for _, pl in ipairs(PUBLISH_LINES) do
+    local who, rest = msg:match(pl[1])
+    if who then
+      local ev = pubfields(rest) or {}
+      ev.kind, ev.client = pl[2], who
+      return ev
+    end
+  end
+end
+
 function M.parse(log)
   local events = {}
   local last_sub
@@ -49,20 +67,7 @@ function M.parse(log)
         id = msg:match("^Received SUBSCRIBE from (.+)$")
         if id then ev = { kind = "subscribe", client = id, filters = {} }; last_sub = ev end
       end
-      if not ev then
-        local who, rest = msg:match("^Received PUBLISH from (%S+) (%(.*)$")
-        if who then
-          ev = pubfields(rest) or {}
-          ev.kind, ev.client = "publish_in", who
-        end
-      end
-      if not ev then
-        local who, rest = msg:match("^Sending PUBLISH to (%S+) (%(.*)$")
-        if who then
-          ev = pubfields(rest) or {}
-          ev.kind, ev.client = "publish_out", who
-        end
-      end
+      if not ev then ev = publish_line(msg) end
       if not ev then
         id = msg:match("^Received DISCONNECT from (.+)$")
         if id then ev = { kind = "disconnect_packet", client = id } end
@@ -78,13 +83,6 @@ function M.parse(log)
       if not ev then
         id = msg:match("^Client (.-) has exceeded timeout")
         if id then ev = { kind = "disconnected", client = id, clean = false, timeout = true } end
-      end
-      if not ev then
-        local who, rest = msg:match("^Denied PUBLISH from (%S+) (%(.*)$")
-        if who then
-          ev = pubfields(rest) or {}
-          ev.kind, ev.client = "denied_publish", who
-        end
       end
       if not ev then
         id = msg:match("^Client (.-) already connected, closing old connection%.?$")
