@@ -182,18 +182,14 @@ static int parse_args(int argc, char **argv, trace_opts *o)
     for (int i = 0; i < argc; i++) {
         char name[40];
         const char *a = argv[i], *val = NULL;
-        if (strncmp(a, "--", 2) != 0) return usage(T("unexpected argument '%s'", "argumento inesperado '%s'"), a);
-        const char *eq = strchr(a, '=');
-        size_t n = eq ? (size_t)(eq - a - 2) : strlen(a + 2);
-        if (n >= sizeof name) return usage(T("unknown option %s", "opción desconocida %s"), a);
-        memcpy(name, a + 2, n);
-        name[n] = '\0';
+        int split = kit_long_opt(a, name, sizeof name, &val);
+        if (split == -1) return usage(T("unexpected argument '%s'", "argumento inesperado '%s'"), a);
+        if (split == -2) return usage(T("unknown option %s", "opción desconocida %s"), a);
         if (strcmp(name, "help") == 0) { help(); return 1; }
         if (strcmp(name, "no-color") == 0) { o->color = 0; continue; }
         if (strcmp(name, "quiet") == 0) { o->quiet = 1; continue; }
-        if (eq) val = eq + 1;
-        else if (i + 1 < argc) val = argv[++i];
-        else return usage(T("option %s needs a value", "la opción %s necesita un valor"), a);
+        if (!val && i + 1 >= argc) return usage(T("option %s needs a value", "la opción %s necesita un valor"), a);
+        if (!val) val = argv[++i];
 
         int done = 0;
         for (size_t k = 0; k < sizeof faults / sizeof *faults; k++) {

@@ -259,3 +259,15 @@ int kit_usage_error(const char *cmd, int es, const char *fmt, const char *arg)
     fprintf(stderr, es ? "\nPrueba: mqlab %s --help\n" : "\nTry: mqlab %s --help\n", cmd);
     return 2;
 }
+
+int kit_long_opt(const char *arg, char *name, size_t namelen, const char **val)
+{
+    if (strncmp(arg, "--", 2) != 0) return -1;
+    const char *eq = strchr(arg, '=');
+    size_t n = eq ? (size_t)(eq - arg - 2) : strlen(arg + 2);
+    if (n >= namelen) return -2;
+    memcpy(name, arg + 2, n);
+    name[n] = '\0';
+    *val = eq ? eq + 1 : NULL;
+    return 0;
+}

@@ -69,6 +69,11 @@ char *kit_strdup(const char *s);
  * then "Try: mqlab CMD --help" in English or, when es, Spanish. Returns
  * the exit code for bad usage (2). */
 int kit_usage_error(const char *cmd, int es, const char *fmt, const char *arg);
+
+/* Split a long option "--name" or "--name=value": the name into name
+ * (namelen bytes with the NUL), *val to the value or NULL. 0, or -1 when
+ * arg does not start with "--", -2 when the name does not fit. */
+int kit_long_opt(const char *arg, char *name, size_t namelen, const char **val);
 void *kit_xmalloc(size_t n);
 void *kit_xrealloc(void *p, size_t n);
 
