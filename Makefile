@@ -35,7 +35,8 @@ BUILD := build
 CORE_SRC := runner/util.c runner/cleanup.c runner/verdict.c runner/topics.c \
             runner/store.c runner/programs.c runner/broker.c runner/mqtt.c \
             runner/report.c runner/packet.c runner/proxy.c runner/trace.c \
-            runner/tls.c runner/hist.c runner/bench.c runner/benchcmd.c
+            runner/tls.c runner/hist.c runner/bench.c runner/benchcmd.c \
+            runner/sandbox.c runner/policy.c runner/worker.c
 LUA_SRC  := runner/host.c runner/lab.c runner/lua_mqtt.c runner/lua_topics.c \
             runner/lua_broker.c runner/lua_programs.c runner/lua_kit.c \
             runner/lua_proxy.c runner/lua_tls.c runner/lua_sqlite.c runner/lua_bench.c

@@ -1,5 +1,7 @@
 /*
- * cleanup.c - one owner for every process group and temporary folder.
+ * cleanup.c - one owner for every process group and temporary folder, and
+ * the waits that must notice Ctrl-C. It builds on util.c, never the
+ * other way round.
  *
  * The tables are fixed-size arrays so the signal handler can walk them
  * without allocating; a slot holding 0 / "" is free.
@@ -7,11 +9,17 @@
 #include "cleanup.h"
 #include "util.h"
 
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #define MAX_PGIDS 256
@@ -99,4 +107,56 @@ void cleanup_run(void)
         kit_rm_rf(dirs[i]);
         dirs[i][0] = '\0';
     }
+}
+
+/* ---- waiting and temporary folders: what needs the flag and the tables ---- */
+
+/* Sleep in short slices so that Ctrl-C is noticed within ~20 ms. */
+int kit_sleep_ms(int ms)
+{
+    int64_t end = kit_now_ms() + ms;
+    for (;;) {
+        if (cleanup_interrupted()) return KIT_EINTR;
+        int64_t left = end - kit_now_ms();
+        if (left <= 0) return KIT_OK;
+        if (left > 20) left = 20;
+        struct timespec ts = { 0, (long)left * 1000000L };
+        nanosleep(&ts, NULL);
+    }
+}
+
+int kit_mkdtemp(char *out, size_t outlen, const char *prefix, char *err)
+{
+    const char *base = getenv("TMPDIR");
+    if (!base || !*base) base = "/tmp";
+    if ((size_t)snprintf(out, outlen, "%s/%s-XXXXXX", base, prefix) >= outlen)
+        return kit_seterr(err, KIT_EINVAL, "temporary path too long");
+    if (!mkdtemp(out))
+        return kit_seterr(err, KIT_ERR, "cannot make a temporary folder in %s: %s", base, strerror(errno));
+    chmod(out, 0700);
+    cleanup_track_dir(out);
+    return KIT_OK;
+}
+
+void kit_rmdtemp(const char *path)
+{
+    if (!path || !*path) return;
+    kit_rm_rf(path);
+    cleanup_untrack_dir(path);
+}
+
+int kit_wait_port(int port, int timeout_ms)
+{
+    int64_t end = kit_now_ms() + timeout_ms;
+    do {
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0) return KIT_ERR;
+        struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        int ok = connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
+        close(fd);
+        if (ok) return KIT_OK;
+        if (kit_sleep_ms(10) == KIT_EINTR) return KIT_EINTR;
+    } while (kit_now_ms() < end);
+    return KIT_ETIMEOUT;
 }

@@ -11,6 +11,7 @@
 #ifndef MQLAB_CLEANUP_H
 #define MQLAB_CLEANUP_H
 
+#include <stddef.h>
 #include <sys/types.h>
 
 void cleanup_init(void);          /* signal handlers + atexit, call once */
@@ -24,5 +25,19 @@ void cleanup_untrack_dir(const char *path);
 
 /* Kill (SIGKILL) every tracked process group, reap, remove tracked dirs. */
 void cleanup_run(void);
+
+/* Sleep up to ms; returns KIT_EINTR early if the user interrupted. */
+int kit_sleep_ms(int ms);
+
+/* Make a private (0700) temporary folder under $TMPDIR (or /tmp) named
+ * PREFIX-XXXXXX, and register it with cleanup so it is removed on every
+ * exit path. out receives the path. */
+int kit_mkdtemp(char *out, size_t outlen, const char *prefix, char *err);
+/* Remove a folder made by kit_mkdtemp and forget it. */
+void kit_rmdtemp(const char *path);
+
+/* Try to connect to 127.0.0.1:port until it accepts or timeout_ms passes
+ * (KIT_OK, KIT_ETIMEOUT, or KIT_EINTR on Ctrl-C). */
+int kit_wait_port(int port, int timeout_ms);
 
 #endif

@@ -7,6 +7,7 @@
 #include "embedded.h"
 #include "host.h"
 #include "mqtt.h"
+#include "cleanup.h"
 #include "util.h"
 
 #include <errno.h>

@@ -1,8 +1,8 @@
 /*
- * util.c - clocks, files, temporary folders and loopback ports.
+ * util.c - the bottom layer: errors, clocks, files and loopback ports.
+ * It depends on nothing else of the kit (cleanup.c builds on it).
  */
 #include "util.h"
-#include "cleanup.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -49,20 +49,6 @@ int64_t kit_wall_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* Sleep in short slices so that Ctrl-C is noticed within ~20 ms. */
-int kit_sleep_ms(int ms)
-{
-    int64_t end = kit_now_ms() + ms;
-    for (;;) {
-        if (cleanup_interrupted()) return KIT_EINTR;
-        int64_t left = end - kit_now_ms();
-        if (left <= 0) return KIT_OK;
-        if (left > 20) left = 20;
-        struct timespec ts = { 0, (long)left * 1000000L };
-        nanosleep(&ts, NULL);
-    }
 }
 
 void *kit_xmalloc(size_t n)
@@ -188,26 +174,6 @@ int kit_is_dir(const char *path)
     return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
-int kit_mkdtemp(char *out, size_t outlen, const char *prefix, char *err)
-{
-    const char *base = getenv("TMPDIR");
-    if (!base || !*base) base = "/tmp";
-    if ((size_t)snprintf(out, outlen, "%s/%s-XXXXXX", base, prefix) >= outlen)
-        return kit_seterr(err, KIT_EINVAL, "temporary path too long");
-    if (!mkdtemp(out))
-        return kit_seterr(err, KIT_ERR, "cannot make a temporary folder in %s: %s", base, strerror(errno));
-    chmod(out, 0700);
-    cleanup_track_dir(out);
-    return KIT_OK;
-}
-
-void kit_rmdtemp(const char *path)
-{
-    if (!path || !*path) return;
-    kit_rm_rf(path);
-    cleanup_untrack_dir(path);
-}
-
 int kit_free_port(char *err)
 {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -223,22 +189,6 @@ int kit_free_port(char *err)
         kit_seterr(err, 0, "cannot find a free port on 127.0.0.1: %s", strerror(errno));
     close(fd);
     return port;
-}
-
-int kit_wait_port(int port, int timeout_ms)
-{
-    int64_t end = kit_now_ms() + timeout_ms;
-    do {
-        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (fd < 0) return KIT_ERR;
-        struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
-        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        int ok = connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
-        close(fd);
-        if (ok) return KIT_OK;
-        if (kit_sleep_ms(10) == KIT_EINTR) return KIT_EINTR;
-    } while (kit_now_ms() < end);
-    return KIT_ETIMEOUT;
 }
 
 const char *kit_self_exe(void)

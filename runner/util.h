@@ -34,8 +34,6 @@ int64_t kit_now_ms(void);          /* monotonic clock, milliseconds */
 double kit_wall_s(void);           /* wall clock, seconds since epoch */
 int64_t kit_wall_ms(void);         /* wall clock, ms since epoch */
 
-/* Sleep up to ms; returns KIT_EINTR early if the user interrupted. */
-int kit_sleep_ms(int ms);
 
 /* Read a whole file; result is malloc'd and NUL-terminated. NULL on error. */
 char *kit_read_file(const char *path, size_t *len, char *err);
@@ -49,17 +47,9 @@ int kit_rm_rf(const char *path);
 int kit_file_exists(const char *path);
 int kit_is_dir(const char *path);
 
-/* Make a private (0700) temporary folder under $TMPDIR (or /tmp) named
- * PREFIX-XXXXXX, and register it with cleanup so it is removed on every
- * exit path. out receives the path. */
-int kit_mkdtemp(char *out, size_t outlen, const char *prefix, char *err);
-/* Remove a folder made by kit_mkdtemp and forget it. */
-void kit_rmdtemp(const char *path);
 
 /* A TCP port on 127.0.0.1 that was free a moment ago (0 on failure). */
 int kit_free_port(char *err);
-/* Try to connect to 127.0.0.1:port until it accepts or timeout_ms passes. */
-int kit_wait_port(int port, int timeout_ms);
 
 /* malloc'd printf. Aborts on out-of-memory, as the kit cannot go on. */
 char *kit_strdup_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -14,6 +14,7 @@
 #include "bench.h"
 #include "broker.h"
 #include "tls.h"
+#include "cleanup.h"
 #include "util.h"
 
 #include <dirent.h>

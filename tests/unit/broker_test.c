@@ -27,6 +27,7 @@
 #include "broker.h"
 #include "mqtt.h"
 #include "tls.h"
+#include "cleanup.h"
 #include "util.h"
 
 static char base[256];

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "programs.h"
+#include "cleanup.h"
 #include "util.h"
 
 static char fixtures[PATH_MAX];

@@ -32,6 +32,7 @@
 #include "mqtt.h"
 #include "packet.h"
 #include "proxy.h"
+#include "cleanup.h"
 #include "util.h"
 
 #define WAIT_MS 10000

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "store.h"
+#include "cleanup.h"
 #include "util.h"
 #include "verdict.h"
 
