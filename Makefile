@@ -25,10 +25,12 @@ CUNIT_LIBS   := $(shell pkg-config --libs cunit 2>/dev/null)
 
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=c11 -Wall -Wextra -Wshadow -Wwrite-strings -D_GNU_SOURCE \
-           -MMD -MP -Irunner -Ibuild $(PKG_CFLAGS)
+           -MMD -MP -Irunner -I$(BUILD) $(PKG_CFLAGS)
 LDLIBS  += $(PKG_LIBS) -lm -lpthread
 
-BUILD := build
+# BUILD and BIN may be set to build elsewhere (several builds side by side).
+BUILD ?= build
+BIN   ?= mqlab
 
 # The C modules (no Lua headers), the Lua side (host, lab engine and one
 # binding per module), then the command line.
@@ -59,18 +61,18 @@ endif
 
 .PHONY: all run test test-repeat bench slides deps install clean check-pkgs
 
-all: mqlab certs/ca.crt
+all: $(BIN) certs/ca.crt
 
 # The kit's PKI for the TLS labs, made on this machine (never committed).
-certs/ca.crt: | mqlab
-	@./mqlab certs certs
+certs/ca.crt: | $(BIN)
+	@$(abspath $(BIN)) certs certs
 
 check-pkgs:
 	@pkg-config --exists $(PKGS) cunit || { \
 	  echo "mqlab: missing development packages. Run 'make deps' (as root) or:"; \
 	  echo "  sudo apt-get install -y $(DEB_PKGS)"; exit 3; }
 
-mqlab: $(OBJ) $(MAIN_OBJ)
+$(BIN): $(OBJ) $(MAIN_OBJ)
 	@echo "LINK $@"
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
@@ -107,29 +109,29 @@ deps:
 
 run:
 	@sh tests/deps.sh $(DEB_PKGS)
-	@$(MAKE) --no-print-directory mqlab
-	@./mqlab tour
+	@$(MAKE) --no-print-directory $(BIN)
+	@$(abspath $(BIN)) tour
 
-test: mqlab $(BUILD)/unit-tests
+test: $(BIN) $(BUILD)/unit-tests
 	@echo "== unit tests (CUnit)"
 	@$(BUILD)/unit-tests
 	@echo "== integration tests (real brokers on 127.0.0.1)"
-	@sh tests/integration/run.sh
+	@MQLAB_BIN=$(abspath $(BIN)) sh tests/integration/run.sh
 
-test-repeat: mqlab
-	@REPEAT=3 sh tests/integration/run.sh
+test-repeat: $(BIN)
+	@MQLAB_BIN=$(abspath $(BIN)) REPEAT=3 sh tests/integration/run.sh
 
-bench: mqlab
+bench: $(BIN)
 	@sh bench/run.sh
 
 slides:
 	@python3 slides/render.py $(BUILD)/slides
 
-install: mqlab
+install: $(BIN)
 	install -d $(DESTDIR)$(PREFIX)/bin
-	install -m 0755 mqlab $(DESTDIR)$(PREFIX)/bin/mqlab
+	install -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/mqlab
 
 clean:
-	rm -rf $(BUILD) mqlab
+	rm -rf $(BUILD) $(BIN)
 
 -include $(OBJ:.o=.d) $(MAIN_OBJ:.o=.d) $(TEST_OBJ:.o=.d)

@@ -26,7 +26,7 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-MQLAB = os.path.join(ROOT, "mqlab")
+MQLAB = os.environ.get("MQLAB_BIN") or os.path.join(ROOT, "mqlab")
 REPEAT = int(os.environ.get("REPEAT", "1"))
 
 passed = 0
