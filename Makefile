@@ -4,6 +4,8 @@
 #   make run        install what is missing (as root), build, start the tour
 #   make test       unit tests (CUnit) and integration tests against real brokers
 #   make test-repeat  grade solutions and known-bad submissions 3 times each
+#   make sanitize   unit tests and a sample of the integration tests built
+#                   with AddressSanitizer (leaks too) and UBSan
 #   make bench      grading time of the solutions, start time of `mqlab list`
 #   make slides     render slides/*.md to build/slides/*.html
 #   make deps       install the Debian packages (or print the command)
@@ -14,23 +16,50 @@ PREFIX  ?= /usr/local
 DESTDIR ?=
 CC      ?= cc
 PKGS    := lua5.4 libmosquitto openssl sqlite3
-DEB_PKGS := build-essential pkg-config mosquitto mosquitto-clients libmosquitto-dev \
-            liblua5.4-dev lua5.4 libsqlite3-dev sqlite3 libssl-dev libcunit1-dev \
-            python3 python3-paho-mqtt openssl
+# From debian-packages.txt, the only copy of the list; read when needed.
+DEB_PKGS = $(shell sh tests/deps.sh --list)
+
+# BUILD and BIN may be set to build elsewhere (several builds side by side).
+BUILD ?= build
+BIN   ?= mqlab
 
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CUNIT_CFLAGS := $(shell pkg-config --cflags cunit 2>/dev/null)
 CUNIT_LIBS   := $(shell pkg-config --libs cunit 2>/dev/null)
 
-CFLAGS  ?= -O2 -g
-CFLAGS  += -std=c11 -Wall -Wextra -Wshadow -Wwrite-strings -D_GNU_SOURCE \
-           -MMD -MP -Irunner -I$(BUILD) $(PKG_CFLAGS)
-LDLIBS  += $(PKG_LIBS) -lm -lpthread
+# The kit's own flags live in ALL_CFLAGS, as in git's Makefile. CFLAGS,
+# CPPFLAGS, LDFLAGS and LDLIBS belong to whoever runs make: they come
+# after the kit's, so `make CFLAGS=-fsanitize=address` adds a flag (or
+# overrides one: the last -O wins) and never drops -std, -D_GNU_SOURCE,
+# the include paths or the libraries. CFLAGS reaches the linker too, as
+# -fsanitize and -flto must.
+KIT_CFLAGS  = -O2 -g -std=c11 -Wall -Wextra -Wshadow -Wwrite-strings -D_GNU_SOURCE \
+              -MMD -MP -Irunner -I$(BUILD) $(PKG_CFLAGS)
+ALL_CFLAGS  = $(KIT_CFLAGS) $(CPPFLAGS) $(CFLAGS)
+ALL_LDFLAGS = $(CFLAGS) $(LDFLAGS)
+ALL_LDLIBS  = $(PKG_LIBS) -lm -lpthread $(LDLIBS)
+# What the objects of BUILD were built with: when it changes (a new
+# CFLAGS), everything is rebuilt instead of linking stale objects.
+TRACK_FLAGS = $(subst ','\'',$(strip $(CC) $(ALL_CFLAGS) $(CUNIT_CFLAGS) $(ALL_LDFLAGS) $(ALL_LDLIBS)))
 
-# BUILD and BIN may be set to build elsewhere (several builds side by side).
-BUILD ?= build
-BIN   ?= mqlab
+# make sanitize: a build of its own (./mqlab is never touched), its unit
+# tests, then the integration tests named in SAN_TESTS (a grading, Ctrl-C,
+# the proxy, the sweep) with that binary. UBSan stops at the first error;
+# LeakSanitizer stays on, with the libraries' own leaks in tests/lsan.supp.
+SAN_BUILD ?= $(BUILD)/sanitize
+SAN_BIN   ?= $(SAN_BUILD)/mqlab
+SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined \
+             -fno-omit-frame-pointer -g -O1
+SAN_TESTS ?= contract sigint trace proxy-api sweep
+# ASan and LSan reports go to files, one per process, so that a report
+# from an mqlab whose exit code no test looks at still fails the target.
+# UBSan ignores log_path when built with ASan: it prints on stderr and
+# halts the process (exit 1), which the tests do see.
+SAN_LOGS  := $(abspath $(SAN_BUILD))/reports
+SAN_ENV   := ASAN_OPTIONS=detect_leaks=1:check_initialization_order=1:strict_init_order=1:log_path=$(SAN_LOGS)/asan \
+             UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+             LSAN_OPTIONS=suppressions=$(abspath tests/lsan.supp):print_suppressions=0
 
 # The C modules (no Lua headers), the Lua side (host, lab engine and one
 # binding per module), then the command line.
@@ -59,7 +88,7 @@ else
 Q := @
 endif
 
-.PHONY: all run test test-repeat bench slides deps install clean check-pkgs
+.PHONY: all run test test-repeat sanitize bench slides deps install clean check-pkgs FORCE
 
 all: $(BIN) certs/ca.crt
 
@@ -70,15 +99,15 @@ certs/ca.crt: | $(BIN)
 check-pkgs:
 	@pkg-config --exists $(PKGS) cunit || { \
 	  echo "mqlab: missing development packages. Run 'make deps' (as root) or:"; \
-	  echo "  sudo apt-get install -y $(DEB_PKGS)"; exit 3; }
+	  echo "  sudo apt-get install -y" $(DEB_PKGS); exit 3; }
 
 $(BIN): $(OBJ) $(MAIN_OBJ)
 	@echo "LINK $@"
-	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(ALL_LDLIBS)
 
-$(BUILD)/%.o: runner/%.c | $(BUILD)/.dir check-pkgs
+$(BUILD)/%.o: runner/%.c $(BUILD)/flags | $(BUILD)/.dir check-pkgs
 	@echo "CC $<"
-	$(Q)$(CC) $(CFLAGS) -c -o $@ $<
+	$(Q)$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 $(BUILD)/embed: runner/tools/embed.c | $(BUILD)/.dir check-pkgs
 	@echo "CC $<"
@@ -88,27 +117,35 @@ $(BUILD)/embedded.c: $(BUILD)/embed $(EMBED) Makefile
 	@echo "EMBED $(words $(EMBED)) files"
 	$(Q)$(BUILD)/embed $@ $(EMBED)
 
-$(BUILD)/embedded.o: $(BUILD)/embedded.c
+$(BUILD)/embedded.o: $(BUILD)/embedded.c $(BUILD)/flags
 	@echo "CC $<"
-	$(Q)$(CC) $(CFLAGS) -Wno-overlength-strings -c -o $@ $<
+	$(Q)$(CC) $(ALL_CFLAGS) -Wno-overlength-strings -c -o $@ $<
 
-$(BUILD)/tests/%.o: tests/unit/%.c | $(BUILD)/.dir
+$(BUILD)/tests/%.o: tests/unit/%.c $(BUILD)/flags | $(BUILD)/.dir
 	@echo "CC $<"
-	$(Q)$(CC) $(CFLAGS) $(CUNIT_CFLAGS) -c -o $@ $<
+	$(Q)$(CC) $(ALL_CFLAGS) $(CUNIT_CFLAGS) -c -o $@ $<
 
 $(BUILD)/unit-tests: $(TEST_OBJ) $(OBJ)
 	@echo "LINK $@"
-	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(CUNIT_LIBS)
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(ALL_LDLIBS) $(CUNIT_LIBS)
 
 $(BUILD)/.dir:
 	$(Q)mkdir -p $(BUILD)/tests
 	$(Q)touch $@
 
+# Rewritten only when the flags differ, so its date says when they changed.
+$(BUILD)/flags: FORCE | $(BUILD)/.dir
+	@flags='$(TRACK_FLAGS)'; \
+	if [ x"$$flags" != x"$$(cat $@ 2>/dev/null)" ]; then \
+	  [ ! -f $@ ] || echo "new build flags: rebuilding $(BUILD)"; \
+	  echo "$$flags" > $@; \
+	fi
+
 deps:
-	@sh tests/deps.sh $(DEB_PKGS)
+	@sh tests/deps.sh
 
 run:
-	@sh tests/deps.sh $(DEB_PKGS)
+	@sh tests/deps.sh
 	@$(MAKE) --no-print-directory $(BIN)
 	@$(abspath $(BIN)) tour
 
@@ -117,6 +154,19 @@ test: $(BIN) $(BUILD)/unit-tests
 	@$(BUILD)/unit-tests
 	@echo "== integration tests (real brokers on 127.0.0.1)"
 	@MQLAB_BIN=$(abspath $(BIN)) sh tests/integration/run.sh
+
+sanitize:
+	@$(MAKE) --no-print-directory BUILD=$(SAN_BUILD) BIN=$(SAN_BIN) CFLAGS="$(SAN_FLAGS) $(CFLAGS)" \
+	  $(SAN_BIN) $(SAN_BUILD)/unit-tests
+	@rm -rf $(SAN_LOGS) && mkdir -p $(SAN_LOGS)
+	@echo "== unit tests (ASan, LSan, UBSan)"
+	@$(SAN_ENV) $(SAN_BUILD)/unit-tests || { cat $(SAN_LOGS)/* 2>/dev/null; exit 1; }
+	@echo "== integration tests: $(SAN_TESTS) (ASan, LSan, UBSan)"
+	@$(SAN_ENV) MQLAB_BIN=$(abspath $(SAN_BIN)) sh tests/integration/run.sh $(SAN_TESTS) || \
+	  { cat $(SAN_LOGS)/* 2>/dev/null; exit 1; }
+	@if [ -n "$$(ls -A $(SAN_LOGS))" ]; then \
+	  cat $(SAN_LOGS)/*; echo "sanitize: the reports above are in $(SAN_LOGS)"; exit 1; fi
+	@echo "sanitize: no reports"
 
 test-repeat: $(BIN)
 	@MQLAB_BIN=$(abspath $(BIN)) REPEAT=3 sh tests/integration/run.sh
@@ -133,5 +183,7 @@ install: $(BIN)
 
 clean:
 	rm -rf $(BUILD) $(BIN)
+
+FORCE:
 
 -include $(OBJ:.o=.d) $(MAIN_OBJ:.o=.d) $(TEST_OBJ:.o=.d)
