@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -220,4 +221,16 @@ int kit_long_opt(const char *arg, char *name, size_t namelen, const char **val)
     name[n] = '\0';
     *val = eq ? eq + 1 : NULL;
     return 0;
+}
+
+void kit_set_limit(int resource, uint64_t soft, uint64_t hard)
+{
+    struct rlimit cur, r = { (rlim_t)soft, (rlim_t)hard };
+    /* Never above the hard limit this process already has: raising it
+     * would fail, and the whole call with it. */
+    if (getrlimit(resource, &cur) == 0 && cur.rlim_max != RLIM_INFINITY) {
+        if (r.rlim_max > cur.rlim_max) r.rlim_max = cur.rlim_max;
+        if (r.rlim_cur > r.rlim_max) r.rlim_cur = r.rlim_max;
+    }
+    setrlimit(resource, &r);
 }

@@ -31,6 +31,8 @@ int kit_seterr(char *err, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 int64_t kit_now_ms(void);          /* monotonic clock, milliseconds */
+/* setrlimit(resource), both values capped at the current hard limit. */
+void kit_set_limit(int resource, uint64_t soft, uint64_t hard);
 double kit_wall_s(void);           /* wall clock, seconds since epoch */
 int64_t kit_wall_ms(void);         /* wall clock, ms since epoch */
 
