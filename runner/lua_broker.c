@@ -8,8 +8,15 @@
  *
  *   local b, msg, code = broker.start{profile = "plain" | template = TEXT,
  *                                     name = "plain", extra = "...", port = 0,
- *                                     ready = 5, certs = DIR}  -- DIR fills @CERTS@
+ *                                     ready = 5, certs = DIR,  -- DIR fills @CERTS@
+ *                                     unix = false}
  *   code: "missing" (no mosquitto), "noprofile", "timeout", "error"
+ *
+ * unix = true: the broker listens on a unix socket in its private folder
+ * instead of a TCP port, so a sandboxed program reaches it only through
+ * a proxy (proxy.start{upstream_path = b:socket()}); the kit's clients
+ * use mqtt.connect{unix = b:socket()}. Then b:port() is 0 and b:socket()
+ * the path (nil for a TCP broker). Not with port.
  */
 #include "broker.h"
 #include "host.h"
@@ -70,7 +77,7 @@ static const char *opt_field_string(lua_State *L, const char *key)
     return lua_tostring(L, -1);
 }
 
-/* start{profile= | template=, name=, extra=, port=, ready=, certs=}
+/* start{profile= | template=, name=, extra=, port=, ready=, certs=, unix=}
  * -> broker | nil, msg, code */
 static int l_start(lua_State *L)
 {
@@ -86,6 +93,10 @@ static int l_start(lua_State *L)
     o.name = opt_field_string(L, "name");
     o.extra = opt_field_string(L, "extra");
     o.certs = opt_field_string(L, "certs");
+    int t = lua_getfield(L, 1, "unix");
+    if (t != LUA_TNIL && t != LUA_TBOOLEAN)
+        return luaL_argerror(L, 1, "field 'unix' must be true or false");
+    o.unix_socket = lua_toboolean(L, -1);
 
     lua_getfield(L, 1, "port");
     if (!lua_isnil(L, -1)) {
@@ -95,6 +106,8 @@ static int l_start(lua_State *L)
             return luaL_argerror(L, 1, "field 'port' must be an integer 0..65535");
         o.port = (int)port;
     }
+    if (o.unix_socket && o.port)
+        return luaL_argerror(L, 1, "a unix-socket broker (unix = true) has no port");
     lua_getfield(L, 1, "ready");
     int ready_ms = host_opt_ms(L, -1, 5000);
     ready_ms = host_clamp_ms(L, ready_ms);
@@ -120,6 +133,14 @@ static int l_start(lua_State *L)
 static int l_port(lua_State *L)
 {
     lua_pushinteger(L, broker_port(checkbroker(L, 1)->b));
+    return 1;
+}
+
+static int l_socket(lua_State *L)
+{
+    const char *path = broker_socket(checkbroker(L, 1)->b);
+    if (path) lua_pushstring(L, path);
+    else lua_pushnil(L);
     return 1;
 }
 
@@ -197,6 +218,9 @@ static int l_tostring(lua_State *L)
     lbroker *h = tobroker(L, 1);
     if (!h->b)
         lua_pushfstring(L, "broker %s (closed)", h->name);
+    else if (broker_socket(h->b))
+        lua_pushfstring(L, "broker %s (unix:%s, %s)", h->name, broker_socket(h->b),
+                        broker_running(h->b) ? "running" : "stopped");
     else
         lua_pushfstring(L, "broker %s (127.0.0.1:%d, %s)", h->name, broker_port(h->b),
                         broker_running(h->b) ? "running" : "stopped");
@@ -205,6 +229,7 @@ static int l_tostring(lua_State *L)
 
 static const luaL_Reg methods[] = {
     { "port", l_port },
+    { "socket", l_socket },
     { "host", l_host },
     { "dir", l_dir },
     { "log", l_log },

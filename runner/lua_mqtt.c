@@ -40,12 +40,6 @@ static mq_client_t *toclient(lua_State *L, int i)
     return p->c;
 }
 
-/* Worded as host.c words it, so host_call reports KIT_EINTR. */
-static int interrupted(lua_State *L)
-{
-    return luaL_error(L, "interrupted by the user");
-}
-
 /* A wait ended with a timeout: if that was the check's budget running
  * out rather than the caller's own timeout, host_clamp_ms raises. */
 static void after_timeout(lua_State *L, int code)
@@ -181,13 +175,15 @@ static int field_protocol(lua_State *L, int t)
 /* ---- module functions --------------------------------------------------- */
 
 static const char *const connect_keys[] = {
-    "host", "port", "id", "clean", "keepalive", "protocol", "username", "password",
+    "host", "port", "unix", "id", "clean", "keepalive", "protocol", "username", "password",
     "will", "timeout", "cafile", "certfile", "keyfile", "tls_version", NULL
 };
 static const char *const will_keys[] = { "topic", "payload", "qos", "retain", NULL };
 
 /* mqtt.connect{...} -> client | nil, message, code. Without host/port it
- * uses MQTT_HOST/MQTT_PORT, which the kit sets for students' programs. */
+ * uses MQTT_HOST/MQTT_PORT, which the kit sets for students' programs.
+ * unix = PATH connects to a broker's unix socket instead (b:socket());
+ * it does not go with host, port or TLS. */
 static int l_connect(lua_State *L)
 {
     static const char what[] = "mqtt.connect";
@@ -201,9 +197,10 @@ static int l_connect(lua_State *L)
     memset(&o, 0, sizeof o);
     const char *envport = getenv("MQTT_PORT");
     int defport = envport && atoi(envport) > 0 && atoi(envport) <= 65535 ? atoi(envport) : 1883;
+    o.unix_path = field_string(L, 1, "unix", what);
     o.host = field_string(L, 1, "host", what);
-    if (!o.host) o.host = getenv("MQTT_HOST");
-    o.port = field_int(L, 1, "port", what, defport, 1, 65535);
+    if (!o.host && !o.unix_path) o.host = getenv("MQTT_HOST");
+    o.port = field_int(L, 1, "port", what, o.unix_path ? 0 : defport, 1, 65535);
     o.id = field_string(L, 1, "id", what);
     o.clean = field_bool(L, 1, "clean", what, 1);
     o.keepalive = field_int(L, 1, "keepalive", what, 60, 5, 65535);
@@ -249,7 +246,7 @@ static int l_connect(lua_State *L)
     int rc = -1;
     int code = mq_connect(&p->c, &o, &rc, err);
     if (code == KIT_OK) return 1;
-    if (code == KIT_EINTR) return interrupted(L);
+    if (code == KIT_EINTR) return host_raise_interrupt(L);
     if (code == KIT_EINVAL) return luaL_argerror(L, 1, err);
     after_timeout(L, code);
     luaL_pushfail(L);
@@ -265,7 +262,7 @@ static int l_pump(lua_State *L)
 {
     int ms = host_clamp_ms(L, host_opt_ms(L, 1, 0));
     int code = mq_pump(ms);
-    if (code == KIT_EINTR) return interrupted(L);
+    if (code == KIT_EINTR) return host_raise_interrupt(L);
     if (code != KIT_OK) return fail(L, "poll failed", "error");
     lua_pushboolean(L, 1);
     return 1;
@@ -301,7 +298,7 @@ static int c_publish(lua_State *L)
     int mid = 0;
     int code = mq_publish(c, topic, payload, (int)len, qos, retain, ms, &mid, err);
     if (code == KIT_OK) { lua_pushinteger(L, mid); return 1; }
-    if (code == KIT_EINTR) return interrupted(L);
+    if (code == KIT_EINTR) return host_raise_interrupt(L);
     if (code == KIT_EINVAL) return luaL_argerror(L, 2, err);
     after_timeout(L, code);
     return fail(L, err, code_name(code));
@@ -321,7 +318,7 @@ static int c_subscribe(lua_State *L)
     int granted = -1;
     int code = mq_subscribe(c, filter, (int)qos, ms, &granted, err);
     if (code == KIT_OK) { lua_pushinteger(L, granted); return 1; }
-    if (code == KIT_EINTR) return interrupted(L);
+    if (code == KIT_EINTR) return host_raise_interrupt(L);
     if (code == KIT_EINVAL) return luaL_argerror(L, 2, err);
     after_timeout(L, code);
     return fail(L, err, code_name(code));
@@ -337,7 +334,7 @@ static int c_unsubscribe(lua_State *L)
     char err[KIT_ERRLEN] = "";
     int code = mq_unsubscribe(c, filter, ms, err);
     if (code == KIT_OK) { lua_pushboolean(L, 1); return 1; }
-    if (code == KIT_EINTR) return interrupted(L);
+    if (code == KIT_EINTR) return host_raise_interrupt(L);
     if (code == KIT_EINVAL) return luaL_argerror(L, 2, err);
     after_timeout(L, code);
     return fail(L, err, code_name(code));
@@ -379,7 +376,7 @@ static int c_wait(lua_State *L)
         mq_message_free(m);
         return 1;
     }
-    if (why == KIT_EINTR) return interrupted(L);
+    if (why == KIT_EINTR) return host_raise_interrupt(L);
     if (why == KIT_EINVAL)
         return luaL_argerror(L, fi, "invalid topic filter ('+' must fill a whole level, '#' must be the whole last level)");
     after_timeout(L, why);
@@ -434,7 +431,7 @@ static int c_disconnect(lua_State *L)
     mq_client_t *c = toclient(L, 1);
     int code = mq_disconnect(c);
     if (code == KIT_OK) { lua_pushboolean(L, 1); return 1; }
-    if (code == KIT_EINTR) return interrupted(L);
+    if (code == KIT_EINTR) return host_raise_interrupt(L);
     if (code == KIT_ENOTCONN) return fail(L, "not connected", "disconnected");
     return fail(L, "the DISCONNECT could not be sent; the connection was closed anyway", code_name(code));
 }

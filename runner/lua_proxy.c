@@ -8,8 +8,15 @@
  * clients are pumped, so a subscriber keeps receiving meanwhile.
  *
  *   local px, msg = proxy.start{ upstream = PORT [, port = P] [, max_packet = N] }
+ *   local px, msg = proxy.start{ upstream_path = b:socket() [, port = P] ... }
  *   px:rule{ action = "drop", type = "puback", dir = "down", nth = 2 }
  *   local ev = px:wait({ type = "suback", dir = "down" }, 5)
+ *
+ * The broker is reached on 127.0.0.1:upstream (a TCP port), or on the
+ * unix socket upstream_path of a broker started with unix = true: give
+ * exactly one. Either way the proxy listens on TCP 127.0.0.1:px:port().
+ * px:error() is nil while the proxy works, or why its loop died (then
+ * the waits raise that, as no event will ever come).
  */
 #include "host.h"
 #include "mqtt.h"
@@ -75,7 +82,8 @@ static int opt_sec_field(lua_State *L, int t, const char *key, int def_ms)
     return (int)(s * 1000 + 0.5);
 }
 
-/* start{upstream = PORT, port = 0, max_packet = 0} -> proxy | nil, msg */
+/* start{upstream = PORT | upstream_path = PATH, port = 0, max_packet = 0}
+ * -> proxy | nil, msg */
 static int l_start(lua_State *L)
 {
     char err[KIT_ERRLEN] = "";
@@ -83,7 +91,13 @@ static int l_start(lua_State *L)
     px_opts o;
     memset(&o, 0, sizeof o);
     o.upstream_port = opt_int_field(L, 1, "upstream", 0, 1, 65535);
-    if (o.upstream_port == 0) return luaL_argerror(L, 1, "field 'upstream' (the broker's port) is required");
+    int t = lua_getfield(L, 1, "upstream_path");   /* stays on the stack, so alive */
+    if (t != LUA_TNIL && t != LUA_TSTRING)
+        return luaL_argerror(L, 1, "field 'upstream_path' must be a string (the broker's socket, b:socket())");
+    o.upstream_path = lua_tostring(L, -1);
+    if (!o.upstream_port == !o.upstream_path)
+        return luaL_argerror(L, 1, "give the broker as 'upstream' (its port) or 'upstream_path' "
+                                   "(its unix socket), one of them");
     o.listen_port = opt_int_field(L, 1, "port", 0, 0, 65535);
     o.max_packet = (size_t)opt_int_field(L, 1, "max_packet", 0, 0, PKT_MAX_REMAINING);
 
@@ -228,6 +242,15 @@ static int l_open_conns(lua_State *L)
 static int l_count(lua_State *L)
 {
     lua_pushinteger(L, (lua_Integer)proxy_count(checkproxy(L, 1)->p));
+    return 1;
+}
+
+/* error() -> nil, or why the proxy's loop died */
+static int l_error(lua_State *L)
+{
+    char err[KIT_ERRLEN] = "";
+    if (proxy_error(checkproxy(L, 1)->p, err) == KIT_OK) lua_pushnil(L);
+    else lua_pushstring(L, err);
     return 1;
 }
 
@@ -426,7 +449,12 @@ static int wait_more(lua_State *L, lproxy *h, size_t have, int64_t end)
         if (left <= 0) return 0;
         host_clamp_ms(L, 1);
         int rc = proxy_wait(h->p, have, left > 10 ? 10 : (int)left);
-        if (rc == KIT_EINTR) return luaL_error(L, "interrupted by the user");
+        if (rc == KIT_EINTR) return host_raise_interrupt(L);
+        if (rc == KIT_ERR) {
+            char err[KIT_ERRLEN] = "";
+            proxy_error(h->p, err);
+            return luaL_error(L, "%s", err);
+        }
         mq_pump(0);
     }
 }
@@ -511,6 +539,7 @@ static const luaL_Reg methods[] = {
     { "open_conns", l_open_conns },
     { "count", l_count },
     { "stats", l_stats },
+    { "error", l_error },
     { "events", l_events },
     { "wait", l_wait },
     { "wait_count", l_wait_count },

@@ -27,6 +27,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <mosquitto.h>
@@ -46,7 +47,7 @@
 struct mq_client {
     struct mosquitto *mosq;    /* NULL once closed */
     char *id;
-    char *where;               /* "host:port", for messages */
+    char *where;               /* "host:port" or "unix:PATH", for messages */
     int protocol;
     int got_connack, connack_rc;
     int connected;             /* CONNACK 0 seen and no disconnect since */
@@ -410,7 +411,15 @@ int mq_connect(mq_client_t **out, const mq_opts_t *o, int *rc, char *err)
     if (out) *out = NULL;
     if (rc) *rc = -1;
     if (!out || !o) return kit_seterr(err, KIT_EINVAL, "mq_connect: missing arguments");
-    if (o->port <= 0 || o->port > 65535)
+    const char *path = o->unix_path;
+    if (path && (o->host || o->port))
+        return kit_seterr(err, KIT_EINVAL, "give the broker's unix socket or its host and port, not both");
+    if (path && o->cafile)
+        return kit_seterr(err, KIT_EINVAL, "TLS over a unix socket is not supported");
+    if (path && (!*path || strlen(path) >= sizeof ((struct sockaddr_un *)0)->sun_path))
+        return kit_seterr(err, KIT_EINVAL, "the unix socket path \"%s\" is empty or too long (at most %zu bytes)",
+                          path, sizeof ((struct sockaddr_un *)0)->sun_path - 1);
+    if (!path && (o->port <= 0 || o->port > 65535))
         return kit_seterr(err, KIT_EINVAL, "invalid port %d", o->port);
     int protocol = o->protocol ? o->protocol : 4;
     if (protocol < 3 || protocol > 5)
@@ -425,8 +434,11 @@ int mq_connect(mq_client_t **out, const mq_opts_t *o, int *rc, char *err)
     if (mq_init() != KIT_OK)
         return kit_seterr(err, KIT_ERR, "cannot initialise libmosquitto");
 
-    const char *host = o->host ? o->host : "127.0.0.1";
+    /* libmosquitto takes port 0 with a path for host as a unix socket. */
+    const char *host = path ? path : o->host ? o->host : "127.0.0.1";
+    int port = path ? 0 : o->port;
     int timeout = o->timeout_ms > 0 ? o->timeout_ms : 5000;
+    int64_t deadline = kit_now_ms() + timeout;
     char idbuf[16];
     const char *id = o->id;
     if (!id) { random_id(idbuf, sizeof idbuf); id = idbuf; }
@@ -441,7 +453,7 @@ int mq_connect(mq_client_t **out, const mq_opts_t *o, int *rc, char *err)
     mq_client_t *c = kit_xmalloc(sizeof *c);
     memset(c, 0, sizeof *c);
     c->id = kit_strdup(id);
-    c->where = kit_strdup_printf("%s:%d", host, o->port);
+    c->where = path ? kit_strdup_printf("unix:%s", path) : kit_strdup_printf("%s:%d", host, port);
     c->protocol = protocol;
     c->connack_rc = -1;
 
@@ -486,8 +498,18 @@ int mq_connect(mq_client_t **out, const mq_opts_t *o, int *rc, char *err)
      * handshake then runs in the pump, under the deadline, so a listener
      * that never answers it cannot hold us. */
     errno = 0;
-    mrc = c->tls ? mosquitto_connect_async(c->mosq, host, o->port, keepalive)
-                 : mosquitto_connect(c->mosq, host, o->port, keepalive);
+    mrc = c->tls ? mosquitto_connect_async(c->mosq, host, port, keepalive)
+                 : mosquitto_connect(c->mosq, host, port, keepalive);
+    /* A unix listener with a full backlog refuses at once (EAGAIN) where
+     * TCP would queue or retry the SYN: try again, within the deadline. */
+    while (path && mrc == MOSQ_ERR_ERRNO && errno == EAGAIN && kit_now_ms() < deadline) {
+        if (kit_sleep_ms(5) == KIT_EINTR) {
+            code = kit_seterr(err, KIT_EINTR, "interrupted");
+            goto cleanup;
+        }
+        errno = 0;
+        mrc = mosquitto_connect(c->mosq, host, port, keepalive);
+    }
     if (mrc != MOSQ_ERR_SUCCESS) {
         /* A handshake that fails inside the connect call comes back as
          * MOSQ_ERR_TLS, or as MOSQ_ERR_ERRNO with errno EPROTO. */
@@ -496,7 +518,9 @@ int mq_connect(mq_client_t **out, const mq_opts_t *o, int *rc, char *err)
             code = tls_failed(c, host, handshake_done(c) ? 1 : -1, err);
         else if (mrc == MOSQ_ERR_ERRNO)
             code = kit_seterr(err, KIT_ERR, "cannot connect to %s: %s%s", c->where, strerror(errno),
-                              errno == ECONNREFUSED ? " (is the broker running on that port?)" : "");
+                              errno == ECONNREFUSED || errno == ENOENT
+                              ? path ? " (is the broker running on that socket?)"
+                                     : " (is the broker running on that port?)" : "");
         else if (mrc == MOSQ_ERR_EAI)
             code = kit_seterr(err, KIT_ERR, "cannot connect to %s: unknown host", c->where);
         else
@@ -508,7 +532,6 @@ int mq_connect(mq_client_t **out, const mq_opts_t *o, int *rc, char *err)
     if (fd >= 0) fcntl(fd, F_SETFD, fcntl(fd, F_GETFD) | FD_CLOEXEC);
     registry_add(c);
 
-    int64_t deadline = kit_now_ms() + timeout;
     int handshook = 0;
     while (!c->got_connack && sock_of(c) >= 0) {
         code = pump_until(deadline);

@@ -18,6 +18,10 @@ typedef struct mq_client mq_client_t;
 typedef struct {
     const char *host;          /* NULL: 127.0.0.1 */
     int port;
+    /* A broker's unix socket instead of host:port (which must then be
+     * NULL and 0): the kit's own way into a broker that programs reach
+     * only through the proxy. Not with TLS. */
+    const char *unix_path;
     const char *id;            /* NULL: a random "mqlab-XXXXXX" */
     int clean;                 /* clean session (1) or persistent (0) */
     int keepalive;             /* seconds, 0: 60 */
@@ -54,7 +58,10 @@ void mq_cleanup(void);
 
 /* Connect and wait for the CONNACK. KIT_EREFUSED when the broker answered
  * with a non-zero code (in *rc, and err says what it means). On any
- * failure *out is NULL and nothing is left open. With TLS: KIT_ENOENT
+ * failure *out is NULL and nothing is left open. KIT_EINVAL for
+ * unix_path with a host, a port or TLS, or a path too long for a socket
+ * address; a unix socket whose backlog is full is tried again until
+ * timeout_ms. With TLS: KIT_ENOENT
  * when cafile/certfile/keyfile cannot be read, KIT_EINVAL for certfile
  * without keyfile (or the reverse) or an unknown tls_version, KIT_ERR
  * when the handshake fails (err names the reason: the certificate's

@@ -34,6 +34,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -53,6 +54,11 @@
 /* How long accept() rests after running out of descriptors; a
  * level-triggered listen socket would otherwise spin. */
 #define LISTEN_PAUSE_US 100000
+/* A unix listener with a full backlog refuses a non-blocking connect
+ * (EAGAIN) where TCP would queue the SYN or retry it; the proxy retries
+ * every CONNECT_RETRY_US for CONNECT_PATIENCE_US before it gives up. */
+#define CONNECT_RETRY_US 10000
+#define CONNECT_PATIENCE_US 5000000
 
 enum { SIDE_CLIENT = 0, SIDE_BROKER = 1 };
 enum { TAG_LISTEN = 1, TAG_WAKE, TAG_SOCK };
@@ -96,6 +102,8 @@ struct px_conn {
     px_tag tags[2];
     uint32_t mask[2];           /* epoll events registered */
     int connecting;             /* the upstream connect() is in progress */
+    int64_t retry_at;           /* unix upstream: connect again then (0: not waiting) */
+    int64_t give_up_at;         /* ... until then */
     int rd_eof[2];              /* nothing more is read from side s */
     int wr_done[2];             /* nothing more is written to side s */
     int wr_failed[2];           /* ... because side s failed (reset, hang-up) */
@@ -125,8 +133,14 @@ struct proxy {
     int thread_started;         /* API side only */
     int lfd, epfd, wakefd;
     int port;
-    struct sockaddr_in up;
-    char up_text[64];
+    union {
+        struct sockaddr sa;
+        struct sockaddr_in in;
+        struct sockaddr_un un;
+    } up;
+    socklen_t up_len;
+    int up_unix;
+    char up_text[sizeof(struct sockaddr_un) + 16];
     size_t max_packet;
     int64_t t0_us;
 
@@ -149,6 +163,8 @@ struct proxy {
     unsigned next_id;
     size_t nheld;
     size_t nreord;              /* packets held by PX_REORDER */
+    unsigned nretry;            /* connections waiting to retry their upstream */
+    char failure[KIT_ERRLEN];   /* why the loop ended by itself; "" while it runs */
     int64_t listen_paused_until;
     px_tag ltag, wtag;
     uint8_t *rbuf;
@@ -502,6 +518,10 @@ static void conn_finish(proxy *p, px_conn *c, const char *why)
 {
     if (c->done) return;
     for (int s = 0; s < 2; s++) close_side(c, s);
+    if (c->retry_at) {
+        c->retry_at = 0;
+        p->nretry--;
+    }
     if (why) ev_text(p, c, PX_EV_CLOSE, PX_UP, "%s", why);
     for (int dir = 0; dir < 2; dir++) discard_dir_output(p, &c->d[dir]);
     c->done = 1;
@@ -944,6 +964,74 @@ static void finish_connect(proxy *p, px_conn *c)
     set_interest(p, c, SIDE_BROKER);
 }
 
+/* Open the upstream socket and register it; c->connecting while a TCP
+ * connect is in progress. Returns 0 or an errno (EAGAIN: a unix
+ * listener's backlog is full, try again later). */
+static int up_connect(proxy *p, px_conn *c)
+{
+    int fd = socket(p->up.sa.sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) return errno;
+    /* Latency matters: the bench compares QoS 1 streams through the proxy
+     * with direct ones, and Nagle would add tens of ms per exchange. */
+    int one = 1;
+    if (!p->up_unix) setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    int connecting = 0;
+    if (connect(fd, &p->up.sa, p->up_len) != 0) {
+        int e = errno;
+        if (e != EINPROGRESS) {
+            close(fd);
+            return e;
+        }
+        connecting = 1;
+    }
+    struct epoll_event ev = { .events = connecting ? EPOLLOUT : EPOLLIN, .data.ptr = &c->tags[SIDE_BROKER] };
+    if (epoll_ctl(p->epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
+        int e = errno;
+        close(fd);
+        return e;
+    }
+    c->fd[SIDE_BROKER] = fd;
+    c->mask[SIDE_BROKER] = ev.events;
+    c->connecting = connecting;
+    return 0;
+}
+
+/* A unix upstream is waiting for room in the broker's backlog: no
+ * socket meanwhile (an unconnected unix socket reports a hang-up to
+ * epoll), only c->connecting and a time to try again. */
+static void retry_later(proxy *p, px_conn *c, int64_t now)
+{
+    if (!c->retry_at) {
+        p->nretry++;
+        c->give_up_at = now + CONNECT_PATIENCE_US;
+    }
+    c->connecting = 1;
+    c->retry_at = now + CONNECT_RETRY_US;
+}
+
+/* Connections whose upstream retry time has come connect again. */
+static void retry_connects(proxy *p, int64_t now)
+{
+    px_conn *next;
+    for (px_conn *c = p->conns; c && p->nretry; c = next) {
+        next = c->next;
+        if (!c->retry_at || c->retry_at > now) continue;
+        int err = up_connect(p, c);
+        if (err == EAGAIN && now < c->give_up_at) {
+            retry_later(p, c, now);
+            continue;
+        }
+        c->retry_at = 0;
+        p->nretry--;
+        if (err) {
+            c->connecting = 0;
+            connect_failed(p, c, err);
+            continue;
+        }
+        conn_pump(p, c);
+    }
+}
+
 static void conn_open(proxy *p, int cfd, const struct sockaddr_in *peer)
 {
     px_conn *c = calloc(1, sizeof *c);
@@ -967,56 +1055,34 @@ static void conn_open(proxy *p, int cfd, const struct sockaddr_in *peer)
     p->open_conns++;
     p->st.connections++;
 
-    /* Latency matters: the bench compares QoS 1 streams through the proxy
-     * with direct ones, and Nagle would add tens of ms per exchange. */
     int one = 1;
     setsockopt(cfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     struct epoll_event ev = { .events = EPOLLIN, .data.ptr = &c->tags[SIDE_CLIENT] };
-    int add_err = epoll_ctl(p->epfd, EPOLL_CTL_ADD, cfd, &ev) == 0 ? 0 : errno;
-    c->mask[SIDE_CLIENT] = add_err ? 0 : EPOLLIN;
-
-    int err = add_err;
-    int ufd = -1;
-    if (!err) {
-        ufd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-        if (ufd < 0) err = errno;
-    }
-    if (ufd >= 0) {
-        setsockopt(ufd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        if (connect(ufd, (const struct sockaddr *)&p->up, sizeof p->up) != 0) {
-            if (errno == EINPROGRESS) c->connecting = 1;
-            else err = errno;
-        }
-    }
-    if (ufd >= 0 && !err) {
-        c->fd[SIDE_BROKER] = ufd;
-        struct epoll_event uev = { .events = c->connecting ? EPOLLOUT : EPOLLIN,
-                                   .data.ptr = &c->tags[SIDE_BROKER] };
-        if (epoll_ctl(p->epfd, EPOLL_CTL_ADD, ufd, &uev) == 0) c->mask[SIDE_BROKER] = uev.events;
-        else err = errno;
-    } else if (ufd >= 0) {
-        close(ufd);
+    int err = epoll_ctl(p->epfd, EPOLL_CTL_ADD, cfd, &ev) == 0 ? 0 : errno;
+    c->mask[SIDE_CLIENT] = err ? 0 : EPOLLIN;
+    if (!err) err = up_connect(p, c);
+    if (err == EAGAIN && p->up_unix) {
+        retry_later(p, c, now_us());
+        err = 0;
     }
 
     /* The upstream's local port is what the broker's log names ("New
-     * connection from 127.0.0.1:PORT"), so the trace says it. */
-    struct sockaddr_in local = { 0 };
-    socklen_t ll = sizeof local;
-    int uport = 0;
-    if (c->fd[SIDE_BROKER] >= 0 &&
-        getsockname(c->fd[SIDE_BROKER], (struct sockaddr *)&local, &ll) == 0)
-        uport = ntohs(local.sin_port);
-    ev_text(p, c, PX_EV_OPEN, PX_UP, "client 127.0.0.1:%d connected; upstream 127.0.0.1:%d -> %s",
-            ntohs(peer->sin_port), uport, p->up_text);
-
-    if (err) {
-        if (c->fd[SIDE_BROKER] >= 0) {
-            close(c->fd[SIDE_BROKER]);
-            c->fd[SIDE_BROKER] = -1;
-        }
-        c->connecting = 0;
-        connect_failed(p, c, err);
+     * connection from 127.0.0.1:PORT"), so the trace says it. A unix
+     * socket has no such port: the broker names its own path instead. */
+    if (p->up_unix) {
+        ev_text(p, c, PX_EV_OPEN, PX_UP, "client 127.0.0.1:%d connected; upstream -> %s",
+                ntohs(peer->sin_port), p->up_text);
+    } else {
+        struct sockaddr_in local = { 0 };
+        socklen_t ll = sizeof local;
+        int uport = 0;
+        if (c->fd[SIDE_BROKER] >= 0 &&
+            getsockname(c->fd[SIDE_BROKER], (struct sockaddr *)&local, &ll) == 0)
+            uport = ntohs(local.sin_port);
+        ev_text(p, c, PX_EV_OPEN, PX_UP, "client 127.0.0.1:%d connected; upstream 127.0.0.1:%d -> %s",
+                ntohs(peer->sin_port), uport, p->up_text);
     }
+    if (err) connect_failed(p, c, err);
 }
 
 static void accept_all(proxy *p)
@@ -1082,6 +1148,9 @@ static int next_timeout_ms(proxy *p)
                     if (next < 0 || h->release_us < next) next = h->release_us;
             }
     }
+    if (p->nretry)
+        for (const px_conn *c = p->conns; c; c = c->next)
+            if (c->retry_at && (next < 0 || c->retry_at < next)) next = c->retry_at;
     if (p->listen_paused_until && (next < 0 || p->listen_paused_until < next))
         next = p->listen_paused_until;
     if (next < 0) return -1;
@@ -1148,15 +1217,30 @@ static void *proxy_main(void *arg)
 {
     proxy *p = arg;
     struct epoll_event evs[MAX_EPOLL];
+    const char *why = "closed by proxy_stop";
     for (;;) {
         int n = epoll_wait(p->epfd, evs, MAX_EPOLL, next_timeout_ms(p));
-        if (n < 0) n = 0;
+        int werr = n < 0 ? errno : 0;
+        if (werr == EINTR) continue;
         pthread_mutex_lock(&p->mu);
         if (p->stopping) break;
+        if (werr) {
+            /* Nothing can be waited on any more, and a loop that went on
+             * would spin. End it; the owner reads why (proxy_error), and
+             * new clients are refused rather than left hanging. */
+            snprintf(p->failure, sizeof p->failure, "the proxy's event loop failed (epoll_wait: %s)",
+                     strerror(werr));
+            ev_text(p, NULL, PX_EV_ERROR, PX_UP, "%s; it stopped and closed every connection", p->failure);
+            close(p->lfd);
+            p->lfd = -1;
+            why = "closed: the proxy's event loop failed";
+            break;
+        }
         apply_commands(p);
         for (int i = 0; i < n; i++) dispatch(p, &evs[i]);
 
         int64_t now = now_us();
+        if (p->nretry) retry_connects(p, now);
         if (p->nheld || p->nreord) {
             px_conn *next;
             for (px_conn *c = p->conns; c; c = next) {
@@ -1181,8 +1265,8 @@ static void *proxy_main(void *arg)
         publish(p);
         pthread_mutex_unlock(&p->mu);
     }
-    /* Stopping, mu held. */
-    while (p->conns) hard_close(p, p->conns, "closed by proxy_stop");
+    /* Stopping or failed, mu held. */
+    while (p->conns) hard_close(p, p->conns, why);
     reap_dead(p);
     publish(p);
     p->stopped = 1;
@@ -1225,21 +1309,36 @@ int proxy_start(const px_opts *o, proxy **out, char *err)
 {
     if (out) *out = NULL;
     if (!o || !out) return kit_seterr(err, KIT_EINVAL, "proxy_start: no options");
-    if (o->upstream_port <= 0 || o->upstream_port > 65535)
-        return kit_seterr(err, KIT_EINVAL, "proxy: the broker's port %d is not a TCP port", o->upstream_port);
     if (o->listen_port < 0 || o->listen_port > 65535)
         return kit_seterr(err, KIT_EINVAL, "proxy: the listen port %d is not a TCP port", o->listen_port);
+    const char *path = o->upstream_path;
+    if (path && (o->upstream_port || o->upstream_host))
+        return kit_seterr(err, KIT_EINVAL, "proxy: give the broker's unix socket or its host and port, not both");
+    if (!path && (o->upstream_port <= 0 || o->upstream_port > 65535))
+        return kit_seterr(err, KIT_EINVAL, "proxy: the broker's port %d is not a TCP port", o->upstream_port);
+    if (path && (!*path || strlen(path) >= sizeof ((struct sockaddr_un *)0)->sun_path))
+        return kit_seterr(err, KIT_EINVAL, "proxy: the broker's socket path '%s' is empty or too long "
+                          "(at most %zu bytes)", path, sizeof ((struct sockaddr_un *)0)->sun_path - 1);
     const char *host = o->upstream_host ? o->upstream_host : "127.0.0.1";
     struct sockaddr_in up = { .sin_family = AF_INET, .sin_port = htons((uint16_t)o->upstream_port) };
-    if (inet_pton(AF_INET, host, &up.sin_addr) != 1)
+    if (!path && inet_pton(AF_INET, host, &up.sin_addr) != 1)
         return kit_seterr(err, KIT_EINVAL, "proxy: the broker's address '%s' is not a numeric IPv4 address", host);
 
     int rc = KIT_ERR;
     proxy *p = calloc(1, sizeof *p);
     if (!p) return kit_seterr(err, KIT_ERR, "proxy: out of memory");
     p->lfd = p->epfd = p->wakefd = -1;
-    p->up = up;
-    snprintf(p->up_text, sizeof p->up_text, "%s:%d", host, o->upstream_port);
+    if (path) {
+        p->up.un.sun_family = AF_UNIX;
+        memcpy(p->up.un.sun_path, path, strlen(path) + 1);
+        p->up_len = sizeof p->up.un;
+        p->up_unix = 1;
+        snprintf(p->up_text, sizeof p->up_text, "unix:%s", path);
+    } else {
+        p->up.in = up;
+        p->up_len = sizeof p->up.in;
+        snprintf(p->up_text, sizeof p->up_text, "%s:%d", host, o->upstream_port);
+    }
     p->max_packet = o->max_packet ? o->max_packet : DEFAULT_MAX_PACKET;
     p->ltag.kind = TAG_LISTEN;
     p->wtag.kind = TAG_WAKE;
@@ -1422,12 +1521,22 @@ int proxy_wait(proxy *p, size_t have, int timeout_ms)
     for (;;) {
         if (p->published > have) { rc = KIT_OK; break; }
         if (cleanup_interrupted()) { rc = KIT_EINTR; break; }
+        if (p->failure[0]) { rc = KIT_ERR; break; }
         /* A stopped proxy records nothing more: no point waiting. */
         if (p->stopped || !p->thread_started) { rc = KIT_ETIMEOUT; break; }
         int64_t left = end - kit_now_ms();
         if (left <= 0) { rc = KIT_ETIMEOUT; break; }
         timed_wait_slice(p, left < 50 ? (int)left : 50);
     }
+    pthread_mutex_unlock(&p->mu);
+    return rc;
+}
+
+int proxy_error(proxy *p, char *err)
+{
+    if (!p) return KIT_OK;
+    pthread_mutex_lock(&p->mu);
+    int rc = p->failure[0] ? kit_seterr(err, KIT_ERR, "%s", p->failure) : KIT_OK;
     pthread_mutex_unlock(&p->mu);
     return rc;
 }

@@ -2,7 +2,8 @@
  * proxy.h - an MQTT-aware TCP proxy that records and breaks the wire.
  *
  * A proxy listens on a loopback port. Each client connection gets its own
- * upstream connection to the broker. Bytes are framed into MQTT packets
+ * upstream connection to the broker, over TCP or over the broker's unix
+ * socket (a broker the program must not reach but through the proxy). Bytes are framed into MQTT packets
  * (packet.h) in both directions, every packet is recorded in a trace
  * with a timestamp, and fault rules decide what happens to it: forwarded,
  * dropped, duplicated, delayed, or the link cut before or after it.
@@ -144,7 +145,11 @@ typedef struct px_event {
 
 typedef struct {
     const char *upstream_host;  /* the broker; NULL = "127.0.0.1" */
-    int upstream_port;
+    int upstream_port;          /* 0 when upstream_path is given */
+    const char *upstream_path;  /* the broker's unix socket instead of
+                                   host:port; NULL = TCP. A full backlog
+                                   there is retried for a few seconds, as
+                                   TCP would retry its SYN */
     int listen_port;            /* 0 = any free port on 127.0.0.1 */
     size_t max_packet;          /* largest packet framed; 0 = 16 MiB. A
                                    larger one is an error event and the
@@ -153,7 +158,9 @@ typedef struct {
 
 /*
  * Listen on 127.0.0.1 and start the proxy's thread. Returns KIT_OK and
- * *out, or an error (the port is taken, no thread) with err set.
+ * *out, or an error with err set: KIT_EINVAL for bad options (both or
+ * neither of upstream_port and upstream_path, a path too long for a
+ * socket address), KIT_ERR when the port is taken or there is no thread.
  */
 int proxy_start(const px_opts *o, proxy **out, char *err);
 int proxy_port(const proxy *p);
@@ -180,8 +187,16 @@ size_t proxy_count(proxy *p);
 /* Event i (0-based, i < proxy_count()). */
 const px_event *proxy_event(proxy *p, size_t i);
 /* Wait until the trace has more than `have` events. Returns KIT_OK,
- * KIT_ETIMEOUT, or KIT_EINTR when the user pressed Ctrl-C. */
+ * KIT_ETIMEOUT (at once when the proxy is stopped), KIT_EINTR when the
+ * user pressed Ctrl-C, or KIT_ERR at once when the proxy's loop has
+ * failed (proxy_error says why). */
 int proxy_wait(proxy *p, size_t have, int timeout_ms);
+
+/* KIT_OK while the proxy's loop runs, and after proxy_stop. KIT_ERR when
+ * the loop ended by itself because the system failed it (epoll_wait):
+ * err says why, every connection was closed, new ones are refused, and
+ * the trace ends with a PX_EV_ERROR event saying so. */
+int proxy_error(proxy *p, char *err);
 
 /* Open connections right now. */
 unsigned proxy_open_conns(proxy *p);

@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <unistd.h>
 
@@ -329,8 +330,10 @@ static void TEST_log_file_error(void)
 }
 
 /* Someone else listens on the port: the connect would succeed, but it is
- * not our broker; mosquitto's own complaint must come back. */
-static void TEST_port_taken(void)
+ * not our broker; mosquitto's own complaint must come back. The squatter
+ * is in this very process, so the child mosquitto is forked from holds a
+ * copy of its socket until it execs: that copy is not mosquitto's. */
+static int port_taken_once(void)
 {
     char err[KIT_ERRLEN] = "";
     int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -346,7 +349,10 @@ static void TEST_port_taken(void)
     CU_ASSERT_PTR_NOT_NULL_FATAL(tmpl);
     broker_opts_t o = { .name = "plain", .tmpl = tmpl, .port = ntohs(a.sin_port) };
     broker_t *b = NULL;
-    CU_ASSERT(broker_start(&b, &o, err) == KIT_ERR);
+    int rc = broker_start(&b, &o, err);
+    int ok = rc == KIT_ERR && b == NULL && strstr(err, "Address already in use") != NULL;
+    if (!ok) fprintf(stderr, "port taken: rc %d, %s\n", rc, err);
+    CU_ASSERT(rc == KIT_ERR);
     CU_ASSERT_PTR_NULL(b);
     CU_ASSERT_PTR_NOT_NULL(strstr(err, "Address already in use"));
     broker_free(b);   /* only if the start wrongly succeeded */
@@ -354,6 +360,100 @@ static void TEST_port_taken(void)
     CU_ASSERT(processes_left() == 0);
     free(tmpl);
     close(fd);
+    return ok;
+}
+
+static void TEST_port_taken(void)
+{
+    port_taken_once();
+}
+
+/* The race above is lost or won at each start; one run proves little. */
+static void TEST_port_taken_repeated(void)
+{
+    int ok = 0;
+    for (int i = 0; i < 20; i++) ok += port_taken_once();
+    CU_ASSERT_EQUAL(ok, 20);
+}
+
+/* A stand-in for mosquitto: the real one, told to log to another file,
+ * so the kit's log says it is starting but never that it is running.
+ * Named "interrupt", it also sends its parent (this process) SIGINT once
+ * the kit has connected, that is, has taken its listener as the broker's. */
+static const char fake_broker[] =
+    "#!/bin/sh\n"
+    "conf=$2\n"
+    "log=$(sed -n 's/^log_dest file //p' \"$conf\")\n"
+    "echo '1: mosquitto version 2.0.11 starting' >> \"$log\"\n"
+    "sed \"s|^log_dest file .*|log_dest file $log.hidden|\" \"$conf\" > \"$conf.hidden\"\n"
+    "case $0 in *interrupt)\n"
+    "    kit=$PPID\n"
+    "    (until grep -q 'New connection from 127.0.0.1' \"$log.hidden\" 2>/dev/null; do sleep 0.02; done\n"
+    "     kill -INT $kit) &\n"
+    "esac\n"
+    "exec \"$(command -v mosquitto || echo /usr/sbin/mosquitto)\" -c \"$conf.hidden\"\n";
+
+/* Start the fake broker named mode; rc of broker_start, err filled. */
+static int start_fake(const char *mode, int ready_ms, char *err)
+{
+    char dir[] = "/tmp/mqlab-fakebroker-XXXXXX";
+    if (!mkdtemp(dir)) return -1;
+    char *exe = kit_strdup_printf("%s/%s", dir, mode);
+    int rc = -1;
+    if (kit_write_file_atomic(exe, fake_broker, sizeof fake_broker - 1, 0700, err) == KIT_OK) {
+        char *tmpl = plain_template();
+        broker_opts_t o = { .name = "fake", .tmpl = tmpl, .mosquitto = exe, .ready_ms = ready_ms };
+        broker_t *b = NULL;
+        rc = tmpl ? broker_start(&b, &o, err) : -1;
+        broker_free(b);   /* only if the start wrongly succeeded */
+        free(tmpl);
+    }
+    kit_rm_rf(dir);
+    free(exe);
+    return rc;
+}
+
+/* Ctrl-C while mosquitto starts: KIT_EINTR, nothing left behind, never a
+ * broker taken as started. Before the exec, and after the listener is
+ * up but before mosquitto says "running". */
+static void TEST_interrupted_start(void)
+{
+    char err[KIT_ERRLEN] = "";
+    char *tmpl = plain_template();
+    CU_ASSERT_PTR_NOT_NULL_FATAL(tmpl);
+    broker_opts_t o = { .name = "plain", .tmpl = tmpl };
+    broker_t *b = (broker_t *)&b;
+    raise(SIGINT);
+    CU_ASSERT_EQUAL(broker_start(&b, &o, err), KIT_EINTR);
+    cleanup_clear_interrupt();
+    CU_ASSERT_PTR_NULL(b);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "interrupted"));
+    CU_ASSERT(folders_left() == 0);
+    CU_ASSERT(processes_left() == 0);
+    free(tmpl);
+
+    err[0] = '\0';
+    int rc = start_fake("interrupt", 20000, err);
+    cleanup_clear_interrupt();
+    CU_ASSERT_EQUAL(rc, KIT_EINTR);
+    if (rc != KIT_EINTR) fprintf(stderr, "interrupted start: rc %d, %s\n", rc, err);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "interrupted"));
+    CU_ASSERT(folders_left() == 0);
+    CU_ASSERT(processes_left() == 0);
+}
+
+/* A broker that opens its port but never logs "running": a timeout that
+ * says so, not a start. */
+static void TEST_never_running(void)
+{
+    char err[KIT_ERRLEN] = "";
+    int rc = start_fake("silent", 3000, err);
+    int said = strstr(err, "did not log \"running\"") != NULL;
+    if (rc != KIT_ETIMEOUT || !said) fprintf(stderr, "never running: rc %d, %s\n", rc, err);
+    CU_ASSERT_EQUAL(rc, KIT_ETIMEOUT);
+    CU_ASSERT(said);
+    CU_ASSERT(folders_left() == 0);
+    CU_ASSERT(processes_left() == 0);
 }
 
 /* A broker that runs but never serves the port: a timeout, cleaned up. */
@@ -520,6 +620,191 @@ static void TEST_tls_profile(void)
     free(tmpl);
 }
 
+/* ---- unix socket ----------------------------------------------------------- */
+
+/* TCP LISTEN sockets (IPv4 or IPv6) that pid holds. */
+static int tcp_listeners_of(pid_t pid)
+{
+    unsigned long listen_inodes[256];
+    int n = 0, held = 0;
+    const char *const tables[] = { "/proc/net/tcp", "/proc/net/tcp6" };
+    for (int t = 0; t < 2; t++) {
+        FILE *f = fopen(tables[t], "r");
+        if (!f) continue;
+        char line[512];
+        while (fgets(line, sizeof line, f)) {
+            unsigned st = 0;
+            unsigned long ino = 0;
+            if (sscanf(line, " %*d: %*s %*s %x %*s %*s %*s %*u %*u %lu", &st, &ino) == 2 && st == 0x0A &&
+                n < 256)
+                listen_inodes[n++] = ino;
+        }
+        fclose(f);
+    }
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/fd", (int)pid);
+    DIR *d = opendir(path);
+    if (!d) return -1;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        char link[sizeof path + sizeof de->d_name], target[128];
+        snprintf(link, sizeof link, "%s/%s", path, de->d_name);
+        ssize_t r = readlink(link, target, sizeof target - 1);
+        if (r <= 0) continue;
+        target[r] = '\0';
+        unsigned long ino;
+        if (sscanf(target, "socket:[%lu]", &ino) != 1) continue;
+        for (int i = 0; i < n; i++)
+            if (listen_inodes[i] == ino) held++;
+    }
+    closedir(d);
+    return held;
+}
+
+static broker_t *start_unix(const char *extra, char *err)
+{
+    char *tmpl = plain_template();
+    if (!tmpl) return NULL;
+    broker_opts_t o = { .name = "plain", .tmpl = tmpl, .extra = extra, .unix_socket = 1 };
+    broker_t *b = NULL;
+    if (broker_start(&b, &o, err) != KIT_OK) b = NULL;
+    free(tmpl);
+    return b;
+}
+
+/* A message from a kit client on the broker's socket to another one. */
+static int goes_round(const broker_t *b, const char *topic)
+{
+    char err[KIT_ERRLEN] = "";
+    mq_opts_t o = { .unix_path = broker_socket(b), .clean = 1 };
+    mq_client_t *sub = NULL, *pub = NULL;
+    int ok = 0, granted = -1;
+    if (mq_connect(&sub, &o, NULL, err) != KIT_OK || mq_connect(&pub, &o, NULL, err) != KIT_OK ||
+        mq_subscribe(sub, topic, 1, 10000, &granted, err) != KIT_OK ||
+        mq_publish(pub, topic, "round", 5, 1, 0, 10000, NULL, err) != KIT_OK) {
+        fprintf(stderr, "unix socket: %s\n", err);
+        goto cleanup;
+    }
+    mq_message_t *m = mq_wait_message(sub, topic, 10000, NULL);
+    ok = m && strcmp(m->payload, "round") == 0;
+    mq_message_free(m);
+cleanup:
+    mq_free(sub);
+    mq_free(pub);
+    return ok;
+}
+
+static void TEST_unix_socket(void)
+{
+    char err[KIT_ERRLEN] = "";
+    broker_t *b = start_unix("# the port is @PORT@\n", err);
+    if (!b) fprintf(stderr, "unix socket: %s\n", err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+    CU_ASSERT_EQUAL(broker_port(b), 0);
+    const char *sock = broker_socket(b);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(sock);
+    char *want = kit_strdup_printf("%s/mosquitto.sock", broker_dir(b));
+    CU_ASSERT_STRING_EQUAL(sock, want);
+    free(want);
+    struct stat st;
+    CU_ASSERT(stat(sock, &st) == 0 && S_ISSOCK(st.st_mode));
+    CU_ASSERT(stat(broker_dir(b), &st) == 0 && (st.st_mode & 0777) == 0700);
+    CU_ASSERT(log_has(b, "running", 1));
+
+    /* The template's TCP line became the socket's, line for line; no TCP
+     * listener is left, in the config or in the process. */
+    char *conf_path = kit_strdup_printf("%s/mosquitto.conf", broker_dir(b));
+    char *conf = kit_read_file(conf_path, NULL, NULL);
+    char *tmpl = plain_template();
+    CU_ASSERT_PTR_NOT_NULL_FATAL(conf);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(tmpl);
+    want = kit_strdup_printf("\nlistener 0 %s\n", sock);
+    CU_ASSERT_PTR_NOT_NULL(strstr(conf, want));
+    CU_ASSERT_PTR_NULL(strstr(conf, "127.0.0.1"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(conf, "# the port is 0\n"));
+    CU_ASSERT_EQUAL(count_in(conf, "\n"), count_in(tmpl, "\n") + 1);
+    CU_ASSERT_EQUAL(tcp_listeners_of(broker_pid(b)), 0);
+    free(want);
+    free(tmpl);
+    free(conf);
+    free(conf_path);
+
+    CU_ASSERT(goes_round(b, "bt/unix/a"));
+    want = kit_strdup_printf("Opening unix listen socket on path %s", sock);
+    CU_ASSERT(log_has(b, want, 1));
+    free(want);
+
+    broker_free(b);
+    CU_ASSERT(folders_left() == 0);
+    CU_ASSERT(processes_left() == 0);
+}
+
+/* Restarts keep the path, after a clean stop and after a crash (which
+ * leaves the socket file behind). */
+static void TEST_unix_restart(void)
+{
+    char err[KIT_ERRLEN] = "";
+    broker_t *b = start_unix(NULL, err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+    char *sock = kit_strdup(broker_socket(b));
+    CU_ASSERT(broker_stop(b) == KIT_OK);
+    CU_ASSERT(broker_running(b) == 0);
+    CU_ASSERT_EQUAL(broker_restart(b, err), KIT_OK);
+    CU_ASSERT_STRING_EQUAL(broker_socket(b), sock);
+    CU_ASSERT_EQUAL(broker_port(b), 0);
+    CU_ASSERT(log_has(b, "running", 2));
+    CU_ASSERT(goes_round(b, "bt/unix/b"));
+
+    CU_ASSERT(broker_kill(b) == KIT_OK);
+    CU_ASSERT(kit_file_exists(sock));
+    CU_ASSERT_EQUAL(broker_restart(b, err), KIT_OK);
+    CU_ASSERT_STRING_EQUAL(broker_socket(b), sock);
+    CU_ASSERT(log_has(b, "running", 3));
+    CU_ASSERT(goes_round(b, "bt/unix/c"));
+    CU_ASSERT_EQUAL(tcp_listeners_of(broker_pid(b)), 0);
+
+    broker_free(b);
+    CU_ASSERT(!kit_file_exists(sock));
+    CU_ASSERT(folders_left() == 0);
+    CU_ASSERT(processes_left() == 0);
+    free(sock);
+}
+
+/* 1 when a unix-socket start is refused as invalid, with why in err. */
+static int unix_refused(const char *tmpl, const char *extra, int port, char *err)
+{
+    broker_t *b = (broker_t *)&b;   /* must come back NULL */
+    broker_opts_t o = { .name = "open", .tmpl = tmpl, .extra = extra, .port = port, .unix_socket = 1 };
+    int rc = broker_start(&b, &o, err);
+    int was_null = b == NULL;
+    if (rc == KIT_OK) broker_free(b);
+    return rc == KIT_EINVAL && was_null;
+}
+
+/* One listener, the template's `listener @PORT@ 127.0.0.1`, and nothing
+ * that could open another. */
+static void TEST_unix_refused(void)
+{
+    char err[KIT_ERRLEN] = "";
+    CU_ASSERT(unix_refused("listener @PORT@ 127.0.0.1\nlistener 1884 127.0.0.1\nallow_anonymous true\n",
+                           NULL, 0, err));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "this one has 2"));
+    CU_ASSERT(unix_refused("listener @PORT@ 127.0.0.1\nlistener @PORT@ 127.0.0.1\n", NULL, 0, err));
+    CU_ASSERT(unix_refused("listener @PORT@ 127.0.0.1\n", "listener @PORT@ 127.0.0.1\n", 0, err));
+    CU_ASSERT(unix_refused("listener @PORT@ 127.0.0.1\n", "listener 1884 127.0.0.1\n", 0, err));
+    CU_ASSERT(unix_refused("listener 1884 127.0.0.1\n", NULL, 0, err));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "listener @PORT@ 127.0.0.1"));
+    CU_ASSERT(unix_refused("listener @PORT@ 127.0.0.1\n", NULL, 1884, err));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "port"));
+    /* A socket listener is the kit's to write, never a template's. */
+    CU_ASSERT(unix_refused("listener 0 /tmp/elsewhere.sock\n", NULL, 0, err));
+    CU_ASSERT(refused("listener 0 /tmp/elsewhere.sock\n", NULL, err));
+    CU_ASSERT(refused("listener @PORT@ 127.0.0.1\n", "listener 0 /tmp/elsewhere.sock\n", err));
+    CU_ASSERT(refused("listener 0\n", NULL, err));
+    CU_ASSERT(folders_left() == 0);
+    CU_ASSERT(processes_left() == 0);
+}
+
 int init_broker_tests(void)
 {
     CU_pSuite s = CU_add_suite("broker", suite_init, suite_clean);
@@ -531,12 +816,18 @@ int init_broker_tests(void)
         !CU_add_test(s, "rejected config", TEST_rejected_config) ||
         !CU_add_test(s, "log file error", TEST_log_file_error) ||
         !CU_add_test(s, "port taken", TEST_port_taken) ||
+        !CU_add_test(s, "port taken, 20 times", TEST_port_taken_repeated) ||
+        !CU_add_test(s, "interrupted start", TEST_interrupted_start) ||
+        !CU_add_test(s, "never running", TEST_never_running) ||
         !CU_add_test(s, "ready timeout", TEST_ready_timeout) ||
         !CU_add_test(s, "missing binary", TEST_missing_binary) ||
         !CU_add_test(s, "free removes folder", TEST_free_removes_folder) ||
         !CU_add_test(s, "@CERTS@ refused without a folder", TEST_certs_refused) ||
         !CU_add_test(s, "@CERTS@ filled", TEST_certs_filled) ||
-        !CU_add_test(s, "tls profile", TEST_tls_profile))
+        !CU_add_test(s, "tls profile", TEST_tls_profile) ||
+        !CU_add_test(s, "unix socket", TEST_unix_socket) ||
+        !CU_add_test(s, "unix socket restart", TEST_unix_restart) ||
+        !CU_add_test(s, "unix socket refused", TEST_unix_refused))
         return 1;
     return 0;
 }

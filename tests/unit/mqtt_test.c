@@ -2,8 +2,9 @@
  * mqtt_test.c - the mqtt client module against a real mosquitto.
  *
  * The suite starts its own broker (not through runner/broker.c, so the
- * two modules can be tested apart) with two loopback listeners: one that
- * accepts anonymous clients and one that refuses them.
+ * two modules can be tested apart) with three listeners: a unix socket
+ * in the suite's folder and a loopback port that accept anonymous
+ * clients, and a loopback port that refuses them.
  *
  * A second suite, mqtt-tls, makes the kit's PKI (tls_pki_ensure: a CA,
  * certificates for localhost, for another host, for a client, an expired
@@ -33,6 +34,7 @@
 #include "util.h"
 
 static char dir[512];
+static char sock_path[600];
 static pid_t broker_pid;
 static int port_open, port_closed;
 
@@ -72,6 +74,10 @@ static int start_broker(void)
     port_closed = kit_free_port(err);
     if (!port_open || !port_closed || port_open == port_closed) return -1;
 
+    snprintf(sock_path, sizeof sock_path, "%s/mosquitto.sock", dir);
+
+    /* The socket first: mosquitto opens listeners in order, so once the
+     * ports accept, the socket does too. */
     struct passwd *pw = getpwuid(geteuid());
     char *conf = kit_strdup_printf(
         "per_listener_settings true\n"
@@ -79,11 +85,13 @@ static int start_broker(void)
         "user %s\n"
         "log_dest file %s/broker.log\n"
         "log_type all\n"
+        "listener 0 %s\n"
+        "allow_anonymous true\n"
         "listener %d 127.0.0.1\n"
         "allow_anonymous true\n"
         "listener %d 127.0.0.1\n"
         "allow_anonymous false\n",
-        pw ? pw->pw_name : "root", dir, port_open, port_closed);
+        pw ? pw->pw_name : "root", dir, sock_path, port_open, port_closed);
     char *path = kit_strdup_printf("%s/mosquitto.conf", dir);
     int rc = kit_write_file_atomic(path, conf, strlen(conf), 0600, err);
     free(conf);
@@ -454,6 +462,78 @@ static void TEST_invalid(void)
     CU_ASSERT_PTR_NULL(d);
     /* libmosquitto's own refusal of such ids closes fd 0 on its way out. */
     if (stdin_open) CU_ASSERT(fcntl(0, F_GETFD) != -1);
+}
+
+/* A client on the broker's unix socket talks with one on its port. */
+static void TEST_unix_socket(void)
+{
+    char err[KIT_ERRLEN] = "";
+    mq_opts_t o = { .unix_path = sock_path, .id = "on-socket", .clean = 1 };
+    mq_client_t *u = NULL;
+    int rc = -1;
+    CU_ASSERT_EQUAL(mq_connect(&u, &o, &rc, err), KIT_OK);
+    if (!u) fprintf(stderr, "unix socket: %s\n", err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(u);
+    CU_ASSERT_EQUAL(rc, 0);
+    CU_ASSERT(mq_is_connected(u));
+    mq_client_t *t = client(NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(t);
+    CU_ASSERT_EQUAL(subscribe(u, "ux/to-socket", 1), 1);
+    CU_ASSERT_EQUAL(subscribe(t, "ux/to-port", 1), 1);
+
+    publish(t, "ux/to-socket", "from the port", 1, 0);
+    int why = -1;
+    mq_message_t *m = mq_wait_message(u, NULL, 5000, &why);
+    check_message(m, "ux/to-socket", "from the port", 13, 1, 0);
+    mq_message_free(m);
+    publish(u, "ux/to-port", "from the socket", 1, 0);
+    m = mq_wait_message(t, NULL, 5000, &why);
+    check_message(m, "ux/to-port", "from the socket", 15, 1, 0);
+    mq_message_free(m);
+
+    /* The broker saw this client on its socket, not on a port. */
+    char *log_path = kit_strdup_printf("%s/broker.log", dir);
+    char *log = kit_read_file(log_path, NULL, NULL);
+    char *want = kit_strdup_printf("New client connected from %s", sock_path);
+    CU_ASSERT(log && strstr(log, want) && strstr(log, " as on-socket "));
+    free(want);
+    free(log);
+    free(log_path);
+    CU_ASSERT_EQUAL(mq_disconnect(u), KIT_OK);
+    mq_free(u);
+    mq_free(t);
+}
+
+static void TEST_unix_socket_errors(void)
+{
+    char err[KIT_ERRLEN] = "";
+    mq_client_t *c = (mq_client_t *)&err;   /* must be reset to NULL */
+    mq_opts_t both = { .unix_path = sock_path, .port = port_open, .clean = 1 };
+    CU_ASSERT_EQUAL(mq_connect(&c, &both, NULL, err), KIT_EINVAL);
+    CU_ASSERT_PTR_NULL(c);
+    mq_opts_t host = { .unix_path = sock_path, .host = "127.0.0.1", .clean = 1 };
+    CU_ASSERT_EQUAL(mq_connect(&c, &host, NULL, err), KIT_EINVAL);
+    mq_opts_t tls = { .unix_path = sock_path, .clean = 1, .cafile = "/nonexistent/ca.crt" };
+    CU_ASSERT_EQUAL(mq_connect(&c, &tls, NULL, err), KIT_EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "TLS"));
+    char longpath[200];
+    memset(longpath, 'x', sizeof longpath - 1);
+    longpath[0] = '/';
+    longpath[sizeof longpath - 1] = '\0';
+    mq_opts_t too_long = { .unix_path = longpath, .clean = 1 };
+    CU_ASSERT_EQUAL(mq_connect(&c, &too_long, NULL, err), KIT_EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "too long"));
+
+    /* Nobody there: an error that names the socket. */
+    char *none = kit_strdup_printf("%s/nobody.sock", dir);
+    mq_opts_t gone = { .unix_path = none, .clean = 1 };
+    int rc = -1;
+    CU_ASSERT_EQUAL(mq_connect(&c, &gone, &rc, err), KIT_ERR);
+    CU_ASSERT_PTR_NULL(c);
+    CU_ASSERT_EQUAL(rc, -1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, none));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "No such file"));
+    free(none);
 }
 
 static void TEST_interleaved(void)
@@ -873,7 +953,9 @@ int init_mqtt_tests(void)
         || !CU_add_test(s, "interleaved clients", TEST_interleaved)
         || !CU_add_test(s, "lost connection", TEST_lost)
         || !CU_add_test(s, "keepalive", TEST_keepalive)
-        || !CU_add_test(s, "interrupt", TEST_interrupt))
+        || !CU_add_test(s, "interrupt", TEST_interrupt)
+        || !CU_add_test(s, "unix socket", TEST_unix_socket)
+        || !CU_add_test(s, "unix socket errors", TEST_unix_socket_errors))
         return 1;
 
     CU_pSuite t = CU_add_suite("mqtt-tls", tls_suite_init, tls_suite_clean);

@@ -19,6 +19,7 @@
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -26,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "broker.h"
@@ -1059,6 +1061,25 @@ static void TEST_refuse(void)
     proxy_free(p);
 }
 
+/* n clients through the proxy, all open at once: CONNECT on every socket
+ * before any CONNACK is read. Client ids are prefix-0, prefix-1, ... */
+static void connect_many(proxy *p, int *fds, int n, const char *prefix)
+{
+    uint8_t buf[512];
+    char id[64];
+    for (int i = 0; i < n; i++) {
+        fds[i] = tcp_connect(proxy_port(p));
+        CU_ASSERT_FATAL(fds[i] >= 0);
+        snprintf(id, sizeof id, "%s-%d", prefix, i);
+        size_t len = mk_connect(buf, id, 60, NULL, NULL, 0);
+        CU_ASSERT_EQUAL(write_all(fds[i], buf, len), 0);
+    }
+    for (int i = 0; i < n; i++) {
+        CU_ASSERT_EQUAL(read_packet(fds[i], buf, sizeof buf, WAIT_MS), 4);
+        CU_ASSERT_EQUAL(buf[0], 0x20);
+    }
+}
+
 #define MANY 50
 
 static void TEST_many_clients(void)
@@ -1067,20 +1088,8 @@ static void TEST_many_clients(void)
     proxy *p = start_proxy(0);
     CU_ASSERT_PTR_NOT_NULL_FATAL(p);
     int fds[MANY];
-    uint8_t buf[512];
-    char id[32], topic[64];
-    /* All open at once: CONNECT on every socket before any CONNACK is read. */
-    for (int i = 0; i < MANY; i++) {
-        fds[i] = tcp_connect(proxy_port(p));
-        CU_ASSERT_FATAL(fds[i] >= 0);
-        snprintf(id, sizeof id, "pxt-many-%d", i);
-        size_t n = mk_connect(buf, id, 60, NULL, NULL, 0);
-        CU_ASSERT_EQUAL(write_all(fds[i], buf, n), 0);
-    }
-    for (int i = 0; i < MANY; i++) {
-        CU_ASSERT_EQUAL(read_packet(fds[i], buf, sizeof buf, WAIT_MS), 4);
-        CU_ASSERT_EQUAL(buf[0], 0x20);
-    }
+    char topic[64];
+    connect_many(p, fds, MANY, "pxt-many");
     for (int i = 0; i < MANY; i++) {
         snprintf(topic, sizeof topic, "pxt/many/%d", i);
         CU_ASSERT_EQUAL(publish_raw(fds[i], topic, "m", 1, i + 1), 0);
@@ -1310,6 +1319,284 @@ static void TEST_no_leaks(void)
     CU_ASSERT_EQUAL(count_dir("/proc/self/task"), tasks0);
 }
 
+/* ------------------------------------------------------------------ */
+/* A broker on a unix socket                                          */
+
+static broker_t *start_unix_broker(void)
+{
+    char err[KIT_ERRLEN] = "";
+    char *tmpl = kit_read_file("broker-config/plain.conf", NULL, err);
+    if (!tmpl) return NULL;
+    broker_opts_t o = { .name = "plain", .tmpl = tmpl, .unix_socket = 1 };
+    broker_t *b = NULL;
+    if (broker_start(&b, &o, err) != KIT_OK) {
+        fprintf(stderr, "unix broker: %s\n", err);
+        b = NULL;
+    }
+    free(tmpl);
+    return b;
+}
+
+static proxy *start_unix_proxy(const char *path)
+{
+    char err[KIT_ERRLEN] = "";
+    px_opts o = { .upstream_path = path };
+    proxy *p = NULL;
+    int rc = proxy_start(&o, &p, err);
+    CU_ASSERT_EQUAL(rc, KIT_OK);
+    if (rc != KIT_OK) fprintf(stderr, "proxy_start: %s\n", err);
+    return p;
+}
+
+static mq_client_t *unix_observer(const broker_t *b, const char *id, const char *filter)
+{
+    char err[KIT_ERRLEN] = "";
+    mq_opts_t o = { .unix_path = broker_socket(b), .id = id, .clean = 1 };
+    mq_client_t *c = NULL;
+    CU_ASSERT_EQUAL_FATAL(mq_connect(&c, &o, NULL, err), KIT_OK);
+    int granted = -1;
+    CU_ASSERT_EQUAL(mq_subscribe(c, filter, 1, WAIT_MS, &granted, err), KIT_OK);
+    CU_ASSERT_EQUAL(granted, 1);
+    return c;
+}
+
+/* The proxy in front of a broker that has no TCP port: both ways, traced,
+ * and the broker saw the client on its socket. */
+static void TEST_unix_upstream(void)
+{
+    broker_t *b = start_unix_broker();
+    CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+    mq_client_t *obs = unix_observer(b, "pxt-obs-unix", "pxt/unix/#");
+    proxy *p = start_unix_proxy(broker_socket(b));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+
+    int fd = mqtt_open(proxy_port(p), "pxt-unix", 60, NULL, NULL);
+    CU_ASSERT_FATAL(fd >= 0);
+    CU_ASSERT_EQUAL(publish_raw(fd, "pxt/unix/up", "via-socket", 1, 1), 0);
+    CU_ASSERT(expect_puback(fd, 1));
+    CU_ASSERT(next_msg_is(obs, "pxt/unix/up", "via-socket"));
+
+    uint8_t buf[512];
+    size_t n = mk_subscribe(buf, 2, "pxt/unix/down", 0);
+    CU_ASSERT_EQUAL(write_all(fd, buf, n), 0);
+    CU_ASSERT_EQUAL(read_packet(fd, buf, sizeof buf, WAIT_MS), 5);
+    CU_ASSERT(buf[0] == 0x90);
+    char err[KIT_ERRLEN] = "";
+    CU_ASSERT_EQUAL(mq_publish(obs, "pxt/unix/down", "to-client", 9, 1, 0, WAIT_MS, NULL, err), KIT_OK);
+    long r = read_packet(fd, buf, sizeof buf, WAIT_MS);
+    CU_ASSERT(r > 9 && (buf[0] & 0xf0) == 0x30 && memcmp(buf + r - 9, "to-client", 9) == 0);
+    CU_ASSERT_EQUAL(write_all(fd, DISCONNECT, sizeof DISCONNECT), 0);
+    CU_ASSERT_EQUAL(read_until_eof(fd), 1);
+    close(fd);
+
+    const px_event *e = wait_ev(p, PX_EV_CLOSE, -1, -1, 0, 1);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(e);
+    CU_ASSERT_STRING_EQUAL(e->text, "broker closed the connection");
+    e = wait_ev(p, PX_EV_OPEN, -1, -1, 0, 1);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(e);
+    char *want = kit_strdup_printf("upstream -> unix:%s", broker_socket(b));
+    CU_ASSERT_PTR_NOT_NULL(strstr(e->text, want));
+    free(want);
+    e = wait_ev(p, PX_EV_PACKET, PKT_CONNECT, PX_UP, 1, 1);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(e);
+    CU_ASSERT_STRING_EQUAL(e->client_id, "pxt-unix");
+    e = wait_ev(p, PX_EV_PACKET, PKT_PUBLISH, PX_UP, 1, 1);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(e);
+    CU_ASSERT_STRING_EQUAL(e->topic, "pxt/unix/up");
+    CU_ASSERT_EQUAL(e->fate, PX_SENT);
+    e = wait_ev(p, PX_EV_PACKET, PKT_PUBLISH, PX_DOWN, 1, 1);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(e);
+    CU_ASSERT_STRING_EQUAL(e->payload, "to-client");
+    CU_ASSERT_EQUAL(count_ev(p, PX_EV_ERROR, -1, -1), 0);
+    want = kit_strdup_printf("New client connected from %s:0 as pxt-unix", broker_socket(b));
+    char *log = broker_log(b, NULL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(log, want));
+    free(log);
+    free(want);
+
+    proxy_free(p);
+    mq_free(obs);
+    char *dir = kit_strdup(broker_dir(b));
+    broker_free(b);
+    CU_ASSERT(!kit_is_dir(dir));
+    free(dir);
+}
+
+/* Many clients at once through a unix upstream: mosquitto's unix backlog
+ * is 10, and a full one refuses instead of queueing; none may be lost. */
+static void TEST_unix_many_clients(void)
+{
+    broker_t *b = start_unix_broker();
+    CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+    proxy *p = start_unix_proxy(broker_socket(b));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+    int fds[MANY];
+    connect_many(p, fds, MANY, "pxt-umany");
+    CU_ASSERT_EQUAL(proxy_open_conns(p), MANY);
+    CU_ASSERT_EQUAL(count_ev(p, PX_EV_ERROR, -1, -1), 0);
+    for (int i = 0; i < MANY; i++) close(fds[i]);
+    proxy_free(p);
+    broker_free(b);
+}
+
+/* A unix listener whose backlog is full: the proxy tries again until
+ * there is room, and the client's CONNECT gets through, late. */
+static void TEST_unix_backlog_retry(void)
+{
+    char dir[] = "/tmp/mqlab-pxtest-XXXXXX";
+    CU_ASSERT_FATAL(mkdtemp(dir) != NULL);
+    struct sockaddr_un a = { .sun_family = AF_UNIX };
+    snprintf(a.sun_path, sizeof a.sun_path, "%s/fake.sock", dir);
+    int lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    CU_ASSERT_FATAL(lfd >= 0);
+    CU_ASSERT_FATAL(bind(lfd, (struct sockaddr *)&a, sizeof a) == 0);
+    CU_ASSERT_FATAL(listen(lfd, 0) == 0);    /* room for one waiting connection */
+    proxy *p = start_unix_proxy(a.sun_path);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+
+    uint8_t buf[512];
+    int fd[2];
+    for (int i = 0; i < 2; i++) {
+        fd[i] = tcp_connect(proxy_port(p));
+        CU_ASSERT_FATAL(fd[i] >= 0);
+        size_t n = mk_connect(buf, i ? "pxt-second" : "pxt-first", 60, NULL, NULL, 0);
+        CU_ASSERT_EQUAL(write_all(fd[i], buf, n), 0);
+        CU_ASSERT_PTR_NOT_NULL(wait_ev(p, PX_EV_OPEN, -1, -1, (unsigned)i + 1, 1));
+    }
+    /* Accepting the first makes room for the second's retry. */
+    for (int i = 0; i < 2; i++) {
+        struct pollfd pfd = { .fd = lfd, .events = POLLIN };
+        CU_ASSERT_FATAL(poll(&pfd, 1, WAIT_MS) == 1);
+        int up = accept(lfd, NULL, NULL);
+        CU_ASSERT_FATAL(up >= 0);
+        long r = read_packet(up, buf, sizeof buf, WAIT_MS);
+        CU_ASSERT(r > 0 && buf[0] == 0x10);
+        close(up);
+    }
+    const px_event *c1 = wait_ev(p, PX_EV_PACKET, PKT_CONNECT, PX_UP, 1, 1);
+    const px_event *c2 = wait_ev(p, PX_EV_PACKET, PKT_CONNECT, PX_UP, 2, 1);
+    CU_ASSERT(c1 && strcmp(c1->client_id, "pxt-first") == 0);
+    CU_ASSERT(c2 && strcmp(c2->client_id, "pxt-second") == 0);
+    CU_ASSERT_EQUAL(count_ev(p, PX_EV_ERROR, -1, -1), 0);
+    close(fd[0]);
+    close(fd[1]);
+    proxy_free(p);
+    close(lfd);
+    kit_rm_rf(dir);
+}
+
+static void TEST_unix_upstream_down(void)
+{
+    char err[KIT_ERRLEN] = "";
+    proxy *q = (proxy *)&q;
+    px_opts both = { .upstream_path = "/tmp/x.sock", .upstream_port = 1883 };
+    CU_ASSERT_EQUAL(proxy_start(&both, &q, err), KIT_EINVAL);
+    CU_ASSERT_PTR_NULL(q);
+    char longpath[200];
+    memset(longpath, 'x', sizeof longpath - 1);
+    longpath[0] = '/';
+    longpath[sizeof longpath - 1] = '\0';
+    px_opts too_long = { .upstream_path = longpath };
+    CU_ASSERT_EQUAL(proxy_start(&too_long, &q, err), KIT_EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "too long"));
+    px_opts neither = { .listen_port = 0 };
+    CU_ASSERT_EQUAL(proxy_start(&neither, &q, err), KIT_EINVAL);
+
+    const char *gone = "/nonexistent-mqlab/mosquitto.sock";
+    proxy *p = start_unix_proxy(gone);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+    int fd = tcp_connect(proxy_port(p));
+    CU_ASSERT_FATAL(fd >= 0);
+    uint8_t buf[16];
+    long r = read_n(fd, buf, 1, WAIT_MS);
+    CU_ASSERT(r == 0 || r == -2);
+    close(fd);
+    const px_event *e = wait_ev(p, PX_EV_ERROR, -1, -1, 0, 1);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(e);
+    char *want = kit_strdup_printf("cannot reach the broker at unix:%s: No such file or directory", gone);
+    CU_ASSERT_STRING_EQUAL(e->text, want);
+    free(want);
+    CU_ASSERT_PTR_NOT_NULL(wait_ev(p, PX_EV_CLOSE, -1, -1, 0, 1));
+    CU_ASSERT_EQUAL(proxy_open_conns(p), 0);
+    proxy_free(p);
+}
+
+/* The epoll descriptors this process holds, into fds (at most n). */
+static int epoll_fds(int *fds, int n)
+{
+    int k = 0;
+    DIR *d = opendir("/proc/self/fd");
+    if (!d) return -1;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        char link[300], target[64];
+        snprintf(link, sizeof link, "/proc/self/fd/%s", de->d_name);
+        ssize_t r = readlink(link, target, sizeof target - 1);
+        if (r <= 0) continue;
+        target[r] = '\0';
+        if (strcmp(target, "anon_inode:[eventpoll]") == 0 && k < n) fds[k++] = atoi(de->d_name);
+    }
+    closedir(d);
+    return k;
+}
+
+/* epoll_wait fails (its descriptor is swapped for /dev/null under the
+ * proxy's feet): the loop ends instead of spinning, the owner can read
+ * why, the client is closed, and new ones are refused. */
+static void TEST_loop_failure(void)
+{
+    int fds0 = count_dir("/proc/self/fd");
+    int before[16], after[16];
+    int nb = epoll_fds(before, 16);
+    proxy *p = start_proxy(0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+    char err[KIT_ERRLEN] = "";
+    CU_ASSERT_EQUAL(proxy_error(p, err), KIT_OK);
+    int client = mqtt_open(proxy_port(p), "pxt-loopfail", 60, NULL, NULL);
+    CU_ASSERT_FATAL(client >= 0);
+
+    int na = epoll_fds(after, 16);
+    CU_ASSERT_FATAL(na == nb + 1);
+    int epfd = -1;
+    for (int i = 0; i < na; i++) {
+        int old = 0;
+        for (int j = 0; j < nb; j++) old |= before[j] == after[i];
+        if (!old) epfd = after[i];
+    }
+    CU_ASSERT_FATAL(epfd >= 0);
+    int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    CU_ASSERT_FATAL(null >= 0);
+    CU_ASSERT_FATAL(dup2(null, epfd) == epfd);
+    close(null);
+    /* The loop sleeps in epoll_wait on the old set until something
+     * happens: a new client wakes it, and its next wait fails. */
+    int waker = tcp_connect(proxy_port(p));
+    CU_ASSERT(waker >= 0);
+
+    int rc = KIT_OK;
+    for (int64_t end = kit_now_ms() + WAIT_MS; rc != KIT_ERR && kit_now_ms() < end;)
+        rc = proxy_wait(p, proxy_count(p), 100);
+    CU_ASSERT_EQUAL(rc, KIT_ERR);
+    CU_ASSERT_EQUAL(proxy_error(p, err), KIT_ERR);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "epoll_wait"));
+    size_t n = proxy_count(p);
+    CU_ASSERT_FATAL(n > 0);
+    const px_event *last = NULL;
+    for (size_t i = 0; i < n; i++)
+        if (proxy_event(p, i)->kind == PX_EV_ERROR) last = proxy_event(p, i);
+    CU_ASSERT(last && strstr(last->text, "epoll_wait"));
+    CU_ASSERT_EQUAL(read_until_eof(client), 1);
+    CU_ASSERT_EQUAL(proxy_open_conns(p), 0);
+    CU_ASSERT_EQUAL(tcp_connect(proxy_port(p)), -1);
+    int64_t t0 = kit_now_ms();
+    CU_ASSERT_EQUAL(proxy_wait(p, n, 5000), KIT_ERR);
+    CU_ASSERT(kit_now_ms() - t0 < 4000);
+    if (waker >= 0) close(waker);
+    close(client);
+    proxy_free(p);
+    CU_ASSERT_EQUAL(count_dir("/proc/self/fd"), fds0);
+}
+
 int init_proxy_tests(void)
 {
     CU_pSuite s = CU_add_suite("proxy", suite_init, suite_clean);
@@ -1333,7 +1620,12 @@ int init_proxy_tests(void)
         !CU_add_test(s, "upstream down", TEST_upstream_down) ||
         !CU_add_test(s, "broker hangs up", TEST_broker_hangs_up) ||
         !CU_add_test(s, "client id filter", TEST_client_id_filter) ||
-        !CU_add_test(s, "no fd or thread leak", TEST_no_leaks))
+        !CU_add_test(s, "no fd or thread leak", TEST_no_leaks) ||
+        !CU_add_test(s, "unix upstream", TEST_unix_upstream) ||
+        !CU_add_test(s, "unix upstream, 50 clients", TEST_unix_many_clients) ||
+        !CU_add_test(s, "unix upstream, full backlog", TEST_unix_backlog_retry) ||
+        !CU_add_test(s, "unix upstream down", TEST_unix_upstream_down) ||
+        !CU_add_test(s, "event loop failure", TEST_loop_failure))
         return 1;
     return 0;
 }
