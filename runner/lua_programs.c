@@ -7,6 +7,16 @@
  *   if not p then ... end          -- code: notfound|compile|missing|error
  *   p:wait(5); print(p:exit_code(), p:stdout())
  *
+ * Options of start besides dir, name, env and timeout: workdir (a private
+ * folder; made and removed here when absent), grace (seconds between TERM
+ * and KILL), mem_mb, cpu_s, fsize_mb, nofile, link_sqlite, and for the
+ * sandbox: ro = { path, ... } and rw = { path, ... } (host paths bound
+ * read-only or writable at the same path; a writable one must belong to
+ * the sandbox uid), nproc (RLIMIT_NPROC as root, default 64) and
+ * sandbox = false (this program runs outside the sandbox: for tests).
+ * programs.sandbox() answers whether programs run sandboxed, and a line
+ * that says how (or why not).
+ *
  * A thin layer over programs.c. Waiting here keeps the kit's MQTT clients
  * serviced (mq_pump) and is cut by the check's deadline (host_clamp_ms),
  * so a check can wait on a program while its subscriber keeps reading.
@@ -18,6 +28,7 @@
 #include "cleanup.h"
 #include "host.h"
 #include "mqtt.h"
+#include "policy.h"
 #include "util.h"
 
 #include <lauxlib.h>
@@ -132,6 +143,18 @@ static int l_python(lua_State *L)
     return 1;
 }
 
+/* true/false, and one line on how programs are confined (or why not). */
+static int l_sandbox(lua_State *L)
+{
+    char line[KIT_ERRLEN * 2];
+    sbx_describe(line, sizeof line);
+    int on = prog_sandbox();
+    lua_pushboolean(L, on);
+    if (on) lua_pushstring(L, line);
+    else lua_pushfstring(L, "off, programs run unconfined (%s)", line);
+    return 2;
+}
+
 /* t[key] as a string, or NULL when absent. */
 static const char *field_string(lua_State *L, const char *key, int required)
 {
@@ -212,6 +235,32 @@ static const char **build_env(lua_State *L)
     return arr;
 }
 
+/* t[key] = { path, ... } into a NULL-terminated array, left on the stack
+ * as a userdata (the strings stay in the caller's table). NULL when
+ * absent. */
+static const char **build_paths(lua_State *L, const char *key)
+{
+    lua_getfield(L, 1, key);
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        return NULL;
+    }
+    if (!lua_istable(L, -1))
+        luaL_argerror(L, 1, lua_pushfstring(L, "'%s' must be a list of paths", key));
+    int src = lua_gettop(L);
+    lua_Integer n = luaL_len(L, src);
+    if (n < 0 || n > 1024) luaL_argerror(L, 1, lua_pushfstring(L, "'%s' has too many paths", key));
+    const char **arr = lua_newuserdatauv(L, sizeof *arr * (size_t)(n + 1), 0);
+    for (lua_Integer i = 1; i <= n; i++) {
+        if (lua_rawgeti(L, src, i) != LUA_TSTRING)
+            luaL_argerror(L, 1, lua_pushfstring(L, "%s[%d] must be a string", key, (int)i));
+        arr[i - 1] = lua_tostring(L, -1);
+        lua_pop(L, 1);
+    }
+    arr[n] = NULL;
+    return arr;
+}
+
 static const char *code_name(int rc)
 {
     switch (rc) {
@@ -240,7 +289,28 @@ static int l_start(lua_State *L)
     lua_getfield(L, 1, "link_sqlite");
     o.link_sqlite = lua_toboolean(L, -1);
     lua_pop(L, 1);
+    o.nproc = field_count(L, "nproc");
+    lua_getfield(L, 1, "sandbox");
+    if (!lua_isnil(L, -1) && !lua_isboolean(L, -1))
+        luaL_argerror(L, 1, "'sandbox' must be a boolean");
+    o.no_sandbox = lua_isboolean(L, -1) && !lua_toboolean(L, -1);
+    lua_pop(L, 1);
     o.env = build_env(L);
+    o.ro = build_paths(L, "ro");
+    o.rw = build_paths(L, "rw");
+    if (policy_active()) {
+        /* While a lab grades: programs start only from the copy of the
+         * submission, always sandboxed, and see only what the lab may. */
+        if (o.no_sandbox) {
+            char where[PATH_MAX];
+            host_lab_where(L, where, sizeof where);
+            return luaL_error(L, "%sa lab may not run a program outside the sandbox", where);
+        }
+        host_allow(L, o.dir, POLICY_RUN, NULL, 0);
+        if (o.workdir) host_allow(L, o.workdir, POLICY_READ | POLICY_WRITE, NULL, 0);
+        for (const char *const *x = o.ro; x && *x; x++) host_allow(L, *x, POLICY_READ, NULL, 0);
+        for (const char *const *x = o.rw; x && *x; x++) host_allow(L, *x, POLICY_READ | POLICY_WRITE, NULL, 0);
+    }
 
     /* Closed first, then opened: any failure below leaves a handle that
      * __gc can release as it is. */
@@ -501,6 +571,7 @@ static const luaL_Reg metamethods[] = {
 static const luaL_Reg functions[] = {
     { "find", l_find },
     { "python", l_python },
+    { "sandbox", l_sandbox },
     { "start", l_start },
     { NULL, NULL }
 };

@@ -7,6 +7,12 @@
  * exits, whatever it left in its group is killed before the leader is
  * reaped: the unreaped (zombie) leader still holds the group id, so the
  * kill cannot reach a stranger that reused the number.
+ *
+ * In the sandbox (sandbox.h) the process the kit forks is bwrap, whose
+ * group is tracked the same way; the program is the launcher's child,
+ * which the launcher keeps unreaped (its pid, its group id) until the kit
+ * ends the sandbox. So p->pid is the program itself there too, and
+ * signals, the wall timeout and prog_stop do not change.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -35,6 +41,7 @@ extern char **environ;
 #define OUT_CAP (1024 * 1024)     /* bytes of each capture kept in memory */
 #define PROBE_MS 5000             /* `python -c "import paho.mqtt.client"` */
 #define BUILD_MS 120000           /* cc on a slow machine */
+#define REAP_MS 10000             /* a sandbox's status after SIGKILL */
 #define DEFAULT_PATH "/usr/local/bin:/usr/bin:/bin"
 
 struct prog {
@@ -43,13 +50,18 @@ struct prog {
     char *workdir;            /* absolute */
     char **env;               /* the child's whole environment */
     prog_opts_t o;            /* limits, defaults applied; strings point above */
+    char **ro, **rw;          /* the caller's extra binds (NULL-terminated) */
+    int boxed;                /* runs in a sandbox */
+    sbx_proc_t *box;          /* the current sandbox, or NULL */
+    char *extra_ro[8];        /* what the kind needs bound: python, mqlab, build */
     enum prog_kind kind;
     char path[PATH_MAX];      /* the file found */
     const char *file;         /* its base name, inside path */
     char exe[PATH_MAX];       /* what execve runs */
     char out_path[PATH_MAX], err_path[PATH_MAX];
 
-    pid_t pid;                /* leader (= group id) while not reaped, else 0 */
+    pid_t pid;                /* leader (= group id) while not reaped, else 0;
+                                 in a sandbox, the program while it is held */
     int exit_code;            /* 0..255, or -1 */
     int term_sig;
     int timed_out;
@@ -102,20 +114,71 @@ static void env_free(char **v)
 }
 
 /* Built from scratch, so nothing of the kit's own environment (tokens,
- * proxies, PYTHONPATH) leaks into a submission; the lab's entries win. */
-static char **env_build(const char *const *extra)
+ * proxies, PYTHONPATH) leaks into a submission; the lab's entries win.
+ * In a sandbox HOME and TMPDIR are its private ones. */
+static char **env_build(const char *const *extra, int boxed)
 {
     envv_t e = { 0 };
     env_put_from_parent(&e, "PATH", DEFAULT_PATH);
-    env_put_from_parent(&e, "HOME", "/");
+    if (boxed) {
+        env_put(&e, "HOME=" SBX_HOME);
+    } else {
+        env_put_from_parent(&e, "HOME", "/");
+    }
     env_put_from_parent(&e, "LANG", NULL);
     env_put_from_parent(&e, "LC_ALL", NULL);
-    env_put_from_parent(&e, "TMPDIR", NULL);
+    if (boxed) env_put(&e, "TMPDIR=/tmp");
+    else env_put_from_parent(&e, "TMPDIR", NULL);
     env_put(&e, "PYTHONUNBUFFERED=1");
     env_put(&e, "PYTHONDONTWRITEBYTECODE=1");
     for (const char *const *x = extra; x && *x; x++)
         env_put(&e, *x);
     return e.v;
+}
+
+/* A NULL-terminated copy of a NULL-terminated list (NULL for none). */
+static char **strv_copy(const char *const *v)
+{
+    size_t n = 0;
+    if (!v) return NULL;
+    while (v[n]) n++;
+    char **c = kit_xmalloc((n + 1) * sizeof *c);
+    for (size_t i = 0; i < n; i++) c[i] = kit_strdup(v[i]);
+    c[n] = NULL;
+    return c;
+}
+
+/* A path a sandbox does not see unless it is bound: not in /usr or /etc. */
+static int outside_system(const char *path)
+{
+    static const char *const sys[] = { "/usr", "/etc" };
+    if (!path || path[0] != '/' || strcmp(path, "/") == 0) return 0;
+    for (size_t i = 0; i < sizeof sys / sizeof sys[0]; i++) {
+        size_t n = strlen(sys[i]);
+        if (strncmp(path, sys[i], n) == 0 && (path[n] == '\0' || path[n] == '/')) return 0;
+    }
+    return 1;
+}
+
+/* ---- the sandbox switch ----------------------------------------------- */
+
+static int sandbox_mode = -1;     /* -1: not decided: on where it can run */
+
+void prog_set_sandbox(int on)
+{
+    sandbox_mode = on ? 1 : 0;
+}
+
+int prog_sandbox(void)
+{
+    if (sandbox_mode < 0) {
+        int ok = sbx_available(NULL, 0);
+        /* A probe cut by Ctrl-C decides nothing; the start that asked
+         * then fails as interrupted instead of running unconfined. */
+        if (!ok && cleanup_interrupted()) return 1;
+        sandbox_mode = ok;
+    }
+    return sandbox_mode;
 }
 
 /* ---- spawning --------------------------------------------------------- */
@@ -140,15 +203,6 @@ static void child_fail(const char *what, const char *arg)
     _exit(127);
 }
 
-static void set_limit(int res, rlim_t soft, rlim_t hard)
-{
-    struct rlimit cur, r = { soft, hard };
-    if (getrlimit(res, &cur) == 0 && cur.rlim_max != RLIM_INFINITY) {
-        if (r.rlim_max > cur.rlim_max) r.rlim_max = cur.rlim_max;
-        if (r.rlim_cur > r.rlim_max) r.rlim_cur = r.rlim_max;
-    }
-    setrlimit(res, &r);
-}
 
 /* In the child, between fork and exec. The kit may have a proxy thread
  * running, so only calls that take no lock are made here (no malloc, no
@@ -180,12 +234,12 @@ static void child_exec(const spawn_req *s, pid_t parent)
         const prog_opts_t *o = s->lim;
         rlim_t mem = (rlim_t)o->mem_mb * 1024 * 1024;
         rlim_t fsz = (rlim_t)o->fsize_mb * 1024 * 1024;
-        set_limit(RLIMIT_AS, mem, mem);
+        kit_set_limit(RLIMIT_AS, mem, mem);
         /* soft < hard: SIGXCPU first, SIGKILL a second later. */
-        set_limit(RLIMIT_CPU, (rlim_t)o->cpu_s, (rlim_t)o->cpu_s + 1);
-        set_limit(RLIMIT_FSIZE, fsz, fsz);
-        set_limit(RLIMIT_NOFILE, (rlim_t)o->nofile, (rlim_t)o->nofile);
-        set_limit(RLIMIT_CORE, 0, 0);
+        kit_set_limit(RLIMIT_CPU, (rlim_t)o->cpu_s, (rlim_t)o->cpu_s + 1);
+        kit_set_limit(RLIMIT_FSIZE, fsz, fsz);
+        kit_set_limit(RLIMIT_NOFILE, (rlim_t)o->nofile, (rlim_t)o->nofile);
+        kit_set_limit(RLIMIT_CORE, 0, 0);
     }
 
     if (close_range(3, ~0U, 0) != 0) {
@@ -216,7 +270,12 @@ static int spawn(const spawn_req *s, pid_t *out, char *err)
     /* Also done by the child: whichever runs first, the group exists
      * before anyone signals it. EACCES once the child has exec'd is fine. */
     setpgid(pid, pid);
-    cleanup_track_pgid(pid);
+    if (cleanup_track_pgid(pid) != 0) {
+        /* Nothing would end it on Ctrl-C: it does not run at all. */
+        kill(-pid, SIGKILL);
+        while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {}
+        return kit_seterr(err, KIT_ERR, "too many programs at once: %s is not started", s->file);
+    }
     *out = pid;
     return KIT_OK;
 }
@@ -350,22 +409,57 @@ static int which(const char *name, char *out, size_t outlen)
     return 0;
 }
 
-static int python_has_paho(const char *py)
+/* What a sandbox needs of a Python: the executable as it calls itself
+ * (a venv is found from it), and the folders it runs from. */
+enum { PY_EXE, PY_PREFIX, PY_BASE, PY_REAL, PY_PAHO, PY_NLINES };
+
+typedef struct {
+    char line[PY_NLINES][PATH_MAX];
+} py_info_t;
+
+/* 1 when py can import paho.mqtt.client; info then has its paths. */
+static int python_probe(const char *py, py_info_t *info)
 {
-    char *argv[] = { (char *)py, (char *)"-c", (char *)"import paho.mqtt.client", NULL };
-    char **env = env_build(NULL);
-    int fd = open_devnull(NULL), ok = 0;
+    static const char code[] =
+        "import os, sys, paho.mqtt.client as m\n"
+        "print(sys.executable)\nprint(sys.prefix)\nprint(sys.base_prefix)\n"
+        "print(os.path.realpath(sys.executable))\n"
+        "print(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(m.__file__)))))\n";
+    char *argv[] = { (char *)py, (char *)"-c", (char *)code, NULL };
+    char **env = env_build(NULL, 0);
+    char buf[PY_NLINES * PATH_MAX];
+    int fd = open_devnull(NULL), pipefd[2] = { -1, -1 }, ok = 0;
     pid_t pid = 0;
-    if (fd < 0) goto cleanup;
-    /* Probed with the environment a submission gets, from "/" so that a
-     * stray paho/ folder in the kit's cwd cannot fake it. */
-    spawn_req s = { py, argv, env, "/", fd, fd, fd, NULL };
+    if (fd < 0 || pipe2(pipefd, O_CLOEXEC) != 0) goto cleanup;
+    /* Probed outside any sandbox (it is the kit's choice), with the
+     * environment a submission gets, from "/" so that a stray paho/
+     * folder in the kit's cwd cannot fake it. The answer is a few short
+     * lines: the pipe holds them until it exits. */
+    spawn_req s = { py, argv, env, "/", fd, pipefd[1], fd, NULL };
     if (spawn(&s, &pid, NULL) != KIT_OK) goto cleanup;
+    close(pipefd[1]);
+    pipefd[1] = -1;
     int st = 0;
-    if (wait_helper(pid, PROBE_MS, &st) == KIT_OK)
-        ok = WIFEXITED(st) && WEXITSTATUS(st) == 0;
+    if (wait_helper(pid, PROBE_MS, &st) != KIT_OK || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
+        goto cleanup;
+    size_t n = 0;
+    fcntl(pipefd[0], F_SETFL, O_NONBLOCK);
+    for (ssize_t r; n < sizeof buf - 1 && (r = read(pipefd[0], buf + n, sizeof buf - 1 - n)) != 0;) {
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) break;
+        n += (size_t)r;
+    }
+    buf[n] = '\0';
+    memset(info, 0, sizeof *info);
+    char *save = NULL, *line = strtok_r(buf, "\n", &save);
+    for (int i = 0; i < PY_NLINES && line; i++, line = strtok_r(NULL, "\n", &save))
+        snprintf(info->line[i], sizeof info->line[i], "%s", line);
+    if (info->line[PY_EXE][0] != '/') snprintf(info->line[PY_EXE], PATH_MAX, "%s", py);
+    ok = 1;
 cleanup:
     if (fd >= 0) close(fd);
+    if (pipefd[0] >= 0) close(pipefd[0]);
+    if (pipefd[1] >= 0) close(pipefd[1]);
     env_free(env);
     return ok;
 }
@@ -375,6 +469,7 @@ static struct {
     int had_env;              /* MQLAB_PYTHON was set for this answer */
     char env[PATH_MAX];       /* ... to this */
     char path[PATH_MAX];      /* "" when none */
+    py_info_t info;           /* of path */
     char err[KIT_ERRLEN];
 } py_cache;
 
@@ -398,7 +493,7 @@ const char *prog_python(char *err)
         if (!which(forced, cand, sizeof cand))
             snprintf(py_cache.err, sizeof py_cache.err,
                      "MQLAB_PYTHON=%s: no such executable", forced);
-        else if (!python_has_paho(cand))
+        else if (!python_probe(cand, &py_cache.info))
             snprintf(py_cache.err, sizeof py_cache.err,
                      "MQLAB_PYTHON=%s cannot import paho.mqtt.client; install paho-mqtt "
                      "for it, or unset MQLAB_PYTHON", forced);
@@ -416,7 +511,7 @@ const char *prog_python(char *err)
             for (int j = 0; j < nseen; j++) dup |= strcmp(seen[j], real) == 0;
             if (dup) continue;
             snprintf(seen[nseen++], PATH_MAX, "%s", real);
-            if (python_has_paho(cand))
+            if (python_probe(cand, &py_cache.info))
                 snprintf(py_cache.path, sizeof py_cache.path, "%s", cand);
         }
         if (!py_cache.path[0])
@@ -451,46 +546,110 @@ static void first_lines(char *out, size_t outlen, const char *text, int max_line
     snprintf(out, outlen, "%.*s", (int)n, text);
 }
 
+/* A NULL-terminated list of base's paths, then extra's (NULL entries of
+ * extra skipped). The strings are not copied. */
+static const char **path_list(char **base, const char *const *extra, size_t nextra)
+{
+    size_t n = 0;
+    for (char **x = base; x && *x; x++) n++;
+    const char **v = kit_xmalloc((n + nextra + 1) * sizeof *v);
+    n = 0;
+    for (char **x = base; x && *x; x++) v[n++] = *x;
+    for (size_t i = 0; i < nextra; i++)
+        if (extra[i]) v[n++] = extra[i];
+    v[n] = NULL;
+    return v;
+}
+
+static void box_limits(const prog_t *p, sbx_limits_t *lim, int program)
+{
+    memset(lim, 0, sizeof *lim);
+    lim->nproc = p->o.nproc;
+    if (!program) return;   /* the compiler: only the process count */
+    lim->mem_mb = p->o.mem_mb;
+    lim->cpu_s = p->o.cpu_s;
+    lim->fsize_mb = p->o.fsize_mb;
+    lim->nofile = p->o.nofile;
+}
+
+/* cc in the program's own sandbox (its folder as cwd, so an #include
+ * of "../x.c" finds nothing), the build folder writable. */
+static int compile_boxed(prog_t *p, char **argv, int logfd, int *st, char *err)
+{
+    const char *extra[] = { p->extra_ro[0] };   /* the build folder */
+    const char **rw = path_list(p->rw, extra, 1);
+    const char **ro = path_list(p->ro, NULL, 0);
+    sbx_limits_t lim;
+    box_limits(p, &lim, 0);
+    sbx_spec_t spec = { p->dir, ro, rw, argv, p->env, logfd, logfd, &lim };
+    sbx_proc_t *box = NULL;
+    int rc = sbx_start(&box, &spec, err);
+    free(rw);
+    free(ro);
+    /* KIT_EINVAL means a compile error to prog_start's callers. */
+    if (rc == KIT_EINVAL) rc = KIT_ERR;
+    if (rc != KIT_OK) return rc;
+    int64_t end = kit_now_ms() + BUILD_MS;
+    rc = KIT_OK;
+    while (!sbx_poll(box, 20, st)) {
+        if (cleanup_interrupted()) { rc = KIT_EINTR; break; }
+        if (kit_now_ms() >= end) { rc = KIT_ETIMEOUT; break; }
+    }
+    sbx_end(box);
+    return rc;
+}
+
 /* Compiled once per workdir: a binary newer than the source is reused,
  * so restarts and repeated starts do not pay for cc again. */
 static int build_c(prog_t *p, char *err)
 {
-    char log[PATH_MAX], *text = NULL;
+    char log[PATH_MAX], build[PATH_MAX], *text = NULL;
     int nul = -1, logfd = -1, rc;
     struct stat src, bin;
     if ((size_t)snprintf(log, sizeof log, "%s/%s.build.log", p->workdir, p->name) >= sizeof log ||
-        (size_t)snprintf(p->exe, sizeof p->exe, "%s/%s", p->workdir, p->name) >= sizeof p->exe)
+        (size_t)snprintf(build, sizeof build, "%s/build", p->workdir) >= sizeof build ||
+        (size_t)snprintf(p->exe, sizeof p->exe, "%s/%s", build, p->name) >= sizeof p->exe)
         return kit_seterr(err, KIT_ERR, "path too long in %s", p->workdir);
+    if ((rc = kit_mkdir_p(build, 0700, err)) != KIT_OK) return rc;
+    /* The sandbox uid writes it while compiling, and runs what is in it. */
+    if (p->boxed && (rc = sbx_chown_tree(build, err)) != KIT_OK) return rc;
+    p->extra_ro[0] = kit_strdup(build);
     if (stat(p->path, &src) != 0)
         return kit_seterr(err, KIT_ENOENT, "cannot read %s: %s", p->path, strerror(errno));
     if (stat(p->exe, &bin) == 0 && S_ISREG(bin.st_mode) && newer_or_same(&bin, &src))
         return KIT_OK;
     unlink(p->exe);   /* a failed build must not leave an old binary to run */
 
-    nul = open_devnull(err);
-    if (nul < 0) { rc = KIT_ERR; goto cleanup; }
     logfd = open_capture(log, 1, err);
     if (logfd < 0) { rc = KIT_ERR; goto cleanup; }
 
     char *argv[] = { (char *)"cc", (char *)"-O2", (char *)"-Wall", (char *)p->file,
                      (char *)"-o", p->exe, (char *)"-lmosquitto",
                      p->o.link_sqlite ? (char *)"-lsqlite3" : NULL, NULL };
-    spawn_req s = { "cc", argv, NULL, p->dir, nul, logfd, logfd, NULL };
-    pid_t pid = 0;
-    rc = spawn(&s, &pid, err);
-    if (rc != KIT_OK) goto cleanup;
     int st = 0;
-    rc = wait_helper(pid, BUILD_MS, &st);
+    if (p->boxed) {
+        rc = compile_boxed(p, argv, logfd, &st, err);
+        if (rc != KIT_OK && rc != KIT_EINTR && rc != KIT_ETIMEOUT) goto cleanup;
+    } else {
+        nul = open_devnull(err);
+        if (nul < 0) { rc = KIT_ERR; goto cleanup; }
+        spawn_req s = { "cc", argv, NULL, p->dir, nul, logfd, logfd, NULL };
+        pid_t pid = 0;
+        rc = spawn(&s, &pid, err);
+        if (rc != KIT_OK) goto cleanup;
+        rc = wait_helper(pid, BUILD_MS, &st);
+    }
     text = kit_read_file(log, NULL, NULL);
     if (!text) text = kit_strdup("");
     if (rc == KIT_EINTR) {
         kit_seterr(err, rc, "interrupted while compiling %s", p->file);
     } else if (rc == KIT_ETIMEOUT) {
         rc = kit_seterr(err, KIT_ERR, "compiling %s took more than %d s", p->file, BUILD_MS / 1000);
-    } else if (WIFEXITED(st) && WEXITSTATUS(st) == 127 && strncmp(text, "mqlab: cannot run cc", 20) == 0) {
+    } else if (st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 127 &&
+               strncmp(text, "mqlab: cannot run cc", 20) == 0) {
         rc = kit_seterr(err, KIT_EMISSING, "no C compiler (cc) here; install it with: "
                         "apt-get install -y build-essential libmosquitto-dev");
-    } else if (!WIFEXITED(st) || WEXITSTATUS(st) != 0 || !is_regular(p->exe)) {
+    } else if (st == -1 || !WIFEXITED(st) || WEXITSTATUS(st) != 0 || !is_regular(p->exe)) {
         /* Only the compiler's words: callers add "E.c does not compile"
          * in the student's language. */
         char head[KIT_ERRLEN];
@@ -533,10 +692,25 @@ static int launch(prog_t *p, int truncate, char *err)
     errfd = open_capture(p->err_path, truncate, err);
     if (errfd < 0) { rc = KIT_ERR; goto cleanup; }
 
-    spawn_req s = { p->exe, argv, p->env, p->dir, nul, out, errfd, &p->o };
     pid_t pid = 0;
-    rc = spawn(&s, &pid, err);
-    if (rc != KIT_OK) goto cleanup;
+    if (p->boxed) {
+        /* The launcher execs argv[0] itself, so it names the file. */
+        argv[0] = p->exe;
+        const char **ro = path_list(p->ro, (const char *const *)p->extra_ro,
+                                    sizeof p->extra_ro / sizeof p->extra_ro[0]);
+        sbx_limits_t lim;
+        box_limits(p, &lim, 1);
+        sbx_spec_t spec = { p->dir, ro, (const char *const *)p->rw, argv, p->env, out, errfd, &lim };
+        rc = sbx_start(&p->box, &spec, err);
+        free(ro);
+        if (rc == KIT_EINVAL) rc = KIT_ERR;   /* a bad bind, not a compile error */
+        if (rc != KIT_OK) goto cleanup;
+        pid = sbx_pid(p->box);
+    } else {
+        spawn_req s = { p->exe, argv, p->env, p->dir, nul, out, errfd, &p->o };
+        rc = spawn(&s, &pid, err);
+        if (rc != KIT_OK) goto cleanup;
+    }
     p->pid = pid;
     p->t_start = kit_now_ms();
     p->t_end = 0;
@@ -554,9 +728,20 @@ cleanup:
 static int reap(prog_t *p, int block)
 {
     if (!p->pid) return 1;
+    int st = 0;
+    if (p->box) {
+        /* Blocking is only asked for after SIGKILL: should the status not
+         * come, the kit killed it. The sandbox goes either way. */
+        if (!sbx_poll(p->box, block ? REAP_MS : 0, &st)) {
+            if (!block) return 0;
+            st = SIGKILL;
+        }
+        sbx_end(p->box);
+        p->box = NULL;
+        goto done;
+    }
     int e = leader_exited(p->pid, block);
     if (e == 0) return 0;
-    int st = 0;
     if (e > 0) {
         finish_group(p->pid, &st);
     } else {
@@ -566,6 +751,7 @@ static int reap(prog_t *p, int block)
         cleanup_untrack_pgid(p->pid);
         st = -1;
     }
+done:
     p->t_end = kit_now_ms();
     p->pid = 0;
     p->exit_code = -1;
@@ -621,6 +807,19 @@ int prog_start(prog_t **out, const prog_opts_t *o, char *err)
     if (p->o.cpu_s <= 0) p->o.cpu_s = 60;
     if (p->o.fsize_mb <= 0) p->o.fsize_mb = 16;
     if (p->o.nofile <= 0) p->o.nofile = 256;
+    if (p->o.nproc <= 0) p->o.nproc = SBX_NPROC_DEFAULT;
+    p->o.ro = p->o.rw = NULL;
+    p->ro = strv_copy(o->ro);
+    p->rw = strv_copy(o->rw);
+
+    p->boxed = !o->no_sandbox && prog_sandbox();
+    if (p->boxed && !sbx_available(buf, sizeof buf)) {
+        if (cleanup_interrupted())
+            rc = kit_seterr(err, KIT_EINTR, "interrupted before %s could start", p->file);
+        else
+            rc = kit_seterr(err, KIT_EMISSING, "the sandbox is on, but cannot run here: %s", buf);
+        goto fail;
+    }
 
     for (const char *const *x = o->env; x && *x; x++) {
         if (!strchr(*x, '=') || **x == '=') {
@@ -628,7 +827,7 @@ int prog_start(prog_t **out, const prog_opts_t *o, char *err)
             goto fail;
         }
     }
-    p->env = env_build(o->env);
+    p->env = env_build(o->env, p->boxed);
 
     if ((size_t)snprintf(p->out_path, sizeof p->out_path, "%s/%s.out", p->workdir, p->name) >= sizeof p->out_path ||
         (size_t)snprintf(p->err_path, sizeof p->err_path, "%s/%s.err", p->workdir, p->name) >= sizeof p->err_path) {
@@ -641,10 +840,22 @@ int prog_start(prog_t **out, const prog_opts_t *o, char *err)
         const char *py = prog_python(err);
         if (!py) { rc = KIT_EMISSING; goto fail; }
         snprintf(p->exe, sizeof p->exe, "%s", py);
+        if (p->boxed) {
+            /* Run as it calls itself (a pyenv shim would not run inside),
+             * with the folders it lives in bound when /usr does not hold
+             * them. */
+            const py_info_t *pi = &py_cache.info;
+            snprintf(p->exe, sizeof p->exe, "%s", pi->line[PY_EXE]);
+            const int want[] = { PY_PREFIX, PY_BASE, PY_REAL, PY_PAHO };
+            for (size_t i = 0, k = 0; i < sizeof want / sizeof want[0]; i++)
+                if (outside_system(pi->line[want[i]]))
+                    p->extra_ro[k++] = kit_strdup(pi->line[want[i]]);
+        }
         break;
     }
     case PROG_LUA:
         snprintf(p->exe, sizeof p->exe, "%s", kit_self_exe());
+        if (p->boxed && outside_system(p->exe)) p->extra_ro[0] = kit_strdup(p->exe);
         break;
     case PROG_C:
         if ((rc = build_c(p, err)) != KIT_OK) goto fail;
@@ -781,10 +992,14 @@ void prog_free(prog_t *p)
 {
     if (!p) return;
     if (p->pid) prog_stop(p);
+    sbx_end(p->box);   /* stopped above; NULL unless something went wrong */
     free(p->dir);
     free(p->name);
     free(p->workdir);
     env_free(p->env);
+    env_free(p->ro);
+    env_free(p->rw);
+    for (size_t i = 0; i < sizeof p->extra_ro / sizeof p->extra_ro[0]; i++) free(p->extra_ro[i]);
     free(p->obuf);
     free(p->ebuf);
     free(p);

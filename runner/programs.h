@@ -13,12 +13,23 @@
  * and stdout/stderr captured to files in a private folder (capped by
  * RLIMIT_FSIZE). A wall timeout stops it with SIGTERM, then SIGKILL.
  * Every group is registered with cleanup, so nothing survives mqlab.
+ *
+ * While the sandbox is on (prog_set_sandbox; the default where
+ * sbx_available() says yes), every program and every C compiler run
+ * happens inside a bubblewrap sandbox (sandbox.h): it sees the system
+ * read-only, its own folder (writable), a private /tmp and HOME, the
+ * extra paths the caller binds, and nothing else; as root it runs as
+ * sbx_uid(), so its folder and writable binds must belong to that uid
+ * (sbx_copy_tree, sbx_chown_tree). Signals, exit codes, limits and the
+ * captured output mean the same with and without it.
  */
 #ifndef MQLAB_PROGRAMS_H
 #define MQLAB_PROGRAMS_H
 
 #include <stddef.h>
 #include <sys/types.h>
+
+#include "sandbox.h"
 
 enum prog_kind { PROG_NONE = 0, PROG_PY, PROG_LUA, PROG_C, PROG_SH, PROG_EXE };
 
@@ -47,7 +58,19 @@ typedef struct {
     long fsize_mb;          /* RLIMIT_FSIZE (caps output files too), 0: 16 */
     long nofile;            /* RLIMIT_NOFILE, 0: 256 */
     int link_sqlite;        /* add -lsqlite3 when compiling C */
+    long nproc;             /* RLIMIT_NPROC in the sandbox as root, 0: 64 */
+    const char *const *ro;  /* sandbox: host paths bound read-only at the same
+                               path (NULL-terminated, may be NULL) */
+    const char *const *rw;  /* ... and writable (give them to sbx_uid() first) */
+    int no_sandbox;         /* run outside the sandbox even when it is on */
 } prog_opts_t;
+
+/* The process-wide switch. Until set, it is on when sbx_available().
+ * Set on where sandboxes cannot run, prog_start fails (KIT_EMISSING, with
+ * sbx_available's reason). Off: programs run as the kit, in their own
+ * process group with their limits, and ro/rw mean nothing. */
+void prog_set_sandbox(int on);
+int prog_sandbox(void);
 
 typedef struct prog prog_t;
 
@@ -56,8 +79,9 @@ typedef struct prog prog_t;
 int prog_start(prog_t **out, const prog_opts_t *o, char *err);
 
 /* Start it again with the same options and environment (after it exited
- * or was stopped). The captured output of earlier runs is kept and the
- * new run's output is appended after it. */
+ * or was stopped), in a new sandbox on the same folder, whose files stay.
+ * The captured output of earlier runs is kept and the new run's output
+ * is appended after it. */
 int prog_restart(prog_t *p, char *err);
 
 /* Enforce the wall timeout, reap if exited. Returns 1 while running. */
@@ -67,11 +91,13 @@ int prog_poll(prog_t *p);
  * KIT_OK when it exited, KIT_ETIMEOUT, or KIT_EINTR on Ctrl-C. */
 int prog_wait(prog_t *p, int timeout_ms);
 
-int prog_signal(prog_t *p, int sig);      /* to the whole process group */
+/* To the program's whole process group (in a sandbox too: the program
+ * itself, never the sandbox around it, so its own handlers run). */
+int prog_signal(prog_t *p, int sig);
 /* SIGTERM, wait up to grace, then SIGKILL; reaps. */
 int prog_stop(prog_t *p);
 
-pid_t prog_pid(const prog_t *p);
+pid_t prog_pid(const prog_t *p);          /* host pid, also its group id */
 enum prog_kind prog_get_kind(const prog_t *p);
 const char *prog_path(const prog_t *p);
 /* After exit: exit code (0..255) or -1 if killed by a signal. */

@@ -2,9 +2,14 @@
  * programs_test.c - the programs module against real child processes:
  * the small submissions in tests/unit/fixtures/programs/ are found, built,
  * run, limited, timed out and killed, and nothing may outlive a test.
+ *
+ * Every test runs twice: with the sandbox off, and (where bubblewrap can
+ * run) on, where the outcomes must be the same. What only the sandbox
+ * does is in sandbox_test.c.
  */
 #include <CUnit/Basic.h>
 
+#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <signal.h>
@@ -17,66 +22,74 @@
 #include "programs.h"
 #include "cleanup.h"
 #include "util.h"
+#include "testutil.h"
 
-static char fixtures[PATH_MAX];
+static int saved_sandbox;
 
-/* The fixtures sit next to this file; tests run from the repository root. */
-static const char *fixture_dir(void)
+/* A folder the program runs in or writes must be the sandbox uid's. */
+static void give_to_sandbox(const char *dir)
 {
-    if (!fixtures[0]) {
-        char rel[PATH_MAX];
-        const char *slash = strrchr(__FILE__, '/');
-        int n = slash ? (int)(slash - __FILE__) : 0;
-        snprintf(rel, sizeof rel, "%.*s%sfixtures/programs", n, __FILE__, slash ? "/" : "");
-        if (!realpath(rel, fixtures)) snprintf(fixtures, sizeof fixtures, "%s", rel);
+    char err[KIT_ERRLEN];
+    if (prog_sandbox()) CU_ASSERT(sbx_chown_tree(dir, err) == KIT_OK);
+}
+
+/* The pid namespace of pid (its inode), or 0 when it is gone. */
+static ino_t pidns_of(pid_t pid)
+{
+    char path[64];
+    struct stat st;
+    snprintf(path, sizeof path, "/proc/%d/ns/pid", (int)pid);
+    return stat(path, &st) == 0 ? st.st_ino : 0;
+}
+
+/* How many processes (zombies aside) live in the pid namespace ns. */
+static int procs_in_pidns(ino_t ns)
+{
+    DIR *d = opendir("/proc");
+    int n = 0;
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        char *end;
+        long pid = strtol(e->d_name, &end, 10);
+        if (pid > 0 && !*end && pid != getpid() && pidns_of((pid_t)pid) == ns) n++;
     }
-    return fixtures;
+    if (d) closedir(d);
+    return n;
 }
 
-static int write_file(const char *dir, const char *name, const char *text, int mode)
+/* The host pid of the process a sandboxed program calls nspid (the
+ * last field of NSpid in /proc/PID/status), found among those in the
+ * namespace of ref. 0 when there is none. */
+static pid_t host_pid(pid_t ref, pid_t nspid)
 {
-    char path[PATH_MAX + 64];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    FILE *f = fopen(path, "w");
-    if (!f) return -1;
-    fputs(text, f);
-    fclose(f);
-    return chmod(path, (mode_t)mode);
-}
-
-/* Gone, or a zombie: an orphan's zombie waits for init, which in some
- * containers never reaps; a zombie runs nothing. */
-static int pid_alive(pid_t pid)
-{
-    if (kill(pid, 0) != 0) return errno != ESRCH;
-    char path[64], buf[512];
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    FILE *f = fopen(path, "r");
-    if (!f) return 0;
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    const char *close_paren = strrchr(buf, ')');
-    return !(close_paren && close_paren[1] == ' ' && close_paren[2] == 'Z');
+    ino_t ns = pidns_of(ref);
+    DIR *d = opendir("/proc");
+    pid_t found = 0;
+    struct dirent *e;
+    while (ns && d && !found && (e = readdir(d))) {
+        char *end, path[64], buf[2048];
+        long pid = strtol(e->d_name, &end, 10);
+        if (pid <= 0 || *end || pidns_of((pid_t)pid) != ns) continue;
+        snprintf(path, sizeof path, "/proc/%ld/status", pid);
+        FILE *f = fopen(path, "r");
+        if (!f) continue;
+        while (fgets(buf, sizeof buf, f)) {
+            if (strncmp(buf, "NSpid:", 6) != 0) continue;
+            char *last = strrchr(buf, '\t');
+            if (last && strtol(last + 1, NULL, 10) == nspid) found = (pid_t)pid;
+        }
+        fclose(f);
+    }
+    if (d) closedir(d);
+    return found;
 }
 
 static int pid_gone_within(pid_t pid, int ms)
 {
     for (int waited = 0; waited <= ms; waited += 20) {
-        if (!pid_alive(pid)) return 1;
+        if (!tu_pid_alive(pid)) return 1;
         kit_sleep_ms(20);
     }
-    return 0;
-}
-
-/* Wait until the program's stdout contains text (or ms passes). */
-static int stdout_has(prog_t *p, const char *text, int ms)
-{
-    int64_t end = kit_now_ms() + ms;
-    do {
-        if (strstr(prog_stdout(p, NULL), text)) return 1;
-        kit_sleep_ms(10);
-    } while (kit_now_ms() < end);
     return 0;
 }
 
@@ -97,7 +110,7 @@ static prog_opts_t fixture_opts(const char *name, const char *workdir)
 {
     prog_opts_t o;
     memset(&o, 0, sizeof o);
-    o.dir = fixture_dir();
+    o.dir = tu_programs_dir();
     o.name = name;
     o.workdir = workdir;
     return o;
@@ -109,17 +122,18 @@ static void TEST_find_order(void)
     enum prog_kind kind;
     CU_ASSERT_FATAL(kit_mkdtemp(dir, sizeof dir, "mqlab-progfind", err) == KIT_OK);
     CU_ASSERT_FATAL(kit_mkdtemp(wd, sizeof wd, "mqlab-progwd", err) == KIT_OK);
+    give_to_sandbox(dir);
 
     /* A non-executable E is not a program, and the message says why. */
-    CU_ASSERT(write_file(dir, "x", "#!/bin/sh\necho exe ran\n", 0644) == 0);
+    CU_ASSERT(tu_write_file(dir, "x", "#!/bin/sh\necho exe ran\n", 0644) == 0);
     CU_ASSERT(prog_find(dir, "x", path, sizeof path, &kind, err) == KIT_ENOENT);
     CU_ASSERT(strstr(err, "not executable") != NULL);
 
-    CU_ASSERT(write_file(dir, "x", "#!/bin/sh\necho exe ran\n", 0755) == 0);
-    CU_ASSERT(write_file(dir, "x.sh", "echo sh\n", 0644) == 0);
-    CU_ASSERT(write_file(dir, "x.c", "int main(void){return 0;}\n", 0644) == 0);
-    CU_ASSERT(write_file(dir, "x.lua", "print('lua')\n", 0644) == 0);
-    CU_ASSERT(write_file(dir, "x.py", "print('py')\n", 0644) == 0);
+    CU_ASSERT(tu_write_file(dir, "x", "#!/bin/sh\necho exe ran\n", 0755) == 0);
+    CU_ASSERT(tu_write_file(dir, "x.sh", "echo sh\n", 0644) == 0);
+    CU_ASSERT(tu_write_file(dir, "x.c", "int main(void){return 0;}\n", 0644) == 0);
+    CU_ASSERT(tu_write_file(dir, "x.lua", "print('lua')\n", 0644) == 0);
+    CU_ASSERT(tu_write_file(dir, "x.py", "print('py')\n", 0644) == 0);
 
     static const struct { const char *file; enum prog_kind kind; } order[] = {
         { "x.py", PROG_PY }, { "x.lua", PROG_LUA }, { "x.c", PROG_C },
@@ -139,7 +153,9 @@ static void TEST_find_order(void)
     prog_opts_t o = fixture_opts("x", wd);
     o.dir = dir;
     prog_t *p = NULL;
-    CU_ASSERT_FATAL(prog_start(&p, &o, err) == KIT_OK);
+    int rc = prog_start(&p, &o, err);
+    if (rc != KIT_OK) fprintf(stderr, "\n  prog_start: %s\n", err);
+    CU_ASSERT_FATAL(rc == KIT_OK);
     CU_ASSERT_EQUAL(prog_get_kind(p), PROG_EXE);
     CU_ASSERT(prog_wait(p, 20000) == KIT_OK);
     CU_ASSERT_EQUAL(prog_exit_code(p), 0);
@@ -147,7 +163,7 @@ static void TEST_find_order(void)
     prog_free(p);
 
     /* An exec failure is exit code 127 with the reason on its stderr. */
-    CU_ASSERT(write_file(dir, "y", "#!/nonexistent/interpreter\n", 0755) == 0);
+    CU_ASSERT(tu_write_file(dir, "y", "#!/nonexistent/interpreter\n", 0755) == 0);
     o.name = "y";
     CU_ASSERT_FATAL(prog_start(&p, &o, err) == KIT_OK);
     CU_ASSERT(prog_wait(p, 20000) == KIT_OK);
@@ -193,7 +209,7 @@ static void TEST_python(void)
     /* A real interpreter without site-packages cannot import paho. */
     snprintf(fake, sizeof fake, "%s/python-nopaho", wd);
     char *script = kit_strdup_printf("#!/bin/sh\nexec '%s' -S \"$@\"\n", py);
-    CU_ASSERT(write_file(wd, "python-nopaho", script, 0755) == 0);
+    CU_ASSERT(tu_write_file(wd, "python-nopaho", script, 0755) == 0);
     free(script);
     setenv("MQLAB_PYTHON", fake, 1);
     err[0] = '\0';
@@ -267,7 +283,7 @@ static void TEST_c_env_cwd(void)
 
     CU_ASSERT(has_line(out, "mosquitto:2"));
     char cwd[PATH_MAX + 8];
-    snprintf(cwd, sizeof cwd, "cwd:%s", fixture_dir());
+    snprintf(cwd, sizeof cwd, "cwd:%s", tu_programs_dir());
     CU_ASSERT(has_line(out, cwd));
 
     /* Exactly: the base variables (those the kit has), then the lab's,
@@ -283,7 +299,8 @@ static void TEST_c_env_cwd(void)
     keys[nkeys++] = "LAB_COUNT";
     if (getenv("LANG") && *getenv("LANG")) keys[nkeys++] = "LANG";
     if (getenv("LC_ALL") && *getenv("LC_ALL")) keys[nkeys++] = "LC_ALL";
-    if (getenv("TMPDIR") && *getenv("TMPDIR")) keys[nkeys++] = "TMPDIR";
+    /* In the sandbox TMPDIR is always its private /tmp. */
+    if (prog_sandbox() || (getenv("TMPDIR") && *getenv("TMPDIR"))) keys[nkeys++] = "TMPDIR";
     int nenv = 0, unexpected = 0;
     for (const char *s = out; (s = strstr(s, "env:")); s += 4) {
         if (s != out && s[-1] != '\n') continue;
@@ -301,6 +318,7 @@ static void TEST_c_env_cwd(void)
     CU_ASSERT(has_line(out, "env:LAB_COUNT=3"));
     CU_ASSERT(has_line(out, "env:HOME=/lab-home"));
     CU_ASSERT(has_line(out, "env:PYTHONUNBUFFERED=1"));
+    if (prog_sandbox()) CU_ASSERT(has_line(out, "env:TMPDIR=/tmp"));
     CU_ASSERT(strstr(out, "MQLAB_SECRET_TEST") == NULL);
     prog_free(p);
     kit_rmdtemp(wd);
@@ -376,18 +394,18 @@ static void TEST_term_ignored(void)
     /* prog_stop: TERM is ignored, so it ends with KILL. */
     prog_t *p = NULL;
     CU_ASSERT_FATAL(prog_start(&p, &o, err) == KIT_OK);
-    CU_ASSERT(stdout_has(p, "ready", 10000));
+    CU_ASSERT(tu_stdout_has(p, "ready", 10000));
     pid_t pid = prog_pid(p);
     CU_ASSERT(prog_stop(p) == KIT_OK);
     CU_ASSERT_EQUAL(prog_term_signal(p), SIGKILL);
     CU_ASSERT_EQUAL(prog_timed_out(p), 0);
-    CU_ASSERT(pid > 0 && !pid_alive(pid));
+    CU_ASSERT(pid > 0 && !tu_pid_alive(pid));
     prog_free(p);
 
     /* The wall timeout escalates the same way. */
     o.wall_ms = 2000;
     CU_ASSERT_FATAL(prog_start(&p, &o, err) == KIT_OK);
-    CU_ASSERT(stdout_has(p, "ready", 10000));
+    CU_ASSERT(tu_stdout_has(p, "ready", 10000));
     CU_ASSERT(prog_wait(p, 30000) == KIT_OK);
     CU_ASSERT_EQUAL(prog_timed_out(p), 1);
     CU_ASSERT_EQUAL(prog_term_signal(p), SIGKILL);
@@ -397,29 +415,41 @@ static void TEST_term_ignored(void)
 
 static void run_bg(int leader_stays)
 {
-    char err[KIT_ERRLEN], wd[PATH_MAX], pidfile[PATH_MAX + 16], pidenv[PATH_MAX + 32];
+    char err[KIT_ERRLEN], wd[PATH_MAX], share[PATH_MAX], pidfile[PATH_MAX + 16], pidenv[PATH_MAX + 32];
     CU_ASSERT_FATAL(kit_mkdtemp(wd, sizeof wd, "mqlab-progwd", err) == KIT_OK);
-    snprintf(pidfile, sizeof pidfile, "%s/child.pid", wd);
+    /* A folder the program may write, in or out of the sandbox. */
+    CU_ASSERT_FATAL(kit_mkdtemp(share, sizeof share, "mqlab-progshare", err) == KIT_OK);
+    give_to_sandbox(share);
+    snprintf(pidfile, sizeof pidfile, "%s/child.pid", share);
     snprintf(pidenv, sizeof pidenv, "PIDFILE=%s", pidfile);
     const char *env[] = { pidenv, leader_stays ? "LEADER_STAYS=1" : "LEADER_STAYS=0", NULL };
+    const char *rw[] = { share, NULL };
     prog_opts_t o = fixture_opts("bg", wd);
     o.env = env;
+    o.rw = rw;
     o.term_grace_ms = 500;
     prog_t *p = NULL;
     CU_ASSERT_FATAL(prog_start(&p, &o, err) == KIT_OK);
-    CU_ASSERT(stdout_has(p, "child started", 10000));
+    ino_t ns = prog_sandbox() ? pidns_of(prog_pid(p)) : 0;
+    CU_ASSERT(tu_stdout_has(p, "child started", 10000));
     pid_t child = read_pid(pidfile, 10000);
     CU_ASSERT_FATAL(child > 0);
+    /* In the sandbox, the file holds the pid inside its namespace. */
+    if (prog_sandbox()) child = host_pid(prog_pid(p), child);
     if (leader_stays) {
-        CU_ASSERT(pid_alive(child));   /* the check below means something */
+        CU_ASSERT(child > 0 && tu_pid_alive(child));   /* the check below means something */
     } else {
         CU_ASSERT(prog_wait(p, 20000) == KIT_OK);
         CU_ASSERT_EQUAL(prog_exit_code(p), 0);
     }
     prog_free(p);
-    CU_ASSERT(pid_gone_within(child, 5000));
-    if (pid_alive(child)) kill(child, SIGKILL);
+    if (child > 0) {
+        CU_ASSERT(pid_gone_within(child, 5000));
+        if (tu_pid_alive(child)) kill(child, SIGKILL);
+    }
+    if (ns) CU_ASSERT_EQUAL(procs_in_pidns(ns), 0);   /* nothing of the sandbox is left */
     kit_rmdtemp(wd);
+    kit_rmdtemp(share);
 }
 
 static void TEST_no_stray_leader_running(void) { run_bg(1); }
@@ -464,35 +494,56 @@ static void TEST_restart_appends(void)
     /* Restarting a running program stops it first. */
     o = fixture_opts("sleeper", wd);
     CU_ASSERT_FATAL(prog_start(&p, &o, err) == KIT_OK);
-    CU_ASSERT(stdout_has(p, "started", 10000));
+    CU_ASSERT(tu_stdout_has(p, "started", 10000));
     pid_t first = prog_pid(p);
     CU_ASSERT(prog_restart(p, err) == KIT_OK);
     CU_ASSERT(prog_pid(p) > 0 && prog_pid(p) != first);
-    CU_ASSERT(!pid_alive(first));
-    CU_ASSERT(stdout_has(p, "started\nstarted\n", 10000));
+    CU_ASSERT(!tu_pid_alive(first));
+    CU_ASSERT(tu_stdout_has(p, "started\nstarted\n", 10000));
     prog_free(p);
     kit_rmdtemp(wd);
 }
 
+/* The same tests with the sandbox off, then on. */
+static int suite_off(void) { saved_sandbox = prog_sandbox(); prog_set_sandbox(0); return 0; }
+static int suite_on(void) { saved_sandbox = prog_sandbox(); prog_set_sandbox(1); return 0; }
+static int suite_done(void) { prog_set_sandbox(saved_sandbox); return 0; }
+
+static void TEST_sandbox_skipped(void)
+{
+    char why[KIT_ERRLEN];
+    sbx_available(why, sizeof why);
+    printf("\n  programs in the sandbox: skipped, no sandbox here: %s\n", why);
+}
+
+static int add_tests(CU_pSuite s)
+{
+    if (!s) return 0;
+    return CU_add_test(s, "find order and not found", TEST_find_order)
+        && CU_add_test(s, "python detection", TEST_python)
+        && CU_add_test(s, "sh output and exit code", TEST_sh_capture)
+        && CU_add_test(s, "C build, environment and cwd", TEST_c_env_cwd)
+        && CU_add_test(s, "C compile error", TEST_c_compile_error)
+        && CU_add_test(s, "wall timeout", TEST_wall_timeout)
+        && CU_add_test(s, "signal right after start", TEST_signal_at_start)
+        && CU_add_test(s, "TERM ignored gets KILL", TEST_term_ignored)
+        && CU_add_test(s, "no stray, leader running", TEST_no_stray_leader_running)
+        && CU_add_test(s, "no stray, leader exited", TEST_no_stray_leader_exited)
+        && CU_add_test(s, "file size limit", TEST_fsize_limit)
+        && CU_add_test(s, "restart appends", TEST_restart_appends);
+}
+
 int init_programs_tests(void)
 {
-    CU_pSuite s = CU_add_suite("programs", NULL, NULL);
-    if (!s) {
-        printf("Error adding CUnit programs test suite.\n");
-        return 1;
+    CU_pSuite off = CU_add_suite("programs", suite_off, suite_done);
+    int ok = add_tests(off);
+    if (ok && sbx_available(NULL, 0)) {
+        ok = add_tests(CU_add_suite("programs in the sandbox", suite_on, suite_done));
+    } else if (ok) {
+        CU_pSuite s = CU_add_suite("programs in the sandbox", NULL, NULL);
+        ok = s && CU_add_test(s, "skipped", TEST_sandbox_skipped);
     }
-    if (!CU_add_test(s, "find order and not found", TEST_find_order)
-        || !CU_add_test(s, "python detection", TEST_python)
-        || !CU_add_test(s, "sh output and exit code", TEST_sh_capture)
-        || !CU_add_test(s, "C build, environment and cwd", TEST_c_env_cwd)
-        || !CU_add_test(s, "C compile error", TEST_c_compile_error)
-        || !CU_add_test(s, "wall timeout", TEST_wall_timeout)
-        || !CU_add_test(s, "signal right after start", TEST_signal_at_start)
-        || !CU_add_test(s, "TERM ignored gets KILL", TEST_term_ignored)
-        || !CU_add_test(s, "no stray, leader running", TEST_no_stray_leader_running)
-        || !CU_add_test(s, "no stray, leader exited", TEST_no_stray_leader_exited)
-        || !CU_add_test(s, "file size limit", TEST_fsize_limit)
-        || !CU_add_test(s, "restart appends", TEST_restart_appends)) {
+    if (!ok) {
         printf("Error adding CUnit programs tests.\n");
         return 1;
     }

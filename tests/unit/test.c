@@ -23,9 +23,12 @@ int init_hist_tests(void);
 int init_bench_tests(void);
 int init_sandbox_tests(void);
 int init_cleanup_tests(void);
+int sbx_init_main(int argc, char **argv);
 
-int main(void)
+int main(int argc, char **argv)
 {
+    /* This binary is the sandbox's launcher while unit tests run. */
+    if (argc > 1 && strcmp(argv[1], "__box-init") == 0) return sbx_init_main(argc, argv);
     cleanup_init();
     mq_init();
     if (CU_initialize_registry() != CUE_SUCCESS) return 1;
