@@ -6,18 +6,25 @@
 #include "lab.h"
 #include "cleanup.h"
 #include "embedded.h"
+#include "policy.h"
+#include "sandbox.h"
+#include "programs.h"
+#include "tls.h"
 #include "util.h"
 
 #include <dirent.h>
+#include <limits.h>
 #include <lauxlib.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 struct lab {
     host_t *h;
     int ref;          /* the lab table in the registry */
     char *id;
+    char *folder;     /* the lab's folder on disk (readable by it), or NULL */
 };
 
 static const char *labs_dir(void)
@@ -107,14 +114,24 @@ int lab_resolve(const char *arg, char *id, size_t idlen, char *err)
     return rc;
 }
 
-/* Push engine[name]. */
-static void push_engine(lua_State *L, const char *name)
+/* Push engine[name]. The engine is loaded once, through the protected
+ * door; if even that fails, the kit itself is broken. */
+static void push_engine(host_t *h, const char *name)
 {
-    lua_getglobal(L, "require");
-    lua_pushstring(L, "mqlab.engine");
-    lua_call(L, 1, 1);
-    lua_getfield(L, -1, name);
-    lua_remove(L, -2);
+    char err[KIT_ERRLEN];
+    if (host_engine(h, name, err, sizeof err) != KIT_OK) {
+        fprintf(stderr, "mqlab: the lab engine does not load: %s\n", err);
+        cleanup_run();
+        _exit(70);
+    }
+}
+
+/* Lab code may run from here on: the file functions reach only what
+ * policy.h lists. folder is the lab's own folder (NULL when built in). */
+static void enter_policy(const char *folder)
+{
+    if (!policy_active()) policy_begin();
+    if (folder) policy_add(folder, POLICY_READ, NULL);
 }
 
 /* Keep only the first line of an error: a lab author wants file:line
@@ -125,12 +142,14 @@ static void first_line(char *s)
     if (nl) *nl = '\0';
 }
 
-/* bc: the same lab compiled at build time (embedded labs only), or NULL. */
+/* bc: the same lab compiled at build time (embedded labs only), or NULL.
+ * folder: the lab's folder on disk, or NULL. */
 static int load_text(host_t *h, const char *code, size_t len, const embedded_file_t *bc,
-                     const char *chunk, lab_t **out, char *err, size_t errlen)
+                     const char *chunk, const char *folder, lab_t **out, char *err, size_t errlen)
 {
     lua_State *L = host_state(h);
-    push_engine(L, "load");
+    enter_policy(folder);
+    push_engine(h, "load");
     lua_pushlstring(L, code, len);
     lua_pushstring(L, chunk);
     if (bc) lua_pushlstring(L, (const char *)bc->data, bc->len);
@@ -145,6 +164,7 @@ static int load_text(host_t *h, const char *code, size_t len, const embedded_fil
     lab->id = kit_strdup(lua_tostring(L, -1));
     lua_pop(L, 1);
     lab->h = h;
+    lab->folder = folder ? kit_strdup(folder) : NULL;
     lab->ref = luaL_ref(L, LUA_REGISTRYINDEX);
     *out = lab;
     return KIT_OK;
@@ -153,11 +173,17 @@ static int load_text(host_t *h, const char *code, size_t len, const embedded_fil
 int lab_load_file(host_t *h, const char *path, lab_t **out, char *err, size_t errlen)
 {
     size_t len;
-    char e[KIT_ERRLEN];
+    char e[KIT_ERRLEN], folder[PATH_MAX];
     char *code = kit_read_file(path, &len, e);
     if (!code) { snprintf(err, errlen, "%s", e); return KIT_ENOENT; }
+    /* The folder that holds the lab file is the lab's own. */
+    char *copy = kit_strdup(path);
+    char *slash = strrchr(copy, '/');
+    if (slash) *slash = '\0';
+    int have_folder = realpath(slash ? copy : ".", folder) != NULL;
+    free(copy);
     char *chunk = kit_strdup_printf("@%s", path);
-    int rc = load_text(h, code, len, NULL, chunk, out, err, errlen);
+    int rc = load_text(h, code, len, NULL, chunk, have_folder ? folder : NULL, out, err, errlen);
     free(chunk);
     free(code);
     return rc;
@@ -179,7 +205,7 @@ int lab_load(host_t *h, const char *id, lab_t **out, char *err, size_t errlen)
     char chunk[260], bcname[260];
     snprintf(chunk, sizeof chunk, "@%s", name);
     snprintf(bcname, sizeof bcname, "%sc", name);
-    return load_text(h, (const char *)f->data, f->len, embedded_find(bcname), chunk, out, err, errlen);
+    return load_text(h, (const char *)f->data, f->len, embedded_find(bcname), chunk, NULL, out, err, errlen);
 }
 
 void lab_free(lab_t *lab)
@@ -187,6 +213,7 @@ void lab_free(lab_t *lab)
     if (!lab) return;
     luaL_unref(host_state(lab->h), LUA_REGISTRYINDEX, lab->ref);
     free(lab->id);
+    free(lab->folder);
     free(lab);
 }
 
@@ -220,7 +247,7 @@ int lab_describe(lab_t *lab, const char *lang, lab_info_t *info)
 {
     lua_State *L = host_state(lab->h);
     char err[KIT_ERRLEN];
-    push_engine(L, "describe");
+    push_engine(lab->h, "describe");
     lua_rawgeti(L, LUA_REGISTRYINDEX, lab->ref);
     lua_pushstring(L, lang);
     memset(info, 0, sizeof *info);
@@ -249,7 +276,7 @@ static char *call_text(lab_t *lab, const char *fn, int extra_int, const char *st
                        const char *lang, char *err, size_t errlen)
 {
     lua_State *L = host_state(lab->h);
-    push_engine(L, fn);
+    push_engine(lab->h, fn);
     lua_rawgeti(L, LUA_REGISTRYINDEX, lab->ref);
     int nargs = 3;
     if (extra_int > 0) { lua_pushinteger(L, extra_int); nargs++; }
@@ -315,6 +342,89 @@ int lab_starter_files(const char *id,
     return rc;
 }
 
+/* ---------------------------------------------------------------- budgets */
+
+/* The kit's own part of a setup (a broker, a proxy, the private copy) on
+ * top of what the lab asks for, and what finish() may take to stop
+ * programs (each with its grace) and brokers. */
+#define SETUP_KIT_MS 15000
+#define FINISH_MS 30000
+#define DEFAULT_SETUP_S 30
+#define DEFAULT_CHECK_S 10
+
+/* lab[key] (or lab.checks[i][key]) as ms, or def_s seconds when absent. */
+static int field_ms(lua_State *L, int idx, const char *key, double def_s)
+{
+    lua_getfield(L, idx, key);
+    double s = lua_type(L, -1) == LUA_TNUMBER ? lua_tonumber(L, -1) : def_s;
+    lua_pop(L, 1);
+    if (s < 0) s = 0;
+    if (s > 86400) s = 86400;
+    return (int)(s * 1000.0 + 0.5);
+}
+
+static int setup_budget_ms(lua_State *L, int labidx)
+{
+    return field_ms(L, labidx, "setup_timeout", DEFAULT_SETUP_S) + SETUP_KIT_MS;
+}
+
+static int check_budget_ms(lua_State *L, int labidx, lua_Integer i)
+{
+    lua_getfield(L, labidx, "checks");
+    lua_rawgeti(L, -1, i);
+    int ms = field_ms(L, lua_gettop(L), "timeout", DEFAULT_CHECK_S);
+    lua_pop(L, 2);
+    return ms;
+}
+
+static lua_Integer count_checks(lua_State *L, int labidx)
+{
+    lua_getfield(L, labidx, "checks");
+    lua_Integer n = luaL_len(L, -1);
+    lua_pop(L, 1);
+    return n;
+}
+
+int lab_budget(lab_t *lab, lab_budget_t *b)
+{
+    lua_State *L = host_state(lab->h);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, lab->ref);
+    int t = lua_gettop(L);
+    memset(b, 0, sizeof *b);
+    b->setup_ms = setup_budget_ms(L, t);
+    b->finish_ms = FINISH_MS;
+    b->nchecks = (int)count_checks(L, t);
+    int64_t total = (int64_t)b->setup_ms + b->finish_ms;
+    for (lua_Integer i = 1; i <= b->nchecks; i++) total += check_budget_ms(L, t, i);
+    b->total_ms = total > INT32_MAX ? INT32_MAX : (int)total;
+    lua_pop(L, 1);
+    return KIT_OK;
+}
+
+int lab_check_info(lab_t *lab, int i, const char *lang, char **id, char **title, double *points)
+{
+    lua_State *L = host_state(lab->h);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, lab->ref);
+    lua_getfield(L, -1, "checks");
+    lua_rawgeti(L, -1, i + 1);
+    if (!lua_istable(L, -1)) { lua_pop(L, 3); return KIT_ENOENT; }
+    int c = lua_gettop(L);
+    lua_getfield(L, c, "id");
+    *id = kit_strdup(lua_isstring(L, -1) ? lua_tostring(L, -1) : "?");
+    lua_getfield(L, c, "points");
+    *points = lua_tonumber(L, -1);
+    lua_getfield(L, c, "title");
+    if (lua_istable(L, -1)) {
+        lua_getfield(L, -1, lang);
+        lua_replace(L, -2);
+    }
+    *title = kit_strdup(lua_isstring(L, -1) ? lua_tostring(L, -1) : "");
+    lua_pop(L, 6);
+    return KIT_OK;
+}
+
+/* ---------------------------------------------------------------- grading */
+
 /* Read engine.check's result table at the top of the stack into v. */
 static void add_result(lua_State *L, verdict_t *v)
 {
@@ -334,31 +444,101 @@ static void add_result(lua_State *L, verdict_t *v)
     lua_settop(L, t);
 }
 
-/* After setup failed, every check is reported (failed, 0 points) with
- * the reason, so the student still sees the whole lab. */
-static void fail_all(lua_State *L, int ref, const char *lang, verdict_t *v, const char *why)
+/* Every check from `from` on is reported failed, with 0 points and the
+ * reason, so the student still sees the whole lab. */
+static void fail_rest(lab_t *lab, int from, const char *lang, verdict_t *v, const char *why,
+                      const lab_progress_t *pr)
 {
-    lua_rawgeti(L, LUA_REGISTRYINDEX, ref);
-    lua_getfield(L, -1, "checks");
-    lua_Integer n = luaL_len(L, -1);
-    for (lua_Integer i = 1; i <= n; i++) {
-        lua_rawgeti(L, -1, i);
-        int c = lua_gettop(L);
-        lua_getfield(L, c, "id");
-        lua_getfield(L, c, "points");
-        lua_getfield(L, c, "title");
-        if (lua_istable(L, -1)) {
-            lua_getfield(L, -1, lang);
-            lua_replace(L, -2);
-        }
-        verdict_add(v, lua_tostring(L, c + 1), lua_tostring(L, c + 3), 0, 0, 0, lua_tonumber(L, c + 2), why);
-        lua_settop(L, c - 1);
+    lua_State *L = host_state(lab->h);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, lab->ref);
+    int n = (int)count_checks(L, lua_gettop(L));
+    lua_pop(L, 1);
+    for (int i = from; i < n; i++) {
+        char *id, *title;
+        double points;
+        if (lab_check_info(lab, i, lang, &id, &title, &points) != KIT_OK) continue;
+        check_result_t *c = verdict_add(v, id, title, 0, 0, 0, points, why);
+        if (pr && pr->result) pr->result(pr->ud, i, c);
+        free(id);
+        free(title);
     }
-    lua_pop(L, 2);
 }
 
-int lab_grade(lab_t *lab, const char *dir, const char *student, const char *lang,
-              verdict_t *v, char *err, size_t errlen)
+static void phase(const lab_progress_t *pr, const char *name, int i, const char *id,
+                  const char *title, int budget_ms)
+{
+    if (pr && pr->phase) pr->phase(pr->ud, name, i, id, title, budget_ms);
+}
+
+/* The grading's private folder: work/ (the kit's and the lab's own
+ * files, never shown to a program), scratch/ (writable by every program
+ * of the grading: a LAB_DB lives there) and, when the lab runs programs,
+ * sub/ (the private copy of the submission that programs run in, made
+ * once and kept through every start and restart). Every path a lab may
+ * reach is registered with the policy. */
+typedef struct {
+    char root[512];
+    char work[PATH_MAX], scratch[PATH_MAX], copy[PATH_MAX];
+    int have_copy;
+} grading_dirs_t;
+
+static int runs_programs(lua_State *L, int labidx)
+{
+    lua_getfield(L, labidx, "submission");
+    lua_getfield(L, -1, "programs");
+    int n = lua_istable(L, -1) ? (int)luaL_len(L, -1) : 0;
+    lua_pop(L, 2);
+    return n > 0;
+}
+
+static int make_dirs(lab_t *lab, const char *dir, grading_dirs_t *g, char *err, size_t errlen)
+{
+    char e[KIT_ERRLEN];
+    int rc;
+    lua_State *L = host_state(lab->h);
+    memset(g, 0, sizeof *g);
+    if ((rc = kit_mkdtemp(g->root, sizeof g->root, "mqlab-run", e)) != KIT_OK) goto fail;
+    snprintf(g->work, sizeof g->work, "%s/work", g->root);
+    snprintf(g->scratch, sizeof g->scratch, "%s/scratch", g->root);
+    if ((rc = kit_mkdir_p(g->work, 0700, e)) != KIT_OK) goto fail;
+    if ((rc = kit_mkdir_p(g->scratch, 0700, e)) != KIT_OK) goto fail;
+    if (prog_sandbox() && (rc = sbx_chown_tree(g->scratch, e)) != KIT_OK) goto fail;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, lab->ref);
+    g->have_copy = runs_programs(L, lua_gettop(L));
+    lua_pop(L, 1);
+    if (g->have_copy) {
+        snprintf(g->copy, sizeof g->copy, "%s/sub", g->root);
+        if ((rc = sbx_copy_tree(dir, g->copy, e)) != KIT_OK) goto fail;
+    }
+
+    policy_add(g->work, POLICY_READ | POLICY_WRITE, NULL);
+    policy_add(g->scratch, POLICY_READ | POLICY_WRITE, NULL);
+    if (g->have_copy) policy_add(g->copy, POLICY_READ | POLICY_RUN, NULL);
+    policy_add(dir, POLICY_READ, NULL);
+    char certs[PATH_MAX];
+    if (tls_default_certs_dir(certs, sizeof certs, NULL) == KIT_OK && kit_is_dir(certs))
+        policy_add(certs, POLICY_READ, NULL);
+    return KIT_OK;
+fail:
+    snprintf(err, errlen, "%s", e);
+    if (g->root[0]) kit_rmdtemp(g->root);
+    g->root[0] = '\0';
+    return rc;
+}
+
+static void drop_dirs(lab_t *lab, const char *dir, grading_dirs_t *g)
+{
+    policy_forget(g->work);
+    policy_forget(g->scratch);
+    if (g->have_copy) policy_forget(g->copy);
+    policy_forget(dir);
+    /* The lab's own folder stays readable; everything else goes. */
+    enter_policy(lab->folder);
+    if (g->root[0]) kit_rmdtemp(g->root);
+}
+
+int lab_grade_with(lab_t *lab, const char *dir, const char *student, const char *lang,
+                   const lab_progress_t *pr, verdict_t *v, char *err, size_t errlen)
 {
     lua_State *L = host_state(lab->h);
     int base = lua_gettop(L);
@@ -369,20 +549,14 @@ int lab_grade(lab_t *lab, const char *dir, const char *student, const char *lang
     v->submission = kit_strdup(dir);
     v->started_ms = kit_wall_ms();
 
-    /* ctx = engine.begin(lab, {dir, student, lang}) */
-    push_engine(L, "begin");
+    enter_policy(lab->folder);
     lua_rawgeti(L, LUA_REGISTRYINDEX, lab->ref);
-    lua_createtable(L, 0, 3);
-    lua_pushstring(L, dir); lua_setfield(L, -2, "dir");
-    lua_pushstring(L, student); lua_setfield(L, -2, "student");
-    lua_pushstring(L, lang); lua_setfield(L, -2, "lang");
-    int rc = host_call(lab->h, 2, 1, err, errlen);
-    if (rc != KIT_OK) { first_line(err); return rc; }
-    int ctx = lua_gettop(L);
+    int labidx = lua_gettop(L);
+    int nchecks = (int)count_checks(L, labidx);
 
     {
-        push_engine(L, "title");
-        lua_rawgeti(L, LUA_REGISTRYINDEX, lab->ref);
+        push_engine(lab->h, "title");
+        lua_pushvalue(L, labidx);
         lua_pushstring(L, lang);
         char e[KIT_ERRLEN];
         if (host_call(lab->h, 2, 1, e, sizeof e) == KIT_OK) {
@@ -391,9 +565,48 @@ int lab_grade(lab_t *lab, const char *dir, const char *student, const char *lang
         }
     }
 
-    push_engine(L, "setup");
+    grading_dirs_t g;
+    int rc = make_dirs(lab, dir, &g, err, errlen);
+    if (rc != KIT_OK) {
+        lua_settop(L, base);
+        /* A submission the kit cannot copy (too big, unreadable) is the
+         * student's to fix: a verdict that says so, not a crash. */
+        if (rc == KIT_EINVAL) {
+            v->error = kit_strdup(err);
+            fail_rest(lab, 0, lang, v, err, pr);
+            v->duration_s = (double)(kit_now_ms() - t0) / 1000.0;
+            verdict_total(v);
+            return KIT_OK;
+        }
+        return rc;
+    }
+
+    /* ctx = engine.begin(lab, {dir, copy, scratch, workdir, student, lang}) */
+    push_engine(lab->h, "begin");
+    lua_pushvalue(L, labidx);
+    lua_createtable(L, 0, 6);
+    lua_pushstring(L, dir); lua_setfield(L, -2, "dir");
+    if (g.have_copy) { lua_pushstring(L, g.copy); lua_setfield(L, -2, "copy"); }
+    lua_pushstring(L, g.scratch); lua_setfield(L, -2, "scratch");
+    lua_pushstring(L, g.work); lua_setfield(L, -2, "workdir");
+    lua_pushstring(L, student); lua_setfield(L, -2, "student");
+    lua_pushstring(L, lang); lua_setfield(L, -2, "lang");
+    rc = host_call(lab->h, 2, 1, err, errlen);
+    if (rc != KIT_OK) {
+        first_line(err);
+        lua_settop(L, base);
+        drop_dirs(lab, dir, &g);
+        return rc;
+    }
+    int ctx = lua_gettop(L);
+
+    int budget = setup_budget_ms(L, labidx);
+    phase(pr, "setup", -1, "", "", budget);
+    push_engine(lab->h, "setup");
     lua_pushvalue(L, ctx);
+    host_set_deadline(budget);
     rc = host_call(lab->h, 1, 3, err, errlen);
+    host_set_deadline(0);
     if (rc == KIT_OK) {
         /* true, or nil + "missing"/"error" + message: the machine could
          * not give the lab what it needs (e.g. mosquitto). */
@@ -405,22 +618,51 @@ int lab_grade(lab_t *lab, const char *dir, const char *student, const char *lang
         lua_pop(L, 3);
     } else if (rc == KIT_ERR) {
         first_line(err);
+    } else if (rc == KIT_ETIMEOUT) {
+        snprintf(err, errlen, "the lab's setup did not finish within %d s", budget / 1000);
+        rc = KIT_ERR;
     }
     if (rc == KIT_OK) {
-        lua_rawgeti(L, LUA_REGISTRYINDEX, lab->ref);
-        lua_getfield(L, -1, "checks");
-        lua_Integer n = luaL_len(L, -1);
-        lua_pop(L, 2);
-        for (lua_Integer i = 1; i <= n && rc == KIT_OK; i++) {
-            push_engine(L, "check");
+        for (int i = 0; i < nchecks && rc == KIT_OK; i++) {
+            char *id = NULL, *title = NULL;
+            double points = 0;
+            lab_check_info(lab, i, lang, &id, &title, &points);
+            budget = check_budget_ms(L, labidx, i + 1);
+            phase(pr, "check", i, id, title, budget);
+            push_engine(lab->h, "check");
             lua_pushvalue(L, ctx);
-            lua_pushinteger(L, i);
+            lua_pushinteger(L, i + 1);
+            host_set_deadline(budget);
             rc = host_call(lab->h, 2, 1, err, errlen);
-            if (rc == KIT_OK) { add_result(L, v); lua_pop(L, 1); }
+            host_set_deadline(0);
+            if (rc == KIT_ETIMEOUT) {
+                /* The check (or a pcall of its own) held on past its
+                 * budget: the engine writes the verdict for it now. */
+                push_engine(lab->h, "timed_out");
+                lua_pushvalue(L, ctx);
+                lua_pushinteger(L, i + 1);
+                lua_pushnumber(L, budget / 1000.0);
+                rc = host_call(lab->h, 3, 1, err, errlen);
+            }
+            if (rc == KIT_OK) {
+                add_result(L, v);
+                if (pr && pr->result) pr->result(pr->ud, i, &v->checks[v->nchecks - 1]);
+                lua_pop(L, 1);
+            } else if (rc == KIT_ERR) {
+                first_line(err);
+            }
+            free(id);
+            free(title);
+        }
+        if (rc == KIT_ERR) {
+            /* The engine itself failed on a check: the lab is broken. */
+            v->error = kit_strdup(err);
+            fail_rest(lab, v->nchecks, lang, v, err, pr);
+            rc = KIT_OK;
         }
     } else if (rc == KIT_ERR) {
         v->error = kit_strdup(err);
-        fail_all(L, lab->ref, lang, v, err);
+        fail_rest(lab, 0, lang, v, err, pr);
         rc = KIT_OK;
     }
 
@@ -429,11 +671,15 @@ int lab_grade(lab_t *lab, const char *dir, const char *student, const char *lang
     int interrupted = rc == KIT_EINTR;
     if (interrupted) cleanup_clear_interrupt();
     char e2[KIT_ERRLEN];
-    push_engine(L, "finish");
+    phase(pr, "finish", -1, "", "", FINISH_MS);
+    push_engine(lab->h, "finish");
     lua_pushvalue(L, ctx);
+    host_set_deadline(FINISH_MS);
     host_call(lab->h, 1, 0, e2, sizeof e2);
+    host_set_deadline(0);
     lua_settop(L, base);
     lua_gc(L, LUA_GCCOLLECT);
+    drop_dirs(lab, dir, &g);
     if (interrupted) {
         snprintf(err, errlen, "interrupted");
         return KIT_EINTR;
@@ -441,4 +687,10 @@ int lab_grade(lab_t *lab, const char *dir, const char *student, const char *lang
     v->duration_s = (double)(kit_now_ms() - t0) / 1000.0;
     verdict_total(v);
     return rc;
+}
+
+int lab_grade(lab_t *lab, const char *dir, const char *student, const char *lang,
+              verdict_t *v, char *err, size_t errlen)
+{
+    return lab_grade_with(lab, dir, student, lang, NULL, v, err, errlen);
 }

@@ -56,11 +56,39 @@ int lab_starter_files(const char *id,
                       int (*fn)(void *ud, const char *name, const char *data, size_t len),
                       void *ud);
 
-/* Grade the submission in dir. KIT_OK when grading ran (whatever the
- * score), KIT_EINTR on Ctrl-C, KIT_EMISSING when the machine lacks
- * something (err says what), KIT_ERR when the lab itself failed.
- * v is filled in every case that returns KIT_OK. */
+/* How long a grading of this lab may take: its setup (the lab's
+ * setup_timeout, default 30 s, plus the kit's own share), every check's
+ * timeout (default 10 s), and finish. A worker is killed past total_ms. */
+typedef struct {
+    int setup_ms, finish_ms, total_ms;
+    int nchecks;
+} lab_budget_t;
+int lab_budget(lab_t *lab, lab_budget_t *b);
+
+/* Check i (0-based): id, title in lang (malloc'd) and points. */
+int lab_check_info(lab_t *lab, int i, const char *lang, char **id, char **title, double *points);
+
+/* Progress of a grading, as it happens (for the worker's pipe). phase is
+ * "setup", "check" (i is the check, 0-based) or "finish". */
+typedef struct {
+    void (*phase)(void *ud, const char *phase, int i, const char *id, const char *title, int budget_ms);
+    void (*result)(void *ud, int i, const check_result_t *r);
+    void *ud;
+} lab_progress_t;
+
+/* Grade the submission in dir (an absolute path). KIT_OK when grading
+ * ran (whatever the score), KIT_EINTR on Ctrl-C, KIT_EMISSING when the
+ * machine lacks something (err says what), KIT_ERR when the lab itself
+ * failed. v is filled in every case that returns KIT_OK.
+ *
+ * The grading gets a private folder: work/ for the lab, scratch/ that
+ * every program may write (ctx.scratch), and, when the lab runs
+ * programs, a private copy of the submission they run in (ctx.copy).
+ * Lab code reaches only the paths policy.h lists. */
 int lab_grade(lab_t *lab, const char *dir, const char *student, const char *lang,
               verdict_t *v, char *err, size_t errlen);
+/* The same, telling pr (may be NULL) what happens. */
+int lab_grade_with(lab_t *lab, const char *dir, const char *student, const char *lang,
+                   const lab_progress_t *pr, verdict_t *v, char *err, size_t errlen);
 
 #endif

@@ -1,12 +1,20 @@
 /*
  * lua_kit.c - the mqlab.kit module: the few services a lab needs from
- * the host (clock, sleep, deadline, private folders, embedded files,
- * reading a submission's files, writing and copying files into a private
- * folder, free ports, who we run as). A thin layer over util/host.
+ * the host (clock, sleep, private folders, embedded files, reading a
+ * submission's files, writing and copying files into a private folder,
+ * free ports, who we run as). A thin layer over util/host.
+ *
+ * Every path goes through policy.h first. While a lab runs, reading,
+ * writing and removing outside what the grading allows raises an error
+ * naming the lab file and line; exists, is_dir and realpath answer
+ * false / nil plus the reason instead, so a lab can ask whether a path a
+ * student named lies inside their folder. The time budget is not a lab's
+ * to change: the C side arms it around each step.
  */
 #include "embedded.h"
 #include "host.h"
 #include "mqtt.h"
+#include "policy.h"
 #include "cleanup.h"
 #include "util.h"
 
@@ -45,12 +53,6 @@ static int k_sleep(lua_State *L)
     return 0;
 }
 
-static int k_deadline(lua_State *L)
-{
-    host_set_deadline(lua_isnoneornil(L, 1) ? 0 : host_opt_ms(L, 1, 0));
-    return 0;
-}
-
 static int k_left(lua_State *L)
 {
     int ms = host_left_ms();
@@ -59,12 +61,35 @@ static int k_left(lua_State *L)
     return 1;
 }
 
+/* The path at index i, checked for rights: raises, naming the lab's
+ * file and line, when the grading does not allow it. out gets the real
+ * path (or the path itself without a policy). */
+static const char *allowed(lua_State *L, int i, int rights, char *out, size_t len)
+{
+    const char *path = luaL_checkstring(L, i);
+    host_allow(L, path, rights, out, len);
+    return path;
+}
+
+/* For the questions (exists, is_dir, realpath): 1 when the path may be
+ * read; otherwise pushes false/nil and the reason and returns 0. */
+static int readable(lua_State *L, const char *path, char *out, size_t len, int fail_is_nil)
+{
+    char err[KIT_ERRLEN];
+    if (policy_check(path, POLICY_READ, out, len, err) == KIT_OK) return 1;
+    if (fail_is_nil) luaL_pushfail(L);
+    else lua_pushboolean(L, 0);
+    lua_pushstring(L, err);
+    return 0;
+}
+
 static int k_read_file(lua_State *L)
 {
-    const char *path = luaL_checkstring(L, 1);
+    char real[PATH_MAX];
+    allowed(L, 1, POLICY_READ, real, sizeof real);
     size_t len;
     char err[KIT_ERRLEN];
-    char *data = kit_read_file(path, &len, err);
+    char *data = kit_read_file(real, &len, err);
     if (!data) {
         lua_pushnil(L);
         lua_pushstring(L, err);
@@ -77,22 +102,66 @@ static int k_read_file(lua_State *L)
 
 static int k_exists(lua_State *L)
 {
-    lua_pushboolean(L, kit_file_exists(luaL_checkstring(L, 1)));
+    char real[PATH_MAX];
+    if (!readable(L, luaL_checkstring(L, 1), real, sizeof real, 0)) return 2;
+    lua_pushboolean(L, kit_file_exists(real));
     return 1;
 }
 
+/* The folders kit.tmpdir made and kit.rmdir has not removed yet: the
+ * only ones kit.rmdir will remove. */
+#define MAX_TMPDIRS 64
+static char tmpdirs[MAX_TMPDIRS][512];
+
+static int tmpdir_slot(const char *path)
+{
+    for (int i = 0; i < MAX_TMPDIRS; i++)
+        if (tmpdirs[i][0] && strcmp(tmpdirs[i], path) == 0) return i;
+    return -1;
+}
+
+/* A private folder of the lab's own, removed at the latest when mqlab
+ * exits; the lab may read, write and remove it. */
 static int k_tmpdir(lua_State *L)
 {
     const char *prefix = luaL_optstring(L, 1, "mqlab");
     char path[512], err[KIT_ERRLEN];
+    for (const char *p = prefix; *p; p++)
+        if (*p == '/' || *p == '.') luaL_argerror(L, 1, "a plain name, without '/' or '.'");
+    int slot = tmpdir_slot("");
+    if (slot < 0) {
+        for (slot = 0; slot < MAX_TMPDIRS && tmpdirs[slot][0]; slot++) {}
+        if (slot == MAX_TMPDIRS) return luaL_error(L, "too many kit.tmpdir folders (%d)", MAX_TMPDIRS);
+    }
     if (kit_mkdtemp(path, sizeof path, prefix, err) != KIT_OK) return luaL_error(L, "%s", err);
+    char real[512];
+    if (!realpath(path, real)) snprintf(real, sizeof real, "%s", path);
+    if (policy_active() && policy_add(real, POLICY_READ | POLICY_WRITE | POLICY_REMOVE, err) != KIT_OK) {
+        kit_rmdtemp(path);
+        return luaL_error(L, "%s", err);
+    }
+    snprintf(tmpdirs[slot], sizeof tmpdirs[slot], "%s", real);
     lua_pushstring(L, path);
     return 1;
 }
 
+/* Only a folder that kit.tmpdir made: rmdir is not a way to delete
+ * anything else, with a policy in force or not. */
 static int k_rmdir(lua_State *L)
 {
+    char real[PATH_MAX];
+    allowed(L, 1, POLICY_REMOVE, real, sizeof real);
+    int slot = tmpdir_slot(real);
+    if (slot < 0) {
+        char where[PATH_MAX];
+        host_lab_where(L, where, sizeof where);
+        return luaL_error(L, "%skit.rmdir removes only folders made by kit.tmpdir, not %s", where,
+                          luaL_checkstring(L, 1));
+    }
+    policy_forget(real);
     kit_rmdtemp(luaL_checkstring(L, 1));
+    kit_rmdtemp(real);
+    tmpdirs[slot][0] = '\0';
     return 0;
 }
 
@@ -127,7 +196,8 @@ static int fail_msg(lua_State *L, const char *msg)
  * Atomic: a reader sees the old file or the whole new one. */
 static int k_write_file(lua_State *L)
 {
-    const char *path = luaL_checkstring(L, 1);
+    char path[PATH_MAX];
+    allowed(L, 1, POLICY_WRITE, path, sizeof path);
     size_t len;
     const char *data = luaL_checklstring(L, 2, &len);
     int mode = opt_mode(L, 3);
@@ -142,17 +212,18 @@ static int k_write_file(lua_State *L)
  * written atomically with the given mode, whatever src's mode was. */
 static int k_copy_file(lua_State *L)
 {
-    const char *src = luaL_checkstring(L, 1);
-    const char *dst = luaL_checkstring(L, 2);
+    char src[PATH_MAX], dst[PATH_MAX];
+    allowed(L, 1, POLICY_READ, src, sizeof src);
+    allowed(L, 2, POLICY_WRITE, dst, sizeof dst);
     int mode = opt_mode(L, 3);
     char err[KIT_ERRLEN];
     struct stat st;
     if (stat(src, &st) != 0) {
-        snprintf(err, sizeof err, "cannot read %s: %s", src, strerror(errno));
+        kit_seterr(err, KIT_ENOENT, "cannot read %s: %s", src, strerror(errno));
         return fail_msg(L, err);
     }
     if (!S_ISREG(st.st_mode)) {
-        snprintf(err, sizeof err, "cannot copy %s: not a regular file", src);
+        kit_seterr(err, KIT_EINVAL, "cannot copy %s: not a regular file", src);
         return fail_msg(L, err);
     }
     size_t len = 0;
@@ -188,7 +259,9 @@ static int k_free_port(lua_State *L)
  * nil, message (also when it does not exist). */
 static int k_realpath(lua_State *L)
 {
+    char checked[PATH_MAX];
     const char *path = luaL_checkstring(L, 1);
+    if (!readable(L, path, checked, sizeof checked, 1)) return 2;
     char *r = realpath(path, NULL);
     if (!r) {
         char err[KIT_ERRLEN];
@@ -202,14 +275,17 @@ static int k_realpath(lua_State *L)
 
 static int k_is_dir(lua_State *L)
 {
-    lua_pushboolean(L, kit_is_dir(luaL_checkstring(L, 1)));
+    char real[PATH_MAX];
+    if (!readable(L, luaL_checkstring(L, 1), real, sizeof real, 0)) return 2;
+    lua_pushboolean(L, kit_is_dir(real));
     return 1;
 }
 
 /* mkdir(path [, mode = 0700]) -> true | nil, message; parents too. */
 static int k_mkdir(lua_State *L)
 {
-    const char *path = luaL_checkstring(L, 1);
+    char path[PATH_MAX];
+    allowed(L, 1, POLICY_WRITE, path, sizeof path);
     int mode = lua_isnoneornil(L, 2) ? 0700 : opt_mode(L, 2);
     char err[KIT_ERRLEN];
     if (kit_mkdir_p(path, mode, err) != KIT_OK) return fail_msg(L, err);
@@ -229,7 +305,7 @@ int luaopen_mqlab_kit(lua_State *L)
 {
     static const luaL_Reg fns[] = {
         { "now", k_now }, { "wall_ms", k_wall_ms }, { "sleep", k_sleep },
-        { "deadline", k_deadline }, { "left", k_left },
+        { "left", k_left },
         { "read_file", k_read_file }, { "exists", k_exists },
         { "tmpdir", k_tmpdir }, { "rmdir", k_rmdir }, { "embedded", k_embedded },
         { "write_file", k_write_file }, { "copy_file", k_copy_file }, { "user", k_user },

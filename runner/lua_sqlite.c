@@ -16,8 +16,10 @@
  * strings. A busy database is waited for up to 2 s.
  */
 #include "host.h"
+#include "policy.h"
 #include "util.h"
 
+#include <limits.h>
 #include <lauxlib.h>
 #include <lua.h>
 #include <sqlite3.h>
@@ -52,7 +54,14 @@ static int fail(lua_State *L, const char *msg, const char *code)
 static int l_open(lua_State *L)
 {
     const char *path = luaL_checkstring(L, 1);
+    char real[PATH_MAX];
+    /* The file is usually a student's (LAB_DB): it may be a link to a
+     * database the grader can read and the student cannot. Only what the
+     * grading allows, and never through a link. */
+    host_allow(L, path, POLICY_READ, real, sizeof real);
     struct stat st;
+    if (lstat(path, &st) == 0 && S_ISLNK(st.st_mode))
+        return fail(L, lua_pushfstring(L, "%s: a symbolic link, not a database file", path), "notdb");
     if (stat(path, &st) != 0) return fail(L, lua_pushfstring(L, "%s: no such file", path), "notfound");
     if (!S_ISREG(st.st_mode)) return fail(L, lua_pushfstring(L, "%s: not a file", path), "notdb");
 
@@ -60,7 +69,7 @@ static int l_open(lua_State *L)
     h->db = NULL;
     luaL_setmetatable(L, SQLITE_MT);
     sqlite3 *db = NULL;
-    int rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL);
+    int rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_NOFOLLOW, NULL);
     if (rc != SQLITE_OK) {
         lua_pushfstring(L, "%s: %s", path, db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
         sqlite3_close(db);

@@ -20,6 +20,7 @@
  * close(), __close and __gc share one idempotent close.
  */
 #include "host.h"
+#include "policy.h"
 #include "tls.h"
 #include "util.h"
 
@@ -34,6 +35,13 @@
 #define DEFAULT_TIMEOUT_MS 3000
 
 /* ---- argument helpers ------------------------------------------------ */
+
+/* A file the kit will read for the lab (a CA, a certificate, a key): only
+ * what the grading allows (see policy.h); raises naming the lab's line. */
+static void readable_file(lua_State *L, const char *path)
+{
+    host_allow(L, path, POLICY_READ, NULL, 0);
+}
 
 static int port_field(lua_State *L, int t)
 {
@@ -122,9 +130,13 @@ static int l_certs(lua_State *L)
     int rc = tls_default_certs_dir(dir, sizeof dir, err);
     if (rc == KIT_OK) rc = tls_pki_ensure(dir, NULL, NULL, err);
     if (rc != KIT_OK) return luaL_error(L, "tls.certs: %s", err);
-    /* The folder exists now: hand out its canonical name. */
+    /* The folder exists now: hand out its canonical name, and let the lab
+     * read it (it may have been made just now, after the grading's
+     * folders were registered). */
     char real[PATH_MAX];
-    lua_pushstring(L, realpath(dir, real) ? real : dir);
+    const char *name = realpath(dir, real) ? real : dir;
+    if (policy_active()) policy_add(name, POLICY_READ, NULL);
+    lua_pushstring(L, name);
     return 1;
 }
 
@@ -162,6 +174,7 @@ static int l_cert(lua_State *L)
     luaL_checktype(L, 1, LUA_TTABLE);
     int port = port_field(L, 1);
     const char *ca = string_field(L, 1, "ca");
+    readable_file(L, ca);
     const char *name = opt_string_field(L, 1, "name");
     const char *host = opt_string_field(L, 1, "host");
     int ms = host_clamp_ms(L, timeout_field(L, 1));
@@ -241,6 +254,8 @@ static int l_impostor(lua_State *L)
     luaL_checktype(L, 1, LUA_TTABLE);
     const char *cert = string_field(L, 1, "cert");
     const char *key = string_field(L, 1, "key");
+    readable_file(L, cert);
+    readable_file(L, key);
     host_clamp_ms(L, 1);    /* not when the user pressed Ctrl-C */
 
     limpostor *h = (limpostor *)lua_newuserdatauv(L, sizeof *h, 0);
@@ -274,7 +289,7 @@ static int l_report(lua_State *L)
     int rc = tls_impostor_report(h->imp, &r);
     if (rc == KIT_EINTR) {
         tls_impostor_report_free(&r);
-        host_clamp_ms(L, 1);        /* raises "interrupted by the user" */
+        host_clamp_ms(L, 1);        /* raises on Ctrl-C */
         return luaL_error(L, "interrupted");
     }
     lua_createtable(L, 0, 8);

@@ -89,16 +89,36 @@ local function lab(def)
   return def
 end
 
+-- A shallow copy: a lab that assigns to string.format or to a kit
+-- module's function changes its own copy, not the engine's.
+local function copy_of(t)
+  local c = {}
+  for k, v in pairs(t) do c[k] = v end
+  return c
+end
+
+-- Strings share one metatable; without this a lab could reach the real
+-- string table through getmetatable("").__index and change it for all.
+getmetatable("").__metatable = false
+
 -- What lab files may use. No io, no os.execute, no load of binary
--- chunks, no debug: a lab acts on the world only through the kit.
+-- chunks, no debug: a lab acts on the world only through the kit, and
+-- the kit's file functions reach only what the grading allows (the C
+-- side keeps that list; see runner/policy.h).
+local guard_handler = require("mqlab.host").guard_handler
+local private = { ["mqlab.engine"] = true, ["mqlab.host"] = true }
+
 local function sandbox()
   local env = {
     assert = assert, error = error, ipairs = ipairs, pairs = pairs, next = next,
     select = select, tonumber = tonumber, tostring = tostring, type = type,
-    pcall = pcall, xpcall = xpcall, rawequal = rawequal, rawget = rawget,
+    pcall = pcall,
+    -- The handler is skipped for the kit's own stop (budget, Ctrl-C).
+    xpcall = function(f, h, ...) return xpcall(f, guard_handler(h), ...) end, rawequal = rawequal, rawget = rawget,
     rawset = rawset, rawlen = rawlen, setmetatable = setmetatable,
     getmetatable = getmetatable,
-    string = string, table = table, math = math, utf8 = utf8, coroutine = coroutine,
+    string = copy_of(string), table = copy_of(table), math = copy_of(math),
+    utf8 = copy_of(utf8), coroutine = copy_of(coroutine),
     os = { time = os.time, clock = os.clock, date = os.date },
     lab = lab, check = check,
     -- print goes to stderr: stdout belongs to the verdict (--format json).
@@ -108,11 +128,16 @@ local function sandbox()
       io.stderr:write(table.concat(parts, "\t"), "\n")
     end,
   }
+  local modules = {}
   env.require = function(name)
-    if type(name) ~= "string" or not name:match("^mqlab%.[%w_]+$") then
+    if type(name) ~= "string" or not name:match("^mqlab%.[%w_]+$") or private[name] then
       error("labs may only require the kit's modules (mqlab.*), not '" .. tostring(name) .. "'", 2)
     end
-    return require(name)
+    if not modules[name] then
+      local m = require(name)
+      modules[name] = type(m) == "table" and copy_of(m) or m
+    end
+    return modules[name]
   end
   env._G = env
   return env
@@ -300,11 +325,16 @@ function Ctx:stderr_tail(prog, n)
 end
 
 -- A file of the submission, or nil when it does not exist. Only plain
--- names: the lab reads the student's folder, nothing else.
+-- names: the lab reads the student's folder, nothing else. A symbolic
+-- link that leads out of the folder (to another student's work, say)
+-- counts as no file at all.
 function Ctx:file(name)
   assert(type(name) == "string" and not name:find("/") and not name:find("^%."),
          "ctx:file takes a plain file name")
-  return kit.read_file(self.dir .. "/" .. name)
+  local path = self.dir .. "/" .. name
+  local inside, why = kit.exists(path)
+  if not inside then return nil, why end
+  return kit.read_file(path)
 end
 
 -- The environment LABS.md promises to every program, plus extra. With a
@@ -325,19 +355,32 @@ function Ctx:env(extra)
   return env
 end
 
--- Start the student's program `name`. Returns prog, or nil, message
--- (already in the student's language), code.
+-- Start the student's program `name`, in the grading's private copy of
+-- the submission (made once, kept through every start and restart). The
+-- program may also write ctx.scratch, and read the files the lab hands
+-- it: MQTT_CAFILE, and whatever opts.ro lists. Returns prog, or nil,
+-- message (already in the student's language), code.
 function Ctx:program(name, opts)
   opts = opts or {}
+  if not self.copy then
+    error("lab '" .. self.id .. "' starts the program '" .. tostring(name) ..
+          "' but does not list any in submission.programs", 2)
+  end
+  local env = self:env(opts.env)
+  local ro = {}
+  for _, path in ipairs(opts.ro or {}) do ro[#ro + 1] = path end
+  if env.MQTT_CAFILE then ro[#ro + 1] = env.MQTT_CAFILE end
   local prog, msg, code = programs.start {
-    dir = self.dir, name = name, workdir = self.workdir,
-    env = self:env(opts.env), timeout = opts.timeout or 20,
+    dir = self.copy, name = name, workdir = self.workdir,
+    env = env, timeout = opts.timeout or 20,
     grace = opts.grace, link_sqlite = opts.link_sqlite,
+    rw = { self.scratch }, ro = ro,
   }
   if not prog then
     if code == "notfound" then
       msg = self:text({ es = "no encuentro el programa '%s' en %s: %s",
-                        en = "cannot find the program '%s' in %s: %s" }, name, self.dir, msg)
+                        en = "cannot find the program '%s' in %s: %s" }, name, self.dir,
+                      text.replace(msg, self.copy, self.dir))
     elseif code == "compile" then
       msg = self:text({ es = "%s.c no compila:\n%s", en = "%s.c does not compile:\n%s" }, name, msg)
     end
@@ -420,10 +463,15 @@ function Check:expect(cond, msg, ...)
   return cond
 end
 
+-- opts (from the C side): dir (the submission, read-only), copy (its
+-- private copy, where programs run; only when the lab has programs),
+-- scratch (writable by every program), workdir (the lab's own private
+-- folder), student, lang.
 function M.begin(labdef, opts)
   local ctx = setmetatable({
     lab = labdef, id = labdef.id, lang = opts.lang or "en", student = opts.student,
-    dir = opts.dir, results = {}, _owned = {}, data = {},
+    dir = opts.dir, copy = opts.copy, scratch = opts.scratch, workdir = opts.workdir,
+    results = {}, _owned = {}, data = {},
   }, Ctx)
   ctx.p = M.params(labdef, opts.student)
   return ctx
@@ -436,7 +484,6 @@ end
 -- in the lab raises.
 function M.setup(ctx)
   local labdef = ctx.lab
-  ctx.workdir = kit.tmpdir("mqlab-run")
   if labdef.broker then
     local name = labdef.broker
     local b, msg, code = brokermod.start { profile = name }
@@ -451,12 +498,10 @@ function M.setup(ctx)
     end
   end
   if labdef.setup then
-    kit.deadline(labdef.setup_timeout or 30)
     -- setup may answer nil, "missing", message when the machine lacks
     -- something (no mosquitto): that is exit code 3, not the student's
-    -- fault nor the lab's.
+    -- fault nor the lab's. Its time budget is armed by the C side.
     local ok, err, code, msg = pcall(labdef.setup, ctx)
-    kit.deadline(nil)
     if not ok then error(err, 0) end
     if err == nil and (code == "missing" or code == "error") then return nil, code, msg end
   end
@@ -470,7 +515,10 @@ local function deps_failed(ctx, c)
   end
 end
 
--- Run check i. Returns a plain table for the C side.
+-- Run check i. Returns a plain table for the C side. The C side arms
+-- the check's time budget around this call; once it is spent, every
+-- instruction raises again, so a lab's own pcall cannot hold on, and the
+-- C side asks M.timed_out for the verdict instead.
 function M.check(ctx, i)
   local c = ctx.lab.checks[i]
   local res = { id = c.id, title = text.pick(c.title, ctx.lang), max_points = c.points,
@@ -484,21 +532,15 @@ function M.check(ctx, i)
     return res
   end
   local t = setmetatable({ lines = {}, failed = false, lang = ctx.lang, p = ctx.p }, Check)
-  local budget = c.timeout or 10
-  kit.deadline(budget)
+  ctx._check = t
   local ok, err = pcall(c.run, t, ctx)
-  kit.deadline(nil)
+  ctx._check = nil
   if not ok and err ~= FAIL then
+    -- A bug in the lab, not the student's fault: say so plainly.
     local msg = tostring(err)
-    if msg:find("interrupted by the user", 1, true) then error(err, 0) end
     t.failed = true
-    if msg:find("time budget of this step is spent", 1, true) then
-      t:say({ es = "la comprobación no terminó en %g s", en = "the check did not finish within %g s" }, budget)
-    else
-      -- A bug in the lab, not the student's fault: say so plainly.
-      res.lab_error = msg
-      t:say({ es = "error interno del laboratorio: %s", en = "internal error in the lab: %s" }, msg)
-    end
+    res.lab_error = msg
+    t:say({ es = "error interno del laboratorio: %s", en = "internal error in the lab: %s" }, msg)
   end
   res.passed = not t.failed
   res.points = res.passed and c.points or 0
@@ -506,14 +548,27 @@ function M.check(ctx, i)
   return res
 end
 
+-- Check i did not finish within budget_s: what it said so far, and why
+-- it failed.
+function M.timed_out(ctx, i, budget_s)
+  local c = ctx.lab.checks[i]
+  local res = ctx.results[c.id] or { id = c.id, title = text.pick(c.title, ctx.lang), max_points = c.points }
+  ctx.results[c.id] = res
+  local t = ctx._check or setmetatable({ lines = {}, failed = false, lang = ctx.lang, p = ctx.p }, Check)
+  ctx._check = nil
+  t:say({ es = "la comprobación no terminó en %g s", en = "the check did not finish within %g s" }, budget_s)
+  res.passed, res.skipped, res.points = false, false, 0
+  res.message = table.concat(t.lines, "\n")
+  return res
+end
+
 -- Close everything the run opened, newest first. Never raises.
+-- The grading's folders are the C side's to remove.
 function M.finish(ctx)
-  kit.deadline(nil)
   for i = #ctx._owned, 1, -1 do
     pcall(function() ctx._owned[i]:close() end)
     ctx._owned[i] = nil
   end
-  if ctx.workdir then kit.rmdir(ctx.workdir); ctx.workdir = nil end
   return true
 end
 

@@ -40,6 +40,22 @@ function M.short(s, n)
   return s:sub(1, n) .. "…"
 end
 
+-- s with every occurrence of the plain text a replaced by b (no
+-- patterns: paths are full of '-' and '.').
+function M.replace(s, a, b)
+  if a == "" then return s end
+  local out, i = {}, 1
+  while true do
+    local j, k = s:find(a, i, true)
+    if not j then break end
+    out[#out + 1] = s:sub(i, j - 1)
+    out[#out + 1] = b
+    i = k + 1
+  end
+  out[#out + 1] = s:sub(i)
+  return table.concat(out)
+end
+
 -- "once", "twice", "3 times", in the student's language.
 function M.times(n, lang)
   if n == 1 then return M.pick({ es = "una vez", en = "once" }, lang) end

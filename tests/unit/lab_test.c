@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "host.h"
 #include "lab.h"
@@ -146,6 +147,45 @@ static void TEST_params_are_per_student_and_stable(void)
     lab_free(lab);
 }
 
+/* Lab code that fights its budget or its sandbox loses each check it
+ * spoils, with a message naming its line, and the grading goes on. */
+static void TEST_misbehaving_lab(void)
+{
+    char err[4096];
+    lab_t *lab = NULL;
+    unlink("/tmp/mqlab-misbehave-pwned");
+    CU_ASSERT_EQUAL_FATAL(lab_load_file(h, FIX "misbehave.lua", &lab, err, sizeof err), KIT_OK);
+    verdict_t v;
+    int64_t t0 = kit_now_ms();
+    CU_ASSERT_EQUAL_FATAL(lab_grade(lab, ".", "ana", "en", &v, err, sizeof err), KIT_OK);
+    /* Three 0.3 s budgets: far from the default 10 s each. */
+    CU_ASSERT(kit_now_ms() - t0 < 8000);
+    CU_ASSERT_EQUAL(v.nchecks, 10);
+    static const char *const timeouts[] = { "swallows-timeout", "handler-loops", "coroutine-loops" };
+    for (int i = 0; i < 3; i++) {
+        const check_result_t *c = find(&v, timeouts[i]);
+        CU_ASSERT(c && !c->passed && strstr(c->message, "did not finish within 0.3 s"));
+    }
+    const check_result_t *c = find(&v, "rmdir-root");
+    CU_ASSERT(c && !c->passed && strstr(c->message, "misbehave.lua:") && strstr(c->message, "may not remove /"));
+    c = find(&v, "reads-passwd");
+    CU_ASSERT(c && !c->passed && strstr(c->message, "misbehave.lua:") && !strstr(c->message, "root:"));
+    c = find(&v, "writes-tmp");
+    CU_ASSERT(c && !c->passed && strstr(c->message, "may not write"));
+    CU_ASSERT(!kit_file_exists("/tmp/mqlab-misbehave-pwned"));
+    c = find(&v, "runs-shell");
+    CU_ASSERT(c && !c->passed && strstr(c->message, "misbehave.lua:") && strstr(c->message, "may not run a program from"));
+    c = find(&v, "runs-unboxed");
+    CU_ASSERT(c && !c->passed && strstr(c->message, "outside the sandbox"));
+    c = find(&v, "patches-kit");
+    CU_ASSERT(c && c->passed);
+    c = find(&v, "still-here");
+    CU_ASSERT(c && c->passed && strstr(c->message, "ok 1"));
+    CU_ASSERT_PTR_NOT_NULL(v.error);
+    verdict_clear(&v);
+    lab_free(lab);
+}
+
 static void TEST_resolve_names(void)
 {
     char id[128], err[KIT_ERRLEN];
@@ -197,6 +237,7 @@ int init_lab_tests(void)
         !CU_add_test(s, "grade: pass, fail, skip, timeout, lab bug", TEST_grade_engine_lab) ||
         !CU_add_test(s, "a setup bug fails every check, keeping points", TEST_setup_error_fails_every_check) ||
         !CU_add_test(s, "params per student, texts per language", TEST_params_are_per_student_and_stable) ||
+        !CU_add_test(s, "a lab that fights its budget or sandbox", TEST_misbehaving_lab) ||
         !CU_add_test(s, "NN resolves as 1, 01, 01-hello", TEST_resolve_names) ||
         !CU_add_test(s, "every embedded lab loads", TEST_embedded_labs_load))
         return 1;
