@@ -13,11 +13,13 @@
 #include "lab.h"
 #include "mqtt.h"
 #include "programs.h"
+#include "sandbox.h"
 #include "report.h"
 #include "store.h"
 #include "tls.h"
 #include "trace.h"
 #include "util.h"
+#include "worker.h"
 
 #include <ctype.h>
 #include <getopt.h>
@@ -44,6 +46,7 @@ static struct {
     int all;                /* --all */
     int no_record;          /* --no-record */
     int port;               /* --port */
+    int no_sandbox;         /* --no-sandbox */
     int help;
 } opt;
 
@@ -60,6 +63,14 @@ static const char *pick_lang(const char *flag)
         if (strncmp(l, "en", 2) == 0 || i < 2) return "en";
     }
     return "en";
+}
+
+/* What a killed mqlab left in the temp folder: gone before we add ours. */
+static void sweep_leftovers(void)
+{
+    sweep_report_t r;
+    char err[KIT_ERRLEN];
+    cleanup_sweep(NULL, &r, err);
 }
 
 static int usage_error(const char *cmd, const char *fmt, const char *arg)
@@ -83,13 +94,17 @@ static const command_help_t helps[] = {
     { "list", "", "the labs, their status and your best score", "los laboratorios, su estado y tu mejor nota", "", "" },
     { "show", "NN", "a lab's instructions, with your own parameters", "las instrucciones de un laboratorio, con tus parámetros",
       "NN may be 1, 01 or 01-hello.", "NN puede ser 1, 01 o 01-hello." },
-    { "check", "NN [DIR] [--format text|json] [--no-record]", "grade your work for lab NN and record the attempt",
+    { "check", "NN [DIR] [--format text|json] [--no-record] [--no-sandbox]", "grade your work for lab NN and record the attempt",
       "evalúa tu trabajo del laboratorio NN y guarda el intento",
       "DIR defaults to the lab's folder in your workspace (or the current folder).\n"
       "--format json prints exactly one JSON object (the verdict) on stdout.\n"
+      "Your programs run in a sandbox (a private copy of the folder, a private /tmp, nothing of your home);\n"
+      "where there is none (see mqlab doctor) they run unconfined, with a notice.\n"
       "Exit code: 0 full marks, 1 a check failed, 2 bad usage or input, 3 something is missing here.",
       "DIR es la carpeta del laboratorio en tu espacio de trabajo (o la carpeta actual).\n"
       "--format json imprime exactamente un objeto JSON (el veredicto) en stdout.\n"
+      "Tus programas corren aislados (una copia privada de la carpeta, un /tmp propio, nada de tu home);\n"
+      "donde no se puede (mira mqlab doctor) corren sin aislar, con un aviso.\n"
       "Código de salida: 0 nota máxima, 1 alguna comprobación falló, 2 uso o entrada incorrectos, 3 falta algo en esta máquina." },
     { "hint", "NN", "the next hint for lab NN (hints used are recorded)", "la siguiente pista del laboratorio NN (se registran)", "", "" },
     { "progress", "[--json]", "where you stand in every lab", "cómo vas en cada laboratorio", "", "" },
@@ -124,13 +139,19 @@ static const command_help_t helps[] = {
       "Crea una CA, un certificado de servidor para localhost y 127.0.0.1, uno de cliente, una CA impostora\n"
       "con un certificado de servidor para los mismos nombres, uno para otro host y uno caducado.\n"
       "Las claves solo las puedes leer tú. `make` lo ejecuta para certs/ del repositorio." },
-    { "grade", "NN DIR... [--format text|json|csv] [--db FILE]", "instructors: grade many submissions into a gradebook",
+    { "grade", "NN DIR... [--format text|json|csv] [--db FILE] [--no-sandbox]", "instructors: grade many submissions into a gradebook",
       "docentes: evalúa muchas entregas y las guarda en un libro de notas",
       "Each DIR is one student's folder for the lab; the folder name is the student id.\n"
       "Results are added to the gradebook database (default ./gradebook.db).\n"
+      "Each submission is graded in its own process and sandbox; grade refuses to run without a\n"
+      "sandbox unless given --no-sandbox. A grading that overruns its lab's limit is stopped and\n"
+      "reported as not finished, without a score.\n"
       "Exit code: 0 when every submission was graded, 1 when some could not be, 2 bad usage, 3 missing tools.",
       "Cada DIR es la carpeta de un estudiante para ese laboratorio; su nombre es el id del estudiante.\n"
       "Los resultados se añaden al libro de notas (por defecto ./gradebook.db).\n"
+      "Cada entrega se evalúa en su propio proceso y aislada; grade no evalúa sin aislamiento salvo\n"
+      "con --no-sandbox. Una evaluación que pasa el límite de su laboratorio se para y se informa\n"
+      "como no terminada, sin nota.\n"
       "Código de salida: 0 si se evaluaron todas, 1 si alguna no se pudo, 2 uso incorrecto, 3 faltan herramientas." },
     { "doctor", "", "is everything the kit needs here, and working", "¿está aquí todo lo que el kit necesita, y funciona?", "", "" },
     { "tour", "[DIR]", "the student tour: checks the machine, makes a workspace, shows where to start",
@@ -449,8 +470,39 @@ static int cmd_show(int argc, char **argv)
 
 /* ------------------------------------------------------------ check, grade */
 
-/* Grade one folder. Returns an exit code; v is filled when it is 0 or 1. */
-static int grade_one(host_t *h, lab_t *lab, const char *dir, const char *who, verdict_t *v, const char *cmd)
+/* Student programs run in the sandbox when the machine allows it. check
+ * runs a student's own code, so without one it goes on with a notice;
+ * grade runs strangers' code, so it refuses unless told --no-sandbox.
+ * Returns an exit code (EXIT_PASS to go on). */
+static int choose_sandbox(const char *cmd, int strict)
+{
+    char why[KIT_ERRLEN];
+    if (opt.no_sandbox) {
+        prog_set_sandbox(0);
+        fprintf(stderr, "mqlab %s: %s\n", cmd, T("--no-sandbox: programs run with your own rights, unconfined",
+                                                 "--no-sandbox: los programas corren con tus permisos, sin aislar"));
+        return EXIT_PASS;
+    }
+    if (sbx_available(why, sizeof why)) {
+        prog_set_sandbox(1);
+        return EXIT_PASS;
+    }
+    prog_set_sandbox(0);
+    if (strict) {
+        fprintf(stderr, "mqlab %s: %s: %s\n%s\n", cmd,
+                T("cannot sandbox the submissions", "no se pueden aislar las entregas"), why,
+                T("Fix that (see mqlab doctor), or grade without a sandbox with --no-sandbox.",
+                  "Arréglalo (mira mqlab doctor), o evalúa sin aislamiento con --no-sandbox."));
+        return EXIT_ENV;
+    }
+    fprintf(stderr, "mqlab %s: %s (%s)\n", cmd,
+            T("no sandbox here, your program runs unconfined", "aquí no hay aislamiento: tu programa corre sin confinar"), why);
+    return EXIT_PASS;
+}
+
+/* Grade one folder in a worker. Returns an exit code; v is filled when it
+ * is 0 or 1. */
+static int grade_one(const char *lab, const char *dir, const char *who, verdict_t *v, const char *cmd)
 {
     char err[8192];
     char abs[PATH_MAX];
@@ -458,8 +510,8 @@ static int grade_one(host_t *h, lab_t *lab, const char *dir, const char *who, ve
         fprintf(stderr, "mqlab %s: %s: %s\n", cmd, dir, T("no such folder", "no existe esa carpeta"));
         return EXIT_USAGE;
     }
-    (void)h;
-    int rc = lab_grade(lab, abs, who, opt.lang, v, err, sizeof err);
+    worker_job_t job = { .lab = lab, .dir = abs, .student = who, .lang = opt.lang };
+    int rc = worker_grade(&job, v, err, sizeof err);
     if (rc == KIT_EINTR) {
         fprintf(stderr, "mqlab %s: %s\n", cmd, T("interrupted; everything was stopped and removed",
                                                   "interrumpido; se paró y borró todo lo que se había creado"));
@@ -473,7 +525,17 @@ static int grade_one(host_t *h, lab_t *lab, const char *dir, const char *who, ve
         fprintf(stderr, "mqlab %s: %s\n", cmd, err);
         return EXIT_USAGE;
     }
-    return v->max_score > 0 && v->score >= v->max_score ? EXIT_PASS : EXIT_FAIL;
+    return !v->incomplete && v->max_score > 0 && v->score >= v->max_score ? EXIT_PASS : EXIT_FAIL;
+}
+
+static int resolve_lab(const char *cmd, const char *arg, char *id, size_t len)
+{
+    char err[KIT_ERRLEN];
+    if (lab_resolve(arg, id, len, err) != KIT_OK) {
+        fprintf(stderr, "mqlab %s: %s\n", cmd, err);
+        return EXIT_USAGE;
+    }
+    return EXIT_PASS;
 }
 
 static int cmd_check(int argc, char **argv)
@@ -484,11 +546,10 @@ static int cmd_check(int argc, char **argv)
     const char *fmt = opt.format ? opt.format : "text";
     if (strcmp(fmt, "text") && strcmp(fmt, "json"))
         return usage_error("check", T("unknown format '%s' (text or json)", "formato desconocido '%s' (text o json)"), fmt);
-    host_t *h = new_host();
-    if (!h) return EXIT_ENV;
-    lab_t *lab;
-    int rc = load_lab(h, "check", argv[0], &lab);
-    if (rc != EXIT_PASS) { host_free(h); return rc; }
+    char lab[128];
+    int rc = resolve_lab("check", argv[0], lab, sizeof lab);
+    if (rc != EXIT_PASS) return rc;
+    if ((rc = choose_sandbox("check", 0)) != EXIT_PASS) return rc;
 
     /* The folder: given, else the lab's folder in the workspace, else here. */
     char ws[PATH_MAX];
@@ -496,12 +557,12 @@ static int cmd_check(int argc, char **argv)
     char *dir;
     if (argc == 2) dir = kit_strdup(argv[1]);
     else {
-        char *cand = have_ws ? kit_strdup_printf("%s/%s", ws, lab_id(lab)) : NULL;
+        char *cand = have_ws ? kit_strdup_printf("%s/%s", ws, lab) : NULL;
         dir = cand && kit_is_dir(cand) ? cand : (free(cand), kit_strdup("."));
     }
     const char *who = student_id(have_ws ? ws : NULL);
     verdict_t v = { 0 };
-    rc = grade_one(h, lab, dir, who, &v, "check");
+    rc = grade_one(lab, dir, who, &v, "check");
     if (rc == EXIT_PASS || rc == EXIT_FAIL) {
         if (strcmp(fmt, "json") == 0) report_json(stdout, &v);
         else report_text(stdout, &v, opt.lang, report_color(stdout));
@@ -519,8 +580,6 @@ static int cmd_check(int argc, char **argv)
     }
     verdict_clear(&v);
     free(dir);
-    lab_free(lab);
-    host_free(h);
     return rc;
 }
 
@@ -535,17 +594,16 @@ static int cmd_grade(int argc, char **argv)
     for (int i = 1; i < argc; i++)
         if (!kit_is_dir(argv[i]))
             return usage_error("grade", T("%s is not a folder", "%s no es una carpeta"), argv[i]);
-    host_t *h = new_host();
-    if (!h) return EXIT_ENV;
-    lab_t *lab;
-    int rc = load_lab(h, "grade", argv[0], &lab);
-    if (rc != EXIT_PASS) { host_free(h); return rc; }
+    char lab[128];
+    int rc = resolve_lab("grade", argv[0], lab, sizeof lab);
+    if (rc != EXIT_PASS) return rc;
+    if ((rc = choose_sandbox("grade", 1)) != EXIT_PASS) return rc;
     char *dbpath = kit_strdup(opt.db ? opt.db : "gradebook.db");
     store_t *s = NULL;
     char err[KIT_ERRLEN];
     if (store_open(&s, dbpath, err) != KIT_OK) {
         fprintf(stderr, "mqlab grade: %s\n", err);
-        free(dbpath); lab_free(lab); host_free(h);
+        free(dbpath);
         return EXIT_USAGE;
     }
     int exit_code = EXIT_PASS, first = 1;
@@ -559,7 +617,7 @@ static int cmd_grade(int argc, char **argv)
         if (!realpath(argv[i], abs)) continue;
         char *base = kit_strdup(basename(abs));
         verdict_t v = { 0 };
-        int r = grade_one(h, lab, argv[i], base, &v, "grade");
+        int r = grade_one(lab, argv[i], base, &v, "grade");
         if (r == 130 || r == EXIT_ENV) { exit_code = r; verdict_clear(&v); free(base); break; }
         if (r == EXIT_USAGE) { exit_code = EXIT_FAIL; verdict_clear(&v); free(base); continue; }
         if (v.error) exit_code = EXIT_FAIL;
@@ -572,13 +630,18 @@ static int cmd_grade(int argc, char **argv)
             report_csv_row(stdout, &v);
         } else {
             char score[32];
-            snprintf(score, sizeof score, "%g/%g", v.score, v.max_score);
+            if (v.incomplete) snprintf(score, sizeof score, "—/%g", v.max_score);
+            else snprintf(score, sizeof score, "%g/%g", v.score, v.max_score);
             column(base, 24);
             printf("%9s %7.1fs  ", score, v.duration_s);
-            int any = 0;
-            for (int k = 0; k < v.nchecks; k++)
-                if (!v.checks[k].passed) { printf("%s%s", any ? ", " : "", v.checks[k].id); any = 1; }
-            printf("%s\n", any ? "" : "-");
+            if (v.incomplete) {
+                printf("%s\n", v.error);
+            } else {
+                int any = 0;
+                for (int k = 0; k < v.nchecks; k++)
+                    if (!v.checks[k].passed) { printf("%s%s", any ? ", " : "", v.checks[k].id); any = 1; }
+                printf("%s\n", any ? "" : "-");
+            }
         }
         fflush(stdout);
         first = 0;
@@ -590,8 +653,6 @@ static int cmd_grade(int argc, char **argv)
         fprintf(stderr, T("gradebook: %s\n", "libro de notas: %s\n"), dbpath);
     store_close(s);
     free(dbpath);
-    lab_free(lab);
-    host_free(h);
     return exit_code;
 }
 
@@ -865,6 +926,32 @@ static int cmd_doctor(int argc, char **argv)
         int ok = doctor_roundtrip(detail, sizeof detail);
         missing += !doctor_line(ok, T("a private broker and a message through it", "un broker privado y un mensaje a través de él"), detail);
     }
+    {
+        char why[KIT_ERRLEN], line[2 * KIT_ERRLEN];
+        int sb = sbx_available(why, sizeof why);
+        if (sb) sbx_describe(line, sizeof line);
+        else snprintf(line, sizeof line, "%s; %s", why,
+                      T("mqlab check runs programs unconfined, mqlab grade needs --no-sandbox",
+                        "mqlab check ejecuta los programas sin aislar, mqlab grade necesita --no-sandbox"));
+        doctor_line(sb, T("sandbox for student programs (bubblewrap)", "aislamiento de los programas (bubblewrap)"), line);
+        int net = worker_netns_available(why, sizeof why);
+        if (net) snprintf(line, sizeof line, "%s", T("each grading gets its own loopback (network namespace)",
+                                                     "cada evaluación tiene su propio loopback (espacio de red)"));
+        else snprintf(line, sizeof line, "%s: %s", T("shared loopback, ports chosen free", "loopback compartido, puertos libres elegidos al vuelo"), why);
+        doctor_line(net, T("a network of its own per grading", "una red propia por evaluación"), line);
+        sweep_report_t sw;
+        char err[KIT_ERRLEN] = "";
+        int src = cleanup_sweep(NULL, &sw, err);
+        if (src != KIT_OK)
+            snprintf(detail, sizeof detail, "%s", err);
+        else if (sw.folders_removed || sw.processes_ended)
+            snprintf(detail, sizeof detail, T("removed %d folders and ended %d processes left by a killed mqlab",
+                                              "borradas %d carpetas y terminados %d procesos de un mqlab que murió"),
+                     sw.folders_removed, sw.processes_ended);
+        else
+            snprintf(detail, sizeof detail, "%s", T("nothing left behind by an earlier run", "nada pendiente de ejecuciones anteriores"));
+        doctor_line(src == KIT_OK, T("temporary folders", "carpetas temporales"), detail);
+    }
     char ws[PATH_MAX];
     int have_ws = find_workspace(".", ws, sizeof ws);
     char *db = progress_path(have_ws ? ws : NULL);
@@ -873,7 +960,7 @@ static int cmd_doctor(int argc, char **argv)
     store_close(s);
     free(db);
     if (missing) {
-        printf("\n%s\n  apt-get update && apt-get install -y mosquitto mosquitto-clients libmosquitto-dev python3-paho-mqtt build-essential\n",
+        printf("\n%s\n  apt-get update && apt-get install -y mosquitto mosquitto-clients libmosquitto-dev python3-paho-mqtt build-essential bubblewrap\n",
                T("Something is missing. As root, install it with:", "Falta algo. Como root, instálalo con:"));
         return EXIT_ENV;
     }
@@ -920,6 +1007,7 @@ static const struct { const char *name; command_fn fn; } commands[] = {
 
 int main(int argc, char **argv)
 {
+    if (argc > 1 && strcmp(argv[1], "__box-init") == 0) return sbx_init_main(argc, argv);
     cleanup_init();
     opt.lang = pick_lang(NULL);
 
@@ -930,6 +1018,7 @@ int main(int argc, char **argv)
         { "format", required_argument, 0, 'f' }, { "db", required_argument, 0, 'd' },
         { "json", no_argument, 0, 'j' }, { "all", no_argument, 0, 'a' },
         { "no-record", no_argument, 0, 'n' }, { "port", required_argument, 0, 'p' },
+        { "no-sandbox", no_argument, 0, 'S' },
         { "help", no_argument, 0, 'h' }, { "version", no_argument, 0, 'V' }, { 0, 0, 0, 0 }
     };
     const char *cmd = NULL;
@@ -982,6 +1071,7 @@ int main(int argc, char **argv)
             case 'j': opt.json = 1; break;
             case 'a': opt.all = 1; break;
             case 'n': opt.no_record = 1; break;
+            case 'S': opt.no_sandbox = 1; break;
             case 'p': opt.port = atoi(optarg); break;
             case 'h': free(av); return print_help(cmd);
             case 'V': printf("mqlab %s\n", MQLAB_VERSION); free(av); return EXIT_PASS;
@@ -1001,6 +1091,11 @@ int main(int argc, char **argv)
         free(av);
         sub_argv = ops;
     }
+    /* Commands that make temporary folders first sweep what a killed
+     * mqlab left (doctor does it itself, and says what it found). */
+    static const char *const makes_folders[] = { "check", "grade", "broker", "trace", "bench", "tour" };
+    for (size_t k = 0; k < sizeof makes_folders / sizeof *makes_folders; k++)
+        if (strcmp(cmd, makes_folders[k]) == 0) sweep_leftovers();
     mq_init();
     int rc = fn(sub_argc, sub_argv);
     if (sub_argv != argv + i) free(sub_argv);

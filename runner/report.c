@@ -60,6 +60,11 @@ void report_text(FILE *f, const verdict_t *v, const char *lang, int color)
             indented(f, c->message, "      ");
         }
     }
+    if (v->incomplete) {
+        fprintf(f, "  %s%s%s %s\n", C("31"), es ? "no se pudo evaluar:" : "could not grade:", C("0"), v->error);
+        fprintf(f, "%s%s —%s  %s(%.1f s)%s\n", C("1"), es ? "Nota:" : "Score:", C("0"), C("2"), v->duration_s, C("0"));
+        return;
+    }
     int full = v->max_score > 0 && v->score >= v->max_score;
     fprintf(f, "%s%s ", full ? C("1;32") : C("1"), es ? "Nota:" : "Score:");
     points(f, v->score);
@@ -109,6 +114,7 @@ void report_json(FILE *f, const verdict_t *v)
         fputs(",\"error\":", f);
         report_json_string(f, v->error);
     }
+    if (v->incomplete) fputs(",\"incomplete\":true", f);
     fputs(",\"checks\":[", f);
     for (int i = 0; i < v->nchecks; i++) {
         const check_result_t *c = &v->checks[i];

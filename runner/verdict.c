@@ -29,6 +29,7 @@ void verdict_total(verdict_t *v)
         v->score += v->checks[i].points;
         v->max_score += v->checks[i].max_points;
     }
+    if (v->incomplete) v->score = 0;
 }
 
 void verdict_clear(verdict_t *v)

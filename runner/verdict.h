@@ -24,6 +24,8 @@ typedef struct {
     char *student;
     char *submission;  /* folder graded */
     char *error;       /* set when grading itself could not run (score 0) */
+    int incomplete;    /* the grading did not finish (killed at its limit,
+                          or the worker died): no score, whatever ran */
     double score, max_score;
     double duration_s;
     int64_t started_ms; /* wall clock, ms since epoch */
@@ -35,7 +37,8 @@ typedef struct {
 check_result_t *verdict_add(verdict_t *v, const char *id, const char *title,
                             int passed, int skipped, double points,
                             double max_points, const char *message);
-/* Recompute score and max_score from the checks. */
+/* Recompute score and max_score from the checks (score 0 when the
+ * verdict is incomplete). */
 void verdict_total(verdict_t *v);
 /* Free what the record owns (not v itself). */
 void verdict_clear(verdict_t *v);
