@@ -4,13 +4,23 @@
 -- to a topic, publish "hola" there and receive it back. Then four wildcard
 -- filters, graded by subscribing with them on a real broker.
 --
--- Evidence comes from the broker's own log (what it received and sent,
--- per client id), from a kit subscriber on the student's topic, and from
--- what the program printed.
+-- Evidence comes from the packets the kit's proxy decoded between the
+-- program and the broker, never from the broker's log: a program can
+-- shape log text (a client id like "x (p2, c0, k5)" is printed inside a
+-- log line), not the packets it sends. It is attributed per connection:
+-- the program's is the first whose CONNECT carried MQTT_CLIENT_ID, else
+-- the first CONNECT at all, and only that connection's packets count (a
+-- "hola" published by a second client is not the program receiving its
+-- own message; feedback points at it). A kit subscriber on the
+-- student's topic, connected straight to the broker, shows what was
+-- delivered; the program's output and exit code complete the picture.
+-- The filters are graded by the kit's own clients on the broker, with
+-- no program involved.
 
-local brokerlog = require "mqlab.brokerlog"
 local probe = require "mqlab.probe"
-local tail = require("mqlab.text").tail
+local wire = require "mqlab.wire"
+local text = require "mqlab.text"
+local tail, short = text.tail, text.short
 
 local FILTER_KEYS = { "F1", "F2", "F3", "F4" }
 
@@ -51,37 +61,68 @@ local function params(rng)
   return p
 end
 
--- The connections made by the student's program: every client id the
--- kit did not use itself ("mqlab-...").
-local function student_connects(log)
+---------------------------------------------------------------- evidence
+
+local function quote(ev) return "    " .. wire.quote(ev) end
+
+-- Read the trace once the program has ended. Only the program goes
+-- through the proxy (the kit's observer and filter probes connect to
+-- the broker directly), so every connection on it is the program's;
+-- d.conn is the one that stands for it, and the checks look at that
+-- connection's packets only.
+local function read_trace(d, p)
+  d.conns = wire.connections(d.events)
+  d.conn = wire.program_connection(d.conns, p.client_id)
+  d.client = d.conn and (d.conn.client or "")
+end
+
+-- Packets of the program's connection that match m (a table of
+-- field = value, as wire.select takes).
+local function mine(d, m)
   local out = {}
-  for _, e in ipairs(brokerlog.select(log, "connect")) do
-    if not e.client:match("^mqlab%-") then out[#out + 1] = e end
+  for _, ev in ipairs(d.conn and d.conn.events or {}) do
+    if ev.kind == "packet" and wire.match(ev, m) then out[#out + 1] = ev end
   end
   return out
 end
 
--- The client id that stands for the program: the expected one when it
--- connected, otherwise the first other one.
-local function program_client(d, p)
-  for _, e in ipairs(d.connects) do
-    if e.client == p.client_id then return e.client end
+-- The first packet matching m on another connection of the program:
+-- the right packet sent from the wrong connection deserves a word.
+local function elsewhere(d, m)
+  for _, c in ipairs(d.conns) do
+    if c ~= d.conn then
+      for _, ev in ipairs(c.events) do
+        if ev.kind == "packet" and wire.match(ev, m) then return ev, c end
+      end
+    end
   end
-  return d.connects[1] and d.connects[1].client
+end
+
+-- A line for failure feedback when a packet matching m came on another
+-- connection of the program (which one, as what, the packet), or "".
+local function other_conn_note(ctx, d, m)
+  local ev, c = elsewhere(d, m)
+  if not ev then return "" end
+  return ctx:text({ es = "\nLlegó por otra conexión, la n.º %d (client id «%s»): hazlo todo por una sola conexión, la del client id de MQTT_CLIENT_ID\n%s",
+                    en = "\nIt came on another connection, #%d (client id '%s'): do it all over one connection, the one with the client id in MQTT_CLIENT_ID\n%s" },
+                  c.conn, c.client or "", quote(ev))
+end
+
+local function is_hola(ev, p)
+  return ev.topic == p.topic and ev.payload == "hola" and ev.payload_len == 4
 end
 
 -- Why the program never reached the broker, in the student's words.
 local function why_absent(t, ctx)
   local d = ctx.data
   if not d.prog then t:fail(d.prog_err) end
-  local err = tail(d.prog:stderr(), 600)
   if d.prog:timed_out() then
-    t:fail({ es = "tu programa no se conectó al broker y el kit lo paró a los 10 s",
-             en = "your program never connected to the broker, and the kit stopped it after 10 s" })
+    t:fail({ es = "ningún CONNECT de tu programa llegó al proxy y el kit lo paró a los 10 s",
+             en = "no CONNECT from your program reached the proxy, and the kit stopped it after 10 s" })
   end
-  t:fail({ es = "el broker no vio ninguna conexión de tu programa (salió con código %s). Su salida de error:\n%s",
-           en = "the broker saw no connection from your program (it exited with code %s). Its stderr:\n%s" },
-         tostring(d.prog:exit_code()), err ~= "" and err or ctx:text({ es = "(vacía)", en = "(empty)" }))
+  t:fail({ es = "el proxy no vio ningún CONNECT de tu programa (%s). Su salida de error:\n%s",
+           en = "the proxy saw no CONNECT from your program (%s). Its stderr:\n%s" },
+         ctx:how_ended(d.prog), ctx:stderr_tail(d.prog, 600))
 end
 
 local function filter_check(key, n)
@@ -132,6 +173,7 @@ return lab {
   title = { es = "Hola MQTT: conectar, suscribir, publicar", en = "Hello MQTT: connect, subscribe, publish" },
   submission = { programs = { "hello" }, files = { "filters.txt" } },
   broker = "plain",
+  proxy = true,
   params = params,
 
   instructions = {
@@ -139,7 +181,8 @@ return lab {
 # Laboratorio 01 · Hola MQTT
 
 Tu primer cliente MQTT, y tus primeros filtros con comodines. El kit arranca
-un broker Mosquitto privado, ejecuta tu programa y mira lo que el broker vio.
+un broker Mosquitto privado y un proxy delante, ejecuta tu programa contra el
+proxy y mira cada paquete que pasa entre tu programa y el broker.
 
 ## 1. El programa `hello`
 
@@ -148,13 +191,14 @@ El kit lo ejecuta con estas variables de entorno:
 
 | variable | tu valor |
 |---|---|
-| `MQTT_HOST`, `MQTT_PORT` | dónde está el broker (cambia en cada ejecución) |
+| `MQTT_HOST`, `MQTT_PORT` | dónde escucha el proxy del kit, delante del broker (cambia en cada ejecución) |
 | `MQTT_CLIENT_ID` | `{{client_id}}` |
 | `MQTT_TOPIC` | `{{topic}}` |
 
 Tu programa debe, en este orden:
 
-1. conectarse con el client id `MQTT_CLIENT_ID` (no inventes otro);
+1. conectarse con el client id `MQTT_CLIENT_ID` (no inventes otro), y hacer
+   todo lo que sigue por esa misma conexión;
 2. suscribirse a `MQTT_TOPIC`;
 3. cuando llegue el SUBACK, publicar `hola` en `MQTT_TOPIC` (QoS 1);
 4. recibir su propio mensaje e imprimirlo en una línea: `TOPIC PAYLOAD`,
@@ -192,7 +236,9 @@ Si te atascas: `mqlab hint 01` (queda registrado).
 # Lab 01 · Hello MQTT
 
 Your first MQTT client, and your first wildcard filters. The kit starts a
-private Mosquitto broker, runs your program and looks at what the broker saw.
+private Mosquitto broker with a proxy in front of it, runs your program against
+the proxy and looks at every packet that passes between your program and the
+broker.
 
 ## 1. The `hello` program
 
@@ -201,13 +247,14 @@ The kit runs it with these environment variables:
 
 | variable | your value |
 |---|---|
-| `MQTT_HOST`, `MQTT_PORT` | where the broker is (it changes on every run) |
+| `MQTT_HOST`, `MQTT_PORT` | where the kit's proxy listens, in front of the broker (it changes on every run) |
 | `MQTT_CLIENT_ID` | `{{client_id}}` |
 | `MQTT_TOPIC` | `{{topic}}` |
 
 Your program must, in this order:
 
-1. connect with the client id `MQTT_CLIENT_ID` (do not make up another);
+1. connect with the client id `MQTT_CLIENT_ID` (do not make up another), and
+   do everything that follows over that same connection;
 2. subscribe to `MQTT_TOPIC`;
 3. once the SUBACK arrives, publish `hola` on `MQTT_TOPIC` (QoS 1);
 4. receive its own message and print it on one line: `TOPIC PAYLOAD`,
@@ -243,9 +290,10 @@ If you get stuck: `mqlab hint 01` (it is recorded).
 ]],
   },
 
-  -- Run the program once and keep what the broker and the kit saw.
+  -- Run the program once through the proxy; keep its trace and what
+  -- the kit's observer (on the broker itself) received.
   setup = function(ctx)
-    local d, p = ctx.data, ctx.p
+    local d, p, px = ctx.data, ctx.p, ctx.proxy
     local obs = assert(ctx:client { id = "mqlab-observer", clean = true })
     assert(obs:subscribe(p.topic, 1))
     d.prog, d.prog_err = ctx:program("hello", { timeout = 10 })
@@ -258,9 +306,20 @@ If you get stuck: `mqlab hint 01` (it is recorded).
       d.seen[#d.seen + 1] = m
       m = obs:wait(0, p.topic)
     end
-    d.log = ctx:brokerlog()
-    d.connects = student_connects(d.log)
-    d.client = program_client(d, p)
+    -- The program has ended, so its sockets are closed, but the proxy's
+    -- thread records the last packets (the DISCONNECT) and the close a
+    -- moment later. Wait for every connection's close, briefly, so the
+    -- checks read a whole trace even on a loaded machine.
+    if d.prog then
+      ctx:wait_for(function()
+        for _, c in ipairs(wire.connections(px:events())) do
+          if not c.closed then return false end
+        end
+        return true
+      end, 3)
+    end
+    d.events = px:events()
+    read_trace(d, p)
     d.stdout = d.prog and d.prog:stdout() or ""
 
     local text = ctx:file("filters.txt")
@@ -281,11 +340,23 @@ If you get stuck: `mqlab hint 01` (it is recorded).
       title = { es = "El programa se conecta al broker", en = "The program connects to the broker" },
       run = function(t, ctx)
         local d = ctx.data
-        if #d.connects == 0 then why_absent(t, ctx) end
-        local e = d.connects[1]
-        t:pass({ es = "el broker vio CONNECT de «%s» (MQTT nivel %d, clean session %s, keepalive %d s)",
-                 en = "the broker saw CONNECT from '%s' (MQTT level %d, clean session %s, keepalive %d s)" },
-               e.client, e.protocol, tostring(e.clean), e.keepalive)
+        local c = d.conn
+        if not c then why_absent(t, ctx) end
+        local e, ack = c.connect, c.connack
+        if not ack then
+          t:fail({ es = "el proxy vio CONNECT de «%s», pero el broker no respondió con CONNACK (la conexión terminó: %s)\n%s",
+                   en = "the proxy saw CONNECT from '%s', but the broker sent no CONNACK (the connection ended: %s)\n%s" },
+                 d.client, c.closed_by or "?", quote(e))
+        end
+        local rc = ack.rc or ack.reason
+        if rc ~= 0 then
+          t:fail({ es = "el broker rechazó la conexión de «%s»: CONNACK con código %s\n%s\n%s",
+                   en = "the broker refused the connection of '%s': CONNACK with code %s\n%s\n%s" },
+                 d.client, tostring(rc), quote(e), quote(ack))
+        end
+        t:pass({ es = "el proxy vio CONNECT de «%s» (MQTT nivel %d, clean session %s, keepalive %d s) y el broker lo aceptó (CONNACK 0)",
+                 en = "the proxy saw CONNECT from '%s' (MQTT level %d, clean session %s, keepalive %d s), and the broker accepted it (CONNACK 0)" },
+               d.client, e.level or 0, tostring(e.clean), e.keepalive or 0)
       end,
     },
 
@@ -297,9 +368,9 @@ If you get stuck: `mqlab hint 01` (it is recorded).
         if d.client == p.client_id then
           t:pass({ es = "client id «%s», el de MQTT_CLIENT_ID", en = "client id '%s', the one in MQTT_CLIENT_ID" }, p.client_id)
         else
-          t:fail({ es = "tu programa se conectó como «%s», pero MQTT_CLIENT_ID es «%s»: léelo del entorno",
-                   en = "your program connected as '%s', but MQTT_CLIENT_ID is '%s': read it from the environment" },
-                 d.client, p.client_id)
+          t:fail({ es = "tu programa se conectó como «%s», pero MQTT_CLIENT_ID es «%s»: léelo del entorno\n%s",
+                   en = "your program connected as '%s', but MQTT_CLIENT_ID is '%s': read it from the environment\n%s" },
+                 d.client, p.client_id, quote(d.conn.connect))
         end
       end,
     },
@@ -309,22 +380,29 @@ If you get stuck: `mqlab hint 01` (it is recorded).
       title = { es = "Se suscribe a su topic", en = "It subscribes to its topic" },
       run = function(t, ctx)
         local d, p = ctx.data, ctx.p
-        local subs = brokerlog.select(d.log, "subscribe", d.client)
         local seen = {}
-        for _, s in ipairs(subs) do
-          for _, f in ipairs(s.filters) do
+        for _, s in ipairs(mine(d, { type = "SUBSCRIBE", dir = "up" })) do
+          for _, f in ipairs(s.filters or {}) do
             if f.filter == p.topic then
-              t:pass({ es = "SUBSCRIBE a %s con QoS %d", en = "SUBSCRIBE to %s at QoS %d" }, f.filter, f.qos)
+              t:pass({ es = "SUBSCRIBE a %s con QoS %d", en = "SUBSCRIBE to %s at QoS %d" }, f.filter, f.qos or 0)
               return
             end
             seen[#seen + 1] = f.filter
           end
         end
-        if #seen == 0 then
-          t:fail({ es = "el broker no recibió ningún SUBSCRIBE de «%s»", en = "the broker received no SUBSCRIBE from '%s'" }, d.client)
+        local function subscribed_here(ev)
+          if ev.type ~= "SUBSCRIBE" or ev.dir ~= "up" then return false end
+          for _, f in ipairs(ev.filters or {}) do
+            if f.filter == p.topic then return true end
+          end
+          return false
         end
-        t:fail({ es = "«%s» se suscribió a %s, pero su topic es %s", en = "'%s' subscribed to %s, but its topic is %s" },
-               d.client, table.concat(seen, ", "), p.topic)
+        if #seen == 0 then
+          t:fail({ es = "el proxy no vio ningún SUBSCRIBE de «%s»%s", en = "the proxy saw no SUBSCRIBE from '%s'%s" },
+                 d.client, other_conn_note(ctx, d, subscribed_here))
+        end
+        t:fail({ es = "«%s» se suscribió a %s, pero su topic es %s%s", en = "'%s' subscribed to %s, but its topic is %s%s" },
+               d.client, table.concat(seen, ", "), p.topic, other_conn_note(ctx, d, subscribed_here))
       end,
     },
 
@@ -333,29 +411,39 @@ If you get stuck: `mqlab hint 01` (it is recorded).
       title = { es = "Publica «hola» en su topic", en = "It publishes \"hola\" on its topic" },
       run = function(t, ctx)
         local d, p = ctx.data, ctx.p
+        local pubs = mine(d, { type = "PUBLISH", dir = "up" })
+        local function hola_up(ev) return ev.type == "PUBLISH" and ev.dir == "up" and is_hola(ev, p) end
+        if #pubs == 0 then
+          t:fail({ es = "el proxy no vio ningún PUBLISH de «%s»%s", en = "the proxy saw no PUBLISH from '%s'%s" },
+                 d.client, other_conn_note(ctx, d, hola_up))
+        end
+        local ev
+        for _, e in ipairs(pubs) do
+          if is_hola(e, p) then ev = e; break end
+        end
+        if not ev then
+          local seen = {}
+          for _, e in ipairs(pubs) do
+            seen[#seen + 1] = string.format("%s «%s» (%d B, QoS %d)", e.topic or "?", short(e.payload, 40),
+                                            e.payload_len or 0, e.qos or 0)
+          end
+          t:fail({ es = "el proxy vio PUBLISH en %s, pero se esperaba «hola» (4 B) en %s%s",
+                   en = "the proxy saw PUBLISH on %s, but expected \"hola\" (4 B) on %s%s" },
+                 table.concat(seen, ", "), p.topic, other_conn_note(ctx, d, hola_up))
+        end
+        -- The wire shows it was sent; the observer shows the broker took
+        -- it and delivered it.
         for _, m in ipairs(d.seen) do
           if m.payload == "hola" then
-            local qos = m.qos
-            for _, e in ipairs(brokerlog.select(d.log, "publish_in", d.client)) do
-              if e.topic == p.topic then qos = e.qos end
-            end
-            t:pass({ es = "el suscriptor del kit recibió «hola» en %s (PUBLISH de «%s» con QoS %d)",
-                     en = "the kit's subscriber received \"hola\" on %s (PUBLISH from '%s' at QoS %d)" },
-                   p.topic, d.client, qos)
+            t:pass({ es = "PUBLISH «hola» de «%s» en %s con QoS %d, y el suscriptor del kit lo recibió",
+                     en = "PUBLISH \"hola\" from '%s' on %s at QoS %d, and the kit's subscriber received it" },
+                   d.client, p.topic, ev.qos or 0)
             return
           end
         end
-        local pubs = brokerlog.select(d.log, "publish_in", d.client)
-        if #pubs == 0 then
-          t:fail({ es = "el broker no recibió ningún PUBLISH de «%s»", en = "the broker received no PUBLISH from '%s'" }, d.client)
-        end
-        local seen = {}
-        for _, e in ipairs(pubs) do
-          seen[#seen + 1] = string.format("%s (%d B, QoS %d)", e.topic, e.bytes or 0, e.qos or 0)
-        end
-        t:fail({ es = "el broker recibió PUBLISH en %s, pero se esperaba «hola» (4 B) en %s",
-                 en = "the broker received PUBLISH on %s, but expected \"hola\" (4 B) on %s" },
-               table.concat(seen, ", "), p.topic)
+        t:fail({ es = "el proxy pasó al broker el PUBLISH «hola» de «%s», pero el suscriptor del kit no lo recibió\n%s",
+                 en = "the proxy passed the PUBLISH \"hola\" from '%s' on to the broker, but the kit's subscriber did not receive it\n%s" },
+               d.client, quote(ev))
       end,
     },
 
@@ -365,12 +453,13 @@ If you get stuck: `mqlab hint 01` (it is recorded).
       run = function(t, ctx)
         local d, p = ctx.data, ctx.p
         local sent = false
-        for _, e in ipairs(brokerlog.select(d.log, "publish_out", d.client)) do
-          if e.topic == p.topic then sent = true end
+        for _, ev in ipairs(mine(d, { type = "PUBLISH", dir = "down" })) do
+          if is_hola(ev, p) then sent = true end
         end
         if not sent then
-          t:fail({ es = "el broker nunca envió el mensaje a «%s»: ¿se desconectó antes de que llegara?",
-                   en = "the broker never sent the message to '%s': did it disconnect before it arrived?" }, d.client)
+          t:fail({ es = "el broker nunca envió el mensaje a «%s» (el proxy no vio ningún PUBLISH «hola» hacia tu programa): ¿se desconectó antes de que llegara?",
+                   en = "the broker never sent the message to '%s' (the proxy saw no PUBLISH \"hola\" going down to your program): did it disconnect before it arrived?" },
+                 d.client)
         end
         local want = p.topic .. " hola"
         for line in (d.stdout .. "\n"):gmatch("([^\n]*)\n") do
@@ -399,9 +488,14 @@ If you get stuck: `mqlab hint 01` (it is recorded).
         local code, sig = prog:exit_code()
         t:expect(code == 0, { es = "salió con código %s (se esperaba 0)", en = "it exited with code %s (expected 0)" },
                  tostring(code or sig))
-        t:expect(#brokerlog.select(d.log, "disconnect_packet", d.client) > 0,
-                 { es = "el broker no recibió DISCONNECT de «%s»: cerraste el socket sin despedirte",
-                   en = "the broker received no DISCONNECT from '%s': the socket was closed without one" }, d.client)
+        local c = d.conn
+        if not c.disconnect then
+          t:expect(false, { es = "el proxy no vio DISCONNECT de «%s»: cerraste el socket sin despedirte (%s)",
+                            en = "the proxy saw no DISCONNECT from '%s': the socket was closed without one (%s)" },
+                   d.client, c.closed_by or ctx:text({ es = "la conexión seguía abierta", en = "the connection was still open" }))
+        end
+        t:pass({ es = "DISCONNECT de «%s» antes de cerrar la conexión, y código de salida 0",
+                 en = "DISCONNECT from '%s' before the connection closed, and exit code 0" }, d.client)
       end,
     },
 

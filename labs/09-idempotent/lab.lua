@@ -482,7 +482,9 @@ If you get stuck: `mqlab hint 09` (it is recorded).
 
   setup = function(ctx)
     local d, p, px = ctx.data, ctx.p, ctx.proxy
-    d.db_path = ctx.workdir .. "/" .. p.db
+    -- In the grading's scratch folder: the consumer may write it (also
+    -- after a restart), and the kit reads it afterwards.
+    d.db_path = ctx.scratch .. "/" .. p.db
     local pub = assert(ctx:client { id = "mqlab-pub-" .. p.hex, clean = true })
     px:rule { action = "duplicate", type = "publish", dir = "down", nth = p.dup1_nth }
     px:rule { action = "reorder", type = "publish", dir = "down", nth = p.reorder_nth, behind = REORDER_BEHIND }

@@ -158,14 +158,17 @@ function M.quote(ev)
   return string.format("%+9.1f ms  %s  %s%s", ev.t or 0, arrow, ev.text or ev.type or ev.kind, fate)
 end
 
--- Per connection: {conn, client, connect, connack, opened, closed,
--- closed_by, packets}, in the order they were opened.
+-- Per connection: {conn, client, connect, connack, disconnect, opened,
+-- closed, closed_by, packets, events}, in the order they were opened.
+-- disconnect is the first DISCONNECT the client sent; events holds the
+-- connection's own events (open, packets, close), so a check can ask
+-- wire.select(c.events, ...) about one connection only.
 function M.connections(events)
   local list, by = {}, {}
   local function get(n)
     local c = by[n]
     if not c then
-      c = { conn = n, packets = 0 }
+      c = { conn = n, packets = 0, events = {} }
       by[n] = c
       list[#list + 1] = c
     end
@@ -173,23 +176,45 @@ function M.connections(events)
   end
   for _, ev in ipairs(events) do
     if ev.kind == "open" then
-      get(ev.conn).opened = ev.t
+      local c = get(ev.conn)
+      c.opened = ev.t
+      c.events[#c.events + 1] = ev
     elseif ev.kind == "packet" then
       local c = get(ev.conn)
       c.packets = c.packets + 1
       c.opened = c.opened or ev.t
+      c.events[#c.events + 1] = ev
       if ev.type == "CONNECT" and not c.connect then
         c.connect = ev
         c.client = ev.client_id
       elseif ev.type == "CONNACK" and not c.connack then
         c.connack = ev
+      elseif ev.type == "DISCONNECT" and ev.dir == "up" and not c.disconnect then
+        c.disconnect = ev
       end
     elseif ev.kind == "close" then
       local c = get(ev.conn)
       c.closed, c.closed_by = ev.t, ev.text
+      c.events[#c.events + 1] = ev
     end
   end
   return list
+end
+
+-- The connection that stands for a program, from wire.connections():
+-- the first whose CONNECT carried client_id, else the first that sent a
+-- CONNECT at all (a program that made up its own id is still graded on
+-- what it did). A connection that never sent CONNECT (a port probe, a
+-- bare socket) stands for nothing. nil when there is none.
+function M.program_connection(conns, client_id)
+  local first
+  for _, c in ipairs(conns) do
+    if c.connect then
+      if client_id and c.client == client_id then return c end
+      first = first or c
+    end
+  end
+  return first
 end
 
 -- Connection attempts (accepted or refused) with t0 <= t <= t1 (ms).

@@ -51,10 +51,39 @@ def report(ok, name, detail=""):
 # checks can look at exactly what this run made.
 RUN_TMP = tempfile.mkdtemp(prefix="mqlab-itest-")
 
+# And a private home: what defaults to ~/.local/share/mqlab (the progress
+# database without MQLAB_DB, the kit's certificates when mqlab is not
+# built beside a certs/ folder) lands there. The real one is compared
+# before and after the run (check_real_home).
+RUN_HOME = os.path.join(RUN_TMP, "home")
+RUN_DATA = os.path.join(RUN_HOME, ".local", "share")
+os.makedirs(RUN_DATA)
+REAL_DATA = sorted({os.path.join(os.path.expanduser("~"), ".local", "share", "mqlab")} |
+                   ({os.path.join(os.environ["XDG_DATA_HOME"], "mqlab")} if os.environ.get("XDG_DATA_HOME") else set()))
+
+
+def data_snapshot():
+    """Path -> (mtime, size) of everything in the real mqlab data folders."""
+    snap = {}
+    for top in REAL_DATA:
+        for dirpath, dirnames, filenames in os.walk(top):
+            for path in [dirpath] + [os.path.join(dirpath, n) for n in filenames]:
+                try:
+                    st = os.lstat(path)
+                    snap[path] = (st.st_mtime_ns, st.st_size)
+                except OSError:
+                    pass
+    return snap
+
+
+REAL_DATA_BEFORE = data_snapshot()
+
 
 def env_for(tmpdir):
     env = dict(os.environ)
     env["TMPDIR"] = tmpdir
+    env["HOME"] = RUN_HOME
+    env["XDG_DATA_HOME"] = RUN_DATA
     env["MQLAB_DB"] = os.path.join(RUN_TMP, "progress.db")
     env["NO_COLOR"] = "1"
     env.pop("MQLAB_STUDENT", None)
@@ -236,6 +265,11 @@ def test_workspace():
     except (ValueError, KeyError, IndexError):
         ok = False
     report(ok, "reset forgets a lab", p.stdout + p2.stdout)
+    # Without MQLAB_DB, a lookup that missed the workspace would write to
+    # the default database: the (private) home's, once a newcomer's real one.
+    stray = os.path.join(RUN_DATA, "mqlab", "progress.db")
+    report(os.path.isfile(os.path.join(ws, ".mqlab", "progress.db")) and not os.path.exists(stray),
+           "the workspace's commands use its own database", stray if os.path.exists(stray) else "no .mqlab/progress.db")
 
 
 def test_contract():
@@ -346,6 +380,78 @@ def test_sigint():
     report(not files, "no temporary folder survives", files)
     report(not procs, "no mosquitto survives", procs)
     report(not sleepers, "no student program survives", sleepers)
+
+
+def test_sweep():
+    print("after kill -9, the next mqlab sweeps what the killed one left")
+    sub = os.path.join(RUN_TMP, "sleeper-9")
+    os.mkdir(sub)
+    with open(os.path.join(sub, "hello.sh"), "w") as f:
+        # The background sleep is mqlab's grandchild, which no parent-death
+        # signal reaches: it outlives mqlab, holding the program's output
+        # files (open on its stdout and stderr) in mqlab's temporary folder.
+        f.write("#!/bin/sh\n# connects to nothing and waits: the check is still running when mqlab is killed\n"
+                "sleep 3131 &\nexec sleep 3131\n")
+    tmpdir = fresh_tmp()
+    proc = subprocess.Popen([MQLAB, "check", "01", sub, "--no-record"], cwd=ROOT, env=env_for(tmpdir),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def held():
+        """pid -> command line of every live process of this check: its
+        TMPDIR, its cwd or its command line is in tmpdir. Exact, where
+        pgrep would also see another run's sleep 3131."""
+        out = {}
+        for name in os.listdir("/proc"):
+            if not name.isdigit() or int(name) == proc.pid:
+                continue
+            try:
+                with open(f"/proc/{name}/cmdline", "rb") as f:
+                    cmd = f.read().replace(b"\0", b" ").decode(errors="replace").strip()
+                with open(f"/proc/{name}/environ", "rb") as f:
+                    environ = f.read().split(b"\0")
+                cwd = os.readlink(f"/proc/{name}/cwd")     # fails for a zombie: it holds nothing
+            except OSError:
+                continue
+            if ("TMPDIR=" + tmpdir).encode() in environ or tmpdir in cmd or cwd.startswith(tmpdir + "/"):
+                out[int(name)] = cmd
+        return out
+
+    def running(procs):
+        cmds = procs.values()
+        return any("mosquitto" in c for c in cmds) and any(c == "sleep 3131" for c in cmds)
+
+    deadline = time.time() + 20
+    procs = held()
+    while time.time() < deadline and proc.poll() is None and not running(procs):
+        time.sleep(0.05)
+        procs = held()
+    report(running(procs), "the check was running (broker and program up)", procs)
+    proc.kill()
+    proc.wait()
+    # Its folders stay, and so may processes that a parent-death signal
+    # does not reach (the background sleep, a program in its sandbox).
+    left, files = held(), os.listdir(tmpdir)
+    report(any(f.startswith("mqlab-") for f in files), "kill -9 leaves mqlab's folders behind", f"{files} {left}")
+    # doctor sweeps (cleanup_sweep), and so does every command that makes
+    # temporary folders, before it makes its own.
+    p = mqlab(["doctor"], tmpdir=tmpdir)
+    files, procs = os.listdir(tmpdir), held()
+    report(not files, "doctor removes the killed mqlab's folders", f"{files}\n{p.stdout}{p.stderr}")
+    report(not procs, "and ends the processes that still held them", procs)
+    # Whatever a failure left, so the rest of the run starts clean.
+    for pid in held():
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+    shutil.rmtree(tmpdir, ignore_errors=True)
+
+
+def check_real_home():
+    """The run never created or changed the real ~/.local/share/mqlab."""
+    after = data_snapshot()
+    changed = sorted(p for p in set(REAL_DATA_BEFORE) | set(after) if REAL_DATA_BEFORE.get(p) != after.get(p))
+    report(not changed, f"the real {' or '.join(REAL_DATA)} was left alone", "\n".join(changed))
 
 
 def start_trace(args, tmpdir):
@@ -535,6 +641,14 @@ def test_proxy_api():
     report(not files and not procs, "proxy_api.lua leaves nothing behind", f"{files} {procs}")
 
 
+def test_brokerlog():
+    print("the broker log parser, against hostile client ids, usernames and topics")
+    tmpdir = fresh_tmp()
+    report_lua_script("brokerlog.lua", [], tmpdir, 60)
+    files, procs = leftovers(tmpdir)
+    report(not files and not procs, "brokerlog.lua leaves nothing behind", f"{files} {procs}")
+
+
 def test_labtools():
     print("lab tools: broker restarts, reorder, read-only SQLite")
     tmpdir = fresh_tmp()
@@ -560,13 +674,14 @@ def main():
     tests = [("solutions", test_solutions), ("bad", test_bad)]
     if REPEAT == 1:
         tests += [("contract", test_contract), ("workspace", test_workspace), ("grade", test_grade),
-                  ("sigint", test_sigint), ("trace", test_trace), ("proxy-api", test_proxy_api), ("lab-tools", test_labtools), ("certs", test_certs), ("brokerconf", test_brokerconf),
+                  ("sigint", test_sigint), ("sweep", test_sweep), ("trace", test_trace), ("proxy-api", test_proxy_api), ("brokerlog", test_brokerlog), ("lab-tools", test_labtools), ("certs", test_certs), ("brokerconf", test_brokerconf),
                   ("bench", test_bench)]
     t0 = time.time()
     try:
         for name, fn in tests:
             if not only or name in only:
                 fn()
+        check_real_home()
     finally:
         subprocess.run(["rm", "-rf", RUN_TMP])
     print(f"\nintegration: {time.time() - t0:.1f} s")
