@@ -162,7 +162,8 @@ void report_csv_row(FILE *f, const verdict_t *v)
     fputc(',', f);
     csv_field(f, v->lab);
     fputc(',', f);
-    json_number(f, v->score);
+    /* An unfinished grading has no score: the cell stays empty. */
+    if (!v->incomplete) json_number(f, v->score);
     fputc(',', f);
     json_number(f, v->max_score);
     fprintf(f, ",%.2f", v->duration_s);

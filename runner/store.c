@@ -65,6 +65,9 @@ static const char *const migrations[] = {
     "  used_ms INTEGER NOT NULL"
     ");"
     "CREATE INDEX hints_student_lab ON hints(student, lab);",
+    /* 2: a grading that did not finish (its worker was stopped) has no
+     * score; its row says so instead of passing for a 0 */
+    "ALTER TABLE attempts ADD COLUMN incomplete INTEGER NOT NULL DEFAULT 0;",
 };
 
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
@@ -278,7 +281,8 @@ int store_record(store_t *s, const verdict_t *v, int64_t *attempt_id, char *err)
 
     if (prepare(s, &att,
                 "INSERT INTO attempts(student, lab, submission, started_ms, duration_s,"
-                " score, max_score, error) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                " score, max_score, error, incomplete)"
+                " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
                 err) != KIT_OK)
         goto cleanup;
     bind_text(att, 1, v->student);
@@ -289,6 +293,7 @@ int store_record(store_t *s, const verdict_t *v, int64_t *attempt_id, char *err)
     sqlite3_bind_double(att, 6, v->score);
     sqlite3_bind_double(att, 7, v->max_score);
     bind_text(att, 8, v->error);
+    sqlite3_bind_int(att, 9, v->incomplete ? 1 : 0);
     if (step_done(s, att, err) != KIT_OK) goto cleanup;
     int64_t id = sqlite3_last_insert_rowid(s->db);
 
