@@ -665,6 +665,133 @@ def test_labtools():
     report(not files and not procs, "labtools.lua leaves nothing behind", f"{files} {procs}")
 
 
+HOSTILE = os.path.join(ROOT, "tests", "hostile")
+# What a hostile submission may leave running: the markers in its scripts.
+HOSTILE_MARKS = r"sleep 410[1-5]|4103-flood|sleep 0\.4104|mqlab-hostile"
+SANDBOX_UID_BASE = 1879048192
+
+
+def copy_submission(src, dst, subst=None):
+    """Copy the files of src into a new folder dst, replacing the keys of
+    subst in each file's text."""
+    os.makedirs(dst)
+    for f in os.listdir(src):
+        path = os.path.join(src, f)
+        if f == "EXPECT" or not os.path.isfile(path):
+            continue
+        with open(path, "rb") as a:
+            data = a.read()
+        for k, v in (subst or {}).items():
+            data = data.replace(k.encode(), v.encode())
+        with open(os.path.join(dst, f), "wb") as b:
+            b.write(data)
+        os.chmod(os.path.join(dst, f), os.stat(path).st_mode & 0o777)
+
+
+def sandbox_processes():
+    """Every process that runs as a sandbox uid, or names a hostile marker."""
+    out = subprocess.run(["ps", "-eo", "uid=,pid=,args="], capture_output=True, text=True).stdout
+    found = []
+    for line in out.splitlines():
+        parts = line.split(None, 2)
+        if len(parts) < 3:
+            continue
+        if int(parts[0]) >= SANDBOX_UID_BASE or re.search(HOSTILE_MARKS, parts[2]):
+            found.append(line.strip())
+    return found
+
+
+def test_hostile():
+    print("a class of hostile submissions (tests/hostile) beside a reference solution")
+    base = os.path.join(RUN_TMP, "hostile")
+    cls = os.path.join(base, "class")
+    os.makedirs(cls)
+    db = os.path.join(base, "gradebook.db")
+    tmpdir = fresh_tmp()
+    subst = {"@DB@": db, "@TMP@": tmpdir, "@CLASS@": cls, "@HOME@": RUN_HOME}
+    names = sorted(n for n in os.listdir(HOSTILE) if os.path.isfile(os.path.join(HOSTILE, n, "hello.sh")))
+    copy_submission(os.path.join(ROOT, "solutions", "01-hello"), os.path.join(cls, "ana"))
+    for n in names:
+        copy_submission(os.path.join(HOSTILE, n), os.path.join(cls, n), subst)
+    before = {n: sorted(os.listdir(os.path.join(cls, n))) for n in ["ana"] + names}
+
+    # ana alone, into a gradebook of her own: the score to keep.
+    p = mqlab(["grade", "01", os.path.join(cls, "ana"), "--format", "json", "--db", os.path.join(base, "alone.db")])
+    try:
+        alone = json.loads(p.stdout)[0]
+    except (ValueError, IndexError):
+        alone = None
+    report(alone is not None and alone["score"] > 0, "ana graded alone", p.stdout[:300] + p.stderr)
+
+    t0 = time.time()
+    p = mqlab(["grade", "01", os.path.join(cls, "ana")] + [os.path.join(cls, n) for n in names] +
+              ["--format", "json", "--db", db], tmpdir=tmpdir, timeout=1200)
+    took = time.time() - t0
+    try:
+        verdicts = {v["student"]: v for v in json.loads(p.stdout)}
+    except ValueError:
+        verdicts = {}
+    report(p.returncode == 0 and sorted(verdicts) == sorted(["ana"] + names),
+           f"every submission was graded ({took:.0f} s), none left unfinished",
+           f"exit {p.returncode}: {sorted(verdicts)}\n{p.stderr}")
+    ana = verdicts.get("ana")
+    passed_of = lambda v: sorted(c["id"] for c in v["checks"] if c["passed"])
+    report(ana is not None and alone is not None and ana["score"] == alone["score"] and
+           passed_of(ana) == passed_of(alone),
+           "ana's verdict beside hostile neighbours is the one she gets alone",
+           f"{ana and ana['score']} vs {alone and alone['score']}")
+    for n in names:
+        v = verdicts.get(n)
+        ok = v is not None and not v.get("incomplete") and v["score"] == 0 and \
+            all(c["message"] for c in v["checks"] if not c["passed"])
+        report(ok, f"{n}: graded, no points, every failed check says why",
+               json.dumps(v, ensure_ascii=False)[:1500] if v else "no verdict")
+
+    # The escape's late child would rewrite the gradebook 3 s after its
+    # program ended; the gradebook must still hold what was printed.
+    time.sleep(4)
+    try:
+        con = sqlite3.connect(db)
+        rows = {r[0]: (r[1], r[2]) for r in con.execute("select student, score, incomplete from attempts")}
+        con.close()
+    except sqlite3.Error as e:
+        rows = {"error": str(e)}
+    want = {s: (v["score"], 1 if v.get("incomplete") else 0) for s, v in verdicts.items()}
+    report(rows == want, "the gradebook holds exactly what grade printed, seconds later", f"{rows}\n{want}")
+    report(not os.path.exists(os.path.join(RUN_HOME, "pwned")), "no submission wrote HOME")
+    stray = [f for f in os.listdir(tmpdir)]
+    report(not stray, "nothing left in TMPDIR (no pwned or late file, no kit folder)", stray)
+    after = {n: sorted(os.listdir(os.path.join(cls, n))) for n in ["ana"] + names}
+    report(after == before, "the submissions' own folders are unchanged", f"{before}\n{after}")
+    procs = sandbox_processes()
+    report(not procs, "no process of any submission survives", "\n".join(procs))
+
+
+def test_stuck():
+    print("a check stuck inside C: the worker is killed, the verdict says so")
+    sub = os.path.join(RUN_TMP, "stuck")
+    os.mkdir(sub)
+    tmpdir = fresh_tmp()
+    db = os.path.join(RUN_TMP, "stuck.db")
+    t0 = time.time()
+    p = mqlab(["grade", "95", sub, "--format", "csv", "--db", db], tmpdir=tmpdir,
+              extra_env={"MQLAB_LABS": os.path.join(HOSTILE, "labs")})
+    took = time.time() - t0
+    rows = [r for r in p.stdout.splitlines() if r]
+    ok = p.returncode == 1 and len(rows) == 2 and rows[1].startswith("stuck,95-stuck,,") and \
+        "did not finish" in rows[1] and "stuck-in-c" in rows[1]
+    report(ok, f"grade: exit 1, an empty score and why ({took:.0f} s)", p.stdout + p.stderr)
+    try:
+        con = sqlite3.connect(db)
+        row = con.execute("select score, incomplete from attempts").fetchall()
+        con.close()
+    except sqlite3.Error as e:
+        row = str(e)
+    report(row == [(0.0, 1)], "the gradebook marks the attempt unfinished", row)
+    files, procs = leftovers(tmpdir)
+    report(not files and not procs, "the killed worker leaves nothing behind", f"{files} {procs}")
+
+
 def main():
     if not os.access(MQLAB, os.X_OK):
         print("mqlab is not built; run make first")
@@ -674,7 +801,7 @@ def main():
     tests = [("solutions", test_solutions), ("bad", test_bad)]
     if REPEAT == 1:
         tests += [("contract", test_contract), ("workspace", test_workspace), ("grade", test_grade),
-                  ("sigint", test_sigint), ("sweep", test_sweep), ("trace", test_trace), ("proxy-api", test_proxy_api), ("brokerlog", test_brokerlog), ("lab-tools", test_labtools), ("certs", test_certs), ("brokerconf", test_brokerconf),
+                  ("sigint", test_sigint), ("sweep", test_sweep), ("hostile", test_hostile), ("stuck", test_stuck), ("trace", test_trace), ("proxy-api", test_proxy_api), ("brokerlog", test_brokerlog), ("lab-tools", test_labtools), ("certs", test_certs), ("brokerconf", test_brokerconf),
                   ("bench", test_bench)]
     t0 = time.time()
     try:

@@ -1,0 +1,3 @@
+#!/bin/sh
+# Never connects, never ends.
+exec sleep 4101
