@@ -171,8 +171,8 @@ sanitize:
 test-repeat: $(BIN)
 	@MQLAB_BIN=$(abspath $(BIN)) REPEAT=3 sh tests/integration/run.sh
 
-bench: $(BIN)
-	@sh bench/run.sh
+bench: $(BIN) $(BUILD)/unit-tests
+	@UNIT_TESTS=$(BUILD)/unit-tests sh bench/run.sh
 
 slides:
 	@python3 slides/render.py $(BUILD)/slides

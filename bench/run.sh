@@ -2,6 +2,9 @@
 # make bench: how long grading takes, and how fast the CLI starts.
 #   - grading time of each lab's reference solution (median of N runs;
 #     target <= 3 s each for labs 01 and 02, <= 10 s for 03 to 09)
+#   - the same with --no-sandbox, and the ratio (target <= 1.10)
+#   - the sandbox's start cost: prog_start of /bin/true, 200 times each
+#     way (target: median <= 20 ms more than without)
 #   - start time of `mqlab list` (median of 50 runs; target <= 20 ms)
 #   - a QoS 1 stream through the proxy against direct (bench/proxy.sh)
 #   - the load generator against mosquitto_pub and paho (bench/load.sh)
@@ -20,7 +23,7 @@ median() { sort -n | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else prin
 
 echo "mqlab bench on $(nproc) cores, $(uname -r)"
 echo
-printf '%-28s %10s %10s %10s\n' "grading (reference)" "median" "min" "max"
+printf '%-28s %10s %10s %10s %12s %7s\n' "grading (reference)" "median" "min" "max" "unsandboxed" "ratio"
 for dir in $(find solutions -mindepth 1 -type d ! -name ".*" ! -path "*/.*" ! -name "__*" | sort); do
     dir="$dir/"
     # a folder of files is one submission; one holding only folders is not
@@ -28,23 +31,37 @@ for dir in $(find solutions -mindepth 1 -type d ! -name ".*" ! -path "*/.*" ! -n
     lab=$(echo "$dir" | cut -d/ -f2)
     name=$(echo "$dir" | sed 's|^solutions/||; s|/$||')
     : > "$TMP/times"
+    : > "$TMP/free"
     i=0
+    # Sandboxed and unsandboxed runs alternate, so a change of load hits
+    # both alike; the ratio of the medians is the sandbox's cost.
     while [ $i -lt "$N" ]; do
-        t0=$(now_ns)
-        ./mqlab check "$lab" "$dir" --no-record --format json > "$TMP/out" 2>&1
-        rc=$?
-        t1=$(now_ns)
-        [ $rc -eq 0 ] || { echo "  $name: exit $rc (not full marks)"; cat "$TMP/out"; }
-        echo $(( (t1 - t0) / 1000000 )) >> "$TMP/times"
+        for how in sandbox free; do
+            flag=""
+            [ $how = free ] && flag="--no-sandbox"
+            t0=$(now_ns)
+            ./mqlab check "$lab" "$dir" --no-record --format json $flag > "$TMP/out" 2>"$TMP/err"
+            rc=$?
+            t1=$(now_ns)
+            [ $rc -eq 0 ] || { echo "  $name ($how): exit $rc (not full marks)"; cat "$TMP/out" "$TMP/err"; }
+            if [ $how = sandbox ]; then echo $(( (t1 - t0) / 1000000 )) >> "$TMP/times"
+            else echo $(( (t1 - t0) / 1000000 )) >> "$TMP/free"; fi
+        done
         i=$((i + 1))
     done
     med=$(median < "$TMP/times")
     min=$(sort -n "$TMP/times" | head -1)
     max=$(sort -n "$TMP/times" | tail -1)
-    printf '%-28s %8s ms %7s ms %7s ms\n' "$name" "$med" "$min" "$max"
+    free=$(median < "$TMP/free")
+    ratio=$(awk -v a="$med" -v b="$free" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }')
+    printf '%-28s %8s ms %7s ms %7s ms %9s ms %7s\n' "$name" "$med" "$min" "$max" "$free" "$ratio"
 done
 
 echo
+if [ -x "${UNIT_TESTS:-build/unit-tests}" ]; then
+    "${UNIT_TESTS:-build/unit-tests}" --start-cost 200 | sed -n '/start cost/,/sandbox off/p'
+    echo
+fi
 : > "$TMP/times"
 i=0
 while [ $i -lt 50 ]; do

@@ -653,14 +653,16 @@ static void stats(double *v, int n, double *median, double *p95)
     *p95 = v[(n * 95 + 99) / 100 - 1] / 1000.0;
 }
 
-/* 50 starts of /bin/true as an executable E, each way, interleaved so a
+/* n starts of /bin/true as an executable E, each way, interleaved so a
  * change of load hits both alike: the time prog_start takes, and a whole
- * start-to-reaped cycle. */
-static void TEST_start_cost(void)
+ * start-to-reaped cycle. Printed; also run alone by make bench
+ * (`unit-tests --start-cost N`). */
+#define COST_MAX 1000
+static void sandbox_start_cost(int n)
 {
-    enum { N = 50 };
     char err[KIT_ERRLEN], dir[PATH_MAX], wd[PATH_MAX];
-    double start[2][N], cycle[2][N];
+    static double start[2][COST_MAX], cycle[2][COST_MAX];
+    const int N = n < 2 ? 2 : n > COST_MAX ? COST_MAX : n;
     sandbox_dir(dir, sizeof dir, "mqlab-sbxcost");
     CU_ASSERT_FATAL(kit_mkdtemp(wd, sizeof wd, "mqlab-sbxwd", err) == KIT_OK);
     size_t len = 0;
@@ -711,6 +713,17 @@ static void TEST_skipped(void)
     char why[KIT_ERRLEN];
     sbx_available(why, sizeof why);
     printf("\n  sandbox tests skipped, no sandbox here: %s\n", why);
+}
+
+static int cost_runs = 50;
+static void TEST_start_cost(void) { sandbox_start_cost(cost_runs); }
+
+/* make bench (`unit-tests --start-cost N`): a registry of this one test. */
+int init_start_cost_suite(int n)
+{
+    cost_runs = n;
+    CU_pSuite s = CU_add_suite("sandbox start cost", suite_init, suite_done);
+    return !(s && CU_add_test(s, "start cost", TEST_start_cost));
 }
 
 int init_sandbox_tests(void)

@@ -4,9 +4,13 @@
  */
 #include <CUnit/Basic.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "cleanup.h"
 #include "mqtt.h"
+#include "programs.h"
+#include "sandbox.h"
 
 int init_topics_tests(void);
 int init_store_tests(void);
@@ -24,6 +28,7 @@ int init_bench_tests(void);
 int init_sandbox_tests(void);
 int init_cleanup_tests(void);
 int sbx_init_main(int argc, char **argv);
+int init_start_cost_suite(int n);
 
 int main(int argc, char **argv)
 {
@@ -32,6 +37,20 @@ int main(int argc, char **argv)
     cleanup_init();
     mq_init();
     if (CU_initialize_registry() != CUE_SUCCESS) return 1;
+    /* make bench: the sandbox's start cost alone. */
+    if (argc > 2 && strcmp(argv[1], "--start-cost") == 0) {
+        char why[256];
+        int rc = 0;
+        if (!sbx_available(why, sizeof why)) printf("no sandbox here: %s\n", why);
+        else if (init_start_cost_suite(atoi(argv[2])) == 0) {
+            CU_basic_set_mode(CU_BRM_SILENT);
+            CU_basic_run_tests();
+            rc = CU_get_number_of_failures() ? 1 : 0;
+        }
+        CU_cleanup_registry();
+        mq_cleanup();
+        return rc;
+    }
     if (init_topics_tests() || init_store_tests() || init_programs_tests() || init_broker_tests() ||
         init_mqtt_tests() || init_lab_tests() || init_report_tests() || init_packet_tests() ||
         init_proxy_tests() || init_trace_tests() || init_tls_tests() ||
