@@ -276,7 +276,8 @@ typedef struct {
     int total_ms;
     int64_t total_deadline, phase_deadline;
     int phase_budget_ms;
-    char phase_what[256];
+    char phase[16];            /* "setup", "check", "finish", or "" (loading) */
+    char phase_id[128], phase_title[256];
     int have_verdict, have_error;
     char error_kind[16];
     char error_msg[8192];
@@ -315,8 +316,9 @@ static void handle_line(parent_t *p, char *line)
         if (n < 5) return;
         p->phase_budget_ms = atoi(f[2]);
         p->phase_deadline = kit_now_ms() + p->phase_budget_ms + PHASE_MARGIN_MS;
-        if (strcmp(f[0], "check") == 0) snprintf(p->phase_what, sizeof p->phase_what, "check %s", f[3]);
-        else snprintf(p->phase_what, sizeof p->phase_what, "%s", f[0]);
+        snprintf(p->phase, sizeof p->phase, "%s", f[0]);
+        snprintf(p->phase_id, sizeof p->phase_id, "%s", f[3]);
+        snprintf(p->phase_title, sizeof p->phase_title, "%s", f[4]);
         ev.kind = WEV_PHASE;
         ev.phase = f[0];
         ev.index = atoi(f[1]);
@@ -360,6 +362,25 @@ static void unfinished(parent_t *p, const char *why)
     free(v->error);
     v->error = kit_strdup(why);
     v->incomplete = 1;
+}
+
+/* Why the worker was killed, in the student's language: how long it had,
+ * and the step it was in. */
+static void stuck_message(const parent_t *p, int limit_s, char *out, size_t len)
+{
+    int es = p->job->lang && strcmp(p->job->lang, "es") == 0;
+    char where[512];
+    if (strcmp(p->phase, "check") == 0)
+        snprintf(where, sizeof where, es ? "en la comprobación «%s» (%s)" : "in the check \"%s\" (%s)",
+                 p->phase_title, p->phase_id);
+    else if (strcmp(p->phase, "setup") == 0)
+        snprintf(where, sizeof where, "%s", es ? "al preparar el laboratorio" : "in the lab's setup");
+    else if (p->phase[0])
+        snprintf(where, sizeof where, es ? "en la fase «%s»" : "in the step \"%s\"", p->phase);
+    else
+        snprintf(where, sizeof where, "%s", es ? "al cargar el laboratorio" : "loading the lab");
+    snprintf(out, len, es ? "la corrección no terminó en %d s: se quedó atascada %s"
+                          : "grading did not finish in %d s: it was stuck %s", limit_s, where);
 }
 
 int worker_grade(const worker_job_t *job, verdict_t *v, char *err, size_t errlen)
@@ -461,8 +482,7 @@ int worker_grade(const worker_job_t *job, verdict_t *v, char *err, size_t errlen
             if (over_total || over_phase) {
                 int limit_s = over_total ? (p.total_ms ? p.total_ms + TOTAL_MARGIN_MS : LOAD_LIMIT_MS) / 1000
                                          : (p.phase_budget_ms + PHASE_MARGIN_MS) / 1000;
-                snprintf(killed_why, sizeof killed_why, "grading did not finish in %d s (stuck in %s)",
-                         limit_s, p.phase_what[0] ? p.phase_what : "loading the lab");
+                stuck_message(&p, limit_s, killed_why, sizeof killed_why);
                 kill(-pid, SIGKILL);
                 killed = 1;
             }
