@@ -67,6 +67,8 @@ local function lab(def)
   lab_need(def.setup == nil or type(def.setup) == "function", "setup", "lab '%s': 'setup' must be a function(ctx)", def.id)
   lab_need(def.proxy == nil or type(def.proxy) == "boolean", "proxy", "lab '%s': 'proxy' must be true or false", def.id)
   lab_need(not def.proxy or def.broker, "proxy", "lab '%s': 'proxy = true' needs a 'broker' to stand in front of", def.id)
+  lab_need(def.tcp_broker == nil or type(def.tcp_broker) == "boolean", "tcp_broker",
+       "lab '%s': 'tcp_broker' must be true or false", def.id)
   lab_need(type(def.checks) == "table" and #def.checks > 0, "checks", "lab '%s': 'checks' must list at least one check{}", def.id)
   lab_need(type(def.hints) == "table" and #def.hints > 0, "hints", "lab '%s': 'hints' must list at least one {es=..., en=...}", def.id)
   for i, h in ipairs(def.hints) do
@@ -392,8 +394,13 @@ end
 -- A kit client connected to the lab's broker.
 function Ctx:client(opts)
   opts = opts or {}
-  opts.host = opts.host or "127.0.0.1"
-  opts.port = opts.port or self.broker:port()
+  local sock = self.broker:socket()
+  if sock and not opts.port and not opts.host and not opts.unix then
+    opts.unix = sock
+  else
+    opts.host = opts.host or "127.0.0.1"
+    opts.port = opts.port or self.broker:port()
+  end
   local c, msg, code = mqtt.connect(opts)
   if not c then return nil, msg, code end
   return self:own(c)
@@ -404,7 +411,12 @@ end
 function Ctx:proxy_start(opts)
   opts = opts or {}
   assert(self.broker, "ctx:proxy_start needs the lab's broker")
-  local px, msg, code = proxymod.start { upstream = opts.upstream or self.broker:port(), port = opts.port,
+  local upstream, path = opts.upstream, nil
+  if not upstream then
+    path = self.broker:socket()
+    if not path then upstream = self.broker:port() end
+  end
+  local px, msg, code = proxymod.start { upstream = upstream, upstream_path = path, port = opts.port,
                                          max_packet = opts.max_packet }
   if not px then return nil, msg, code end
   self:own(px)
@@ -486,7 +498,11 @@ function M.setup(ctx)
   local labdef = ctx.lab
   if labdef.broker then
     local name = labdef.broker
-    local b, msg, code = brokermod.start { profile = name }
+    -- Behind a proxy, the broker listens on a unix socket in its private
+    -- folder: a program can reach it only through the proxy, where the kit
+    -- sees every packet. tcp_broker = true keeps a TCP listener (lab 10's
+    -- load tools need its port).
+    local b, msg, code = brokermod.start { profile = name, unix = labdef.proxy and not labdef.tcp_broker }
     if code == "noprofile" then error("lab '" .. labdef.id .. "': " .. msg, 0) end
     -- Not the lab's fault nor the student's: tell the C side which it is
     -- ("missing" becomes exit code 3 with the install hint).

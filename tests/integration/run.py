@@ -746,6 +746,11 @@ def test_hostile():
             all(c["message"] for c in v["checks"] if not c["passed"])
         report(ok, f"{n}: graded, no points, every failed check says why",
                json.dumps(v, ensure_ascii=False)[:1500] if v else "no verdict")
+        # What a script says got through (it writes GOT: or DETOUR: on
+        # stderr, which a failed check quotes).
+        text = json.dumps(v, ensure_ascii=False) if v else ""
+        report("GOT:" not in text and "DETOUR:" not in text, f"{n}: nothing outside its sandbox was reached",
+               "\n".join(l for l in text.replace("\\n", "\n").splitlines() if "GOT:" in l or "DETOUR:" in l))
 
     # The escape's late child would rewrite the gradebook 3 s after its
     # program ended; the gradebook must still hold what was printed.
