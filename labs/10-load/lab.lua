@@ -714,6 +714,7 @@ return lab {
   submission = { programs = { "monitor" }, files = { "report.txt", "quiz.txt" } },
   broker = "sys",
   proxy = true,
+  tcp_broker = true,
   setup_timeout = 90,
   params = params,
 
@@ -1184,9 +1185,12 @@ If you get stuck: `mqlab hint 10` (it is recorded).
               p.burst_n, kb.p50, kb.p99, kb.rate, p.steady_rate, p.steady_clients, KIT_STEADY_S, ks.p50, ks.p99, ks.rate)
         -- Generous bounds: another machine, another minute. A factor of
         -- ten or twenty still tells a real run from an invented figure.
+        -- A grading machine under load measures a burst many times slower
+        -- than the idle machine the student measured on; the lower bound
+        -- of a burst latency never rises above a floor no real run beats.
         local rules = {
-          { "burst_p50", kb.p50 / 20, kb.p50 * 20 + 5, "ms" },
-          { "burst_p99", kb.p99 / 20, kb.p99 * 20 + 5, "ms" },
+          { "burst_p50", math.min(kb.p50 / 20, 0.5), kb.p50 * 20 + 5, "ms" },
+          { "burst_p99", math.min(kb.p99 / 20, 1), kb.p99 * 20 + 5, "ms" },
           { "burst_puback_rate", kb.rate / 10, kb.rate * 10, "msg/s" },
           { "steady_p50", ks.p50 / 20, ks.p50 * 20 + 2, "ms" },
           { "steady_p99", ks.p50 / 20, ks.p99 * 20 + 20, "ms" },
