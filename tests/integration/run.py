@@ -688,15 +688,21 @@ def copy_submission(src, dst, subst=None):
         os.chmod(os.path.join(dst, f), os.stat(path).st_mode & 0o777)
 
 
-def sandbox_processes():
-    """Every process that runs as a sandbox uid, or names a hostile marker."""
+def sandbox_processes(tmpdir):
+    """Every process that names a hostile marker, or runs as a sandbox uid
+    in a folder under tmpdir (another mqlab's sandboxes may run beside)."""
     out = subprocess.run(["ps", "-eo", "uid=,pid=,args="], capture_output=True, text=True).stdout
     found = []
     for line in out.splitlines():
         parts = line.split(None, 2)
         if len(parts) < 3:
             continue
-        if int(parts[0]) >= SANDBOX_UID_BASE or re.search(HOSTILE_MARKS, parts[2]):
+        try:
+            cwd = os.readlink(f"/proc/{parts[1]}/cwd")
+        except OSError:
+            cwd = ""
+        if re.search(HOSTILE_MARKS, parts[2]) or \
+                (int(parts[0]) >= SANDBOX_UID_BASE and cwd.startswith(tmpdir + "/")):
             found.append(line.strip())
     return found
 
@@ -768,7 +774,7 @@ def test_hostile():
     report(not stray, "nothing left in TMPDIR (no pwned or late file, no kit folder)", stray)
     after = {n: sorted(os.listdir(os.path.join(cls, n))) for n in ["ana"] + names}
     report(after == before, "the submissions' own folders are unchanged", f"{before}\n{after}")
-    procs = sandbox_processes()
+    procs = sandbox_processes(tmpdir)
     report(not procs, "no process of any submission survives", "\n".join(procs))
 
 

@@ -2,8 +2,7 @@
 # Reaches for everything outside its own folder. Every attempt is
 # written on stderr, so a failed test shows what got through.
 try() { if "$@" >/dev/null 2>&1; then echo "GOT: $*" >&2; else echo "denied: $*" >&2; fi; }
-# The home folder and the grader's files.
-try sh -c 'echo pwned > "$HOME/pwned"'
+# The grader's home folder (its own $HOME is a private one) and files.
 try sh -c 'echo pwned > "@HOME@/pwned"'
 try sh -c 'echo pwned > "@TMP@/mqlab-hostile-pwned"'
 try sqlite3 "@DB@" "update attempts set score = 0 where student = 'ana'"
