@@ -60,6 +60,27 @@ int main(int argc, char **argv)
         return 1;
     }
     CU_basic_set_mode(CU_BRM_NORMAL);
+    /* unit-tests --only SUITE TEST [N]: that one test, N times (a flake
+     * hunt: run it beside CPU-burning loops). */
+    if (argc > 3 && strcmp(argv[1], "--only") == 0) {
+        CU_pSuite suite = CU_get_suite(argv[2]);
+        CU_pTest test = suite ? CU_get_test(suite, argv[3]) : NULL;
+        if (!test) {
+            fprintf(stderr, "no test \"%s\" in suite \"%s\"\n", argv[3], argv[2]);
+            CU_cleanup_registry();
+            return 2;
+        }
+        int times = argc > 4 ? atoi(argv[4]) : 1, bad = 0;
+        CU_basic_set_mode(CU_BRM_SILENT);
+        for (int k = 0; k < times; k++) {
+            CU_basic_run_test(suite, test);
+            if (CU_get_number_of_tests_failed()) bad++;
+        }
+        CU_cleanup_registry();
+        mq_cleanup();
+        printf("%s: %s\n%d passed, %d failed\n", argv[2], argv[3], times - bad, bad);
+        return bad ? 1 : 0;
+    }
     CU_basic_run_tests();
     unsigned failures = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
     unsigned failed = CU_get_number_of_tests_failed();
