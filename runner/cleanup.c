@@ -72,6 +72,7 @@ void cleanup_init(void)
     sigaction(SIGHUP, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
     atexit(cleanup_run);
+    kit_on_out_of_memory(cleanup_run);
 }
 
 int cleanup_interrupted(void) { return interrupted; }

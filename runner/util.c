@@ -52,17 +52,28 @@ int64_t kit_wall_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+static void (*oom_cleanup)(void);
+
+void kit_on_out_of_memory(void (*fn)(void)) { oom_cleanup = fn; }
+
+static void out_of_memory(size_t n)
+{
+    fprintf(stderr, "mqlab: out of memory (asking for %zu bytes)\n", n);
+    if (oom_cleanup) oom_cleanup();
+    _exit(70);
+}
+
 void *kit_xmalloc(size_t n)
 {
     void *p = malloc(n ? n : 1);
-    if (!p) { fputs("mqlab: out of memory\n", stderr); abort(); }
+    if (!p) out_of_memory(n);
     return p;
 }
 
 void *kit_xrealloc(void *p, size_t n)
 {
     p = realloc(p, n ? n : 1);
-    if (!p) { fputs("mqlab: out of memory\n", stderr); abort(); }
+    if (!p) out_of_memory(n);
     return p;
 }
 

@@ -66,8 +66,17 @@ int kit_usage_error(const char *cmd, int es, const char *fmt, const char *arg);
  * (namelen bytes with the NUL), *val to the value or NULL. 0, or -1 when
  * arg does not start with "--", -2 when the name does not fit. */
 int kit_long_opt(const char *arg, char *name, size_t namelen, const char **val);
+/* The out-of-memory policy. Small, fixed-size allocations (names, paths,
+ * tables of the kit's own objects) use kit_xmalloc/kit_xrealloc: they do
+ * not fail, or the process ends, as it does after a Lua panic: a line on
+ * stderr, the handler set by kit_on_out_of_memory (cleanup_run: brokers,
+ * programs and folders go), then exit 70. Buffers whose size comes from
+ * outside (packets, program output, a copy of a submission, load tests)
+ * use malloc and return an error, so one huge input fails one operation
+ * and not the kit. */
 void *kit_xmalloc(size_t n);
 void *kit_xrealloc(void *p, size_t n);
+void kit_on_out_of_memory(void (*fn)(void));
 
 /* Absolute path of the running mqlab binary (cached). */
 const char *kit_self_exe(void);
