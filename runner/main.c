@@ -474,6 +474,14 @@ static int cmd_show(int argc, char **argv)
  * runs a student's own code, so without one it goes on with a notice;
  * grade runs strangers' code, so it refuses unless told --no-sandbox.
  * Returns an exit code (EXIT_PASS to go on). */
+static const char *unconfined_cmd = "check";
+
+static void unconfined_notice(const char *why)
+{
+    fprintf(stderr, "mqlab %s: %s (%s)\n", unconfined_cmd,
+            T("no sandbox here, your program runs unconfined", "aquí no hay aislamiento: tu programa corre sin confinar"), why);
+}
+
 static int choose_sandbox(const char *cmd, int strict)
 {
     char why[KIT_ERRLEN];
@@ -483,21 +491,28 @@ static int choose_sandbox(const char *cmd, int strict)
                                                  "--no-sandbox: los programas corren con tus permisos, sin aislar"));
         return EXIT_PASS;
     }
+    unconfined_cmd = cmd;
+    if (!strict) {
+        /* No probe (a whole sandbox start, a tenth of a short grading):
+         * the first program finds out, and says so if it cannot be. */
+        if (sbx_installed(why, sizeof why)) {
+            prog_set_sandbox_lenient(unconfined_notice);
+            return EXIT_PASS;
+        }
+        prog_set_sandbox(0);
+        unconfined_notice(why);
+        return EXIT_PASS;
+    }
     if (sbx_available(why, sizeof why)) {
         prog_set_sandbox(1);
         return EXIT_PASS;
     }
     prog_set_sandbox(0);
-    if (strict) {
-        fprintf(stderr, "mqlab %s: %s: %s\n%s\n", cmd,
-                T("cannot sandbox the submissions", "no se pueden aislar las entregas"), why,
-                T("Fix that (see mqlab doctor), or grade without a sandbox with --no-sandbox.",
-                  "Arréglalo (mira mqlab doctor), o evalúa sin aislamiento con --no-sandbox."));
-        return EXIT_ENV;
-    }
-    fprintf(stderr, "mqlab %s: %s (%s)\n", cmd,
-            T("no sandbox here, your program runs unconfined", "aquí no hay aislamiento: tu programa corre sin confinar"), why);
-    return EXIT_PASS;
+    fprintf(stderr, "mqlab %s: %s: %s\n%s\n", cmd,
+            T("cannot sandbox the submissions", "no se pueden aislar las entregas"), why,
+            T("Fix that (see mqlab doctor), or grade without a sandbox with --no-sandbox.",
+              "Arréglalo (mira mqlab doctor), o evalúa sin aislamiento con --no-sandbox."));
+    return EXIT_ENV;
 }
 
 /* Grade one folder in a worker. Returns an exit code; v is filled when it

@@ -162,11 +162,18 @@ static int outside_system(const char *path)
 
 /* ---- the sandbox switch ----------------------------------------------- */
 
-static int sandbox_mode = -1;     /* -1: not decided: on where it can run */
+static int sandbox_mode = -1;     /* -1: not decided: on where it can run; 2: lenient */
+static void (*lenient_notice)(const char *why);
 
 void prog_set_sandbox(int on)
 {
     sandbox_mode = on ? 1 : 0;
+}
+
+void prog_set_sandbox_lenient(void (*notice)(const char *why))
+{
+    sandbox_mode = 2;
+    lenient_notice = notice;
 }
 
 int prog_sandbox(void)
@@ -178,7 +185,7 @@ int prog_sandbox(void)
         if (!ok && cleanup_interrupted()) return 1;
         sandbox_mode = ok;
     }
-    return sandbox_mode;
+    return sandbox_mode != 0;
 }
 
 /* ---- spawning --------------------------------------------------------- */
@@ -813,7 +820,7 @@ int prog_start(prog_t **out, const prog_opts_t *o, char *err)
     p->rw = strv_copy(o->rw);
 
     p->boxed = !o->no_sandbox && prog_sandbox();
-    if (p->boxed && !sbx_available(buf, sizeof buf)) {
+    if (p->boxed && sandbox_mode != 2 && !sbx_available(buf, sizeof buf)) {
         if (cleanup_interrupted())
             rc = kit_seterr(err, KIT_EINTR, "interrupted before %s could start", p->file);
         else
@@ -871,8 +878,17 @@ int prog_start(prog_t **out, const prog_opts_t *o, char *err)
     if ((rc = launch(p, 1, err)) != KIT_OK) goto fail;
     *out = p;
     return KIT_OK;
-fail:
+fail:;
+    int was_boxed = p->boxed;
     prog_free(p);
+    if (was_boxed && sandbox_mode == 2 && sbx_known_unavailable()) {
+        /* Lenient: bwrap cannot make a sandbox here. Say so once, then
+         * this program and the next run unconfined. */
+        sbx_available(buf, sizeof buf);
+        sandbox_mode = 0;
+        if (lenient_notice) lenient_notice(buf);
+        return prog_start(out, o, err);
+    }
     return rc;
 }
 

@@ -71,6 +71,11 @@ typedef struct {
  * process group with their limits, and ro/rw mean nothing. */
 void prog_set_sandbox(int on);
 int prog_sandbox(void);
+/* On, without probing first (mqlab check: the probe is a whole sandbox
+ * start): where bwrap then cannot make a sandbox, notice(why) is called
+ * once, the switch turns off, and that program and all later ones run
+ * unconfined. */
+void prog_set_sandbox_lenient(void (*notice)(const char *why));
 
 typedef struct prog prog_t;
 

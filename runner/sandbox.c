@@ -197,6 +197,13 @@ static const char *bwrap_path(void)
     return path;
 }
 
+/* What sbx_available found (or a failed start settled). */
+static struct {
+    int done, ok;
+    char why[KIT_ERRLEN];
+} avail;
+static void explain_unavailable(int rc, int st, const char *err);
+
 /* ---- the bwrap command line -------------------------------------------- */
 
 typedef struct {
@@ -682,9 +689,17 @@ int sbx_start(sbx_proc_t **out, const sbx_spec_t *s, char *err)
         read_log(b, words, sizeof words);
         if (b->init > 0 && b->sock >= 0)
             rc = kit_seterr(err, KIT_ERR, "the sandbox did not start within %d s", START_MS / 1000);
-        else
+        else {
             rc = kit_seterr(err, KIT_ERR, "cannot start the sandbox: %s",
                             words[0] ? words : "bwrap failed without a message");
+            /* bwrap could not make the sandbox: it will not here. The
+             * answer the probe would have given, without the probe. */
+            if (!avail.done) {
+                avail.done = 1;
+                avail.ok = 0;
+                explain_unavailable(rc, 0, err);
+            }
+        }
         goto cleanup;
     }
     b->prog = find_program(b->init);
@@ -960,10 +975,40 @@ int sbx_init_main(int argc, char **argv)
 
 /* ---- availability ------------------------------------------------------ */
 
-static struct {
-    int done, ok;
-    char why[KIT_ERRLEN];
-} avail;
+
+/* Why sandboxes cannot run here, and the fix, into avail.why: rc and err
+ * from the sbx_start that failed (KIT_OK: it started, but `true` inside
+ * ended with status st). */
+static void explain_unavailable(int rc, int st, const char *err)
+{
+    if (rc == KIT_EMISSING) {
+        snprintf(avail.why, sizeof avail.why, "%s", err);
+    } else if (rc == KIT_OK) {
+        snprintf(avail.why, sizeof avail.why, "a sandbox started but `true` inside it did not "
+                 "succeed (status %d): does %.300s run sbx_init_main for __box-init?", st, sbx_launcher());
+    } else if (sbx_privileged()) {
+        snprintf(avail.why, sizeof avail.why, "%.200s. As root, bwrap needs to mount and to make "
+                 "namespaces: in a container, run it with --privileged (or CAP_SYS_ADMIN and no "
+                 "seccomp/AppArmor confinement)", err);
+    } else {
+        snprintf(avail.why, sizeof avail.why, "%.200s. Without root, bwrap needs unprivileged user "
+                 "namespaces: sysctl kernel.unprivileged_userns_clone=1 and user.max_user_namespaces>0 "
+                 "(on Ubuntu also kernel.apparmor_restrict_unprivileged_userns=0), or run mqlab as root", err);
+    }
+}
+
+int sbx_installed(char *why, size_t len)
+{
+    if (bwrap_path()[0]) return 1;
+    if (why && len) snprintf(why, len, "bubblewrap (bwrap) is not installed; install it with: "
+                             "apt-get install -y bubblewrap");
+    return 0;
+}
+
+int sbx_known_unavailable(void)
+{
+    return avail.done && !avail.ok;
+}
 
 int sbx_available(char *why, size_t len)
 {
@@ -987,19 +1032,8 @@ int sbx_available(char *why, size_t len)
             snprintf(avail.why, sizeof avail.why, "%s", err);
         } else if (avail.ok) {
             avail.why[0] = '\0';
-        } else if (rc == KIT_EMISSING) {
-            snprintf(avail.why, sizeof avail.why, "%s", err);
-        } else if (rc == KIT_OK) {
-            snprintf(avail.why, sizeof avail.why, "a sandbox started but `true` inside it did not "
-                     "succeed (status %d): does %.300s run sbx_init_main for __box-init?", st, sbx_launcher());
-        } else if (sbx_privileged()) {
-            snprintf(avail.why, sizeof avail.why, "%.200s. As root, bwrap needs to mount and to make "
-                     "namespaces: in a container, run it with --privileged (or CAP_SYS_ADMIN and no "
-                     "seccomp/AppArmor confinement)", err);
         } else {
-            snprintf(avail.why, sizeof avail.why, "%.200s. Without root, bwrap needs unprivileged user "
-                     "namespaces: sysctl kernel.unprivileged_userns_clone=1 and user.max_user_namespaces>0 "
-                     "(on Ubuntu also kernel.apparmor_restrict_unprivileged_userns=0), or run mqlab as root", err);
+            explain_unavailable(rc, st, err);
         }
     }
     if (why && len) snprintf(why, len, "%s", avail.why);

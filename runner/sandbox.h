@@ -59,6 +59,14 @@ const char *sbx_launcher(void);
  * what failed and what would fix it. */
 int sbx_available(char *why, size_t len);
 
+/* Without the probe (it costs a whole sandbox start): 1 when bwrap is
+ * installed, else 0 with why. A start that then fails because bwrap
+ * cannot make its sandbox here settles sbx_available's answer (0, with
+ * the same reason and fix the probe would give); sbx_known_unavailable()
+ * says so. */
+int sbx_installed(char *why, size_t len);
+int sbx_known_unavailable(void);
+
 /* One line for `mqlab doctor`: the mode (privileged as root, or a user
  * namespace), the uid programs run as, and what contains a fork bomb
  * (or that nothing does). */

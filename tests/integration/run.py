@@ -803,6 +803,34 @@ def test_stuck():
     report(not files and not procs, "the killed worker leaves nothing behind", f"{files} {procs}")
 
 
+def test_no_sandbox():
+    print("where bwrap cannot make a sandbox: check goes on with a notice, grade refuses")
+    fake = os.path.join(RUN_TMP, "fake-bwrap")
+    os.mkdir(fake)
+    with open(os.path.join(fake, "bwrap"), "w") as f:
+        f.write("#!/bin/sh\necho 'bwrap: Creating new namespace failed: Operation not permitted' >&2\nexit 1\n")
+    os.chmod(os.path.join(fake, "bwrap"), 0o755)
+    broken = {"PATH": fake + ":" + os.environ.get("PATH", "/usr/bin:/bin")}
+    sol = os.path.join(ROOT, "solutions", "01-hello")
+    tmpdir = fresh_tmp()
+    p = mqlab(["check", "01", sol, "--no-record"], tmpdir=tmpdir, extra_env=broken)
+    notices = [l for l in p.stderr.splitlines() if "runs unconfined" in l]
+    report(p.returncode == 0 and len(notices) == 1 and "Operation not permitted" in notices[0] and
+           "--privileged" in notices[0],
+           "check: full marks, and one line that says why and how to fix it", f"exit {p.returncode}: {p.stderr}")
+    files, procs = leftovers(tmpdir)
+    report(not files and not procs, "check without a sandbox leaves nothing behind", f"{files} {procs}")
+    db = os.path.join(RUN_TMP, "nosandbox.db")
+    p = mqlab(["grade", "01", sol, "--db", db], extra_env=broken)
+    report(p.returncode == 3 and "cannot sandbox" in p.stderr and "--no-sandbox" in p.stderr and
+           not os.path.exists(db), "grade refuses (exit 3) and writes no gradebook", f"exit {p.returncode}: {p.stderr}")
+    p = mqlab(["grade", "01", sol, "--db", db, "--no-sandbox", "--format", "csv"], extra_env=broken)
+    # The folder name is the student id, so the filters (other topics)
+    # fail; the program's own checks pass: connects 1, client-id 2, ...
+    report(p.returncode == 0 and "unconfined" in p.stderr and ",1,2,1,2,2,1," in p.stdout,
+           "grade --no-sandbox grades, unconfined, and says so", f"exit {p.returncode}: {p.stdout} {p.stderr}")
+
+
 def main():
     if not os.access(MQLAB, os.X_OK):
         print("mqlab is not built; run make first")
@@ -812,7 +840,7 @@ def main():
     tests = [("solutions", test_solutions), ("bad", test_bad)]
     if REPEAT == 1:
         tests += [("contract", test_contract), ("workspace", test_workspace), ("grade", test_grade),
-                  ("sigint", test_sigint), ("sweep", test_sweep), ("hostile", test_hostile), ("stuck", test_stuck), ("trace", test_trace), ("proxy-api", test_proxy_api), ("brokerlog", test_brokerlog), ("lab-tools", test_labtools), ("certs", test_certs), ("brokerconf", test_brokerconf),
+                  ("sigint", test_sigint), ("sweep", test_sweep), ("hostile", test_hostile), ("stuck", test_stuck), ("no-sandbox", test_no_sandbox), ("trace", test_trace), ("proxy-api", test_proxy_api), ("brokerlog", test_brokerlog), ("lab-tools", test_labtools), ("certs", test_certs), ("brokerconf", test_brokerconf),
                   ("bench", test_bench)]
     t0 = time.time()
     try:
