@@ -73,7 +73,9 @@ LUA_SRC  := runner/host.c runner/lab.c runner/lua_mqtt.c runner/lua_topics.c \
             runner/lua_proxy.c runner/lua_tls.c runner/lua_sqlite.c runner/lua_bench.c
 SRC      := $(CORE_SRC) $(LUA_SRC)
 OBJ      := $(SRC:runner/%.c=$(BUILD)/%.o) $(BUILD)/embedded.o
-MAIN_OBJ := $(BUILD)/main.o
+# The command line: main.c dispatches to one file per command family.
+CLI_SRC  := runner/main.c runner/cli.c runner/cmd_workspace.c runner/cmd_grade.c runner/cmd_tools.c
+MAIN_OBJ := $(CLI_SRC:runner/%.c=$(BUILD)/%.o)
 
 # Files compiled into the binary: the Lua prelude and kit modules, the
 # labs (lab files, instructions, starter files) and the broker templates.

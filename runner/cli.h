@@ -1,0 +1,77 @@
+/*
+ * cli.h - what mqlab's commands share: the global options, the two
+ * languages, the exit codes and the helpers several commands use. Each
+ * command, or close family of commands, has its own file (cmd_*.c), as
+ * git keeps builtin/<command>.c; main.c parses the global options and
+ * dispatches.
+ */
+#ifndef MQLAB_CLI_H
+#define MQLAB_CLI_H
+
+#include <stddef.h>
+#include <string.h>
+
+#include "host.h"
+#include "lab.h"
+#include "store.h"
+#include "verdict.h"
+
+#define MQLAB_VERSION "0.1.0"
+
+enum { EXIT_PASS = 0, EXIT_FAIL = 1, EXIT_USAGE = 2, EXIT_ENV = 3 };
+
+/* Options shared by every command (main.c fills them). */
+struct cli_opt {
+    const char *lang;       /* "es" or "en" */
+    const char *student;    /* --student */
+    const char *format;     /* --format */
+    const char *db;         /* --db */
+    int json;               /* --json */
+    int all;                /* --all */
+    int no_record;          /* --no-record */
+    int port;               /* --port */
+    int no_sandbox;         /* --no-sandbox */
+    int help;
+};
+extern struct cli_opt opt;
+
+static inline int es(void) { return strcmp(opt.lang, "es") == 0; }
+#define T(en_, es_) (es() ? (es_) : (en_))
+
+/* main.c */
+int usage_error(const char *cmd, const char *fmt, const char *arg);
+int print_help(const char *cmd);
+
+/* cli.c: workspaces, students, the store, labs, grading one folder */
+int find_workspace(const char *start, char *root, size_t len);
+const char *student_id(const char *ws);
+char *progress_path(const char *ws);
+store_t *open_store(const char *ws);
+host_t *new_host(void);
+int load_lab(host_t *h, const char *cmd, const char *arg, lab_t **lab);
+void column(const char *s, int width);
+int choose_sandbox(const char *cmd, int strict);
+int grade_one(const char *lab, const char *dir, const char *who, verdict_t *v, const char *cmd);
+int resolve_lab(const char *cmd, const char *arg, char *id, size_t len);
+
+/* cmd_workspace.c */
+int make_workspace(const char *dir, const char *student, int quiet);
+int cmd_init(int argc, char **argv);
+int cmd_list(int argc, char **argv);
+int cmd_show(int argc, char **argv);
+int cmd_hint(int argc, char **argv);
+int cmd_progress(int argc, char **argv);
+int cmd_reset(int argc, char **argv);
+/* cmd_grade.c */
+int cmd_check(int argc, char **argv);
+int cmd_grade(int argc, char **argv);
+/* cmd_tools.c */
+int cmd_run(int argc, char **argv);
+int cmd_broker(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
+int cmd_certs(int argc, char **argv);
+int cmd_trace(int argc, char **argv);
+int cmd_doctor(int argc, char **argv);
+int cmd_tour(int argc, char **argv);
+
+#endif
