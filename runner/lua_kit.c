@@ -6,7 +6,7 @@
  *
  * Every path goes through policy.h first. While a lab runs, reading,
  * writing and removing outside what the grading allows raises an error
- * naming the lab file and line; exists, is_dir and realpath answer
+ * naming the lab file and line; exists, is_dir, realpath and listdir answer
  * false / nil plus the reason instead, so a lab can ask whether a path a
  * student named lies inside their folder. The time budget is not a lab's
  * to change: the C side arms it around each step.
@@ -18,6 +18,7 @@
 #include "cleanup.h"
 #include "util.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <lauxlib.h>
 #include <limits.h>
@@ -281,6 +282,43 @@ static int k_is_dir(lua_State *L)
     return 1;
 }
 
+static int cmp_name(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* listdir(path) -> { name, ... } sorted, without "." and "..", at most
+ * 2000 names | nil, message. */
+static int k_listdir(lua_State *L)
+{
+    char real[PATH_MAX];
+    if (!readable(L, luaL_checkstring(L, 1), real, sizeof real, 1)) return 2;
+    DIR *d = opendir(real);
+    if (!d) {
+        luaL_pushfail(L);
+        lua_pushfstring(L, "%s: %s", real, strerror(errno));
+        return 2;
+    }
+    enum { MAX_NAMES = 2000 };
+    char **names = kit_xmalloc(sizeof *names * MAX_NAMES);
+    size_t n = 0;
+    struct dirent *e;
+    while (n < MAX_NAMES && (e = readdir(d))) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+        names[n++] = kit_strdup(e->d_name);
+    }
+    closedir(d);
+    qsort(names, n, sizeof *names, cmp_name);
+    lua_createtable(L, (int)n, 0);
+    for (size_t i = 0; i < n; i++) {
+        lua_pushstring(L, names[i]);
+        lua_rawseti(L, -2, (lua_Integer)i + 1);
+        free(names[i]);
+    }
+    free(names);
+    return 1;
+}
+
 /* mkdir(path [, mode = 0700]) -> true | nil, message; parents too. */
 static int k_mkdir(lua_State *L)
 {
@@ -310,7 +348,7 @@ int luaopen_mqlab_kit(lua_State *L)
         { "tmpdir", k_tmpdir }, { "rmdir", k_rmdir }, { "embedded", k_embedded },
         { "write_file", k_write_file }, { "copy_file", k_copy_file }, { "user", k_user },
         { "free_port", k_free_port }, { "realpath", k_realpath }, { "is_dir", k_is_dir },
-        { "mkdir", k_mkdir },
+        { "mkdir", k_mkdir }, { "listdir", k_listdir },
         { NULL, NULL }
     };
     luaL_newlib(L, fns);

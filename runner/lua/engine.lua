@@ -380,15 +380,38 @@ function Ctx:program(name, opts)
   }
   if not prog then
     if code == "notfound" then
-      msg = self:text({ es = "no encuentro el programa '%s' en %s: %s",
-                        en = "cannot find the program '%s' in %s: %s" }, name, self.dir,
-                      text.replace(msg, self.copy, self.dir))
+      msg = self:missing_program(name, msg)
     elseif code == "compile" then
       msg = self:text({ es = "%s.c no compila:\n%s", en = "%s.c does not compile:\n%s" }, name, msg)
     end
     return nil, msg, code
   end
   return self:own(prog)
+end
+
+-- Why the program `name` was not found, in the student's words: the
+-- names the kit runs, and the files that look like a misnamed one
+-- (Hello.py, hello_final.py, hello.PY), which otherwise look exactly like
+-- an empty folder.
+function Ctx:missing_program(name, raw)
+  local found = {}
+  local lname = name:lower()
+  for _, f in ipairs(kit.listdir(self.copy) or {}) do
+    local lf = f:lower()
+    if lf:sub(1, #lname) == lname or lf:find(lname, 1, true) then found[#found + 1] = f end
+  end
+  local msg = self:text({ es = "no encuentro el programa «%s» en %s: el kit ejecuta %s.py, %s.c, %s.lua, %s.sh o un ejecutable %s",
+                          en = "cannot find the program '%s' in %s: the kit runs %s.py, %s.c, %s.lua, %s.sh or an executable %s" },
+                        name, self.dir, name, name, name, name, name)
+  if raw and raw:find("not executable", 1, true) then
+    msg = msg .. self:text({ es = " (%s existe, pero no es ejecutable: chmod +x %s)",
+                             en = " (%s is there, but it is not executable: chmod +x %s)" }, name, name)
+  elseif #found > 0 then
+    if #found > 5 then found = { found[1], found[2], found[3], found[4], found[5], "..." } end
+    msg = msg .. self:text({ es = "; encontré %s: ¿hay que cambiarle el nombre?",
+                             en = "; found %s: does it need a new name?" }, table.concat(found, ", "))
+  end
+  return msg
 end
 
 -- A kit client connected to the lab's broker.

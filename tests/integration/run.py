@@ -831,6 +831,28 @@ def test_no_sandbox():
            "grade --no-sandbox grades, unconfined, and says so", f"exit {p.returncode}: {p.stdout} {p.stderr}")
 
 
+def test_misnamed():
+    print("a misnamed program is named in the verdict, not taken for an empty folder")
+    sub = os.path.join(RUN_TMP, "misnamed")
+    os.mkdir(sub)
+    shutil.copy(os.path.join(ROOT, "solutions", "01-hello", "hello.py"), os.path.join(sub, "Hello.py"))
+    p = mqlab(["check", "01", sub, "--no-record", "--format", "json"])
+    try:
+        msg = json.loads(p.stdout)["checks"][0]["message"]
+    except (ValueError, KeyError, IndexError):
+        msg = p.stdout + p.stderr
+    report(p.returncode == 1 and "found Hello.py" in msg and "hello.py, hello.c" in msg,
+           "check names Hello.py and the names the kit runs", msg)
+    os.chmod(os.path.join(sub, "Hello.py"), 0o644)
+    os.rename(os.path.join(sub, "Hello.py"), os.path.join(sub, "hello"))
+    p = mqlab(["check", "01", sub, "--no-record", "--format", "json", "--lang", "es"])
+    try:
+        msg = json.loads(p.stdout)["checks"][0]["message"]
+    except (ValueError, KeyError, IndexError):
+        msg = p.stdout + p.stderr
+    report("chmod +x hello" in msg and "no es ejecutable" in msg, "a file that is not executable: chmod +x, in Spanish", msg)
+
+
 def main():
     if not os.access(MQLAB, os.X_OK):
         print("mqlab is not built; run make first")
@@ -840,7 +862,7 @@ def main():
     tests = [("solutions", test_solutions), ("bad", test_bad)]
     if REPEAT == 1:
         tests += [("contract", test_contract), ("workspace", test_workspace), ("grade", test_grade),
-                  ("sigint", test_sigint), ("sweep", test_sweep), ("hostile", test_hostile), ("stuck", test_stuck), ("no-sandbox", test_no_sandbox), ("trace", test_trace), ("proxy-api", test_proxy_api), ("brokerlog", test_brokerlog), ("lab-tools", test_labtools), ("certs", test_certs), ("brokerconf", test_brokerconf),
+                  ("sigint", test_sigint), ("sweep", test_sweep), ("hostile", test_hostile), ("stuck", test_stuck), ("no-sandbox", test_no_sandbox), ("misnamed", test_misnamed), ("trace", test_trace), ("proxy-api", test_proxy_api), ("brokerlog", test_brokerlog), ("lab-tools", test_labtools), ("certs", test_certs), ("brokerconf", test_brokerconf),
                   ("bench", test_bench)]
     t0 = time.time()
     try:
