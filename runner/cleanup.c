@@ -120,6 +120,12 @@ void cleanup_untrack_dir(const char *path)
         if (strcmp(dirs[i], path) == 0) dirs[i][0] = '\0';
 }
 
+void cleanup_forget_all(void)
+{
+    for (int i = 0; i < MAX_PGIDS; i++) pgids[i] = 0;
+    for (int i = 0; i < MAX_DIRS; i++) dirs[i][0] = '\0';
+}
+
 void cleanup_run(void)
 {
     for (int i = 0; i < MAX_PGIDS; i++) {

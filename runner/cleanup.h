@@ -31,6 +31,10 @@ void cleanup_untrack_dir(const char *path);
 
 /* Kill (SIGKILL) every tracked process group, reap, remove tracked dirs. */
 void cleanup_run(void);
+/* In a forked child that goes on running kit code (a worker): what the
+ * parent tracks is not the child's to end or remove (other workers'
+ * groups and folders), so the child starts with empty tables. */
+void cleanup_forget_all(void);
 
 /* Sleep up to ms; returns KIT_EINTR early if the user interrupted. */
 int kit_sleep_ms(int ms);

@@ -176,9 +176,17 @@ int grade_one(const char *lab, const char *dir, const char *who, verdict_t *v, c
     }
     worker_job_t job = { .lab = lab, .dir = abs, .student = who, .lang = opt.lang };
     int rc = worker_grade(&job, v, err, sizeof err);
+    return grade_outcome(rc, err, v, cmd);
+}
+
+int grade_outcome(int rc, const char *err, const verdict_t *v, const char *cmd)
+{
     if (rc == KIT_EINTR) {
-        fprintf(stderr, "mqlab %s: %s\n", cmd, T("interrupted; everything was stopped and removed",
-                                                  "interrumpido; se paró y borró todo lo que se había creado"));
+        /* Once, however many workers the Ctrl-C stopped. */
+        static int said;
+        if (!said++)
+            fprintf(stderr, "mqlab %s: %s\n", cmd, T("interrupted; everything was stopped and removed",
+                                                      "interrumpido; se paró y borró todo lo que se había creado"));
         return 130;
     }
     if (rc == KIT_EMISSING) {

@@ -31,6 +31,7 @@ struct cli_opt {
     int no_record;          /* --no-record */
     int port;               /* --port */
     int no_sandbox;         /* --no-sandbox */
+    int jobs;               /* --jobs (grade) */
     int help;
 };
 extern struct cli_opt opt;
@@ -52,6 +53,10 @@ int load_lab(host_t *h, const char *cmd, const char *arg, lab_t **lab);
 void column(const char *s, int width);
 int choose_sandbox(const char *cmd, int strict);
 int grade_one(const char *lab, const char *dir, const char *who, verdict_t *v, const char *cmd);
+/* What worker_grade's answer means as an exit code (saying why on stderr
+ * when it is not a verdict): 0 full marks, 1 not, 2 a broken lab, 3
+ * something missing, 130 interrupted. */
+int grade_outcome(int rc, const char *err, const verdict_t *v, const char *cmd);
 int resolve_lab(const char *cmd, const char *arg, char *id, size_t len);
 
 /* cmd_workspace.c */

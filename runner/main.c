@@ -107,19 +107,23 @@ static const command_help_t helps[] = {
       "Crea una CA, un certificado de servidor para localhost y 127.0.0.1, uno de cliente, una CA impostora\n"
       "con un certificado de servidor para los mismos nombres, uno para otro host y uno caducado.\n"
       "Las claves solo las puedes leer tú. `make` lo ejecuta para certs/ del repositorio." },
-    { "grade", "NN DIR... [--format text|json|csv] [--db FILE] [--no-sandbox]", "instructors: grade many submissions into a gradebook",
+    { "grade", "NN DIR... [--format text|json|csv] [--db FILE] [--jobs N] [--no-sandbox]", "instructors: grade many submissions into a gradebook",
       "docentes: evalúa muchas entregas y las guarda en un libro de notas",
       "Each DIR is one student's folder for the lab; the folder name is the student id.\n"
       "Results are added to the gradebook database (default ./gradebook.db).\n"
       "Each submission is graded in its own process and sandbox; grade refuses to run without a\n"
       "sandbox unless given --no-sandbox. A grading that overruns its lab's limit is stopped and\n"
       "reported as not finished, without a score.\n"
+      "--jobs N grades N submissions at a time (default 1), each in its own worker; the output and\n"
+      "the gradebook keep the order of the folders, and the verdicts are those of --jobs 1.\n"
       "Exit code: 0 when every submission was graded, 1 when some could not be, 2 bad usage, 3 missing tools.",
       "Cada DIR es la carpeta de un estudiante para ese laboratorio; su nombre es el id del estudiante.\n"
       "Los resultados se añaden al libro de notas (por defecto ./gradebook.db).\n"
       "Cada entrega se evalúa en su propio proceso y aislada; grade no evalúa sin aislamiento salvo\n"
       "con --no-sandbox. Una evaluación que pasa el límite de su laboratorio se para y se informa\n"
       "como no terminada, sin nota.\n"
+      "--jobs N evalúa N entregas a la vez (por defecto 1), cada una en su proceso; la salida y el\n"
+      "libro de notas siguen el orden de las carpetas, y los veredictos son los de --jobs 1.\n"
       "Código de salida: 0 si se evaluaron todas, 1 si alguna no se pudo, 2 uso incorrecto, 3 faltan herramientas." },
     { "doctor", "", "is everything the kit needs here, and working", "¿está aquí todo lo que el kit necesita, y funciona?", "", "" },
     { "tour", "[DIR]", "the student tour: checks the machine, makes a workspace, shows where to start",
@@ -179,7 +183,7 @@ int main(int argc, char **argv)
         { "format", required_argument, 0, 'f' }, { "db", required_argument, 0, 'd' },
         { "json", no_argument, 0, 'j' }, { "all", no_argument, 0, 'a' },
         { "no-record", no_argument, 0, 'n' }, { "port", required_argument, 0, 'p' },
-        { "no-sandbox", no_argument, 0, 'S' },
+        { "no-sandbox", no_argument, 0, 'S' }, { "jobs", required_argument, 0, 'J' },
         { "help", no_argument, 0, 'h' }, { "version", no_argument, 0, 'V' }, { 0, 0, 0, 0 }
     };
     const char *cmd = NULL;
@@ -233,6 +237,7 @@ int main(int argc, char **argv)
             case 'a': opt.all = 1; break;
             case 'n': opt.no_record = 1; break;
             case 'S': opt.no_sandbox = 1; break;
+            case 'J': opt.jobs = atoi(optarg); if (opt.jobs < 1) opt.jobs = -1; break;
             case 'p': opt.port = atoi(optarg); break;
             case 'h': free(av); return print_help(cmd);
             case 'V': printf("mqlab %s\n", MQLAB_VERSION); free(av); return EXIT_PASS;

@@ -383,43 +383,55 @@ static void stuck_message(const parent_t *p, int limit_s, char *out, size_t len)
                           : "grading did not finish in %d s: it was stuck %s", limit_s, where);
 }
 
-int worker_grade(const worker_job_t *job, verdict_t *v, char *err, size_t errlen)
-{
-    char root[512], e[KIT_ERRLEN];
-    int fds[2] = { -1, -1 };
-    pid_t pid = -1;
-    int rc = KIT_OK;
+struct worker {
     parent_t p;
-    memset(&p, 0, sizeof p);
+    verdict_t *v;
+    char root[512];
+    int fd;                    /* the read end of the worker's pipe */
+    pid_t pid;
+    int64_t t0;
+    char buf[65536];
+    size_t have;
+    int forwarded, killed, eof;
+    char killed_why[512];
+    int rc;                    /* a failure of worker_start, kept for worker_finish */
+    char err[KIT_ERRLEN];
+};
+
+int worker_start(const worker_job_t *job, verdict_t *v, worker_t **out)
+{
+    worker_t *w = kit_xmalloc(sizeof *w);
+    memset(w, 0, sizeof *w);
+    *out = w;
+    int fds[2] = { -1, -1 };
+    char *e = w->err;
+    w->fd = -1;
+    w->pid = -1;
+    w->v = v;
     memset(v, 0, sizeof *v);
-    p.job = job;
-    p.v = v;
+    w->p.job = job;
+    w->p.v = v;
     v->lab = kit_strdup(job->lab);
     v->student = kit_strdup(job->student);
     v->submission = kit_strdup(job->dir);
     v->started_ms = kit_wall_ms();
-    int64_t t0 = kit_now_ms();
+    w->t0 = kit_now_ms();
 
-    root[0] = '\0';
-    if ((rc = kit_mkdtemp(root, sizeof root, "mqlab-worker", e)) != KIT_OK) {
-        root[0] = '\0';
-        snprintf(err, errlen, "%s", e);
-        goto done;
+    if ((w->rc = kit_mkdtemp(w->root, sizeof w->root, "mqlab-worker", e)) != KIT_OK) {
+        w->root[0] = '\0';
+        return w->rc;
     }
-    if (pipe2(fds, O_CLOEXEC) != 0) {
-        rc = kit_seterr(e, KIT_ERR, "pipe: %s", strerror(errno));
-        snprintf(err, errlen, "%s", e);
-        goto done;
-    }
+    if (pipe2(fds, O_CLOEXEC) != 0)
+        return w->rc = kit_seterr(e, KIT_ERR, "pipe: %s", strerror(errno));
     /* Decide before forking, so the worker inherits the answer. */
     worker_netns_available(NULL, 0);
     fflush(NULL);
     pid_t parent = getpid();
-    pid = fork();
+    pid_t pid = fork();
     if (pid < 0) {
-        rc = kit_seterr(e, KIT_ERR, "cannot start a worker: %s", strerror(errno));
-        snprintf(err, errlen, "%s", e);
-        goto done;
+        close(fds[0]);
+        close(fds[1]);
+        return w->rc = kit_seterr(e, KIT_ERR, "cannot start a worker: %s", strerror(errno));
     }
     if (pid == 0) {
         /* Its own process group: a Ctrl-C at the terminal reaches the
@@ -427,110 +439,125 @@ int worker_grade(const worker_job_t *job, verdict_t *v, char *err, size_t errlen
         setpgid(0, 0);
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         if (getppid() != parent) _exit(1);
+        cleanup_forget_all();
         close(fds[0]);
         int wfd = fcntl(fds[1], F_DUPFD_CLOEXEC, 3);
-        worker_main(job, wfd < 0 ? fds[1] : wfd, root);
+        worker_main(job, wfd < 0 ? fds[1] : wfd, w->root);
     }
     setpgid(pid, pid);
+    close(fds[1]);
+    w->fd = fds[0];
     if (cleanup_track_pgid(pid) != 0) {
         kill(-pid, SIGKILL);
         while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {}
-        pid = -1;
-        rc = kit_seterr(e, KIT_ERR, "cannot track the worker process");
-        snprintf(err, errlen, "%s", e);
-        goto done;
+        return w->rc = kit_seterr(e, KIT_ERR, "cannot track the worker process");
     }
-    close(fds[1]);
-    fds[1] = -1;
+    w->pid = pid;
+    w->p.total_deadline = kit_now_ms() + LOAD_LIMIT_MS;
+    return KIT_OK;
+}
 
-    p.total_deadline = kit_now_ms() + LOAD_LIMIT_MS;
-    char buf[65536];
-    size_t have = 0;
-    int forwarded = 0, killed = 0, eof = 0;
-    char killed_why[512] = "";
-    while (!eof) {
-        struct pollfd pfd = { fds[0], POLLIN, 0 };
-        int r = poll(&pfd, 1, 100);
-        if (r > 0) {
-            ssize_t n = read(fds[0], buf + have, sizeof buf - 1 - have);
-            if (n < 0 && errno == EINTR) continue;
-            if (n <= 0) {
-                eof = 1;
-            } else {
-                have += (size_t)n;
-                buf[have] = '\0';
-                char *start = buf, *nl;
-                while ((nl = memchr(start, '\n', have - (size_t)(start - buf)))) {
-                    *nl = '\0';
-                    handle_line(&p, start);
-                    start = nl + 1;
-                }
-                have -= (size_t)(start - buf);
-                memmove(buf, start, have);
-                /* A line longer than the buffer is no line of ours. */
-                if (have == sizeof buf - 1) have = 0;
+int worker_fd(const worker_t *w) { return w && w->pid > 0 && !w->eof ? w->fd : -1; }
+
+int worker_step(worker_t *w, int timeout_ms)
+{
+    if (!w || w->pid <= 0 || w->eof) return 1;
+    parent_t *p = &w->p;
+    struct pollfd pfd = { w->fd, POLLIN, 0 };
+    int r = poll(&pfd, 1, timeout_ms);
+    if (r > 0) {
+        ssize_t n = read(w->fd, w->buf + w->have, sizeof w->buf - 1 - w->have);
+        if (n < 0 && errno == EINTR) return 0;
+        if (n <= 0) {
+            w->eof = 1;
+        } else {
+            w->have += (size_t)n;
+            w->buf[w->have] = '\0';
+            char *start = w->buf, *nl;
+            while ((nl = memchr(start, '\n', w->have - (size_t)(start - w->buf)))) {
+                *nl = '\0';
+                handle_line(p, start);
+                start = nl + 1;
             }
-        }
-        if (cleanup_interrupted() && !forwarded && !killed) {
-            kill(pid, SIGINT);
-            forwarded = 1;
-        }
-        int64_t now = kit_now_ms();
-        if (!killed) {
-            int over_total = now > p.total_deadline;
-            int over_phase = p.phase_deadline && now > p.phase_deadline;
-            if (over_total || over_phase) {
-                int limit_s = over_total ? (p.total_ms ? p.total_ms + TOTAL_MARGIN_MS : LOAD_LIMIT_MS) / 1000
-                                         : (p.phase_budget_ms + PHASE_MARGIN_MS) / 1000;
-                stuck_message(&p, limit_s, killed_why, sizeof killed_why);
-                kill(-pid, SIGKILL);
-                killed = 1;
-            }
+            w->have -= (size_t)(start - w->buf);
+            memmove(w->buf, start, w->have);
+            /* A line longer than the buffer is no line of ours. */
+            if (w->have == sizeof w->buf - 1) w->have = 0;
         }
     }
-    int status = 0;
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
-    /* Whatever the worker left in its group (nothing, normally). */
-    kill(-pid, SIGKILL);
-    cleanup_untrack_pgid(pid);
-    pid = -1;
+    if (cleanup_interrupted() && !w->forwarded && !w->killed) {
+        kill(w->pid, SIGINT);
+        w->forwarded = 1;
+    }
+    int64_t now = kit_now_ms();
+    if (!w->killed) {
+        int over_total = now > p->total_deadline;
+        int over_phase = p->phase_deadline && now > p->phase_deadline;
+        if (over_total || over_phase) {
+            int limit_s = over_total ? (p->total_ms ? p->total_ms + TOTAL_MARGIN_MS : LOAD_LIMIT_MS) / 1000
+                                     : (p->phase_budget_ms + PHASE_MARGIN_MS) / 1000;
+            stuck_message(p, limit_s, w->killed_why, sizeof w->killed_why);
+            kill(-w->pid, SIGKILL);
+            w->killed = 1;
+        }
+    }
+    return w->eof;
+}
 
-    if (killed) {
-        unfinished(&p, killed_why);
-        rc = KIT_OK;
-    } else if (p.have_verdict) {
-        rc = KIT_OK;
-    } else if (p.have_error) {
-        snprintf(err, errlen, "%s", p.error_msg);
-        rc = strcmp(p.error_kind, "intr") == 0 ? KIT_EINTR
-           : strcmp(p.error_kind, "missing") == 0 ? KIT_EMISSING : KIT_ERR;
-    } else if (forwarded || cleanup_interrupted()) {
-        snprintf(err, errlen, "interrupted");
-        rc = KIT_EINTR;
+int worker_finish(worker_t *w, char *err, size_t errlen)
+{
+    parent_t *p = &w->p;
+    verdict_t *v = w->v;
+    int rc = w->rc;
+    if (rc != KIT_OK) {
+        snprintf(err, errlen, "%s", w->err);
     } else {
-        char why[256];
-        if (WIFSIGNALED(status))
-            snprintf(why, sizeof why, "grading stopped: the worker was killed by signal %d", WTERMSIG(status));
-        else
-            snprintf(why, sizeof why, "grading stopped: the worker exited with status %d and no verdict",
-                     WEXITSTATUS(status));
-        unfinished(&p, why);
-        rc = KIT_OK;
+        int status = 0;
+        while (waitpid(w->pid, &status, 0) < 0 && errno == EINTR) {}
+        /* Whatever the worker left in its group (nothing, normally). */
+        kill(-w->pid, SIGKILL);
+        cleanup_untrack_pgid(w->pid);
+        if (w->killed) {
+            unfinished(p, w->killed_why);
+        } else if (p->have_verdict) {
+            rc = KIT_OK;
+        } else if (p->have_error) {
+            snprintf(err, errlen, "%s", p->error_msg);
+            rc = strcmp(p->error_kind, "intr") == 0 ? KIT_EINTR
+               : strcmp(p->error_kind, "missing") == 0 ? KIT_EMISSING : KIT_ERR;
+        } else if (w->forwarded || cleanup_interrupted()) {
+            snprintf(err, errlen, "interrupted");
+            rc = KIT_EINTR;
+        } else {
+            char why[256];
+            if (WIFSIGNALED(status))
+                snprintf(why, sizeof why, "grading stopped: the worker was killed by signal %d", WTERMSIG(status));
+            else
+                snprintf(why, sizeof why, "grading stopped: the worker exited with status %d and no verdict",
+                         WEXITSTATUS(status));
+            unfinished(p, why);
+        }
+        if (rc == KIT_OK) {
+            if (!p->have_verdict) v->duration_s = (double)(kit_now_ms() - w->t0) / 1000.0;
+            verdict_total(v);
+        }
     }
-    if (rc == KIT_OK) {
-        if (!p.have_verdict) v->duration_s = (double)(kit_now_ms() - t0) / 1000.0;
-        verdict_total(v);
+    if (w->fd >= 0) close(w->fd);
+    if (w->root[0]) kit_rmdtemp(w->root);
+    for (int i = 0; i < p->nmeta; i++) {
+        free(p->meta[i].id);
+        free(p->meta[i].title);
     }
-
-done:
-    if (fds[0] >= 0) close(fds[0]);
-    if (fds[1] >= 0) close(fds[1]);
-    if (root[0]) kit_rmdtemp(root);
-    for (int i = 0; i < p.nmeta; i++) {
-        free(p.meta[i].id);
-        free(p.meta[i].title);
-    }
-    free(p.meta);
+    free(p->meta);
+    free(w);
     if (rc != KIT_OK) verdict_clear(v);
     return rc;
+}
+
+int worker_grade(const worker_job_t *job, verdict_t *v, char *err, size_t errlen)
+{
+    worker_t *w = NULL;
+    if (worker_start(job, v, &w) == KIT_OK)
+        while (!worker_step(w, 100)) {}
+    return worker_finish(w, err, errlen);
 }

@@ -61,6 +61,19 @@ typedef struct {
  * something; KIT_ERR when the lab itself is broken (err says where). */
 int worker_grade(const worker_job_t *job, verdict_t *v, char *err, size_t errlen);
 
+/* The same in three steps, so that one parent can serve several workers
+ * (grade --jobs). worker_start forks (job and v must live until
+ * worker_finish); always call worker_finish, even after a failed start.
+ * worker_step waits at most timeout_ms for the worker's next lines, acts
+ * on them and on the limits, and returns 1 once the worker is done.
+ * worker_fd is what to poll (-1 once done). worker_finish reaps it,
+ * frees w and answers as worker_grade does. */
+typedef struct worker worker_t;
+int worker_start(const worker_job_t *job, verdict_t *v, worker_t **w);
+int worker_fd(const worker_t *w);
+int worker_step(worker_t *w, int timeout_ms);
+int worker_finish(worker_t *w, char *err, size_t errlen);
+
 /* Whether workers get their own network namespace here, and why not
  * (probed once: a short-lived child tries). */
 int worker_netns_available(char *why, size_t len);

@@ -853,6 +853,49 @@ def test_misnamed():
     report("chmod +x hello" in msg and "no es ejecutable" in msg, "a file that is not executable: chmod +x, in Spanish", msg)
 
 
+def test_jobs():
+    print("grade --jobs: the same verdicts, in the same order, as one at a time")
+    cls = os.path.join(RUN_TMP, "jobs-class")
+    os.makedirs(cls)
+    sources = [("ana", "solutions/01-hello"), ("bea", "tests/bad/01-hello/no-subscribe"),
+               ("cid", "tests/hostile/forever"), ("dan", None), ("eva", "tests/bad/01-hello/wrong-client-id"),
+               ("fe", "solutions/01-hello/c")]
+    for name, src in sources:
+        if src:
+            copy_submission(os.path.join(ROOT, src), os.path.join(cls, name))
+        else:
+            os.makedirs(os.path.join(cls, name))
+    dirs = [os.path.join(cls, name) for name, _ in sources]
+
+    def shape(v):
+        return (v["student"], v["score"], v.get("incomplete", False),
+                [(c["id"], c["passed"], c["skipped"]) for c in v["checks"]])
+
+    runs = {}
+    for jobs in ("1", "4"):
+        db = os.path.join(RUN_TMP, f"jobs-{jobs}.db")
+        tmpdir = fresh_tmp()
+        t0 = time.time()
+        p = mqlab(["grade", "01"] + dirs + ["--format", "json", "--db", db, "--jobs", jobs], tmpdir=tmpdir, timeout=600)
+        took = time.time() - t0
+        try:
+            verdicts = [shape(v) for v in json.loads(p.stdout)]
+        except ValueError:
+            verdicts = None
+        con = sqlite3.connect(db)
+        rows = [r[0] for r in con.execute("select student from attempts order by id")]
+        con.close()
+        files, procs = leftovers(tmpdir)
+        runs[jobs] = (verdicts, rows, took)
+        report(p.returncode == 0 and verdicts is not None and len(verdicts) == len(sources) and
+               rows == [n for n, _ in sources] and not files and not procs,
+               f"--jobs {jobs}: every folder graded and recorded in order, nothing left ({took:.1f} s)",
+               f"exit {p.returncode}: {rows} {files} {procs}\n{p.stderr}")
+    report(runs["1"][0] == runs["4"][0], "--jobs 4 gives the verdicts of --jobs 1", f"{runs['1'][0]}\n{runs['4'][0]}")
+    p = mqlab(["grade", "01", dirs[0], "--jobs", "0"])
+    report(p.returncode == 2 and "--jobs" in p.stderr, "--jobs 0 is a usage error", p.stderr)
+
+
 def main():
     if not os.access(MQLAB, os.X_OK):
         print("mqlab is not built; run make first")
@@ -862,7 +905,7 @@ def main():
     tests = [("solutions", test_solutions), ("bad", test_bad)]
     if REPEAT == 1:
         tests += [("contract", test_contract), ("workspace", test_workspace), ("grade", test_grade),
-                  ("sigint", test_sigint), ("sweep", test_sweep), ("hostile", test_hostile), ("stuck", test_stuck), ("no-sandbox", test_no_sandbox), ("misnamed", test_misnamed), ("trace", test_trace), ("proxy-api", test_proxy_api), ("brokerlog", test_brokerlog), ("lab-tools", test_labtools), ("certs", test_certs), ("brokerconf", test_brokerconf),
+                  ("sigint", test_sigint), ("sweep", test_sweep), ("hostile", test_hostile), ("stuck", test_stuck), ("no-sandbox", test_no_sandbox), ("misnamed", test_misnamed), ("jobs", test_jobs), ("trace", test_trace), ("proxy-api", test_proxy_api), ("brokerlog", test_brokerlog), ("lab-tools", test_labtools), ("certs", test_certs), ("brokerconf", test_brokerconf),
                   ("bench", test_bench)]
     t0 = time.time()
     try:
