@@ -33,11 +33,6 @@ static const char *labs_dir(void)
     return d && *d ? d : NULL;
 }
 
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 static int valid_id(const char *s)
 {
     return s[0] >= '0' && s[0] <= '9' && s[1] >= '0' && s[1] <= '9' && s[2] == '-' && s[3];
@@ -71,7 +66,7 @@ int lab_ids(char ***ids, int *n)
             out[count++] = kit_strdup(id);
         }
     }
-    if (count) qsort(out, (size_t)count, sizeof *out, cmp_str);
+    if (count) qsort(out, (size_t)count, sizeof *out, kit_cmp_strp);
     *ids = out;
     *n = count;
     return KIT_OK;

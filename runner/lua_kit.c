@@ -282,11 +282,6 @@ static int k_is_dir(lua_State *L)
     return 1;
 }
 
-static int cmp_name(const void *a, const void *b)
-{
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
 /* listdir(path) -> { name, ... } sorted, without "." and "..", at most
  * 2000 names | nil, message. */
 static int k_listdir(lua_State *L)
@@ -308,7 +303,7 @@ static int k_listdir(lua_State *L)
         names[n++] = kit_strdup(e->d_name);
     }
     closedir(d);
-    qsort(names, n, sizeof *names, cmp_name);
+    qsort(names, n, sizeof *names, kit_cmp_strp);
     lua_createtable(L, (int)n, 0);
     for (size_t i = 0; i < n; i++) {
         lua_pushstring(L, names[i]);

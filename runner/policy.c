@@ -96,13 +96,6 @@ static int resolve(const char *path, char *out, size_t len)
     }
 }
 
-static int under(const char *path, const char *root)
-{
-    size_t n = strlen(root);
-    if (strcmp(root, "/") == 0) return 1;
-    return strncmp(path, root, n) == 0 && (path[n] == '\0' || path[n] == '/');
-}
-
 int policy_check(const char *path, int rights, char *resolved, size_t len, char *err)
 {
     char real[PATH_MAX];
@@ -115,7 +108,7 @@ int policy_check(const char *path, int rights, char *resolved, size_t len, char 
     if (resolve(path, real, sizeof real) != 0)
         return kit_seterr(err, KIT_EINVAL, "%s: not a path a lab may use", path);
     for (int i = 0; i < nroots; i++) {
-        if (!under(real, roots[i].path)) continue;
+        if (!kit_path_under(real, roots[i].path)) continue;
         int have = roots[i].rights;
         /* Removing is for the root itself (a kit.tmpdir folder), never
          * for something below it or below another root. */

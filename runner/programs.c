@@ -249,11 +249,7 @@ static void child_exec(const spawn_req *s, pid_t parent)
         kit_set_limit(RLIMIT_CORE, 0, 0);
     }
 
-    if (close_range(3, ~0U, 0) != 0) {
-        long max = sysconf(_SC_OPEN_MAX);
-        if (max < 0 || max > 65536) max = 65536;
-        for (int fd = 3; fd < max; fd++) close(fd);
-    }
+    kit_close_from(3);
 
     execvpe(s->file, s->argv, s->envp ? s->envp : environ);
     child_fail("cannot run", s->file);

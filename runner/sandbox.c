@@ -94,12 +94,6 @@ static void sv_free(strv_t *a)
     a->n = a->cap = 0;
 }
 
-static int under(const char *path, const char *dir)
-{
-    size_t n = strlen(dir);
-    if (strcmp(dir, "/") == 0) return 1;
-    return strncmp(path, dir, n) == 0 && (path[n] == '\0' || path[n] == '/');
-}
 
 
 static int pidfd_open_(pid_t pid)
@@ -124,14 +118,6 @@ static int pidfd_kill(int fd, int sig)
 #endif
 }
 
-static void close_from(int lowfd)
-{
-    if (close_range((unsigned)lowfd, ~0U, 0) == 0) return;
-    long max = sysconf(_SC_OPEN_MAX);
-    if (max < 0 || max > 65536) max = 65536;
-    for (int fd = lowfd; fd < max; fd++) close(fd);
-}
-
 /* Close every fd from 3 up, except those in keep (n of them). */
 static void close_all_but(const int *keep, int n)
 {
@@ -140,7 +126,7 @@ static void close_all_but(const int *keep, int n)
         int next = INT_MAX;
         for (int i = 0; i < n; i++)
             if (keep[i] >= low && keep[i] < next) next = keep[i];
-        if (next == INT_MAX) { close_from(low); return; }
+        if (next == INT_MAX) { kit_close_from(low); return; }
         for (int fd = low; fd < next; fd++) close(fd);
         low = next + 1;
     }
@@ -254,7 +240,7 @@ static int reserved(const char *path)
     for (size_t i = 0; i < sizeof exact / sizeof exact[0]; i++)
         if (strcmp(path, exact[i]) == 0) return 1;
     for (size_t i = 0; i < sizeof tree / sizeof tree[0]; i++)
-        if (under(path, tree[i])) return 1;
+        if (kit_path_under(path, tree[i])) return 1;
     return 0;
 }
 
@@ -310,7 +296,7 @@ static int is_system(const char *path)
     static const char *const sys[] = { "/usr", "/etc", "/bin", "/sbin", "/lib", "/lib32",
                                        "/lib64", "/libx32" };
     for (size_t i = 0; i < sizeof sys / sizeof sys[0]; i++)
-        if (under(path, sys[i])) return 1;
+        if (kit_path_under(path, sys[i])) return 1;
     return 0;
 }
 
@@ -328,7 +314,7 @@ static void add_ancestors(strv_t *a, strv_t *made, const bind_t *binds, size_t n
         for (size_t i = 0; i < made->n && !skip; i++) skip = strcmp(made->v[i], anc) == 0;
         /* Inside a folder bound earlier, it exists already (on the host). */
         for (size_t i = 0; i < nbinds && !skip; i++)
-            skip = strcmp(binds[i].path, path) != 0 && under(anc, binds[i].path);
+            skip = strcmp(binds[i].path, path) != 0 && kit_path_under(anc, binds[i].path);
         if (skip) continue;
         sv_add(a, "--perms"); sv_add(a, "0755"); sv_add(a, "--dir"); sv_add(a, anc);
         sv_add(made, anc);
@@ -447,7 +433,7 @@ static void bwrap_child(const int *fds, char *const *argv, char *const *envp, pi
         if ((moved[i] = fcntl(fds[i], F_DUPFD, 10)) < 0) _exit(127);
     for (int i = 0; i < FD_COUNT; i++)
         if (dup2(moved[i], i) < 0) _exit(127);
-    close_from(FD_COUNT);
+    kit_close_from(FD_COUNT);
     execve(argv[0], argv, envp);
     char msg[PATH_MAX + 64];
     int n = snprintf(msg, sizeof msg, "mqlab: cannot run %s: %s\n", argv[0], strerror(errno));

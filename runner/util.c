@@ -245,3 +245,23 @@ void kit_set_limit(int resource, uint64_t soft, uint64_t hard)
     }
     setrlimit(resource, &r);
 }
+
+int kit_path_under(const char *path, const char *dir)
+{
+    size_t n = strlen(dir);
+    if (strcmp(dir, "/") == 0) return 1;
+    return strncmp(path, dir, n) == 0 && (path[n] == '\0' || path[n] == '/');
+}
+
+int kit_cmp_strp(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+void kit_close_from(int lowfd)
+{
+    if (close_range((unsigned)lowfd, ~0U, 0) == 0) return;
+    long max = sysconf(_SC_OPEN_MAX);
+    if (max < 0 || max > 65536) max = 65536;
+    for (int fd = lowfd; fd < max; fd++) close(fd);
+}

@@ -33,6 +33,13 @@ int kit_seterr(char *err, int code, const char *fmt, ...)
 int64_t kit_now_ms(void);          /* monotonic clock, milliseconds */
 /* setrlimit(resource), both values capped at the current hard limit. */
 void kit_set_limit(int resource, uint64_t soft, uint64_t hard);
+/* 1 when path is dir or lies inside it (both absolute, normalised). */
+int kit_path_under(const char *path, const char *dir);
+/* qsort comparator for an array of C strings. */
+int kit_cmp_strp(const void *a, const void *b);
+/* Close every descriptor from lowfd up (close_range, else one by one).
+ * For a forked child before exec. */
+void kit_close_from(int lowfd);
 double kit_wall_s(void);           /* wall clock, seconds since epoch */
 int64_t kit_wall_ms(void);         /* wall clock, ms since epoch */
 
