@@ -70,7 +70,8 @@ CORE_SRC := runner/util.c runner/cleanup.c runner/verdict.c runner/topics.c \
             runner/sandbox.c runner/policy.c runner/worker.c
 LUA_SRC  := runner/host.c runner/lab.c runner/lua_mqtt.c runner/lua_topics.c \
             runner/lua_broker.c runner/lua_programs.c runner/lua_kit.c \
-            runner/lua_proxy.c runner/lua_tls.c runner/lua_sqlite.c runner/lua_bench.c
+            runner/lua_proxy.c runner/lua_tls.c runner/lua_sqlite.c runner/lua_bench.c \
+            runner/class.c
 SRC      := $(CORE_SRC) $(LUA_SRC)
 OBJ      := $(SRC:runner/%.c=$(BUILD)/%.o) $(BUILD)/embedded.o
 # The command line: main.c dispatches to one file per command family.

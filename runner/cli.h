@@ -31,7 +31,10 @@ struct cli_opt {
     int no_record;          /* --no-record */
     int port;               /* --port */
     int no_sandbox;         /* --no-sandbox */
-    int jobs;               /* --jobs (grade) */
+    int jobs;               /* --jobs (grade): 0 default, -1 invalid */
+    int resume;             /* --resume (grade) */
+    const char *out;        /* --out DIR (grade, gradebook export) */
+    const char *attempt;    /* --attempt latest|best (gradebook export) */
     int help;
 };
 extern struct cli_opt opt;
@@ -70,6 +73,7 @@ int cmd_reset(int argc, char **argv);
 /* cmd_grade.c */
 int cmd_check(int argc, char **argv);
 int cmd_grade(int argc, char **argv);
+int cmd_gradebook(int argc, char **argv);
 /* cmd_tools.c */
 int cmd_run(int argc, char **argv);
 int cmd_broker(int argc, char **argv);

@@ -1,14 +1,15 @@
 /*
- * cmd_grade.c - grading: check (a student's own folder) and grade (a class, into
- * a gradebook). Each folder is graded by a worker (worker.h).
+ * cmd_grade.c - grading: check (a student's own folder), grade (a class, into
+ * a gradebook; the class itself is class.h) and gradebook export. Each
+ * submission is graded by a worker (worker.h).
  */
+#include "class.h"
 #include "report.h"
 #include "worker.h"
 #include "util.h"
 
-#include <libgen.h>
 #include <limits.h>
-#include <poll.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,150 +61,395 @@ int cmd_check(int argc, char **argv)
     return rc;
 }
 
-/* One submission of a class being graded. */
-enum { SLOT_NONE, SLOT_SKIPPED, SLOT_RUNNING, SLOT_DONE };
-typedef struct {
-    char abs[PATH_MAX];
-    char *base;             /* the folder's name: the student id */
-    worker_job_t job;
-    verdict_t v;
-    worker_t *w;
-    int state, r;           /* r: grade_outcome's exit code */
-} slot_t;
+/* ------------------------------------------------------------ LABS */
 
-/* One verdict into the gradebook and onto stdout in fmt. */
-static void print_and_record(store_t *s, verdict_t *v, const char *who, const char *fmt, int *first, int *exit_code)
+/* "03", "01,03,05" or "all" into resolved ids, sorted, each once. */
+static int parse_labs(const char *cmd, const char *arg, char ***out, int *n)
 {
-    char err[KIT_ERRLEN];
-    if (v->error) *exit_code = EXIT_FAIL;
-    if (store_record(s, v, NULL, err) != KIT_OK) fprintf(stderr, "mqlab grade: %s\n", err);
-    if (strcmp(fmt, "json") == 0) {
-        if (!*first) fputs(",", stdout);
-        report_json(stdout, v);
-    } else if (strcmp(fmt, "csv") == 0) {
-        if (*first) report_csv_header(stdout, v);
-        report_csv_row(stdout, v);
+    *out = NULL;
+    *n = 0;
+    if (strcmp(arg, "all") == 0) {
+        if (lab_ids(out, n) != KIT_OK || *n == 0)
+            return usage_error(cmd, "%s", T("no labs found", "no hay laboratorios"));
+        return EXIT_PASS;
+    }
+    char *copy = kit_strdup(arg), *save = NULL;
+    for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        while (*tok == ' ') tok++;
+        if (!*tok) continue;
+        char id[128];
+        int rc = resolve_lab(cmd, tok, id, sizeof id);
+        if (rc != EXIT_PASS) {
+            lab_free_ids(*out, *n);
+            *out = NULL;
+            *n = 0;
+            free(copy);
+            return rc;
+        }
+        int seen = 0;
+        for (int i = 0; i < *n; i++) seen |= strcmp((*out)[i], id) == 0;
+        if (seen) continue;
+        *out = kit_xrealloc(*out, sizeof **out * (size_t)(*n + 1));
+        (*out)[(*n)++] = kit_strdup(id);
+    }
+    free(copy);
+    if (*n == 0) return usage_error(cmd, T("no lab in '%s'", "no hay ningún laboratorio en '%s'"), arg);
+    qsort(*out, (size_t)*n, sizeof **out, kit_cmp_strp);
+    return EXIT_PASS;
+}
+
+/* ------------------------------------------------------------ output */
+
+static const char *const formats[] = { "text", "json", "csv", "csv-checks", "junit", "gradescope" };
+
+static int known_format(const char *f)
+{
+    for (size_t i = 0; i < sizeof formats / sizeof *formats; i++)
+        if (strcmp(formats[i], f) == 0) return 1;
+    return 0;
+}
+
+typedef struct {
+    const char *fmt;
+    int many_labs;
+    int first;
+    const verdict_t **vs;   /* what was graded, in order */
+    int n, cap;
+} out_t;
+
+static void table_header(const out_t *o)
+{
+    column(T("STUDENT", "ESTUDIANTE"), 20);
+    if (o->many_labs) column(T("LAB", "LABORATORIO"), 18);
+    printf("%11s %8s  %s\n", T("SCORE", "NOTA"), T("TIME", "TIEMPO"), T("FAILED CHECKS", "COMPROBACIONES FALLIDAS"));
+}
+
+static void table_row(const out_t *o, const verdict_t *v, int resumed)
+{
+    char score[48];
+    if (v->missing) snprintf(score, sizeof score, "%s", T("missing", "sin entrega"));
+    else if (v->incomplete) snprintf(score, sizeof score, "—/%g", v->max_score);
+    else snprintf(score, sizeof score, "%g/%g", v->score, v->max_score);
+    column(v->student, 20);
+    if (o->many_labs) column(v->lab, 18);
+    /* printf pads by bytes: pad the score by characters. */
+    int chars = 0;
+    for (const unsigned char *p = (const unsigned char *)score; *p; p++) chars += (*p & 0xC0) != 0x80;
+    printf("%*s%s ", chars < 11 ? 11 - chars : 0, "", score);
+    if (resumed) printf("%8s  ", T("kept", "guardada"));
+    else printf("%7.1fs  ", v->duration_s);
+    if (v->missing) {
+        printf("%s\n", v->missing);
+    } else if (v->incomplete || (v->error && v->nchecks == 0)) {
+        printf("%s\n", v->error ? v->error : "");
     } else {
-        char score[32];
-        if (v->incomplete) snprintf(score, sizeof score, "—/%g", v->max_score);
-        else snprintf(score, sizeof score, "%g/%g", v->score, v->max_score);
-        column(who, 24);
-        printf("%9s %7.1fs  ", score, v->duration_s);
-        if (v->incomplete) {
-            printf("%s\n", v->error);
-        } else {
-            int any = 0;
-            for (int k = 0; k < v->nchecks; k++)
-                if (!v->checks[k].passed) { printf("%s%s", any ? ", " : "", v->checks[k].id); any = 1; }
-            printf("%s\n", any ? "" : "-");
+        int any = 0;
+        for (int k = 0; k < v->nchecks; k++)
+            if (!v->checks[k].passed) { printf("%s%s", any ? ", " : "", v->checks[k].id); any = 1; }
+        printf("%s\n", any ? "" : "-");
+    }
+}
+
+static void keep(out_t *o, const verdict_t *v)
+{
+    if (o->n == o->cap) o->vs = kit_xrealloc(o->vs, sizeof *o->vs * (size_t)(o->cap = o->cap ? o->cap * 2 : 64));
+    o->vs[o->n++] = v;
+}
+
+/* As each submission is done: the streamed formats print at once. */
+static void emit(void *ud, class_sub_t *sub)
+{
+    out_t *o = ud;
+    if (sub->state != CLASS_DONE || sub->outcome != 0) return;
+    keep(o, &sub->v);
+    if (strcmp(o->fmt, "text") == 0) {
+        table_row(o, &sub->v, sub->resumed);
+    } else if (strcmp(o->fmt, "json") == 0) {
+        fputs(o->first ? "\n" : ",\n", stdout);
+        report_json(stdout, &sub->v);
+    }
+    o->first = 0;
+    fflush(stdout);
+}
+
+/* Write what `write` prints into path, whole or not at all. */
+static int write_file(const char *path, void (*write)(FILE *f, void *ud), void *ud)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    if (!f) return -1;
+    write(f, ud);
+    fclose(f);
+    char err[KIT_ERRLEN];
+    int rc = kit_write_file_atomic(path, buf, len, 0644, err);
+    if (rc != KIT_OK) fprintf(stderr, "mqlab: %s\n", err);
+    free(buf);
+    return rc == KIT_OK ? 0 : -1;
+}
+
+typedef struct {
+    const verdict_t *const *vs;
+    int n;
+} slice_t;
+
+static void w_gradescope(FILE *f, void *ud) { slice_t *s = ud; report_gradescope(f, s->vs, s->n); }
+static void w_csv_checks(FILE *f, void *ud) { slice_t *s = ud; report_csv_checks(f, s->vs, s->n); }
+
+static int count_students(const verdict_t *const *vs, int n)
+{
+    int k = 0;
+    for (int i = 0; i < n; i++)
+        if (i == 0 || strcmp(vs[i]->student, vs[i - 1]->student) != 0) k++;
+    return k;
+}
+
+/* The formats written once everything is graded (or exported). Returns
+ * an exit code. */
+static int write_whole(const char *cmd, const char *fmt, const verdict_t *const *vs, int n,
+                       char *const *labs, int nlabs)
+{
+    if (strcmp(fmt, "csv") == 0) {
+        report_csv_students(stdout, vs, n, (const char *const *)labs, nlabs);
+    } else if (strcmp(fmt, "junit") == 0) {
+        report_junit(stdout, vs, n);
+    } else if (strcmp(fmt, "csv-checks") == 0) {
+        for (int l = 0; l < nlabs; l++) {
+            int a = 0, k = 0;
+            const verdict_t **one = kit_xmalloc(sizeof *one * (size_t)(n ? n : 1));
+            for (int i = 0; i < n; i++)
+                if (strcmp(vs[i]->lab, labs[l]) == 0) one[k++] = vs[i];
+            slice_t sl = { one, k };
+            if (!opt.out) {
+                report_csv_checks(stdout, one, k);
+            } else {
+                char *path = kit_strdup_printf("%s/%s.csv", opt.out, labs[l]);
+                a = write_file(path, w_csv_checks, &sl);
+                if (a == 0) fprintf(stderr, "%s\n", path);
+                free(path);
+            }
+            free(one);
+            if (a != 0) return EXIT_FAIL;
+        }
+    } else if (strcmp(fmt, "gradescope") == 0) {
+        if (!opt.out) {
+            report_gradescope(stdout, vs, n);
+            return EXIT_PASS;
+        }
+        for (int i = 0; i < n;) {
+            int k = i;
+            while (k < n && strcmp(vs[k]->student, vs[i]->student) == 0) k++;
+            char *dir = kit_strdup_printf("%s/%s", opt.out, vs[i]->student);
+            char err[KIT_ERRLEN];
+            int bad = kit_mkdir_p(dir, 0755, err) != KIT_OK;
+            if (bad) fprintf(stderr, "mqlab %s: %s\n", cmd, err);
+            char *path = kit_strdup_printf("%s/results.json", dir);
+            slice_t sl = { vs + i, k - i };
+            if (!bad) bad = write_file(path, w_gradescope, &sl) != 0;
+            free(path);
+            free(dir);
+            if (bad) return EXIT_FAIL;
+            i = k;
+        }
+        fprintf(stderr, T("%d results.json in %s\n", "%d results.json en %s\n"), count_students(vs, n), opt.out);
+    }
+    return EXIT_PASS;
+}
+
+/* --out is wanted by some formats and meaningless to others. */
+static int check_out(const char *cmd, const char *fmt, int nlabs)
+{
+    if (opt.out && strcmp(fmt, "gradescope") && strcmp(fmt, "csv-checks"))
+        return usage_error(cmd, T("--out is for --format gradescope and csv-checks, not %s",
+                                  "--out es para --format gradescope y csv-checks, no para %s"), fmt);
+    if (!opt.out && strcmp(fmt, "csv-checks") == 0 && nlabs > 1)
+        return usage_error(cmd, "%s", T("--format csv-checks with several labs writes one file per lab: give --out DIR",
+                                        "--format csv-checks con varios laboratorios escribe un fichero por laboratorio: da --out DIR"));
+    if (opt.out) {
+        char err[KIT_ERRLEN];
+        if (kit_mkdir_p(opt.out, 0755, err) != KIT_OK) {
+            fprintf(stderr, "mqlab %s: %s\n", cmd, err);
+            return EXIT_USAGE;
         }
     }
-    fflush(stdout);
-    *first = 0;
+    return EXIT_PASS;
 }
+
+/* ------------------------------------------------------------ grade */
 
 int cmd_grade(int argc, char **argv)
 {
     if (argc < 2)
-        return usage_error("grade", "%s", T("expects a lab and at least one submission folder",
-                                             "espera un laboratorio y al menos una carpeta de entrega"));
+        return usage_error("grade", "%s", T("expects the labs (03, 01,03 or all) and at least one folder",
+                                             "espera los laboratorios (03, 01,03 o all) y al menos una carpeta"));
     const char *fmt = opt.format ? opt.format : "text";
-    if (strcmp(fmt, "text") && strcmp(fmt, "json") && strcmp(fmt, "csv"))
-        return usage_error("grade", T("unknown format '%s' (text, json or csv)", "formato desconocido '%s' (text, json o csv)"), fmt);
+    if (!known_format(fmt))
+        return usage_error("grade", T("unknown format '%s' (text, json, csv, csv-checks, junit or gradescope)",
+                                      "formato desconocido '%s' (text, json, csv, csv-checks, junit o gradescope)"), fmt);
+    if (opt.jobs < 0)
+        return usage_error("grade", "%s", T("--jobs wants a number from 1 to 64", "--jobs quiere un número de 1 a 64"));
     for (int i = 1; i < argc; i++)
         if (!kit_is_dir(argv[i]))
             return usage_error("grade", T("%s is not a folder", "%s no es una carpeta"), argv[i]);
-    char lab[128];
-    int rc = resolve_lab("grade", argv[0], lab, sizeof lab);
+    char **labs = NULL;
+    int nlabs = 0;
+    int rc = parse_labs("grade", argv[0], &labs, &nlabs);
     if (rc != EXIT_PASS) return rc;
-    if ((rc = choose_sandbox("grade", 1)) != EXIT_PASS) return rc;
-    char *dbpath = kit_strdup(opt.db ? opt.db : "gradebook.db");
-    store_t *s = NULL;
-    char err[KIT_ERRLEN];
-    if (store_open(&s, dbpath, err) != KIT_OK) {
+    if ((rc = check_out("grade", fmt, nlabs)) != EXIT_PASS) {
+        lab_free_ids(labs, nlabs);
+        return rc;
+    }
+    char err[4096];
+    class_t *c = class_find((const char *const *)labs, nlabs, (const char *const *)(argv + 1), argc - 1,
+                            opt.student, opt.lang, err, sizeof err);
+    if (!c) {
         fprintf(stderr, "mqlab grade: %s\n", err);
-        free(dbpath);
+        lab_free_ids(labs, nlabs);
         return EXIT_USAGE;
     }
-    int jobs = opt.jobs ? opt.jobs : 1;
-    if (jobs < 1 || jobs > 64) {
-        store_close(s);
-        free(dbpath);
-        return usage_error("grade", "%s", T("--jobs wants a number from 1 to 64", "--jobs quiere un número de 1 a 64"));
+    if (class_count(c) == 0) {
+        fprintf(stderr, "mqlab grade: %s\n", T("nothing to grade there", "ahí no hay nada que evaluar"));
+        class_free(c);
+        lab_free_ids(labs, nlabs);
+        return EXIT_USAGE;
     }
-    int n = argc - 1;
-    slot_t *slots = kit_xmalloc(sizeof *slots * (size_t)n);
-    memset(slots, 0, sizeof *slots * (size_t)n);
-    for (int k = 0; k < n; k++) {
-        slot_t *sl = &slots[k];
-        if (!realpath(argv[k + 1], sl->abs)) { sl->state = SLOT_SKIPPED; continue; }
-        sl->base = kit_strdup(basename(sl->abs));
-        sl->job = (worker_job_t){ .lab = lab, .dir = sl->abs, .student = sl->base, .lang = opt.lang };
+    if ((rc = choose_sandbox("grade", 1)) != EXIT_PASS) {
+        class_free(c);
+        lab_free_ids(labs, nlabs);
+        return rc;
+    }
+    if (strcmp(fmt, "gradescope") == 0 && !opt.out) {
+        int students = 1;
+        for (int i = 1; i < class_count(c); i++)
+            students += strcmp(class_at(c, i)->student, class_at(c, i - 1)->student) != 0;
+        if (students > 1) {
+            class_free(c);
+            lab_free_ids(labs, nlabs);
+            return usage_error("grade", "%s", T("--format gradescope with several students writes one results.json each: give --out DIR",
+                                                 "--format gradescope con varios estudiantes escribe un results.json por estudiante: da --out DIR"));
+        }
+    }
+    const char *dbpath = opt.db ? opt.db : "gradebook.db";
+    store_t *s = NULL;
+    if (store_open(&s, dbpath, err) != KIT_OK) {
+        fprintf(stderr, "mqlab grade: %s\n", err);
+        class_free(c);
+        lab_free_ids(labs, nlabs);
+        return EXIT_USAGE;
     }
 
-    int exit_code = EXIT_PASS, first = 1, stop = 0, running = 0, started = 0, printed = 0;
-    if (strcmp(fmt, "json") == 0) fputs("[", stdout);
-    if (strcmp(fmt, "text") == 0) {
-        column(T("STUDENT", "ESTUDIANTE"), 24);
-        printf("%9s %8s  %s\n", T("SCORE", "NOTA"), T("TIME", "TIEMPO"), T("FAILED CHECKS", "COMPROBACIONES FALLIDAS"));
-    }
-    struct pollfd *pf = kit_xmalloc(sizeof *pf * (size_t)n);
-    while (printed < n) {
-        /* Start workers up to the limit, in the folders' order. */
-        while (!stop && running < jobs && started < n) {
-            slot_t *sl = &slots[started++];
-            if (sl->state == SLOT_SKIPPED) continue;
-            worker_start(&sl->job, &sl->v, &sl->w);
-            sl->state = SLOT_RUNNING;
-            running++;
-        }
-        /* Wait for any of them, then let each act on what it said. */
-        int np = 0;
-        for (int k = 0; k < n; k++)
-            if (slots[k].state == SLOT_RUNNING && worker_fd(slots[k].w) >= 0)
-                pf[np++] = (struct pollfd){ worker_fd(slots[k].w), POLLIN, 0 };
-        if (np > 0) poll(pf, (nfds_t)np, 100);
-        for (int k = 0; k < n; k++) {
-            slot_t *sl = &slots[k];
-            if (sl->state != SLOT_RUNNING || !worker_step(sl->w, 0)) continue;
-            char werr[8192] = "";
-            int wrc = worker_finish(sl->w, werr, sizeof werr);
-            sl->w = NULL;
-            sl->state = SLOT_DONE;
-            running--;
-            sl->r = grade_outcome(wrc, werr, &sl->v, "grade");
-            if (sl->r == 130 || sl->r == EXIT_ENV) {
-                if (!stop) exit_code = sl->r;
-                stop = 1;
-            }
-        }
-        /* Print and record in the folders' order. After a stop, what
-         * never started is left out. */
-        while (printed < n) {
-            slot_t *sl = &slots[printed];
-            if (sl->state == SLOT_RUNNING) break;
-            if (sl->state == SLOT_NONE) {
-                if (!stop) break;
-                printed++;
-                continue;
-            }
-            printed++;
-            if (sl->state != SLOT_DONE) continue;
-            if (sl->r == 130 || sl->r == EXIT_ENV) continue;
-            if (sl->r == EXIT_USAGE) { exit_code = EXIT_FAIL; continue; }
-            print_and_record(s, &sl->v, sl->base, fmt, &first, &exit_code);
-        }
-    }
-    free(pf);
-    for (int k = 0; k < n; k++) {
-        verdict_clear(&slots[k].v);
-        free(slots[k].base);
-    }
-    free(slots);
-    if (strcmp(fmt, "json") == 0) fputs("]\n", stdout);
-    if (strcmp(fmt, "text") == 0)
+    out_t o = { .fmt = fmt, .many_labs = nlabs > 1, .first = 1 };
+    if (strcmp(fmt, "text") == 0) table_header(&o);
+    if (strcmp(fmt, "json") == 0) fputs("{\"verdicts\":[", stdout);
+    fflush(stdout);
+    const char *nc = getenv("NO_COLOR");
+    class_run_t run = {
+        .jobs = opt.jobs > 0 ? opt.jobs : class_default_jobs(),
+        .resume = opt.resume,
+        .progress = isatty(STDERR_FILENO) && !(nc && *nc) && strcmp(fmt, "json") != 0,
+        .lang = opt.lang, .emit = emit, .ud = &o,
+    };
+    rc = class_run(c, s, &run);
+    if (strcmp(fmt, "json") == 0) {
+        fputs("\n],\"summary\":", stdout);
+        report_summary_json(stdout, o.vs, o.n);
+        fputs("}\n", stdout);
+    } else if (strcmp(fmt, "text") == 0) {
+        report_summary_text(stdout, o.vs, o.n, opt.lang);
         fprintf(stderr, T("gradebook: %s\n", "libro de notas: %s\n"), dbpath);
+    } else {
+        int w = write_whole("grade", fmt, o.vs, o.n, labs, nlabs);
+        if (w != EXIT_PASS && rc == EXIT_PASS) rc = w;
+    }
+    fflush(stdout);
+    free(o.vs);
     store_close(s);
-    free(dbpath);
-    return exit_code;
+    class_free(c);
+    lab_free_ids(labs, nlabs);
+    return rc;
+}
+
+/* ------------------------------------------------------------ gradebook */
+
+typedef struct {
+    verdict_t *v;
+    int n, cap;
+} pile_t;
+
+static int take(void *ud, verdict_t *v)
+{
+    pile_t *p = ud;
+    if (p->n == p->cap) p->v = kit_xrealloc(p->v, sizeof *p->v * (size_t)(p->cap = p->cap ? p->cap * 2 : 64));
+    p->v[p->n++] = *v;
+    *v = (verdict_t){ 0 };
+    return KIT_OK;
+}
+
+int cmd_gradebook(int argc, char **argv)
+{
+    if (argc < 1 || strcmp(argv[0], "export") != 0 || argc > 2)
+        return usage_error("gradebook", "%s", T("expects: mqlab gradebook export [LABS]", "espera: mqlab gradebook export [LABS]"));
+    const char *fmt = opt.format ? opt.format : "csv";
+    if (!known_format(fmt))
+        return usage_error("gradebook", T("unknown format '%s' (csv, csv-checks, json, junit, gradescope or text)",
+                                          "formato desconocido '%s' (csv, csv-checks, json, junit, gradescope o text)"), fmt);
+    const char *which = opt.attempt ? opt.attempt : "latest";
+    if (strcmp(which, "latest") && strcmp(which, "best"))
+        return usage_error("gradebook", T("--attempt is latest or best, not '%s'", "--attempt es latest o best, no '%s'"), which);
+    const char *dbpath = opt.db ? opt.db : "gradebook.db";
+    if (!kit_file_exists(dbpath))
+        return usage_error("gradebook", T("no gradebook at %s (give --db FILE)", "no hay libro de notas en %s (da --db FICHERO)"), dbpath);
+    char **labs = NULL;
+    int nlabs = 0, rc = parse_labs("gradebook", argc == 2 ? argv[1] : "all", &labs, &nlabs);
+    if (rc != EXIT_PASS) return rc;
+    store_t *s = NULL;
+    char err[KIT_ERRLEN];
+    pile_t p = { 0 };
+    if (store_open(&s, dbpath, err) != KIT_OK ||
+        store_each(s, (const char *const *)labs, nlabs, strcmp(which, "best") == 0, take, &p, err) != KIT_OK) {
+        fprintf(stderr, "mqlab gradebook: %s\n", err);
+        store_close(s);
+        lab_free_ids(labs, nlabs);
+        free(p.v);
+        return EXIT_USAGE;
+    }
+    store_close(s);
+    /* Only the labs that have results get columns. */
+    int used = 0;
+    for (int l = 0; l < nlabs; l++) {
+        int any = 0;
+        for (int i = 0; i < p.n && !any; i++) any = strcmp(p.v[i].lab, labs[l]) == 0;
+        if (any) labs[used++] = labs[l];
+        else free(labs[l]);
+    }
+    nlabs = used;
+    const verdict_t **vs = kit_xmalloc(sizeof *vs * (size_t)(p.n ? p.n : 1));
+    for (int i = 0; i < p.n; i++) vs[i] = &p.v[i];
+    if ((rc = check_out("gradebook", fmt, nlabs)) == EXIT_PASS) {
+        if (strcmp(fmt, "gradescope") == 0 && !opt.out && count_students(vs, p.n) > 1) {
+            rc = usage_error("gradebook", "%s", T("--format gradescope with several students writes one results.json each: give --out DIR",
+                                                   "--format gradescope con varios estudiantes escribe un results.json por estudiante: da --out DIR"));
+        } else if (strcmp(fmt, "json") == 0) {
+            fputs("{\"verdicts\":[", stdout);
+            for (int i = 0; i < p.n; i++) {
+                fputs(i ? ",\n" : "\n", stdout);
+                report_json(stdout, vs[i]);
+            }
+            fputs("\n],\"summary\":", stdout);
+            report_summary_json(stdout, vs, p.n);
+            fputs("}\n", stdout);
+        } else if (strcmp(fmt, "text") == 0) {
+            out_t o = { .fmt = fmt, .many_labs = nlabs > 1 };
+            table_header(&o);
+            for (int i = 0; i < p.n; i++) table_row(&o, vs[i], 0);
+            report_summary_text(stdout, vs, p.n, opt.lang);
+        } else {
+            rc = write_whole("gradebook", fmt, vs, p.n, labs, nlabs);
+        }
+    }
+    for (int i = 0; i < p.n; i++) verdict_clear(&p.v[i]);
+    free(p.v);
+    free(vs);
+    lab_free_ids(labs, nlabs);
+    return rc;
 }

@@ -107,24 +107,76 @@ static const command_help_t helps[] = {
       "Crea una CA, un certificado de servidor para localhost y 127.0.0.1, uno de cliente, una CA impostora\n"
       "con un certificado de servidor para los mismos nombres, uno para otro host y uno caducado.\n"
       "Las claves solo las puedes leer tú. `make` lo ejecuta para certs/ del repositorio." },
-    { "grade", "NN DIR... [--format text|json|csv] [--db FILE] [--jobs N] [--no-sandbox]", "instructors: grade many submissions into a gradebook",
-      "docentes: evalúa muchas entregas y las guarda en un libro de notas",
-      "Each DIR is one student's folder for the lab; the folder name is the student id.\n"
-      "Results are added to the gradebook database (default ./gradebook.db).\n"
-      "Each submission is graded in its own process and sandbox; grade refuses to run without a\n"
-      "sandbox unless given --no-sandbox. A grading that overruns its lab's limit is stopped and\n"
-      "reported as not finished, without a score.\n"
-      "--jobs N grades N submissions at a time (default 1), each in its own worker; the output and\n"
-      "the gradebook keep the order of the folders, and the verdicts are those of --jobs 1.\n"
-      "Exit code: 0 when every submission was graded, 1 when some could not be, 2 bad usage, 3 missing tools.",
-      "Cada DIR es la carpeta de un estudiante para ese laboratorio; su nombre es el id del estudiante.\n"
-      "Los resultados se añaden al libro de notas (por defecto ./gradebook.db).\n"
-      "Cada entrega se evalúa en su propio proceso y aislada; grade no evalúa sin aislamiento salvo\n"
-      "con --no-sandbox. Una evaluación que pasa el límite de su laboratorio se para y se informa\n"
-      "como no terminada, sin nota.\n"
-      "--jobs N evalúa N entregas a la vez (por defecto 1), cada una en su proceso; la salida y el\n"
-      "libro de notas siguen el orden de las carpetas, y los veredictos son los de --jobs 1.\n"
-      "Código de salida: 0 si se evaluaron todas, 1 si alguna no se pudo, 2 uso incorrecto, 3 faltan herramientas." },
+    { "grade", "LABS DIR... [--jobs N] [--resume] [--format F] [--out DIR] [--db FILE] [--student ID]",
+      "instructors: grade a class, lab by lab or the whole course, into a gradebook",
+      "docentes: evalúa una clase, por laboratorio o el curso entero, en un libro de notas",
+      "LABS is one lab (03), a list (01,03,05) or all. Each DIR is looked at by one rule:\n"
+      "  - a folder holding .mqlab/, or folders named after labs (03-qos-loss/), is one student's\n"
+      "    workspace, as mqlab init made it: the student is the id in .mqlab/student, else the\n"
+      "    folder's name, and lab NN is graded from its NN-name/ folder;\n"
+      "  - a folder holding a lab's files (a program in any form the kit runs: sensor.py, sensor.c,\n"
+      "    sensor.lua, sensor.sh, sensor; or a data file: topics.txt) is one lab folder, of the student\n"
+      "    the folder is named after;\n"
+      "  - any other folder holding such folders is a class: each child goes through the same rule;\n"
+      "  - anything else is a student who handed in nothing.\n"
+      "A lab a student did not hand in (no files, misnamed ones, or only the unchanged starter files)\n"
+      "is reported as missing, with what was found, not as a 0. --student ID names the student of a\n"
+      "single submission folder.\n"
+      "Each submission is graded in its own worker process, with its own brokers, network and\n"
+      "sandbox (grade refuses to run unsandboxed unless given --no-sandbox). --jobs N grades N at a\n"
+      "time; the default keeps every core busy (eight per core, fewer when memory or descriptors are\n"
+      "short). The verdicts are those of --jobs 1, printed in the order of students and labs. On a\n"
+      "terminal a progress line shows what is done, what failed, the rate and the time left.\n"
+      "Every grading is recorded in the gradebook (default ./gradebook.db) as soon as it ends. Ctrl-C\n"
+      "stops everything and keeps what was graded; --resume then skips every student and lab whose\n"
+      "files (by a hash of their contents) have not changed since their latest grading.\n"
+      "--format: text (a table and a class summary), json (the verdicts and the summary), csv (a row\n"
+      "per student, a column per lab, the total), csv-checks (a row per submission, a column per\n"
+      "check; one file per lab in --out DIR when there are several labs), junit (JUnit XML), gradescope\n"
+      "(results.json; with several students, one DIR/STUDENT/results.json each, with --out DIR).\n"
+      "Exit code: 0 when every submission was graded, 1 when some could not be, 2 bad usage, 3 missing\n"
+      "tools, 130 interrupted.",
+      "LABS es un laboratorio (03), una lista (01,03,05) o all. Cada DIR se mira con una regla:\n"
+      "  - una carpeta con .mqlab/, o con carpetas con nombre de laboratorio (03-qos-loss/), es el\n"
+      "    espacio de trabajo de un estudiante, como lo crea mqlab init: el estudiante es el id de\n"
+      "    .mqlab/student, si no el nombre de la carpeta, y el laboratorio NN se evalúa en NN-nombre/;\n"
+      "  - una carpeta con ficheros de un laboratorio (un programa en cualquier forma que el kit\n"
+      "    ejecuta: sensor.py, sensor.c, sensor.lua, sensor.sh, sensor; o un fichero de datos:\n"
+      "    topics.txt) es una carpeta de laboratorio, del estudiante que le da nombre;\n"
+      "  - cualquier otra carpeta que contenga carpetas así es una clase: cada hija pasa por la misma regla;\n"
+      "  - lo demás es un estudiante que no entregó nada.\n"
+      "Un laboratorio que un estudiante no entregó (sin ficheros, con nombres equivocados, o solo con los\n"
+      "ficheros de partida sin cambios) sale como «sin entrega», con lo que se encontró, no como un 0.\n"
+      "--student ID da el estudiante de una sola carpeta de entrega.\n"
+      "Cada entrega se evalúa en su propio proceso, con sus brokers, su red y su aislamiento (grade no\n"
+      "evalúa sin aislar salvo con --no-sandbox). --jobs N evalúa N a la vez; por defecto mantiene\n"
+      "ocupados todos los núcleos (ocho por núcleo, menos si falta memoria o descriptores). Los\n"
+      "veredictos son los de --jobs 1, en el orden de estudiantes y laboratorios. En un terminal, una\n"
+      "línea de progreso muestra lo hecho, lo fallido, el ritmo y el tiempo que queda.\n"
+      "Cada evaluación se guarda en el libro de notas (por defecto ./gradebook.db) en cuanto termina.\n"
+      "Ctrl-C lo para todo y conserva lo evaluado; --resume se salta luego cada estudiante y\n"
+      "laboratorio cuyos ficheros (por un hash de su contenido) no han cambiado desde su última evaluación.\n"
+      "--format: text (una tabla y un resumen de la clase), json (los veredictos y el resumen), csv (una\n"
+      "fila por estudiante, una columna por laboratorio, el total), csv-checks (una fila por entrega, una\n"
+      "columna por comprobación; un fichero por laboratorio en --out DIR si hay varios), junit (XML de\n"
+      "JUnit), gradescope (results.json; con varios estudiantes, un DIR/ESTUDIANTE/results.json cada uno,\n"
+      "con --out DIR).\n"
+      "Código de salida: 0 si se evaluaron todas, 1 si alguna no se pudo, 2 uso incorrecto, 3 faltan\n"
+      "herramientas, 130 interrumpido." },
+    { "gradebook", "export [LABS] [--format F] [--attempt latest|best] [--db FILE] [--out DIR]",
+      "instructors: the gradebook's results, one per student and lab",
+      "docentes: los resultados del libro de notas, uno por estudiante y laboratorio",
+      "export writes one result per student and lab from the gradebook (default ./gradebook.db): the\n"
+      "latest attempt (--attempt latest, the default) or the best (--attempt best). A re-grade replaces\n"
+      "a result instead of counting twice. LABS (03, 01,03 or all) narrows it; the default is all.\n"
+      "--format: csv (default; a row per student, a column per lab), csv-checks, json, junit,\n"
+      "gradescope or text, as in mqlab grade.",
+      "export escribe un resultado por estudiante y laboratorio a partir del libro de notas (por defecto\n"
+      "./gradebook.db): el último intento (--attempt latest, por defecto) o el mejor (--attempt best).\n"
+      "Una reevaluación sustituye un resultado en vez de contar dos veces. LABS (03, 01,03 o all) lo\n"
+      "acota; por defecto, todos.\n"
+      "--format: csv (por defecto; una fila por estudiante, una columna por laboratorio), csv-checks,\n"
+      "json, junit, gradescope o text, como en mqlab grade." },
     { "doctor", "", "is everything the kit needs here, and working", "¿está aquí todo lo que el kit necesita, y funciona?", "", "" },
     { "tour", "[DIR]", "the student tour: checks the machine, makes a workspace, shows where to start",
       "el recorrido del estudiante: revisa la máquina, crea el espacio de trabajo y muestra por dónde empezar", "", "" },
@@ -167,7 +219,7 @@ typedef int (*command_fn)(int argc, char **argv);
 static const struct { const char *name; command_fn fn; } commands[] = {
     { "init", cmd_init }, { "list", cmd_list }, { "show", cmd_show }, { "check", cmd_check },
     { "hint", cmd_hint }, { "progress", cmd_progress }, { "reset", cmd_reset }, { "run", cmd_run },
-    { "broker", cmd_broker }, { "trace", cmd_trace }, { "bench", cmd_bench }, { "certs", cmd_certs }, { "grade", cmd_grade }, { "doctor", cmd_doctor }, { "tour", cmd_tour },
+    { "broker", cmd_broker }, { "trace", cmd_trace }, { "bench", cmd_bench }, { "certs", cmd_certs }, { "grade", cmd_grade }, { "gradebook", cmd_gradebook }, { "doctor", cmd_doctor }, { "tour", cmd_tour },
 };
 
 int main(int argc, char **argv)
@@ -184,6 +236,8 @@ int main(int argc, char **argv)
         { "json", no_argument, 0, 'j' }, { "all", no_argument, 0, 'a' },
         { "no-record", no_argument, 0, 'n' }, { "port", required_argument, 0, 'p' },
         { "no-sandbox", no_argument, 0, 'S' }, { "jobs", required_argument, 0, 'J' },
+        { "resume", no_argument, 0, 'R' }, { "out", required_argument, 0, 'o' },
+        { "attempt", required_argument, 0, 'A' },
         { "help", no_argument, 0, 'h' }, { "version", no_argument, 0, 'V' }, { 0, 0, 0, 0 }
     };
     const char *cmd = NULL;
@@ -237,7 +291,15 @@ int main(int argc, char **argv)
             case 'a': opt.all = 1; break;
             case 'n': opt.no_record = 1; break;
             case 'S': opt.no_sandbox = 1; break;
-            case 'J': opt.jobs = atoi(optarg); if (opt.jobs < 1) opt.jobs = -1; break;
+            case 'J': {
+                char *end = NULL;
+                long j = strtol(optarg, &end, 10);
+                opt.jobs = end && *end == '\0' && j >= 1 && j <= 64 ? (int)j : -1;
+                break;
+            }
+            case 'R': opt.resume = 1; break;
+            case 'o': opt.out = optarg; break;
+            case 'A': opt.attempt = optarg; break;
             case 'p': opt.port = atoi(optarg); break;
             case 'h': free(av); return print_help(cmd);
             case 'V': printf("mqlab %s\n", MQLAB_VERSION); free(av); return EXIT_PASS;

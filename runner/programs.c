@@ -39,7 +39,7 @@
 extern char **environ;
 
 #define OUT_CAP (1024 * 1024)     /* bytes of each capture kept in memory */
-#define PROBE_MS 5000             /* `python -c "import paho.mqtt.client"` */
+#define PROBE_MS 20000            /* `python -c "import paho.mqtt.client"` */
 #define BUILD_MS 120000           /* cc on a slow machine */
 #define REAP_MS 10000             /* a sandbox's status after SIGKILL */
 #define DEFAULT_PATH "/usr/local/bin:/usr/bin:/bin"

@@ -68,6 +68,13 @@ static const char *const migrations[] = {
     /* 2: a grading that did not finish (its worker was stopped) has no
      * score; its row says so instead of passing for a 0 */
     "ALTER TABLE attempts ADD COLUMN incomplete INTEGER NOT NULL DEFAULT 0;",
+    /* 3: class grading. A submission that was not handed in is its own
+     * outcome (what was found instead); the hash of the files graded
+     * lets a resumed run skip what has not changed; exports pick one
+     * attempt per student and lab */
+    "ALTER TABLE attempts ADD COLUMN missing TEXT;"
+    "ALTER TABLE attempts ADD COLUMN content_hash TEXT;"
+    "CREATE INDEX attempts_lab_student ON attempts(lab, student);",
 };
 
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
@@ -281,8 +288,8 @@ int store_record(store_t *s, const verdict_t *v, int64_t *attempt_id, char *err)
 
     if (prepare(s, &att,
                 "INSERT INTO attempts(student, lab, submission, started_ms, duration_s,"
-                " score, max_score, error, incomplete)"
-                " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                " score, max_score, error, incomplete, missing, content_hash)"
+                " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
                 err) != KIT_OK)
         goto cleanup;
     bind_text(att, 1, v->student);
@@ -294,6 +301,8 @@ int store_record(store_t *s, const verdict_t *v, int64_t *attempt_id, char *err)
     sqlite3_bind_double(att, 7, v->max_score);
     bind_text(att, 8, v->error);
     sqlite3_bind_int(att, 9, v->incomplete ? 1 : 0);
+    bind_text(att, 10, v->missing);
+    bind_text(att, 11, v->hash);
     if (step_done(s, att, err) != KIT_OK) goto cleanup;
     int64_t id = sqlite3_last_insert_rowid(s->db);
 
@@ -327,9 +336,10 @@ cleanup:
     return ret;
 }
 
-/* Best = highest score, ties broken by the latest; "latest" is by start
- * time, then by insertion order for attempts started the same ms. */
-#define BEST_ORDER " ORDER BY score DESC, started_ms DESC, id DESC LIMIT 1"
+/* Best = highest score, a finished grading before one that did not
+ * finish, ties broken by the latest; "latest" is by start time, then by
+ * insertion order for attempts started the same ms. */
+#define BEST_ORDER " ORDER BY score DESC, incomplete ASC, started_ms DESC, id DESC LIMIT 1"
 #define LAST_ORDER " ORDER BY started_ms DESC, id DESC LIMIT 1"
 
 int store_summary(store_t *s, const char *student, const char *lab,
@@ -499,5 +509,115 @@ int store_best_checks(store_t *s, const char *student, const char *lab,
     else if (rows == 0)
         ret = kit_seterr(err, KIT_ENOENT, "no attempt of %s on lab %s yet", student, lab);
     sqlite3_finalize(st);
+    return ret;
+}
+
+/* ------------------------------------------------------------ whole attempts */
+
+static char *col_dup(sqlite3_stmt *st, int i)
+{
+    const unsigned char *t = sqlite3_column_text(st, i);
+    return t ? kit_strdup((const char *)t) : NULL;
+}
+
+/* Attempt `id` into v (cleared first). */
+static int load_attempt(store_t *s, int64_t id, verdict_t *v, char *err)
+{
+    static const char asql[] =
+        "SELECT student, lab, submission, started_ms, duration_s, score, max_score,"
+        " error, incomplete, missing, content_hash FROM attempts WHERE id = ?1";
+    static const char csql[] =
+        "SELECT check_id, title, passed, skipped, points, max_points, message"
+        " FROM check_results WHERE attempt_id = ?1 ORDER BY seq";
+    sqlite3_stmt *st = NULL;
+    verdict_clear(v);
+    if (prepare(s, &st, asql, err) != KIT_OK) return KIT_ERR;
+    sqlite3_bind_int64(st, 1, id);
+    int rc = sqlite3_step(st);
+    if (rc != SQLITE_ROW) {
+        sqlite3_finalize(st);
+        return rc == SQLITE_DONE ? kit_seterr(err, KIT_ENOENT, "no attempt %lld", (long long)id)
+                                 : dberr(s, err, "read attempt");
+    }
+    v->student = col_dup(st, 0);
+    v->lab = col_dup(st, 1);
+    v->submission = col_dup(st, 2);
+    v->started_ms = sqlite3_column_int64(st, 3);
+    v->duration_s = sqlite3_column_double(st, 4);
+    v->score = sqlite3_column_double(st, 5);
+    v->max_score = sqlite3_column_double(st, 6);
+    v->error = col_dup(st, 7);
+    v->incomplete = sqlite3_column_int(st, 8);
+    v->missing = col_dup(st, 9);
+    v->hash = col_dup(st, 10);
+    sqlite3_finalize(st);
+    if (prepare(s, &st, csql, err) != KIT_OK) return KIT_ERR;
+    sqlite3_bind_int64(st, 1, id);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+        verdict_add(v, col_text(st, 0), col_text(st, 1), sqlite3_column_int(st, 2),
+                    sqlite3_column_int(st, 3), sqlite3_column_double(st, 4),
+                    sqlite3_column_double(st, 5), col_text(st, 6));
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE) return dberr(s, err, "read check results");
+    return KIT_OK;
+}
+
+int store_latest(store_t *s, const char *student, const char *lab, verdict_t *v, char *err)
+{
+    if (!s || !student || !lab || !v) return kit_seterr(err, KIT_EINVAL, "store_latest: missing argument");
+    sqlite3_stmt *st = NULL;
+    if (prepare(s, &st, "SELECT id FROM attempts WHERE student = ?1 AND lab = ?2" LAST_ORDER, err) != KIT_OK)
+        return KIT_ERR;
+    bind_text(st, 1, student);
+    bind_text(st, 2, lab);
+    int rc = sqlite3_step(st);
+    int64_t id = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    sqlite3_finalize(st);
+    if (rc == SQLITE_DONE) return kit_seterr(err, KIT_ENOENT, "no attempt of %s on lab %s yet", student, lab);
+    if (rc != SQLITE_ROW) return dberr(s, err, "read attempts");
+    return load_attempt(s, id, v, err);
+}
+
+int store_each(store_t *s, const char *const *labs, int nlabs, int best,
+               int (*fn)(void *ud, verdict_t *v), void *ud, char *err)
+{
+    if (!s || !fn) return kit_seterr(err, KIT_EINVAL, "store_each: missing argument");
+    /* One attempt per student and lab, chosen by the same orders as the
+     * summary; the ids first, then each attempt whole. A read
+     * transaction keeps them one snapshot while another mqlab writes. */
+    static const char latest[] =
+        "SELECT a.id, a.lab FROM attempts a WHERE a.id = (SELECT b.id FROM attempts b"
+        " WHERE b.student = a.student AND b.lab = a.lab ORDER BY b.started_ms DESC, b.id DESC LIMIT 1)"
+        " ORDER BY a.student, a.lab";
+    static const char bestq[] =
+        "SELECT a.id, a.lab FROM attempts a WHERE a.id = (SELECT b.id FROM attempts b"
+        " WHERE b.student = a.student AND b.lab = a.lab ORDER BY b.score DESC, b.incomplete ASC,"
+        " b.started_ms DESC, b.id DESC LIMIT 1)"
+        " ORDER BY a.student, a.lab";
+    sqlite3_stmt *st = NULL;
+    int64_t *ids = NULL;
+    int n = 0, cap = 0, ret = KIT_ERR, rc;
+    if (exec(s, "BEGIN", err) != KIT_OK) return KIT_ERR;
+    if (prepare(s, &st, best ? bestq : latest, err) != KIT_OK) goto done;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *lab = col_text(st, 1);
+        int want = nlabs <= 0;
+        for (int i = 0; i < nlabs && !want; i++) want = strcmp(labs[i], lab) == 0;
+        if (!want) continue;
+        if (n == cap) ids = kit_xrealloc(ids, sizeof *ids * (size_t)(cap = cap ? cap * 2 : 64));
+        ids[n++] = sqlite3_column_int64(st, 0);
+    }
+    if (rc != SQLITE_DONE) { dberr(s, err, "read attempts"); goto done; }
+    ret = KIT_OK;
+    for (int i = 0; i < n && ret == KIT_OK; i++) {
+        verdict_t v = { 0 };
+        ret = load_attempt(s, ids[i], &v, err);
+        if (ret == KIT_OK) ret = fn(ud, &v);
+        verdict_clear(&v);
+    }
+done:
+    sqlite3_finalize(st);
+    sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
+    free(ids);
     return ret;
 }

@@ -57,4 +57,16 @@ int store_best_checks(store_t *s, const char *student, const char *lab,
                       void (*fn)(void *ud, const check_result_t *c), void *ud,
                       char *err);
 
+/* The latest attempt of a student on a lab, whole (v is cleared first and
+ * must be verdict_clear'ed). KIT_ENOENT when there is none. */
+int store_latest(store_t *s, const char *student, const char *lab, verdict_t *v, char *err);
+
+/* One attempt per (student, lab): the latest, or with best the highest
+ * score (a finished grading first, then the latest). Ordered by student,
+ * then lab; only the labs listed when nlabs > 0. fn gets each attempt
+ * whole (it may not keep v); a non-KIT_OK answer stops the walk and is
+ * returned. */
+int store_each(store_t *s, const char *const *labs, int nlabs, int best,
+               int (*fn)(void *ud, verdict_t *v), void *ud, char *err);
+
 #endif

@@ -45,5 +45,7 @@ void verdict_clear(verdict_t *v)
     free(v->student);
     free(v->submission);
     free(v->error);
+    free(v->missing);
+    free(v->hash);
     *v = (verdict_t){ 0 };
 }

@@ -26,6 +26,9 @@ typedef struct {
     char *error;       /* set when grading itself could not run (score 0) */
     int incomplete;    /* the grading did not finish (killed at its limit,
                           or the worker died): no score, whatever ran */
+    char *missing;     /* nothing was handed in: what was found instead
+                          (no checks ran, score 0); NULL otherwise */
+    char *hash;        /* the submission's content (class_hash), hex */
     double score, max_score;
     double duration_s;
     int64_t started_ms; /* wall clock, ms since epoch */

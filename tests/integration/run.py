@@ -322,12 +322,12 @@ def test_grade():
     # the reference ones, so only the program checks can pass. Grade with
     # MQLAB_STUDENT unset: the folder name is the student id.
     tmpdir = fresh_tmp()
-    p = mqlab(["grade", "01", os.path.join(subs, "ana"), os.path.join(subs, "bea"), "--format", "csv", "--db", db],
+    p = mqlab(["grade", "01", os.path.join(subs, "ana"), os.path.join(subs, "bea"), "--format", "csv-checks", "--db", db],
               tmpdir=tmpdir)
     rows = [r for r in p.stdout.splitlines() if r]
     ok = p.returncode == 0 and len(rows) == 3 and rows[0].startswith("student,lab,score") and \
         rows[1].startswith("ana,01-hello") and rows[2].startswith("bea,01-hello")
-    report(ok, "grade --format csv: a header and one row per student", p.stdout + p.stderr)
+    report(ok, "grade --format csv-checks: a header and one row per student", p.stdout + p.stderr)
     try:
         con = sqlite3.connect(db)
         n = con.execute("select count(*) from attempts where lab='01-hello'").fetchone()[0]
@@ -341,11 +341,13 @@ def test_grade():
     report(not files and not procs, "grade leaves nothing behind", f"{files} {procs}")
     p = mqlab(["grade", "01", os.path.join(subs, "ana"), "--format", "json", "--db", db])
     try:
-        arr = json.loads(p.stdout)
-        ok = isinstance(arr, list) and len(arr) == 1 and arr[0]["student"] == "ana"
-    except ValueError:
+        doc = json.loads(p.stdout)
+        arr = doc["verdicts"]
+        ok = isinstance(arr, list) and len(arr) == 1 and arr[0]["student"] == "ana" and \
+            doc["summary"]["labs"][0]["lab"] == "01-hello"
+    except (ValueError, KeyError, IndexError, TypeError):
         ok = False
-    report(ok, "grade --format json is an array of verdicts", p.stdout[:300])
+    report(ok, "grade --format json: the verdicts and the class summary", p.stdout[:300])
 
 
 def test_sigint():
@@ -879,21 +881,296 @@ def test_jobs():
         p = mqlab(["grade", "01"] + dirs + ["--format", "json", "--db", db, "--jobs", jobs], tmpdir=tmpdir, timeout=600)
         took = time.time() - t0
         try:
-            verdicts = [shape(v) for v in json.loads(p.stdout)]
-        except ValueError:
+            verdicts = [shape(v) for v in json.loads(p.stdout)["verdicts"]]
+        except (ValueError, KeyError, TypeError):
             verdicts = None
         con = sqlite3.connect(db)
-        rows = [r[0] for r in con.execute("select student from attempts order by id")]
+        rows = sorted(r[0] for r in con.execute("select student from attempts"))
         con.close()
         files, procs = leftovers(tmpdir)
         runs[jobs] = (verdicts, rows, took)
         report(p.returncode == 0 and verdicts is not None and len(verdicts) == len(sources) and
+               [v[0] for v in verdicts] == [n for n, _ in sources] and
                rows == [n for n, _ in sources] and not files and not procs,
-               f"--jobs {jobs}: every folder graded and recorded in order, nothing left ({took:.1f} s)",
+               f"--jobs {jobs}: every folder graded, printed in order and recorded once, nothing left ({took:.1f} s)",
                f"exit {p.returncode}: {rows} {files} {procs}\n{p.stderr}")
     report(runs["1"][0] == runs["4"][0], "--jobs 4 gives the verdicts of --jobs 1", f"{runs['1'][0]}\n{runs['4'][0]}")
     p = mqlab(["grade", "01", dirs[0], "--jobs", "0"])
     report(p.returncode == 2 and "--jobs" in p.stderr, "--jobs 0 is a usage error", p.stderr)
+
+
+def copy_into(src, dst):
+    """Copy the files of src over those in dst (made if needed)."""
+    os.makedirs(dst, exist_ok=True)
+    for f in os.listdir(src):
+        path = os.path.join(src, f)
+        if f != "EXPECT" and os.path.isfile(path):
+            shutil.copy2(path, os.path.join(dst, f))
+
+
+def make_class(root):
+    """A mixed class for labs 01 and 02: a workspace as mqlab init makes it
+    (student 'reference', whose parameters the solutions' data files fit),
+    lab folders, a known-bad one, an empty folder, a misnamed program, a
+    program in C."""
+    ws = os.path.join(root, "ana")
+    p = mqlab(["init", ws, "--student", "reference"])
+    if p.returncode != 0:
+        return p.stderr
+    copy_into(os.path.join(ROOT, "solutions", "01-hello"), os.path.join(ws, "01-hello"))
+    copy_into(os.path.join(ROOT, "solutions", "02-topics"), os.path.join(ws, "02-topics"))
+    copy_into(os.path.join(ROOT, "tests", "bad", "01-hello", "no-subscribe"), os.path.join(root, "ben"))
+    os.makedirs(os.path.join(root, "cid"))
+    os.makedirs(os.path.join(root, "dan"))
+    shutil.copy2(os.path.join(ROOT, "solutions", "01-hello", "hello.py"), os.path.join(root, "dan", "Hello.py"))
+    copy_into(os.path.join(ROOT, "tests", "bad", "02-topics", "order"), os.path.join(root, "eva"))
+    copy_into(os.path.join(ROOT, "solutions", "01-hello", "c"), os.path.join(root, "fe"))
+    return None
+
+
+def vshape(v):
+    return (v["student"], v["lab"], v["score"], v.get("incomplete", False), "missing" in v,
+            tuple((c["id"], c["passed"], c["skipped"]) for c in v["checks"]))
+
+
+def test_class():
+    print("grading a class: layouts, missing submissions, --jobs, exports, --resume")
+    import csv
+    import io
+    import pty
+    import xml.etree.ElementTree as ET
+    root = os.path.join(RUN_TMP, "class-mixed")
+    os.makedirs(root)
+    why = make_class(root)
+    report(why is None, "the class is made", why)
+    runs = {}
+    for label, extra in (("--jobs 1", ["--jobs", "1"]), ("the default jobs", [])):
+        db = os.path.join(RUN_TMP, f"class-{len(runs)}.db")
+        tmpdir = fresh_tmp()
+        t0 = time.time()
+        p = mqlab(["grade", "01,02", root, "--format", "json", "--db", db] + extra, tmpdir=tmpdir, timeout=600)
+        took = time.time() - t0
+        try:
+            doc = json.loads(p.stdout)
+            verdicts = doc["verdicts"]
+        except (ValueError, KeyError, TypeError):
+            doc, verdicts = None, []
+        files, procs = leftovers(tmpdir)
+        runs[label] = (db, verdicts, doc)
+        report(p.returncode == 0 and len(verdicts) == 12 and not files and not procs and "\r" not in p.stderr,
+               f"{label}: 6 students x 2 labs graded, nothing left, no progress noise without a terminal ({took:.1f} s)",
+               f"exit {p.returncode}: {len(verdicts)} verdicts {files} {procs}\n{p.stderr}\n{p.stdout[:500]}")
+    v1 = [vshape(v) for v in runs["--jobs 1"][1]]
+    v2 = [vshape(v) for v in runs["the default jobs"][1]]
+    report(v1 == v2 and v1, "the default --jobs gives the verdicts of --jobs 1", "\n".join(map(str, v1)) + "\n--\n" + "\n".join(map(str, v2)))
+    db, verdicts, doc = runs["the default jobs"]
+    by = {(v["student"], v["lab"]): v for v in verdicts}
+    students = sorted({v["student"] for v in verdicts})
+    report(students == ["ben", "cid", "dan", "eva", "fe", "reference"],
+           "the workspace's student comes from .mqlab/student; lab folders are named after their students", students)
+    ok = all(by.get(("reference", l), {}).get("score") == by.get(("reference", l), {}).get("max_score", -1) for l in ("01-hello", "02-topics"))
+    report(ok, "the workspace's labs are graded from its NN-name/ folders, at full marks",
+           [by.get(("reference", l)) for l in ("01-hello", "02-topics")])
+    m = by.get(("dan", "01-hello"), {})
+    report("missing" in m and "Hello.py" in m["missing"] and "hello.py" in m["missing"] and not m["checks"],
+           "a misnamed program is a missing submission that names what was found", m)
+    m = by.get(("cid", "02-topics"), {})
+    report("missing" in m and "topics.txt" in m["missing"], "an empty folder is a missing submission", m)
+    m = by.get(("ben", "01-hello"), {})
+    report("missing" not in m and 0 < m.get("score", 0) < m.get("max_score", 0), "a known-bad lab folder is graded, not missing", m)
+    m = by.get(("fe", "01-hello"), {})
+    report("missing" not in m and m.get("checks") and all(c["passed"] for c in m["checks"] if not c["id"].startswith("filter")),
+           "a program in C is a lab folder too (fe's filters fit another student: only the program checks pass)", m)
+    summ = doc["summary"] if doc else {}
+    checks = summ.get("checks", [])
+    rates = [c["passed"] / c["ran"] for c in checks if c["ran"]]
+    report(len(summ.get("labs", [])) == 2 and rates == sorted(rates) and
+           {(x["student"], x["lab"]) for x in summ.get("missing", [])} == {k for k, v in by.items() if "missing" in v},
+           "the summary: both labs, checks worst first, every missing submission", json.dumps(summ)[:600])
+
+    # Exports of the same class, from the gradebook (--resume: nothing changed, nothing is graded again).
+    p = mqlab(["grade", "01,02", root, "--format", "junit", "--db", db, "--resume"])
+    try:
+        xml = ET.fromstring(p.stdout)
+        suites = xml.findall("testsuite")
+        ok = len(suites) == len(verdicts)
+        detail = ""
+        for s_, v in zip(suites, verdicts):
+            props = {x.get("name"): x.get("value") for x in s_.iter("property")}
+            cases = s_.findall("testcase")
+            fails = [c for c in cases if c.find("failure") is not None]
+            skips = [c for c in cases if c.find("skipped") is not None]
+            want_fail = [c for c in v["checks"] if not c["passed"] and not c["skipped"]]
+            want_skip = [c for c in v["checks"] if c["skipped"]]
+            good = (props.get("student") == v["student"] and props.get("lab") == v["lab"] and
+                    len(skips) == len(want_skip) and int(s_.get("failures")) == len(fails) and
+                    len(fails) == len(want_fail) + (1 if "missing" in v else 0) and
+                    [f.find("failure").get("message") for f in fails if f.get("name") != "submission"] ==
+                    [c["message"] for c in want_fail])
+            if not good:
+                ok = False
+                detail += f"{v['student']} {v['lab']}: {props} {len(fails)} failures, {len(skips)} skipped\n"
+    except ET.ParseError as e:
+        ok, detail = False, f"{e}\n{p.stdout[:800]}"
+    report(p.returncode == 0 and ok, "--format junit parses and matches the verdicts", detail + p.stderr)
+
+    out = os.path.join(RUN_TMP, "gradescope")
+    p = mqlab(["grade", "01,02", root, "--format", "gradescope", "--out", out, "--db", db, "--resume"])
+    ok, detail = p.returncode == 0, p.stderr
+    for st in students:
+        try:
+            with open(os.path.join(out, st, "results.json")) as f:
+                r = json.load(f)
+        except (OSError, ValueError) as e:
+            ok, detail = False, detail + f"\n{st}: {e}"
+            continue
+        mine = [v for v in verdicts if v["student"] == st]
+        want = sum(v["score"] for v in mine if "missing" not in v)
+        tests = r.get("tests", [])
+        want_tests = sum(len(v["checks"]) or 1 for v in mine)
+        fields = all({"name", "score", "max_score", "output", "visibility"} <= set(t) for t in tests)
+        if not (abs(r.get("score", -1) - want) < 1e-9 and len(tests) == want_tests and fields and
+                "execution_time" in r and "output" in r and
+                abs(sum(t["score"] for t in tests) - want) < 1e-9):
+            ok, detail = False, detail + f"\n{st}: {json.dumps(r)[:400]}"
+    report(ok, "--format gradescope --out DIR: one results.json per student, matching the verdicts", detail)
+    p = mqlab(["grade", "01,02", root, "--format", "gradescope", "--db", db, "--resume"])
+    report(p.returncode == 2 and "--out" in p.stderr, "--format gradescope with several students wants --out", p.stderr)
+    p = mqlab(["grade", "01", os.path.join(root, "ben"), "--format", "gradescope", "--db", db, "--resume"])
+    try:
+        r = json.loads(p.stdout)
+        ok = r["score"] == by[("ben", "01-hello")]["score"] and len(r["tests"]) == len(by[("ben", "01-hello")]["checks"])
+    except (ValueError, KeyError, TypeError):
+        ok = False
+    report(ok, "--format gradescope with one submission prints its results.json", p.stdout[:300] + p.stderr)
+
+    p = mqlab(["grade", "01,02", root, "--format", "csv", "--db", db, "--resume"])
+    rows = list(csv.reader(io.StringIO(p.stdout)))
+    ok = bool(rows) and rows[0] == ["student", "01-hello", "02-topics", "total", "max_total", "missing"] and len(rows) == 7
+    for row in rows[1:] if ok else []:
+        total = 0
+        for lab, cell in zip(("01-hello", "02-topics"), row[1:3]):
+            v = by[(row[0], lab)]
+            if "missing" in v:
+                ok = ok and cell == "missing"
+            else:
+                ok = ok and float(cell) == v["score"]
+                total += v["score"]
+        ok = ok and float(row[3]) == total and int(row[5]) == sum(1 for l in ("01-hello", "02-topics") if "missing" in by[(row[0], l)])
+    report(ok, "--format csv round-trips: a row per student, a column per lab, missing marked, the total", p.stdout + p.stderr)
+    csv_first = p.stdout
+    p = mqlab(["grade", "01,02", root, "--format", "csv-checks", "--db", db, "--resume"])
+    report(p.returncode == 2 and "--out" in p.stderr, "--format csv-checks with several labs wants --out", p.stderr)
+    p = mqlab(["grade", "01", root, "--format", "csv-checks", "--db", db, "--resume"])
+    rows = list(csv.reader(io.StringIO(p.stdout)))
+    ben = next((r for r in rows if r[:2] == ["ben", "01-hello"]), [])
+    head = rows[0] if rows else []
+    skipped = [c["id"] for c in by[("ben", "01-hello")]["checks"] if c["skipped"]]
+    ok = bool(ben) and bool(skipped) and all(ben[head.index(c)] == "skipped" for c in skipped)
+    dan = next((r for r in rows if r[:2] == ["dan", "01-hello"]), [])
+    ok = ok and len(dan) == len(head) and dan[2] == "" and dan[-1].startswith("missing:")
+    report(ok, "--format csv-checks tells a skipped check from a failed one, and marks a missing submission", p.stdout[:800])
+
+    # A re-grade adds attempts; the export still has one result per student and lab.
+    p = mqlab(["grade", "01,02", root, "--db", db, "--format", "json"], timeout=600)
+    con = sqlite3.connect(db)
+    n = con.execute("select count(*) from attempts").fetchone()[0]
+    con.close()
+    report(p.returncode == 0 and n == 24, "a re-grade without --resume records every submission again", f"{n} attempts\n{p.stderr}")
+    p = mqlab(["gradebook", "export", "--db", db])
+    report(p.returncode == 0 and p.stdout == csv_first, "gradebook export: one row per student, as grade's CSV, not doubled",
+           p.stdout + "\n--\n" + csv_first + p.stderr)
+    p = mqlab(["gradebook", "export", "01,02", "--db", db, "--format", "json", "--attempt", "best"])
+    try:
+        ex = [vshape(v) for v in json.loads(p.stdout)["verdicts"]]
+    except (ValueError, KeyError, TypeError):
+        ex = None
+    report(ex == v2, "gradebook export --attempt best --format json: the class's verdicts, once each", f"{ex}\n{p.stderr}")
+    p = mqlab(["gradebook", "export", "--db", db, "--attempt", "worst"])
+    report(p.returncode == 2, "--attempt is latest or best", p.stderr)
+
+    # A terminal gets a progress line; NO_COLOR silences it.
+    for nocolor in (False, True):
+        master, slave = pty.openpty()
+        env = env_for(fresh_tmp())
+        if not nocolor:
+            env.pop("NO_COLOR", None)
+        proc = subprocess.Popen([MQLAB, "grade", "01", os.path.join(root, "ben"), "--db", os.path.join(RUN_TMP, "tty.db")],
+                                cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=slave, text=True)
+        os.close(slave)
+        err = b""
+        while True:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            err += chunk
+        proc.communicate(timeout=120)
+        os.close(master)
+        text = err.decode(errors="replace")
+        if nocolor:
+            report(proc.returncode == 0 and "ETA" not in text, "NO_COLOR: no progress line on a terminal", text)
+        else:
+            report(proc.returncode == 0 and "0/1 graded" in text and "ETA" in text, "a terminal shows done/total, rate and ETA", text)
+
+    # Usage errors.
+    for args, name in ((["grade", "01,99", root], "an unknown lab in the list"),
+                       (["grade", "01", root, "--student", "x"], "--student with a class"),
+                       (["grade", "01", root, "--jobs", "x"], "--jobs x"),
+                       (["grade", "01", root, "--format", "xml"], "an unknown format")):
+        p = mqlab(args + ["--db", os.path.join(RUN_TMP, "usage.db")])
+        report(p.returncode == 2 and p.stderr.strip(), f"usage error: {name}", f"exit {p.returncode}: {p.stderr}")
+
+
+def test_resume():
+    print("Ctrl-C in a class, then --resume grades only what is left")
+    root = os.path.join(RUN_TMP, "class-resume")
+    for name in ("x1", "x2", "x3"):
+        copy_into(os.path.join(ROOT, "solutions", "03-qos-loss"), os.path.join(root, name))
+    db = os.path.join(RUN_TMP, "resume.db")
+    tmpdir = fresh_tmp()
+    proc = subprocess.Popen([MQLAB, "grade", "03", root, "--db", db, "--jobs", "1"], cwd=ROOT, env=env_for(tmpdir),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    seen = []
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        seen.append(line)
+        if line.startswith("x1 "):
+            break
+    proc.send_signal(signal.SIGINT)
+    try:
+        out, err = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+    files, procs = leftovers(tmpdir)
+    con = sqlite3.connect(db)
+    rows = sorted(r[0] for r in con.execute("select student from attempts"))
+    con.close()
+    report(proc.returncode == 130 and rows == ["x1"] and not files and not procs,
+           "Ctrl-C: exit 130, what was graded stays in the gradebook, nothing left behind",
+           f"exit {proc.returncode}: {rows} {files} {procs}\n{''.join(seen)}{out}\n{err}")
+    tmpdir = fresh_tmp()
+    p = mqlab(["grade", "03", root, "--db", db, "--resume"], tmpdir=tmpdir, timeout=600)
+    con = sqlite3.connect(db)
+    rows = sorted(r[0] for r in con.execute("select student from attempts"))
+    con.close()
+    x1 = next((l for l in p.stdout.splitlines() if l.startswith("x1 ")), "")
+    report(p.returncode == 0 and rows == ["x1", "x2", "x3"] and "kept" in x1,
+           "--resume grades only what is left, and keeps x1's result", f"exit {p.returncode}: {rows}\n{p.stdout}\n{p.stderr}")
+    with open(os.path.join(root, "x1", "sensor.py"), "a") as f:
+        f.write("\n# changed\n")
+    p = mqlab(["grade", "03", root, "--db", db, "--resume"], tmpdir=fresh_tmp(), timeout=600)
+    con = sqlite3.connect(db)
+    rows = sorted(r[0] for r in con.execute("select student from attempts"))
+    con.close()
+    report(p.returncode == 0 and rows == ["x1", "x1", "x2", "x3"], "--resume grades again a submission whose files changed",
+           f"{rows}\n{p.stdout}\n{p.stderr}")
 
 
 def main():
@@ -905,7 +1182,7 @@ def main():
     tests = [("solutions", test_solutions), ("bad", test_bad)]
     if REPEAT == 1:
         tests += [("contract", test_contract), ("workspace", test_workspace), ("grade", test_grade),
-                  ("sigint", test_sigint), ("sweep", test_sweep), ("hostile", test_hostile), ("stuck", test_stuck), ("no-sandbox", test_no_sandbox), ("misnamed", test_misnamed), ("jobs", test_jobs), ("trace", test_trace), ("proxy-api", test_proxy_api), ("brokerlog", test_brokerlog), ("lab-tools", test_labtools), ("certs", test_certs), ("brokerconf", test_brokerconf),
+                  ("sigint", test_sigint), ("sweep", test_sweep), ("hostile", test_hostile), ("stuck", test_stuck), ("no-sandbox", test_no_sandbox), ("misnamed", test_misnamed), ("jobs", test_jobs), ("class", test_class), ("resume", test_resume), ("trace", test_trace), ("proxy-api", test_proxy_api), ("brokerlog", test_brokerlog), ("lab-tools", test_labtools), ("certs", test_certs), ("brokerconf", test_brokerconf),
                   ("bench", test_bench)]
     t0 = time.time()
     try:

@@ -180,6 +180,64 @@ static void TEST_record_and_summary(void)
     CU_ASSERT(sum.attempts == 1 && !sum.passed);
 }
 
+
+/* store_each picks one attempt per student and lab: the latest, or the
+ * best; store_latest gives one whole; missing and hash round-trip. */
+static int each_n;
+static char each_seen[8][64];
+
+static int each_fn(void *ud, verdict_t *v)
+{
+    (void)ud;
+    if (each_n < 8)
+        snprintf(each_seen[each_n], sizeof each_seen[0], "%s %s %g %s", v->student, v->lab, v->score,
+                 v->missing ? "missing" : v->hash ? v->hash : "-");
+    each_n++;
+    return KIT_OK;
+}
+
+static void TEST_each_latest_and_best(void)
+{
+    open_store();
+    record("bob", "02-topics", 1000, 8, 10, "b1");
+    record("ana", "01-hello", 1000, 10, 10, "a1");
+    record("ana", "01-hello", 2000, 4, 10, "a2");
+    verdict_t m = { 0 };
+    m.student = kit_strdup("ana");
+    m.lab = kit_strdup("02-topics");
+    m.started_ms = 3000;
+    m.max_score = 16;
+    m.missing = kit_strdup("found Topics.txt");
+    m.hash = kit_strdup("abc");
+    CU_ASSERT(store_record(st, &m, NULL, err) == KIT_OK);
+    verdict_clear(&m);
+
+    each_n = 0;
+    CU_ASSERT(store_each(st, NULL, 0, 0, each_fn, NULL, err) == KIT_OK);
+    CU_ASSERT(each_n == 3);
+    CU_ASSERT_STRING_EQUAL(each_seen[0], "ana 01-hello 4 -");
+    CU_ASSERT_STRING_EQUAL(each_seen[1], "ana 02-topics 0 missing");
+    CU_ASSERT_STRING_EQUAL(each_seen[2], "bob 02-topics 8 -");
+    each_n = 0;
+    CU_ASSERT(store_each(st, NULL, 0, 1, each_fn, NULL, err) == KIT_OK);
+    CU_ASSERT(each_n == 3);
+    CU_ASSERT_STRING_EQUAL(each_seen[0], "ana 01-hello 10 -");
+    const char *only[] = { "02-topics" };
+    each_n = 0;
+    CU_ASSERT(store_each(st, only, 1, 0, each_fn, NULL, err) == KIT_OK);
+    CU_ASSERT(each_n == 2);
+
+    verdict_t v = { 0 };
+    CU_ASSERT(store_latest(st, "ana", "02-topics", &v, err) == KIT_OK);
+    CU_ASSERT(v.missing && strcmp(v.missing, "found Topics.txt") == 0);
+    CU_ASSERT(v.hash && strcmp(v.hash, "abc") == 0);
+    CU_ASSERT_DOUBLE_EQUAL(v.max_score, 16, 1e-9);
+    CU_ASSERT(store_latest(st, "ana", "01-hello", &v, err) == KIT_OK);
+    CU_ASSERT(v.nchecks == 2 && v.missing == NULL && v.started_ms == 2000);
+    CU_ASSERT(store_latest(st, "zoe", "01-hello", &v, err) == KIT_ENOENT);
+    verdict_clear(&v);
+}
+
 /* Collects what store_best_checks reports, copying the strings because
  * they are only valid during the callback. */
 struct seen {
@@ -467,7 +525,8 @@ int init_store_tests(void)
         || !CU_add_test(suite, "not an SQLite file", TEST_not_sqlite_file)
         || !CU_add_test(suite, "record is atomic", TEST_record_is_atomic)
         || !CU_add_test(suite, "null check id rolls back", TEST_record_null_check_id_rolls_back)
-        || !CU_add_test(suite, "WAL mode", TEST_wal_mode))
+        || !CU_add_test(suite, "WAL mode", TEST_wal_mode)
+        || !CU_add_test(suite, "each: latest and best, missing and hash", TEST_each_latest_and_best))
         return 1;
     return 0;
 }
