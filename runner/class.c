@@ -50,7 +50,16 @@ typedef struct {
     int nstarter;
 } lab_marks_t;
 
+typedef struct {
+    char *student, *where;
+    int from_file;             /* the id came from .mqlab/student */
+    int first, count;          /* its subs */
+} owner_t;
+
+
 struct class {
+    owner_t *owners;         /* while finding: who each folder is */
+    int nowners;
     lab_marks_t *labs;
     int nlabs;
     char **all_ids;          /* every lab the kit knows, for rule 1 */
@@ -118,8 +127,8 @@ static int is_mark(const lab_marks_t *m, const char *name)
 
 /* ------------------------------------------------------------ folders */
 
-/* The visible entries of dir, sorted; dirs get a trailing '/'. NULL when
- * it cannot be read. */
+/* The visible entries of dir, sorted; folders get a trailing '/'. NULL
+ * when it cannot be read. */
 static char **entries(const char *dir, int *n)
 {
     DIR *d = opendir(dir);
@@ -129,8 +138,11 @@ static char **entries(const char *dir, int *n)
     struct dirent *e;
     while ((e = readdir(d))) {
         if (e->d_name[0] == '.') continue;
+        /* A link is listed as a file: a class is not followed out of
+         * itself (class/evil -> / would walk the whole machine). */
         char *p = kit_strdup_printf("%s/%s", dir, e->d_name);
-        int isdir = kit_is_dir(p);
+        struct stat st;
+        int isdir = lstat(p, &st) == 0 && S_ISDIR(st.st_mode);
         free(p);
         v = kit_xrealloc(v, sizeof *v * (size_t)(*n + 1));
         v[(*n)++] = kit_strdup_printf("%s%s", e->d_name, isdir ? "/" : "");
@@ -332,24 +344,16 @@ static const char *base_of(const char *path)
     return b && b[1] ? b + 1 : path;
 }
 
-typedef struct {
-    char *student, *where;
-    int from_file;             /* the id came from .mqlab/student */
-    int first, count;          /* its subs */
-} owner_t;
-
-static owner_t *owners;
-static int nowners;
 
 static void begin_owner(class_t *c, const char *student, const char *where, int from_file)
 {
-    owners = kit_xrealloc(owners, sizeof *owners * (size_t)(nowners + 1));
-    owners[nowners++] = (owner_t){ kit_strdup(student), kit_strdup(where), from_file, c->nsubs, 0 };
+    c->owners = kit_xrealloc(c->owners, sizeof *c->owners * (size_t)(c->nowners + 1));
+    c->owners[c->nowners++] = (owner_t){ kit_strdup(student), kit_strdup(where), from_file, c->nsubs, 0 };
 }
 
 static void end_owner(class_t *c)
 {
-    owners[nowners - 1].count = c->nsubs - owners[nowners - 1].first;
+    c->owners[c->nowners - 1].count = c->nsubs - c->owners[c->nowners - 1].first;
 }
 
 static void add_workspace(class_t *c, const char *ws, const char *forced)
@@ -446,39 +450,43 @@ static void add_folder(class_t *c, const char *dir, int depth, const char *force
     free_strv(v, n);
 }
 
-/* Two folders claiming one student: an id read from .mqlab/student
- * (which a student writes) gives way to the folder's name; two folders
- * of the same name are an error. */
+/* Two folders claiming one student: every id read from .mqlab/student
+ * (which a student writes) among them gives way to its folder's name;
+ * two folders of the same name are an error. */
 static int settle_owners(class_t *c, char *err, size_t errlen)
 {
-    for (int pass = 0; pass < 2; pass++) {
-        for (int i = 0; i < nowners; i++)
-            for (int k = 0; k < nowners; k++) {
-                if (i == k || strcmp(owners[i].student, owners[k].student) != 0) continue;
-                owner_t *o = owners[i].from_file ? &owners[i] : owners[k].from_file ? &owners[k] : NULL;
-                if (pass == 1 || !o) {
-                    snprintf(err, errlen, es(c) ? "dos carpetas son del estudiante «%s»: %s y %s; deja una, o cambia el nombre de una"
-                                                : "two folders belong to student '%s': %s and %s; keep one, or rename one",
-                             owners[i].student, owners[i].where, owners[k].where);
-                    return KIT_EINVAL;
-                }
-                const char *name = base_of(o->where);
-                fprintf(stderr, es(c) ? "mqlab grade: %s/.mqlab/student dice «%s», como otra carpeta; se usa el nombre de la carpeta, «%s»\n"
-                                      : "mqlab grade: %s/.mqlab/student says '%s', as another folder does; using the folder's name, '%s'\n",
-                        o->where, o->student, name);
-                free(o->student);
-                o->student = kit_strdup(name);
-                o->from_file = 0;
-                for (int j = o->first; j < o->first + o->count; j++) {
-                    free(c->subs[j].student);
-                    c->subs[j].student = kit_strdup(name);
-                    if (c->subs[j].v.student) {
-                        free(c->subs[j].v.student);
-                        c->subs[j].v.student = kit_strdup(name);
-                    }
-                }
+    char *clash = kit_xmalloc((size_t)(c->nowners ? c->nowners : 1));
+    memset(clash, 0, (size_t)(c->nowners ? c->nowners : 1));
+    for (int i = 0; i < c->nowners; i++)
+        for (int k = i + 1; k < c->nowners; k++)
+            if (strcmp(c->owners[i].student, c->owners[k].student) == 0) clash[i] = clash[k] = 1;
+    for (int i = 0; i < c->nowners; i++) {
+        owner_t *o = &c->owners[i];
+        if (!clash[i] || !o->from_file) continue;
+        const char *name = base_of(o->where);
+        fprintf(stderr, es(c) ? "mqlab grade: %s/.mqlab/student dice «%s», como otra carpeta; se usa el nombre de la carpeta, «%s»\n"
+                              : "mqlab grade: %s/.mqlab/student says '%s', as another folder does; using the folder's name, '%s'\n",
+                o->where, o->student, name);
+        free(o->student);
+        o->student = kit_strdup(name);
+        for (int j = o->first; j < o->first + o->count; j++) {
+            free(c->subs[j].student);
+            c->subs[j].student = kit_strdup(name);
+            if (c->subs[j].v.student) {
+                free(c->subs[j].v.student);
+                c->subs[j].v.student = kit_strdup(name);
             }
+        }
     }
+    free(clash);
+    for (int i = 0; i < c->nowners; i++)
+        for (int k = i + 1; k < c->nowners; k++)
+            if (strcmp(c->owners[i].student, c->owners[k].student) == 0) {
+                snprintf(err, errlen, es(c) ? "dos carpetas son del estudiante «%s»: %s y %s; deja una, o cambia el nombre de una"
+                                            : "two folders belong to student '%s': %s and %s; keep one, or rename one",
+                         c->owners[i].student, c->owners[i].where, c->owners[k].where);
+                return KIT_EINVAL;
+            }
     return KIT_OK;
 }
 
@@ -489,15 +497,15 @@ static int cmp_sub(const void *a, const void *b)
     return r ? r : strcmp(x->lab, y->lab);
 }
 
-static void free_owners(void)
+static void free_owners(class_t *c)
 {
-    for (int i = 0; i < nowners; i++) {
-        free(owners[i].student);
-        free(owners[i].where);
+    for (int i = 0; i < c->nowners; i++) {
+        free(c->owners[i].student);
+        free(c->owners[i].where);
     }
-    free(owners);
-    owners = NULL;
-    nowners = 0;
+    free(c->owners);
+    c->owners = NULL;
+    c->nowners = 0;
 }
 
 class_t *class_find(const char *const *labs, int nlabs, const char *const *dirs, int ndirs,
@@ -541,23 +549,23 @@ class_t *class_find(const char *const *labs, int nlabs, const char *const *dirs,
         char abs[PATH_MAX];
         if (!kit_is_dir(dirs[i]) || !realpath(dirs[i], abs)) {
             snprintf(err, errlen, es(c) ? "%s no es una carpeta" : "%s is not a folder", dirs[i]);
-            free_owners();
+            free_owners(c);
             class_free(c);
             return NULL;
         }
-        int before = nowners;
+        int before = c->nowners;
         add_folder(c, abs, 0, student);
-        if (student && nowners - before > 1) {
+        if (student && c->nowners - before > 1) {
             snprintf(err, errlen, es(c) ? "--student nombra al estudiante de una sola entrega, y %s tiene %d"
                                         : "--student names the student of a single submission, and %s holds %d",
-                     dirs[i], nowners - before);
-            free_owners();
+                     dirs[i], c->nowners - before);
+            free_owners(c);
             class_free(c);
             return NULL;
         }
     }
     int rc = settle_owners(c, err, errlen);
-    free_owners();
+    free_owners(c);
     if (rc != KIT_OK) {
         class_free(c);
         return NULL;
@@ -569,6 +577,7 @@ class_t *class_find(const char *const *labs, int nlabs, const char *const *dirs,
 void class_free(class_t *c)
 {
     if (!c) return;
+    free_owners(c);
     for (int i = 0; i < c->nlabs; i++) {
         lab_marks_t *m = &c->labs[i];
         free(m->id);

@@ -1115,6 +1115,29 @@ def test_class():
         else:
             report(proc.returncode == 0 and "0/1 graded" in text and "ETA" in text, "a terminal shows done/total, rate and ETA", text)
 
+    # --student names the student of one folder; two workspaces claiming one
+    # student (a student writes .mqlab/student) are told apart by their folders.
+    p = mqlab(["grade", "01", os.path.join(root, "ben"), "--student", "bruno", "--format", "json",
+               "--db", os.path.join(RUN_TMP, "student.db")])
+    try:
+        who = [v["student"] for v in json.loads(p.stdout)["verdicts"]]
+    except (ValueError, KeyError, TypeError):
+        who = p.stdout + p.stderr
+    report(who == ["bruno"], "--student names the student of a single folder", who)
+    twins = os.path.join(RUN_TMP, "class-twins")
+    for name in ("uno", "dos"):
+        mqlab(["init", os.path.join(twins, name), "--student", "reference"])
+        copy_into(os.path.join(ROOT, "solutions", "02-topics"), os.path.join(twins, name, "02-topics"))
+    os.symlink("/", os.path.join(twins, "root-link"))
+    p = mqlab(["grade", "02", twins, "--format", "json", "--db", os.path.join(RUN_TMP, "twins.db")])
+    try:
+        who = [v["student"] for v in json.loads(p.stdout)["verdicts"]]
+    except (ValueError, KeyError, TypeError):
+        who = p.stdout
+    report(who == ["dos", "uno"] and "dos/.mqlab/student" in p.stderr and "uno/.mqlab/student" in p.stderr,
+           "two workspaces claiming one student are graded under their folders' names, with a warning; a link is not followed",
+           f"{who}\n{p.stderr}")
+
     # Usage errors.
     for args, name in ((["grade", "01,99", root], "an unknown lab in the list"),
                        (["grade", "01", root, "--student", "x"], "--student with a class"),
