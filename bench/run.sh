@@ -8,6 +8,8 @@
 #   - start time of `mqlab list` (median of 50 runs; target <= 20 ms)
 #   - a QoS 1 stream through the proxy against direct (bench/proxy.sh)
 #   - the load generator against mosquitto_pub and paho (bench/load.sh)
+#   - a class of 40 students x 10 labs, --jobs 1 against the default
+#     (bench/class.sh; target <= 5 min with the default on 2 cores)
 # Figures only: nothing here fails on a slow machine.
 cd "$(dirname "$0")/.." || exit 2
 N=${N:-5}
@@ -80,3 +82,8 @@ sh bench/proxy.sh
 
 echo
 sh bench/load.sh
+
+# A whole class (40 students x 10 labs), sequential against the default
+# --jobs: about half an hour, most of it the sequential run.
+echo
+sh bench/class.sh

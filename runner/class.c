@@ -137,7 +137,9 @@ static char **entries(const char *dir, int *n)
     char **v = kit_xmalloc(sizeof *v);
     struct dirent *e;
     while ((e = readdir(d))) {
-        if (e->d_name[0] == '.') continue;
+        /* Hidden files, and the interpreters' caches (__pycache__), are
+         * no one's work. */
+        if (e->d_name[0] == '.' || strncmp(e->d_name, "__", 2) == 0) continue;
         /* A link is listed as a file: a class is not followed out of
          * itself (class/evil -> / would walk the whole machine). */
         char *p = kit_strdup_printf("%s/%s", dir, e->d_name);
@@ -391,7 +393,14 @@ static void add_student_folder(class_t *c, const char *dir, const char *forced)
     end_owner(c);
 }
 
-static int holds_something(class_t *c, const char *dir, int depth);
+static int has_subfolder(const char *dir)
+{
+    int n, yes = 0;
+    char **v = entries(dir, &n);
+    for (int i = 0; i < n && !yes; i++) yes = v[i][strlen(v[i]) - 1] == '/';
+    free_strv(v, n);
+    return yes;
+}
 
 /* Rule 3: a class; its children are students, or classes themselves
  * (sections of a course), down to a few levels. */
@@ -434,8 +443,12 @@ static void add_folder(class_t *c, const char *dir, int depth, const char *force
         }
         free(parent);
     }
-    if (holds_any_lab(c, dir) || depth >= MAX_DEPTH || !holds_something(c, dir, depth)) {
-        /* A lab folder, or a student who handed in nothing. */
+    /* A lab folder, or a student who handed in nothing. A folder given
+     * on the command line that holds folders is a class even when none of
+     * its students handed in anything (class/ben/Sensor.py); further down,
+     * only a folder with a submission somewhere inside is. */
+    int is_class = depth == 0 ? has_subfolder(dir) : holds_something(c, dir, depth);
+    if (holds_any_lab(c, dir) || depth >= MAX_DEPTH || !is_class) {
         add_student_folder(c, dir, forced);
         return;
     }

@@ -5,16 +5,17 @@
  *
  * The layout rule, applied to every folder given and, for a class, to
  * each of its children:
- *   1. a folder holding .mqlab/, or a folder named after a lab
- *      ("03-qos-loss"), is one student's workspace; the student is the
+ *   1. a folder holding .mqlab/, or folders named after labs
+ *      ("03-qos-loss/"), is one student's workspace; the student is the
  *      id in .mqlab/student, else the folder's name, and lab NN is
  *      graded from its NN-name/ folder;
  *   2. a folder holding a lab's files (a program in any form the kit
  *      runs: sensor.py, sensor.c, sensor.lua, sensor.sh, sensor; or a
  *      data file: topics.txt) is one lab folder; the student is the
  *      folder's name (or the workspace's, when it sits in one);
- *   3. any other folder holding such folders is a class, and its
- *      children go through the same rule;
+ *   3. any other folder holding folders is a class, and its children
+ *      go through the same rule (below the folders given, only a folder
+ *      with a submission somewhere inside is a class);
  *   4. anything else is a student who handed in nothing.
  * A lab that a student's folder does not hold is a missing submission,
  * its own outcome (not a 0), saying what was found instead. So is a lab

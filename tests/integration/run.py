@@ -1138,6 +1138,18 @@ def test_class():
            "two workspaces claiming one student are graded under their folders' names, with a warning; a link is not followed",
            f"{who}\n{p.stderr}")
 
+    # A class in which nobody handed in anything gradable is still a class.
+    nobody = os.path.join(RUN_TMP, "class-nobody")
+    os.makedirs(os.path.join(nobody, "gil"))
+    os.makedirs(os.path.join(nobody, "hugo", "__pycache__"))
+    shutil.copy2(os.path.join(ROOT, "solutions", "03-qos-loss", "sensor.py"), os.path.join(nobody, "hugo", "sensor_final.py"))
+    p = mqlab(["grade", "03", nobody, "--format", "json", "--db", os.path.join(RUN_TMP, "nobody.db")])
+    try:
+        got = [(v["student"], "sensor_final.py" in v.get("missing", "")) for v in json.loads(p.stdout)["verdicts"]]
+    except (ValueError, KeyError, TypeError):
+        got = p.stdout + p.stderr
+    report(got == [("gil", False), ("hugo", True)], "a class where nobody handed in anything: each student missing", got)
+
     # Usage errors.
     for args, name in ((["grade", "01,99", root], "an unknown lab in the list"),
                        (["grade", "01", root, "--student", "x"], "--student with a class"),
