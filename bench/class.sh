@@ -86,6 +86,14 @@ grade() {
                n, w, (u + s) * 100 / w, (p - b) / 1024, rc }'
 }
 
+# 30 submissions of lab 03 (the reference's sensor.py), default jobs.
+L03="$TMP/lab03"
+for k in $(seq -w 1 30); do mkdir -p "$L03/s$k"; cp -p solutions/03-qos-loss/sensor.py "$L03/s$k/"; done
+/usr/bin/time -f "%e %U %S" -o "$TMP/time-03" ./mqlab grade 03 "$L03" --format csv --db "$TMP/l03.db" > "$TMP/l03.csv" 2>&1
+read -r wall user sys < "$TMP/time-03"
+awk -v w="$wall" -v u="$user" -v s="$sys" -v n="$(grep -c '^s[0-9]*,11,' "$TMP/l03.csv")" 'BEGIN {
+    printf "%-16s wall %7.1f s   CPU %5.0f %%   %d of 30 at full marks\n", "lab 03 x 30", w, (u + s) * 100 / w, n }'
+
 grade "default-jobs"
 [ "$SEQUENTIAL" = 1 ] && grade "jobs-1" --jobs 1
 

@@ -2,7 +2,8 @@
  * lua_kit.c - the mqlab.kit module: the few services a lab needs from
  * the host (clock, sleep, private folders, embedded files, reading a
  * submission's files, writing and copying files into a private folder,
- * free ports, who we run as). A thin layer over util/host.
+ * free ports, who we run as, the CPU time a broker got). A thin layer
+ * over util/host.
  *
  * Every path goes through policy.h first. While a lab runs, reading,
  * writing and removing outside what the grading allows raises an error
@@ -326,6 +327,82 @@ static int k_mkdir(lua_State *L)
     return 1;
 }
 
+/* Field n (1-based, as in proc(5)) of /proc/PID/stat, after the command
+ * name in parentheses (which may hold spaces), as a number; -1 if absent. */
+static long long stat_field(const char *stat, int n)
+{
+    const char *p = strrchr(stat, ')');
+    if (!p || n < 3) return -1;
+    p++;
+    for (int f = 3; f <= n; f++) {
+        while (*p == ' ') p++;
+        if (!*p) return -1;
+        if (f == n) return strtoll(p, NULL, 10);
+        while (*p && *p != ' ') p++;
+    }
+    return -1;
+}
+
+/* cpu(pid) -> {cpu = s, run = s, wait = s, slices = n} | nil, message.
+ * What a process the kit started (a broker: its pid must be a child of
+ * this one) has had of the CPUs so far, summed over its threads. cpu is
+ * utime + stime (/proc/PID/stat, in clock ticks). run, wait and slices
+ * come from /proc/PID/task/TID/schedstat when the kernel keeps it (nil
+ * otherwise): the time it ran, the time it was ready to run but waited
+ * for a CPU (what a busy machine costs it), and how many times it got
+ * one. Two readings around a measurement tell a slow program from a
+ * machine that gave it little time. */
+static int k_cpu(lua_State *L)
+{
+    lua_Integer pid = luaL_checkinteger(L, 1);
+    luaL_argcheck(L, pid > 0 && pid <= INT_MAX, 1, "a process id");
+    char path[64], err[KIT_ERRLEN];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    char *stat = kit_read_file(path, NULL, err);
+    if (!stat) return fail_msg(L, err);
+    long long ppid = stat_field(stat, 4), ut = stat_field(stat, 14), st = stat_field(stat, 15);
+    free(stat);
+    if (ppid != (long long)getpid())
+        return fail_msg(L, "kit.cpu: not a process the kit started");
+    if (ut < 0 || st < 0) return fail_msg(L, "kit.cpu: cannot read the process's CPU times");
+    long hz = sysconf(_SC_CLK_TCK);
+    lua_createtable(L, 0, 4);
+    lua_pushnumber(L, (double)(ut + st) / (double)(hz > 0 ? hz : 100));
+    lua_setfield(L, -2, "cpu");
+
+    snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
+    DIR *d = opendir(path);
+    unsigned long long run = 0, wait = 0, slices = 0;
+    int ok = d != NULL;
+    struct dirent *e;
+    while (ok && (e = readdir(d))) {
+        if (e->d_name[0] == '.') continue;
+        char sp[128];
+        snprintf(sp, sizeof sp, "/proc/%d/task/%.20s/schedstat", (int)pid, e->d_name);
+        /* A thread that ended since readdir has no file: skipped. */
+        char *s = kit_read_file(sp, NULL, NULL);
+        unsigned long long r, w, n;
+        if (s && sscanf(s, "%llu %llu %llu", &r, &w, &n) == 3) {
+            run += r;
+            wait += w;
+            slices += n;
+        } else if (s) {
+            ok = 0;
+        }
+        free(s);
+    }
+    if (d) closedir(d);
+    if (ok && slices > 0) {
+        lua_pushnumber(L, (double)run / 1e9);
+        lua_setfield(L, -2, "run");
+        lua_pushnumber(L, (double)wait / 1e9);
+        lua_setfield(L, -2, "wait");
+        lua_pushinteger(L, (lua_Integer)slices);
+        lua_setfield(L, -2, "slices");
+    }
+    return 1;
+}
+
 static int k_embedded(lua_State *L)
 {
     const embedded_file_t *f = embedded_find(luaL_checkstring(L, 1));
@@ -343,7 +420,7 @@ int luaopen_mqlab_kit(lua_State *L)
         { "tmpdir", k_tmpdir }, { "rmdir", k_rmdir }, { "embedded", k_embedded },
         { "write_file", k_write_file }, { "copy_file", k_copy_file }, { "user", k_user },
         { "free_port", k_free_port }, { "realpath", k_realpath }, { "is_dir", k_is_dir },
-        { "mkdir", k_mkdir }, { "listdir", k_listdir },
+        { "mkdir", k_mkdir }, { "listdir", k_listdir }, { "cpu", k_cpu },
         { NULL, NULL }
     };
     luaL_newlib(L, fns);

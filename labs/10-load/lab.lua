@@ -33,7 +33,11 @@
 --   burst and a short steady run of its own on a broker of the `bench`
 --   profile (the one `mqlab bench` starts) and accepts figures within a
 --   generous factor of what it measured, since the student may have
---   measured on another machine or on a busier minute.
+--   measured on another machine or on a busier minute. A grading machine
+--   busy with other gradings (grade --jobs) gives that broker a part of a
+--   CPU: the kit reads how long the broker waited for one during each run
+--   (kit.cpu) and compares with what it would have measured on a machine
+--   of its own.
 --
 -- quiz.txt: six situations from a pool, one for each case of "do not use
 --   MQTT" (request/response, large payloads, point to point, strict
@@ -559,28 +563,64 @@ local REPORT_WHY = {
   rate_unit = { es = "una tasa va en msg/s", en = "a rate goes in msg/s" },
 }
 
+-- How much a busy machine slowed the broker during a run of the kit's,
+-- from its CPU readings (kit.cpu) before the run and now. For every
+-- second the broker ran, it waited waited/ran seconds ready to run but
+-- without a CPU (the kernel's schedstat): time the rest of the machine
+-- (other gradings, other programs) took from it. On a machine of its own
+-- it would have done the same work without those waits, so its
+-- latencies would have been `factor` times shorter and a burst `factor`
+-- times faster. Where the kernel keeps no schedstat, a burst (it keeps
+-- the broker busy from the first message to the last: busy = true)
+-- counts the time the broker did not run as waited; a steady run cannot
+-- tell waiting from idling then, and keeps factor 1.
+local function slowdown(pid, before, t0, busy)
+  local s = { factor = 1 }
+  local after = pid and before and kit.cpu(pid)
+  if not after then return s end
+  if after.run and before.run then
+    s.ran, s.waited = after.run - before.run, after.wait - before.wait
+  elseif busy then
+    s.ran = after.cpu - before.cpu
+    s.waited = math.max(0, kit.now() - t0 - s.ran)
+  else
+    return s
+  end
+  if s.ran > 0 then s.factor = (s.ran + s.waited) / s.ran end
+  return s
+end
+
 -- The kit's own short runs, on a broker like the one `mqlab bench` starts.
+-- The broker writes its pid into a folder of the lab's, so that kit.cpu
+-- can tell how much of the machine it got during each run.
 local function run_kit_bench(ctx)
   local p = ctx.p
   local k = {}
   ctx.data.kb = k
-  local b, msg = brokermod.start { profile = "bench" }
-  if not b then k.err = msg return end
+  local dir = kit.tmpdir("bench")
+  local b, msg = brokermod.start { profile = "bench", extra = "pid_file " .. dir .. "/broker.pid" }
+  if not b then k.err = msg kit.rmdir(dir) return end
   ctx:own(b)
+  local pid = tonumber(kit.read_file(dir .. "/broker.pid") or "")
+  local before, t0 = pid and kit.cpu(pid), kit.now()
   local burst, err = bench.start { mode = "burst", port = b:port(), clients = BURST_CLIENTS, messages = p.burst_n, qos = 1, size = 64 }
   if not burst then k.err = err return end
   ctx:own(burst)
   k.burst, k.err = burst:wait(30)
   burst:close()
+  k.burst_slow = slowdown(pid, before, t0, true)
   if not k.burst then return end
   local steady
+  before, t0 = pid and kit.cpu(pid), kit.now()
   steady, err = bench.start { mode = "steady", port = b:port(), clients = p.steady_clients, rate = p.steady_rate,
                               duration = KIT_STEADY_S, qos = 1, size = 64 }
   if not steady then k.err = err return end
   ctx:own(steady)
   k.steady, k.err = steady:wait(30)
   steady:close()
+  k.steady_slow = slowdown(pid, before, t0, false)
   b:close()
+  kit.rmdir(dir)
 end
 
 -- PUBACKs per second over a run: acked over the load's length.
@@ -815,7 +855,10 @@ y copia las cifras en `report.txt`, una por línea, `clave: valor unidad`
 
 El kit hace una ráfaga y una prueba sostenida cortas por su cuenta y
 comprueba que tus cifras son coherentes (p50 ≤ p99) y plausibles: del mismo
-orden que lo que él mide en la máquina donde corrige.
+orden que lo que él mide en la máquina donde corrige. Si esa máquina está
+ocupada (corrigiendo a otros a la vez), el kit cuenta cuánto esperó su
+broker a que le tocara una CPU durante sus pruebas y compara tus cifras con
+lo que habría medido con la máquina para él solo.
 
 ## 3. `quiz.txt`: cuándo no usar MQTT
 
@@ -936,7 +979,10 @@ and copy the figures into `report.txt`, one per line, `key: value unit`
 
 The kit runs a short burst and a short steady test of its own and checks
 that your figures are coherent (p50 ≤ p99) and plausible: of the same order
-as what it measures on the machine where it grades.
+as what it measures on the machine where it grades. If that machine is busy
+(grading others at the same time), the kit counts how long its broker
+waited for a CPU during its runs, and compares your figures with what it
+would have measured with the machine to itself.
 
 ## 3. `quiz.txt`: when not to use MQTT
 
@@ -1178,16 +1224,30 @@ If you get stuck: `mqlab hint 10` (it is recorded).
         if not k or not k.burst or not k.steady then
           t:fail({ es = "el kit no pudo hacer su propia medida: %s", en = "the kit could not make its own measurement: %s" }, tostring(k and k.err or "?"))
         end
-        local kb = { p50 = k.burst.latency_ms.p50, p99 = k.burst.latency_ms.p99, rate = puback_rate(k.burst) }
-        local ks = { p50 = k.steady.latency_ms.p50, p99 = k.steady.latency_ms.p99, rate = puback_rate(k.steady) }
+        -- The runs as they would have gone on a machine of their own: a
+        -- grading machine busy with other gradings gives the broker a
+        -- part of a CPU, and that is not a slower broker.
+        local bs, ss = k.burst_slow or { factor = 1 }, k.steady_slow or { factor = 1 }
+        local kb = { p50 = k.burst.latency_ms.p50 / bs.factor, p99 = k.burst.latency_ms.p99 / bs.factor,
+                     rate = puback_rate(k.burst) * bs.factor }
+        local ks = { p50 = k.steady.latency_ms.p50 / ss.factor, p99 = k.steady.latency_ms.p99 / ss.factor,
+                     rate = puback_rate(k.steady) }
         t:say({ es = "el kit midió aquí: ráfaga de %d mensajes: p50 %.2f ms, p99 %.2f ms, %.0f PUBACK/s; sostenida %d msg/s con %d clientes durante %d s: p50 %.3f ms, p99 %.3f ms, %.0f PUBACK/s",
                 en = "the kit measured here: burst of %d messages: p50 %.2f ms, p99 %.2f ms, %.0f PUBACK/s; steady %d msg/s over %d clients for %d s: p50 %.3f ms, p99 %.3f ms, %.0f PUBACK/s" },
-              p.burst_n, kb.p50, kb.p99, kb.rate, p.steady_rate, p.steady_clients, KIT_STEADY_S, ks.p50, ks.p99, ks.rate)
+              p.burst_n, k.burst.latency_ms.p50, k.burst.latency_ms.p99, puback_rate(k.burst),
+              p.steady_rate, p.steady_clients, KIT_STEADY_S, k.steady.latency_ms.p50, k.steady.latency_ms.p99, ks.rate)
+        if bs.waited and bs.waited > 0 or ss.waited and ss.waited > 0 then
+          t:say({ es = "mientras, el broker del kit esperó a que le tocara una CPU (el resto de lo que hace esta máquina, como otras correcciones): %.2f s por cada segundo que trabajó en la ráfaga, %.2f s en la sostenida. Sin esas esperas: ráfaga p50 %.2f ms, p99 %.2f ms, %.0f PUBACK/s; sostenida p50 %.3f ms, p99 %.3f ms. Con estas cifras se comparan las tuyas",
+                  en = "meanwhile the kit's broker waited for a CPU (the rest of this machine's work, such as other gradings): %.2f s for every second it worked in the burst, %.2f s in the steady run. Without those waits: burst p50 %.2f ms, p99 %.2f ms, %.0f PUBACK/s; steady p50 %.3f ms, p99 %.3f ms. Your figures are compared with these" },
+                bs.factor - 1, ss.factor - 1, kb.p50, kb.p99, kb.rate, ks.p50, ks.p99)
+        end
         -- Generous bounds: another machine, another minute. A factor of
         -- ten or twenty still tells a real run from an invented figure.
-        -- A grading machine under load measures a burst many times slower
-        -- than the idle machine the student measured on; the lower bound
-        -- of a burst latency never rises above a floor no real run beats.
+        -- A grading machine slower than the student's measures a burst
+        -- slower too; the lower bound of a burst latency never rises
+        -- above a floor no real run beats (a burst keeps 100 messages in
+        -- flight per client: a p50 of 0.5 ms would take 2 million PUBACKs
+        -- a second).
         local rules = {
           { "burst_p50", math.min(kb.p50 / 20, 0.5), kb.p50 * 20 + 5, "ms" },
           { "burst_p99", math.min(kb.p99 / 20, 1), kb.p99 * 20 + 5, "ms" },

@@ -1,7 +1,7 @@
 -- labtools.lua: the tools labs 05, 06 and 09 are built on, end to end:
 -- a broker restart that keeps sessions (profile `persistence`), the
--- proxy's reorder action from Lua, read-only SQLite and the load
--- generator in the background. Run by run.py as `mqlab run tests/integration/labtools.lua DIR`;
+-- proxy's reorder action from Lua, read-only SQLite, the load
+-- generator in the background, and kit.cpu (lab 10). Run by run.py as `mqlab run tests/integration/labtools.lua DIR`;
 -- prints one "ok NAME" or "FAIL NAME: detail" line per assertion.
 local broker = require "mqlab.broker"
 local proxy = require "mqlab.proxy"
@@ -161,6 +161,32 @@ do
   check(#st:seconds() >= 1, "its seconds are there", #st:seconds())
   check(not pcall(bench.start, { mode = "sideways", port = 1 }), "an unknown mode raises")
   sys:disconnect()
+end
+
+------------------------------------------------ what a broker got of the CPUs
+
+do
+  -- Lab 10 learns its bench broker's pid from a pid_file in a folder of its own.
+  local d = kit.tmpdir("lt-cpu")
+  local b <close> = assert(broker.start { profile = "bench", extra = "pid_file " .. d .. "/broker.pid" })
+  local pid = tonumber(kit.read_file(d .. "/broker.pid") or "")
+  check(pid ~= nil, "the broker writes its pid_file into a kit.tmpdir folder", kit.read_file(d .. "/broker.pid"))
+  local c0, err = nil, "no pid"
+  if pid then c0, err = kit.cpu(pid) end
+  check(c0 and c0.cpu >= 0, "kit.cpu reads a broker the kit started", err)
+  local run <close> = assert(bench.start { mode = "burst", port = b:port(), clients = 5, messages = 3000, qos = 1 })
+  local r = run:wait(20)
+  local c1 = pid and kit.cpu(pid)
+  check(r and c0 and c1 and (c1.run or c1.cpu) > (c0.run or c0.cpu), "its CPU time grows with a burst",
+        c1 and ((c1.run or c1.cpu) .. " after " .. (c0 and (c0.run or c0.cpu) or "?")))
+  check(c1 and (c1.run == nil) == (c1.wait == nil) and (c1.wait or 0) >= 0 and c1.cpu <= (c1.run or c1.cpu) + 1,
+        "run and wait come together, in seconds", c1 and tostring(c1.run) .. " " .. tostring(c1.wait))
+  local none, why = kit.cpu(1)
+  check(none == nil and tostring(why):find("not a process the kit started", 1, true),
+        "kit.cpu reads only what the kit started", why)
+  check(not pcall(kit.cpu, "init"), "a pid that is not a number raises")
+  b:close()
+  kit.rmdir(d)
 end
 
 print("done")

@@ -1208,6 +1208,26 @@ def test_resume():
            f"{rows}\n{p.stdout}\n{p.stderr}")
 
 
+def test_fair():
+    print("a heavy lab stays fair under load: lab 10 beside seven more lab-10 gradings")
+    root = os.path.join(RUN_TMP, "class-lab10")
+    # Only the folder named reference has the data files of its own
+    # parameters; the other seven are there to load the machine.
+    for name in ("reference", "s2", "s3", "s4", "s5", "s6", "s7", "s8"):
+        copy_into(os.path.join(ROOT, "solutions", "10-load"), os.path.join(root, name))
+    tmpdir = fresh_tmp()
+    p = mqlab(["grade", "10", root, "--jobs", "8", "--format", "json", "--db", os.path.join(RUN_TMP, "fair.db")],
+              tmpdir=tmpdir, timeout=600)
+    try:
+        ref = next(v for v in json.loads(p.stdout)["verdicts"] if v["student"] == "reference")
+        lost = [(c["id"], c["message"]) for c in ref["checks"] if not c["passed"]]
+    except (ValueError, KeyError, TypeError, StopIteration):
+        ref, lost = None, p.stdout[:500] + p.stderr
+    files, procs = leftovers(tmpdir)
+    report(ref is not None and ref["score"] == ref["max_score"] and not files and not procs,
+           "lab 10's reference gets full marks with --jobs 8", f"{lost} {files} {procs}")
+
+
 def main():
     if not os.access(MQLAB, os.X_OK):
         print("mqlab is not built; run make first")
@@ -1217,7 +1237,7 @@ def main():
     tests = [("solutions", test_solutions), ("bad", test_bad)]
     if REPEAT == 1:
         tests += [("contract", test_contract), ("workspace", test_workspace), ("grade", test_grade),
-                  ("sigint", test_sigint), ("sweep", test_sweep), ("hostile", test_hostile), ("stuck", test_stuck), ("no-sandbox", test_no_sandbox), ("misnamed", test_misnamed), ("jobs", test_jobs), ("class", test_class), ("resume", test_resume), ("trace", test_trace), ("proxy-api", test_proxy_api), ("brokerlog", test_brokerlog), ("lab-tools", test_labtools), ("certs", test_certs), ("brokerconf", test_brokerconf),
+                  ("sigint", test_sigint), ("sweep", test_sweep), ("hostile", test_hostile), ("stuck", test_stuck), ("no-sandbox", test_no_sandbox), ("misnamed", test_misnamed), ("jobs", test_jobs), ("class", test_class), ("resume", test_resume), ("fair", test_fair), ("trace", test_trace), ("proxy-api", test_proxy_api), ("brokerlog", test_brokerlog), ("lab-tools", test_labtools), ("certs", test_certs), ("brokerconf", test_brokerconf),
                   ("bench", test_bench)]
     t0 = time.time()
     try:
