@@ -45,13 +45,14 @@ TRACK_FLAGS = $(subst ','\'',$(strip $(CC) $(ALL_CFLAGS) $(CUNIT_CFLAGS) $(ALL_L
 
 # make sanitize: a build of its own (./mqlab is never touched), its unit
 # tests, then the integration tests named in SAN_TESTS (a grading, Ctrl-C,
-# the proxy, the sweep) with that binary. UBSan stops at the first error;
-# LeakSanitizer stays on, with the libraries' own leaks in tests/lsan.supp.
+# the proxy, the sweep, a class and its exports) with that binary. UBSan
+# stops at the first error; LeakSanitizer stays on, with the libraries'
+# own leaks in tests/lsan.supp.
 SAN_BUILD ?= $(BUILD)/sanitize
 SAN_BIN   ?= $(SAN_BUILD)/mqlab
 SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined \
              -fno-omit-frame-pointer -g -O1
-SAN_TESTS ?= contract sigint trace proxy-api sweep
+SAN_TESTS ?= contract sigint trace proxy-api sweep class
 # ASan and LSan reports go to files, one per process, so that a report
 # from an mqlab whose exit code no test looks at still fails the target.
 # UBSan ignores log_path when built with ASan: it prints on stderr and

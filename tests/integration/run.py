@@ -726,8 +726,8 @@ def test_hostile():
     # ana alone, into a gradebook of her own: the score to keep.
     p = mqlab(["grade", "01", os.path.join(cls, "ana"), "--format", "json", "--db", os.path.join(base, "alone.db")])
     try:
-        alone = json.loads(p.stdout)[0]
-    except (ValueError, IndexError):
+        alone = json.loads(p.stdout)["verdicts"][0]
+    except (ValueError, IndexError, KeyError, TypeError):
         alone = None
     report(alone is not None and alone["score"] > 0, "ana graded alone", p.stdout[:300] + p.stderr)
 
@@ -736,8 +736,8 @@ def test_hostile():
               ["--format", "json", "--db", db], tmpdir=tmpdir, timeout=1200)
     took = time.time() - t0
     try:
-        verdicts = {v["student"]: v for v in json.loads(p.stdout)}
-    except ValueError:
+        verdicts = {v["student"]: v for v in json.loads(p.stdout)["verdicts"]}
+    except (ValueError, KeyError, TypeError):
         verdicts = {}
     report(p.returncode == 0 and sorted(verdicts) == sorted(["ana"] + names),
            f"every submission was graded ({took:.0f} s), none left unfinished",
@@ -787,7 +787,7 @@ def test_stuck():
     tmpdir = fresh_tmp()
     db = os.path.join(RUN_TMP, "stuck.db")
     t0 = time.time()
-    p = mqlab(["grade", "95", sub, "--format", "csv", "--db", db], tmpdir=tmpdir,
+    p = mqlab(["grade", "95", sub, "--format", "csv-checks", "--db", db], tmpdir=tmpdir,
               extra_env={"MQLAB_LABS": os.path.join(HOSTILE, "labs")})
     took = time.time() - t0
     rows = [r for r in p.stdout.splitlines() if r]
@@ -826,10 +826,11 @@ def test_no_sandbox():
     p = mqlab(["grade", "01", sol, "--db", db], extra_env=broken)
     report(p.returncode == 3 and "cannot sandbox" in p.stderr and "--no-sandbox" in p.stderr and
            not os.path.exists(db), "grade refuses (exit 3) and writes no gradebook", f"exit {p.returncode}: {p.stderr}")
-    p = mqlab(["grade", "01", sol, "--db", db, "--no-sandbox", "--format", "csv"], extra_env=broken)
-    # The folder name is the student id, so the filters (other topics)
-    # fail; the program's own checks pass: connects 1, client-id 2, ...
-    report(p.returncode == 0 and "unconfined" in p.stderr and ",1,2,1,2,2,1," in p.stdout,
+    p = mqlab(["grade", "01", sol, "--db", db, "--no-sandbox", "--format", "csv-checks"], extra_env=broken)
+    # solutions/01-hello sits in the workspace solutions/, whose student is
+    # reference: every check passes (connects 1, client-id 2, ...).
+    report(p.returncode == 0 and "unconfined" in p.stderr and "reference,01-hello,13,13," in p.stdout and
+           ",1,2,1,2,2,1,1,1,1,1," in p.stdout,
            "grade --no-sandbox grades, unconfined, and says so", f"exit {p.returncode}: {p.stdout} {p.stderr}")
 
 
