@@ -436,8 +436,10 @@ static void add_folder(class_t *c, const char *dir, int depth, const char *force
             char *rec = forced ? NULL : recorded_student(parent);
             const char *who = forced ? forced : rec ? rec : base_of(parent);
             begin_owner(c, who, parent, rec != NULL);
+            /* That folder is that lab's alone: the workspace's other
+             * labs were not asked for. */
             for (int i = 0; i < c->nlabs; i++)
-                add_lab_folder(c, who, &c->labs[i], strcmp(c->labs[i].id, base_of(dir)) == 0 ? dir : "", parent);
+                if (strcmp(c->labs[i].id, base_of(dir)) == 0) add_lab_folder(c, who, &c->labs[i], dir, parent);
             end_owner(c);
             free(rec);
             free(parent);
