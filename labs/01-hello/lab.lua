@@ -431,6 +431,13 @@ If you get stuck: `mqlab hint 01` (it is recorded).
                    en = "the proxy saw PUBLISH on %s, but expected \"hola\" (4 B) on %s%s" },
                  table.concat(seen, ", "), p.topic, other_conn_note(ctx, d, hola_up))
         end
+        -- Step 3 asks for QoS 1: the broker then acknowledges the message
+        -- (PUBACK). At QoS 0 it arrives here too, so only the wire tells.
+        if ev.qos ~= 1 then
+          t:fail({ es = "el PUBLISH «hola» de «%s» iba con QoS %d; el paso 3 pide QoS 1, para que el broker confirme que lo tiene (PUBACK). En paho: publish(topic, \"hola\", qos=1)",
+                   en = "the PUBLISH \"hola\" from '%s' went at QoS %d; step 3 asks for QoS 1, so that the broker confirms it has it (PUBACK). In paho: publish(topic, \"hola\", qos=1)" },
+                 d.client, ev.qos or 0)
+        end
         -- The wire shows it was sent; the observer shows the broker took
         -- it and delivered it.
         for _, m in ipairs(d.seen) do
