@@ -175,25 +175,33 @@ static int is_workspace(const class_t *c, const char *dir)
     return yes;
 }
 
-/* Rule 2, for lab m: a file of the lab directly in dir. A lab that names
- * no files at all takes any folder. */
-static int holds_lab(const lab_marks_t *m, const char *dir)
+/* Rule 2, for lab m: a file of the lab among the entries v of a folder.
+ * A lab that names no files at all takes any folder. */
+static int lists_lab(const lab_marks_t *m, char **v, int n)
 {
     if (m->nprograms == 0 && m->nfiles == 0) return 1;
+    for (int i = 0; i < n; i++)
+        if (v[i][strlen(v[i]) - 1] != '/' && is_mark(m, v[i])) return 1;
+    return 0;
+}
+
+static int holds_lab(const lab_marks_t *m, const char *dir)
+{
     int n;
     char **v = entries(dir, &n);
-    int yes = 0;
-    for (int i = 0; i < n && !yes; i++)
-        yes = v[i][strlen(v[i]) - 1] != '/' && is_mark(m, v[i]);
+    int yes = lists_lab(m, v, n);
     free_strv(v, n);
     return yes;
 }
 
+/* The folder is listed once, whatever the number of labs. */
 static int holds_any_lab(const class_t *c, const char *dir)
 {
-    for (int i = 0; i < c->nlabs; i++)
-        if (holds_lab(&c->labs[i], dir)) return 1;
-    return 0;
+    int n, yes = 0;
+    char **v = entries(dir, &n);
+    for (int i = 0; i < c->nlabs && !yes; i++) yes = lists_lab(&c->labs[i], v, n);
+    free_strv(v, n);
+    return yes;
 }
 
 /* Every file of lab m in dir is a starter file, unchanged. */
@@ -294,7 +302,7 @@ static class_sub_t *add_sub(class_t *c, const char *student, const char *lab, co
     return s;
 }
 
-static void set_missing(const class_t *c, class_sub_t *s, const lab_marks_t *m, char *msg)
+static void set_missing(class_sub_t *s, const lab_marks_t *m, char *msg)
 {
     s->dir = NULL;
     s->v.lab = kit_strdup(m->id);
@@ -303,7 +311,6 @@ static void set_missing(const class_t *c, class_sub_t *s, const lab_marks_t *m, 
     s->v.missing = msg;
     s->v.max_score = m->max_points;
     s->v.started_ms = kit_wall_ms();
-    (void)c;
 }
 
 /* A lab folder for lab m of `student`: graded, or missing when it holds
@@ -314,14 +321,14 @@ static void add_lab_folder(class_t *c, const char *student, const lab_marks_t *m
     if (!kit_is_dir(dir)) {
         char *why = kit_strdup_printf(L(c, "nothing handed in: no folder %s/ in %s", "no hay entrega: no hay carpeta %s/ en %s"),
                                       m->id, where);
-        set_missing(c, s, m, missing_text(c, m, dir, why));
+        set_missing(s, m, missing_text(c, m, dir, why));
         free(why);
     } else if (!holds_lab(m, dir)) {
-        set_missing(c, s, m, missing_text(c, m, dir, NULL));
+        set_missing(s, m, missing_text(c, m, dir, NULL));
     } else if (only_starter(m, dir)) {
         char *why = kit_strdup_printf(L(c, "nothing handed in: %s holds only the starter files, unchanged",
                                            "no hay entrega: %s solo tiene los ficheros de partida, sin cambios"), dir);
-        set_missing(c, s, m, missing_text(c, m, dir, why));
+        set_missing(s, m, missing_text(c, m, dir, why));
         free(why);
     } else {
         s->dir = kit_strdup(dir);
@@ -374,24 +381,14 @@ static void add_workspace(class_t *c, const char *ws, const char *forced)
     free(rec);
 }
 
-/* Rule 2: a student's lab folder, for every lab of the run. A folder
- * named after a lab is that lab's alone. */
+/* Rule 2: a student's lab folder, for every lab of the run. (A folder
+ * named after a lab always sits in a workspace: add_folder gives it to
+ * that lab alone.) */
 static void add_student_folder(class_t *c, const char *dir, const char *forced)
 {
     const char *who = forced ? forced : base_of(dir);
     begin_owner(c, who, dir, 0);
-    for (int i = 0; i < c->nlabs; i++) {
-        const lab_marks_t *m = &c->labs[i];
-        if (is_lab_id(c, base_of(dir)) && strcmp(base_of(dir), m->id) != 0) {
-            class_sub_t *s = add_sub(c, who, m->id, dir);
-            char *why = kit_strdup_printf(L(c, "nothing handed in: %s is the folder of lab %s",
-                                               "no hay entrega: %s es la carpeta del laboratorio %s"), dir, base_of(dir));
-            set_missing(c, s, m, missing_text(c, m, dir, why));
-            free(why);
-            continue;
-        }
-        add_lab_folder(c, who, m, dir, dir);
-    }
+    for (int i = 0; i < c->nlabs; i++) add_lab_folder(c, who, &c->labs[i], dir, dir);
     end_owner(c);
 }
 
@@ -689,6 +686,14 @@ static int hash_dir(EVP_MD_CTX *md, const char *dir, const char *rel, int depth)
     return rc;
 }
 
+/* A SHA-256 digest in hex; -1 when it is not one. */
+static int to_hex(const unsigned char *d, unsigned len, char hex[65])
+{
+    if (len != 32) return -1;
+    for (unsigned i = 0; i < len; i++) snprintf(hex + 2 * i, 3, "%02x", d[i]);
+    return 0;
+}
+
 int class_hash(const char *dir, char hex[65])
 {
     hex[0] = '\0';
@@ -698,10 +703,8 @@ int class_hash(const char *dir, char hex[65])
     unsigned len = 0;
     int rc = -1;
     if (EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1 && hash_dir(md, dir, "", 0) == 0 &&
-        EVP_DigestFinal_ex(md, out, &len) == 1 && len == 32) {
-        for (unsigned i = 0; i < len; i++) snprintf(hex + 2 * i, 3, "%02x", out[i]);
-        rc = 0;
-    }
+        EVP_DigestFinal_ex(md, out, &len) == 1)
+        rc = to_hex(out, len, hex);
     EVP_MD_CTX_free(md);
     return rc;
 }
@@ -713,8 +716,7 @@ static void hash_text(const char *text, char hex[65])
     unsigned char out[EVP_MAX_MD_SIZE];
     unsigned len = 0;
     hex[0] = '\0';
-    if (EVP_Digest(text, strlen(text), out, &len, EVP_sha256(), NULL) == 1 && len == 32)
-        for (unsigned i = 0; i < len; i++) snprintf(hex + 2 * i, 3, "%02x", out[i]);
+    if (EVP_Digest(text, strlen(text), out, &len, EVP_sha256(), NULL) == 1) to_hex(out, len, hex);
 }
 
 /* ------------------------------------------------------------ jobs */
@@ -797,11 +799,6 @@ static int resume_from(store_t *st, class_sub_t *s)
     return 0;
 }
 
-static int full_marks(const verdict_t *v)
-{
-    return !v->missing && !v->incomplete && !v->error && v->max_score > 0 && v->score >= v->max_score;
-}
-
 int class_run(class_t *c, store_t *st, const class_run_t *o)
 {
     int n = c->nsubs, jobs = o->jobs > 0 ? o->jobs : 1;
@@ -824,7 +821,7 @@ int class_run(class_t *c, store_t *st, const class_run_t *o)
         if (o->resume && s->hash[0] && resume_from(st, s)) {
             s->state = CLASS_DONE;
             done++;
-            if (!full_marks(&s->v)) bad++;
+            if (!verdict_full_marks(&s->v)) bad++;
             continue;
         }
         if (!s->dir) {
@@ -887,7 +884,7 @@ int class_run(class_t *c, store_t *st, const class_run_t *o)
                 s->outcome = 0;
                 free(s->v.hash);
                 s->v.hash = kit_strdup(s->hash);
-                if (!full_marks(&s->v)) bad++;
+                if (!verdict_full_marks(&s->v)) bad++;
                 if (s->v.error) exit_code = exit_code ? exit_code : 1;
                 if (store_record(st, &s->v, NULL, err) != KIT_OK) {
                     progress_clear(o->progress);

@@ -176,33 +176,15 @@ typedef struct {
 } proc_info_t;
 
 /* pid 0 is this process. -1 when there is no such process (or /proc
- * cannot tell). This process is read through /proc/self: under a /proc of
- * another pid namespace (a sandbox), getpid() would name someone else. */
+ * cannot tell). */
 static int proc_info(pid_t pid, proc_info_t *pi)
 {
-    char path[64], buf[1024];
-    if (pid) snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    else snprintf(path, sizeof path, "/proc/self/stat");
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return -1;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0) return -1;
-    buf[n] = '\0';
-    /* Field 2, the command name, may hold spaces and parentheses: the
-     * numbered fields resume after the last ')'. */
-    char *p = strrchr(buf, ')');
-    if (!p) return -1;
-    pi->pid = (pid_t)strtol(buf, NULL, 10);
-    char *save = NULL;
-    int field = 2;
-    for (char *tok = strtok_r(p + 1, " ", &save); tok; tok = strtok_r(NULL, " ", &save)) {
-        field++;
-        if (field == 3) pi->state = tok[0];
-        else if (field == 4) pi->ppid = (pid_t)strtol(tok, NULL, 10);
-        else if (field == 22) { pi->start = strtoull(tok, NULL, 10); return 0; }
-    }
-    return -1;
+    unsigned long long f[KIT_STAT_FIELDS];
+    if (kit_proc_stat((int)pid, &pi->state, f) != 0) return -1;
+    pi->pid = (pid_t)f[1];
+    pi->ppid = (pid_t)f[4];
+    pi->start = f[22];
+    return 0;
 }
 
 pid_t cleanup_parent_of(pid_t pid)

@@ -140,7 +140,7 @@ static void table_row(const out_t *o, const verdict_t *v, int resumed)
     else printf("%7.1fs  ", v->duration_s);
     if (v->missing) {
         printf("%s\n", v->missing);
-    } else if (v->incomplete || (v->error && v->nchecks == 0)) {
+    } else if (verdict_unfinished(v)) {
         printf("%s\n", v->error ? v->error : "");
     } else {
         int any = 0;

@@ -327,22 +327,6 @@ static int k_mkdir(lua_State *L)
     return 1;
 }
 
-/* Field n (1-based, as in proc(5)) of /proc/PID/stat, after the command
- * name in parentheses (which may hold spaces), as a number; -1 if absent. */
-static long long stat_field(const char *stat, int n)
-{
-    const char *p = strrchr(stat, ')');
-    if (!p || n < 3) return -1;
-    p++;
-    for (int f = 3; f <= n; f++) {
-        while (*p == ' ') p++;
-        if (!*p) return -1;
-        if (f == n) return strtoll(p, NULL, 10);
-        while (*p && *p != ' ') p++;
-    }
-    return -1;
-}
-
 /* cpu(pid) -> {cpu = s, run = s, wait = s, slices = n} | nil, message.
  * What a process the kit started (a broker: its pid must be a child of
  * this one) has had of the CPUs so far, summed over its threads. cpu is
@@ -356,18 +340,14 @@ static int k_cpu(lua_State *L)
 {
     lua_Integer pid = luaL_checkinteger(L, 1);
     luaL_argcheck(L, pid > 0 && pid <= INT_MAX, 1, "a process id");
-    char path[64], err[KIT_ERRLEN];
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    char *stat = kit_read_file(path, NULL, err);
-    if (!stat) return fail_msg(L, err);
-    long long ppid = stat_field(stat, 4), ut = stat_field(stat, 14), st = stat_field(stat, 15);
-    free(stat);
-    if (ppid != (long long)getpid())
+    char path[64];
+    unsigned long long f[KIT_STAT_FIELDS];
+    if (kit_proc_stat((int)pid, NULL, f) != 0) return fail_msg(L, "kit.cpu: no such process");
+    if (f[4] != (unsigned long long)getpid())
         return fail_msg(L, "kit.cpu: not a process the kit started");
-    if (ut < 0 || st < 0) return fail_msg(L, "kit.cpu: cannot read the process's CPU times");
     long hz = sysconf(_SC_CLK_TCK);
     lua_createtable(L, 0, 4);
-    lua_pushnumber(L, (double)(ut + st) / (double)(hz > 0 ? hz : 100));
+    lua_pushnumber(L, (double)(f[14] + f[15]) / (double)(hz > 0 ? hz : 100));
     lua_setfield(L, -2, "cpu");
 
     snprintf(path, sizeof path, "/proc/%d/task", (int)pid);

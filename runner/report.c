@@ -271,44 +271,42 @@ static void xml_text(FILE *f, const char *s)
     escaped(f, s, 1);
 }
 
-static int full_marks(const verdict_t *v)
+/* A <testsuite>'s counts for one verdict: tests, failures, errors,
+ * skipped. A missing submission is one failed test; a grading that did
+ * not finish adds one test in error. */
+static void junit_counts(const verdict_t *v, int c[4])
 {
-    return !v->missing && !v->incomplete && !v->error && v->max_score > 0 && v->score >= v->max_score;
+    c[0] = c[1] = c[2] = c[3] = 0;
+    if (v->missing) c[0] = c[1] = 1;
+    if (verdict_unfinished(v)) { c[0]++; c[2]++; }
+    for (int k = 0; k < v->nchecks; k++) {
+        c[0]++;
+        if (v->checks[k].skipped) c[3]++;
+        else if (!v->checks[k].passed) c[1]++;
+    }
 }
 
 void report_junit(FILE *f, const verdict_t *const *vs, int n)
 {
-    int tests = 0, failures = 0, errors = 0, skipped = 0;
+    int all[4] = { 0, 0, 0, 0 }, cnt[4];
     double time = 0;
     for (int i = 0; i < n; i++) {
-        const verdict_t *v = vs[i];
-        time += v->duration_s;
-        if (v->missing) { tests++; failures++; continue; }
-        if (v->incomplete || (v->error && v->nchecks == 0)) { tests++; errors++; }
-        for (int k = 0; k < v->nchecks; k++) {
-            tests++;
-            if (v->checks[k].skipped) skipped++;
-            else if (!v->checks[k].passed) failures++;
-        }
+        junit_counts(vs[i], cnt);
+        for (int k = 0; k < 4; k++) all[k] += cnt[k];
+        time += vs[i]->duration_s;
     }
     fprintf(f, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     fprintf(f, "<testsuites name=\"mqlab\" tests=\"%d\" failures=\"%d\" errors=\"%d\" skipped=\"%d\" time=\"%.3f\">\n",
-            tests, failures, errors, skipped, time);
+            all[0], all[1], all[2], all[3], time);
     for (int i = 0; i < n; i++) {
         const verdict_t *v = vs[i];
-        int t = 0, fl = 0, er = 0, sk = 0;
-        if (v->missing) { t = 1; fl = 1; }
-        if (v->incomplete || (v->error && v->nchecks == 0)) { t++; er++; }
-        for (int k = 0; k < v->nchecks; k++) {
-            t++;
-            if (v->checks[k].skipped) sk++;
-            else if (!v->checks[k].passed) fl++;
-        }
+        junit_counts(v, cnt);
         fputs("  <testsuite name=\"", f);
         xml_text(f, v->student);
         fputs(" / ", f);
         xml_text(f, v->lab);
-        fprintf(f, "\" tests=\"%d\" failures=\"%d\" errors=\"%d\" skipped=\"%d\" time=\"%.3f\">\n", t, fl, er, sk, v->duration_s);
+        fprintf(f, "\" tests=\"%d\" failures=\"%d\" errors=\"%d\" skipped=\"%d\" time=\"%.3f\">\n",
+                cnt[0], cnt[1], cnt[2], cnt[3], v->duration_s);
         fputs("    <properties>\n      <property name=\"student\" value=\"", f);
         xml_text(f, v->student);
         fputs("\"/>\n      <property name=\"lab\" value=\"", f);
@@ -340,7 +338,7 @@ void report_junit(FILE *f, const verdict_t *const *vs, int n)
             xml_text(f, c->message);
             fputs("\"/>\n    </testcase>\n", f);
         }
-        if (v->incomplete || (v->error && v->nchecks == 0)) {
+        if (verdict_unfinished(v)) {
             fputs("    <testcase classname=\"", f);
             xml_text(f, v->lab);
             fputs("\" name=\"grading\" time=\"0\">\n      <error type=\"", f);
@@ -397,21 +395,16 @@ void report_gradescope(FILE *f, const verdict_t *const *vs, int n)
     json_number(f, score);
     fprintf(f, ",\"execution_time\":%d,\"output\":", (int)ceil(time));
     /* The output: one line per lab. */
-    size_t cap = 256, used = 0;
-    char *out = malloc(cap);
-    if (out) out[0] = '\0';
-    for (int i = 0; i < n && out; i++) {
+    char *out = NULL;
+    size_t len = 0;
+    FILE *o = open_memstream(&out, &len);
+    for (int i = 0; i < n && o; i++) {
         char sc[64];
         score_text(sc, sizeof sc, vs[i]);
-        const char *why = vs[i]->missing ? vs[i]->missing : vs[i]->incomplete || (vs[i]->error && !vs[i]->nchecks) ? vs[i]->error : NULL;
-        size_t need = used + strlen(vs[i]->lab) + strlen(sc) + (why ? strlen(why) : 0) + 16;
-        if (need > cap) {
-            char *grown = realloc(out, cap = need * 2);
-            if (!grown) { free(out); out = NULL; break; }
-            out = grown;
-        }
-        used += (size_t)sprintf(out + used, "%s%s: %s%s%s", i ? "\n" : "", vs[i]->lab, sc, why ? " - " : "", why ? why : "");
+        const char *why = vs[i]->missing ? vs[i]->missing : verdict_unfinished(vs[i]) ? vs[i]->error : NULL;
+        fprintf(o, "%s%s: %s%s%s", i ? "\n" : "", vs[i]->lab, sc, why ? " - " : "", why ? why : "");
     }
+    if (o) fclose(o);
     report_json_string(f, out ? out : "");
     free(out);
     fputs(",\"tests\":[", f);
@@ -570,7 +563,7 @@ static void lab_stat(const verdict_t *const *vs, int n, const char *lab, lab_sta
         if (ls->scores) ls->scores[ls->graded] = v->score;
         ls->graded++;
         ls->mean += v->score;
-        if (full_marks(v)) ls->full++;
+        if (verdict_full_marks(v)) ls->full++;
     }
     if (ls->graded > 0 && ls->scores) {
         qsort(ls->scores, (size_t)ls->graded, sizeof *ls->scores, cmp_double);

@@ -546,19 +546,8 @@ static pid_t find_program(pid_t init)
         char *endp;
         long pid = strtol(e->d_name, &endp, 10);
         if (pid <= 0 || *endp || cleanup_parent_of((pid_t)pid) != init) continue;
-        snprintf(path, sizeof path, "/proc/%ld/stat", pid);
-        int sfd = open(path, O_RDONLY | O_CLOEXEC);
-        if (sfd < 0) continue;
-        char st[1024];
-        ssize_t n = read(sfd, st, sizeof st - 1);
-        close(sfd);
-        if (n <= 0) continue;
-        st[n] = '\0';
-        char *p = strrchr(st, ')'), *save = NULL;
-        unsigned long long start = ~0ULL;
-        int field = 2;
-        for (char *tok = p ? strtok_r(p + 1, " ", &save) : NULL; tok; tok = strtok_r(NULL, " ", &save))
-            if (++field == 22) { start = strtoull(tok, NULL, 10); break; }
+        unsigned long long f[KIT_STAT_FIELDS];
+        unsigned long long start = kit_proc_stat((int)pid, NULL, f) == 0 ? f[22] : ~0ULL;
         if (start < best_start) { best_start = start; best = (pid_t)pid; }
     }
     closedir(d);

@@ -584,16 +584,15 @@ int store_each(store_t *s, const char *const *labs, int nlabs, int best,
     if (!s || !fn) return kit_seterr(err, KIT_EINVAL, "store_each: missing argument");
     /* One attempt per student and lab, chosen by the same orders as the
      * summary; the ids first, then each attempt whole. A read
-     * transaction keeps them one snapshot while another mqlab writes. */
-    static const char latest[] =
-        "SELECT a.id, a.lab FROM attempts a WHERE a.id = (SELECT b.id FROM attempts b"
-        " WHERE b.student = a.student AND b.lab = a.lab ORDER BY b.started_ms DESC, b.id DESC LIMIT 1)"
-        " ORDER BY a.student, a.lab";
-    static const char bestq[] =
-        "SELECT a.id, a.lab FROM attempts a WHERE a.id = (SELECT b.id FROM attempts b"
-        " WHERE b.student = a.student AND b.lab = a.lab ORDER BY b.score DESC, b.incomplete ASC,"
-        " b.started_ms DESC, b.id DESC LIMIT 1)"
-        " ORDER BY a.student, a.lab";
+     * transaction keeps them one snapshot while another mqlab writes.
+     * In the inner query the orders' bare columns are b's. */
+#define ONE_PER_STUDENT_LAB(order) \
+        "SELECT a.id, a.lab FROM attempts a WHERE a.id = (SELECT b.id FROM attempts b" \
+        " WHERE b.student = a.student AND b.lab = a.lab" order ")" \
+        " ORDER BY a.student, a.lab"
+    static const char latest[] = ONE_PER_STUDENT_LAB(LAST_ORDER);
+    static const char bestq[] = ONE_PER_STUDENT_LAB(BEST_ORDER);
+#undef ONE_PER_STUDENT_LAB
     sqlite3_stmt *st = NULL;
     int64_t *ids = NULL;
     int n = 0, cap = 0, ret = KIT_ERR, rc;

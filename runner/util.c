@@ -258,6 +258,35 @@ int kit_cmp_strp(const void *a, const void *b)
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
+int kit_proc_stat(int pid, char *state, unsigned long long f[KIT_STAT_FIELDS])
+{
+    char path[64], buf[1024];
+    if (pid) snprintf(path, sizeof path, "/proc/%d/stat", pid);
+    else snprintf(path, sizeof path, "/proc/self/stat");
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0) return -1;
+    buf[n] = '\0';
+    memset(f, 0, sizeof *f * KIT_STAT_FIELDS);
+    f[1] = strtoull(buf, NULL, 10);
+    /* Field 2, the command name, may hold spaces and parentheses: the
+     * numbered fields resume after the last ')'. */
+    char *p = strrchr(buf, ')'), *save = NULL;
+    if (!p) return -1;
+    int field = 2;
+    for (char *tok = strtok_r(p + 1, " ", &save); tok; tok = strtok_r(NULL, " ", &save)) {
+        if (++field == 3) {
+            if (state) *state = tok[0];
+            continue;
+        }
+        f[field] = strtoull(tok, NULL, 10);
+        if (field == KIT_STAT_FIELDS - 1) return 0;
+    }
+    return -1;
+}
+
 void kit_close_from(int lowfd)
 {
     if (close_range((unsigned)lowfd, ~0U, 0) == 0) return;

@@ -40,6 +40,14 @@ int kit_cmp_strp(const void *a, const void *b);
 /* Close every descriptor from lowfd up (close_range, else one by one).
  * For a forked child before exec. */
 void kit_close_from(int lowfd);
+/* /proc/PID/stat as numbers (pid 0: this process, read through
+ * /proc/self, which stays right under a /proc of another pid namespace).
+ * f[k] is field k as proc(5) numbers them (f[1] the pid; f[2], the
+ * command name, is left 0) for k < KIT_STAT_FIELDS: 4 the parent, 14 and
+ * 15 utime and stime, 22 the start time, in clock ticks. *state (may be
+ * NULL) gets field 3. 0, or -1 when there is no such process. */
+enum { KIT_STAT_FIELDS = 23 };
+int kit_proc_stat(int pid, char *state, unsigned long long f[KIT_STAT_FIELDS]);
 double kit_wall_s(void);           /* wall clock, seconds since epoch */
 int64_t kit_wall_ms(void);         /* wall clock, ms since epoch */
 

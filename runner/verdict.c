@@ -32,6 +32,16 @@ void verdict_total(verdict_t *v)
     if (v->incomplete) v->score = 0;
 }
 
+int verdict_full_marks(const verdict_t *v)
+{
+    return !v->missing && !v->incomplete && !v->error && v->max_score > 0 && v->score >= v->max_score;
+}
+
+int verdict_unfinished(const verdict_t *v)
+{
+    return v->incomplete || (v->error && v->nchecks == 0);
+}
+
 void verdict_clear(verdict_t *v)
 {
     for (int i = 0; i < v->nchecks; i++) {

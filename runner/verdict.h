@@ -43,6 +43,12 @@ check_result_t *verdict_add(verdict_t *v, const char *id, const char *title,
 /* Recompute score and max_score from the checks (score 0 when the
  * verdict is incomplete). */
 void verdict_total(verdict_t *v);
+/* Every point of a lab that had points, in a grading that ran to the end
+ * on something handed in. */
+int verdict_full_marks(const verdict_t *v);
+/* The grading gave no finished list of checks: it did not finish, or it
+ * could not run at all (v->error says why). */
+int verdict_unfinished(const verdict_t *v);
 /* Free what the record owns (not v itself). */
 void verdict_clear(verdict_t *v);
 
