@@ -137,10 +137,42 @@ static void first_line(char *s)
     if (nl) *nl = '\0';
 }
 
+/* The texts a lab file may leave beside itself instead of inline. */
+static const char *const side_files[] = { "instructions.es.md", "instructions.en.md" };
+
+/* Push { [name] = text } of the side files found, from the embedded
+ * folder embdir ("labs/01-hello") or from folder on disk. */
+static void push_side_files(lua_State *L, const char *embdir, const char *folder)
+{
+    lua_newtable(L);
+    for (size_t i = 0; i < sizeof side_files / sizeof *side_files; i++) {
+        if (embdir) {
+            char name[300];
+            snprintf(name, sizeof name, "%s/%s", embdir, side_files[i]);
+            const embedded_file_t *f = embedded_find(name);
+            if (!f) continue;
+            lua_pushlstring(L, (const char *)f->data, f->len);
+        } else if (folder) {
+            char *p = kit_strdup_printf("%s/%s", folder, side_files[i]);
+            size_t len;
+            char *data = kit_read_file(p, &len, NULL);
+            free(p);
+            if (!data) continue;
+            lua_pushlstring(L, data, len);
+            free(data);
+        } else {
+            continue;
+        }
+        lua_setfield(L, -2, side_files[i]);
+    }
+}
+
 /* bc: the same lab compiled at build time (embedded labs only), or NULL.
- * folder: the lab's folder on disk, or NULL. */
+ * embdir: the embedded lab's folder name, or NULL. folder: the lab's
+ * folder on disk, or NULL. */
 static int load_text(host_t *h, const char *code, size_t len, const embedded_file_t *bc,
-                     const char *chunk, const char *folder, lab_t **out, char *err, size_t errlen)
+                     const char *chunk, const char *embdir, const char *folder,
+                     lab_t **out, char *err, size_t errlen)
 {
     lua_State *L = host_state(h);
     enter_policy(folder);
@@ -149,7 +181,8 @@ static int load_text(host_t *h, const char *code, size_t len, const embedded_fil
     lua_pushstring(L, chunk);
     if (bc) lua_pushlstring(L, (const char *)bc->data, bc->len);
     else lua_pushnil(L);
-    int rc = host_call(h, 3, 1, err, errlen);
+    push_side_files(L, embdir, folder);
+    int rc = host_call(h, 4, 1, err, errlen);
     if (rc != KIT_OK) {
         first_line(err);
         return rc == KIT_ERR ? KIT_EINVAL : rc;
@@ -178,7 +211,7 @@ int lab_load_file(host_t *h, const char *path, lab_t **out, char *err, size_t er
     int have_folder = realpath(slash ? copy : ".", folder) != NULL;
     free(copy);
     char *chunk = kit_strdup_printf("@%s", path);
-    int rc = load_text(h, code, len, NULL, chunk, have_folder ? folder : NULL, out, err, errlen);
+    int rc = load_text(h, code, len, NULL, chunk, NULL, have_folder ? folder : NULL, out, err, errlen);
     free(chunk);
     free(code);
     return rc;
@@ -197,10 +230,12 @@ int lab_load(host_t *h, const char *id, lab_t **out, char *err, size_t errlen)
     snprintf(name, sizeof name, "labs/%s/lab.lua", id);
     const embedded_file_t *f = embedded_find(name);
     if (!f) { snprintf(err, errlen, "no lab '%s'", id); return KIT_ENOENT; }
-    char chunk[260], bcname[260];
+    char chunk[260], bcname[260], embdir[260];
     snprintf(chunk, sizeof chunk, "@%s", name);
     snprintf(bcname, sizeof bcname, "%sc", name);
-    return load_text(h, (const char *)f->data, f->len, embedded_find(bcname), chunk, NULL, out, err, errlen);
+    snprintf(embdir, sizeof embdir, "labs/%s", id);
+    return load_text(h, (const char *)f->data, f->len, embedded_find(bcname), chunk, embdir, NULL,
+                     out, err, errlen);
 }
 
 void lab_free(lab_t *lab)

@@ -3,11 +3,16 @@
  *
  * Labs grade what a program left in its database (lab 09's readings
  * table), never the program's source. The database is the student's, so
- * it is opened read-only: the kit can count and inspect rows but never
+ * a lab opens it read-only: the kit can count and inspect rows but never
  * change them, and a query that would write fails like any SQL error.
  *
- *   local db, msg, code = sqlite.open(path)   -- code: "notfound" | "notdb" | "error"
+ * A student's own Lua program (`mqlab run consumer.lua`, no lab code in
+ * the process) may open its database for writing, as Python's sqlite3
+ * and C's libsqlite3 can: mode "rw" creates the file when it is missing.
+ *
+ *   local db, msg, code = sqlite.open(path [, "rw"])  -- code: "notfound" | "notdb" | "error"
  *   local rows, msg = db:rows(sql, ...)       -- rows keyed by column name and position
+ *   local n, msg = db:exec(sql, ...)          -- a statement; n rows changed
  *   local cols, msg = db:columns(name)        -- column names of a table, in order
  *   db:close()
  *
@@ -50,11 +55,34 @@ static int fail(lua_State *L, const char *msg, const char *code)
     return 3;
 }
 
-/* open(path) -> db | nil, msg, code */
+/* open(path [, mode]) -> db | nil, msg, code */
 static int l_open(lua_State *L)
 {
     const char *path = luaL_checkstring(L, 1);
+    const char *mode = luaL_optstring(L, 2, "r");
     char real[PATH_MAX];
+    int rw = strcmp(mode, "rw") == 0;
+    if (!rw && strcmp(mode, "r") != 0) return luaL_argerror(L, 2, "mode must be \"r\" or \"rw\"");
+    /* A lab never writes a student's database. */
+    if (rw && policy_active()) return luaL_error(L, "sqlite.open: labs open databases read-only");
+    if (rw) {
+        struct stat rst;
+        if (lstat(path, &rst) == 0 && S_ISLNK(rst.st_mode))
+            return fail(L, lua_pushfstring(L, "%s: a symbolic link, not a database file", path), "notdb");
+        ldb *h = (ldb *)lua_newuserdatauv(L, sizeof *h, 0);
+        h->db = NULL;
+        luaL_setmetatable(L, SQLITE_MT);
+        sqlite3 *db = NULL;
+        int orc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+        if (orc != SQLITE_OK) {
+            lua_pushfstring(L, "%s: %s", path, db ? sqlite3_errmsg(db) : sqlite3_errstr(orc));
+            sqlite3_close(db);
+            return fail(L, lua_tostring(L, -1), "error");
+        }
+        h->db = db;
+        sqlite3_busy_timeout(db, BUSY_MS);
+        return 1;
+    }
     /* The file is usually a student's (LAB_DB): it may be a link to a
      * database the grader can read and the student cannot. Only what the
      * grading allows, and never through a link. */
@@ -180,6 +208,33 @@ static int l_rows(lua_State *L)
     return 1;
 }
 
+/* db:exec(sql, ...) -> rows changed | nil, msg: one statement, for a
+ * database opened "rw" (on a read-only one a write fails as SQL). */
+static int l_exec(lua_State *L)
+{
+    ldb *h = checkdb(L, 1);
+    const char *sql = luaL_checkstring(L, 2);
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(h->db, sql, -1, &st, NULL) != SQLITE_OK)
+        return fail(L, sqlite3_errmsg(h->db), NULL);
+    if (!st) return fail(L, "empty query", NULL);
+    const char *bad = bind_args(L, st, 3);
+    if (bad) {
+        sqlite3_finalize(st);
+        return luaL_error(L, "db:exec: %s", bad);
+    }
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {}
+    if (rc != SQLITE_DONE) {
+        lua_pushstring(L, sqlite3_errmsg(h->db));
+        sqlite3_finalize(st);
+        return fail(L, lua_tostring(L, -1), NULL);
+    }
+    sqlite3_finalize(st);
+    lua_pushinteger(L, sqlite3_changes(h->db));
+    return 1;
+}
+
 /* db:columns(table) -> {name, ...} | nil, msg */
 static int l_columns(lua_State *L)
 {
@@ -225,6 +280,7 @@ static int l_tostring(lua_State *L)
 
 static const luaL_Reg methods[] = {
     { "rows", l_rows },
+    { "exec", l_exec },
     { "columns", l_columns },
     { "close", l_close },
     { NULL, NULL }

@@ -61,8 +61,21 @@ local function lab(def)
   lab_need(type(def.id) == "string" and def.id:match("^%d%d%-[%w%-]+$"), "id",
        "lab: 'id' must look like '01-hello' (two digits, a dash, a name)")
   lab_need(is_text(def.title), "title", "lab '%s': 'title' must be {es=..., en=...}", def.id)
-  lab_need(is_text(def.instructions) or type(def.instructions) == "function", "instructions",
-       "lab '%s': 'instructions' must be {es=..., en=...} or a function(p, lang)", def.id)
+  -- The instructions live beside the lab file, in instructions.es.md
+  -- and instructions.en.md; a lab may instead give them inline.
+  local files = M._files or {}
+  local es_md, en_md = files["instructions.es.md"], files["instructions.en.md"]
+  if def.instructions == nil then
+    lab_need(es_md and en_md, nil, "lab '%s': no instructions: write %s beside the lab file", def.id,
+             not es_md and not en_md and "instructions.es.md and instructions.en.md"
+             or (es_md and "instructions.en.md" or "instructions.es.md"))
+    def.instructions = { es = es_md, en = en_md }
+  else
+    lab_need(not es_md and not en_md, "instructions",
+             "lab '%s': the instructions are both inline and in instructions.*.md: keep one", def.id)
+    lab_need(is_text(def.instructions) or type(def.instructions) == "function", "instructions",
+             "lab '%s': 'instructions' must be {es=..., en=...} or a function(p, lang)", def.id)
+  end
   lab_need(def.params == nil or type(def.params) == "function", "params", "lab '%s': 'params' must be a function(rng, student)", def.id)
   lab_need(def.setup == nil or type(def.setup) == "function", "setup", "lab '%s': 'setup' must be a function(ctx)", def.id)
   lab_need(def.proxy == nil or type(def.proxy) == "boolean", "proxy", "lab '%s': 'proxy' must be true or false", def.id)
@@ -146,15 +159,34 @@ local function sandbox()
 end
 M.sandbox = sandbox
 
--- The line of `field =` in the source, else the line of `lab {`.
+-- The line of `field =` inside `return lab {`, else that line itself:
+-- checks and helpers above the lab table have fields of the same names
+-- (a check's `id`), so the search starts at the lab table.
 local function field_line(code, field)
-  local n, lab_line = 0, nil
-  for line in (code .. "\n"):gmatch("([^\n]*)\n") do
-    n = n + 1
-    if field and line:match("^%s*" .. field .. "%s*=") then return n end
-    if not lab_line and line:match("lab%s*{") then lab_line = n end
+  local lines = {}
+  for line in (code .. "\n"):gmatch("([^\n]*)\n") do lines[#lines + 1] = line end
+  local lab_line
+  for n, line in ipairs(lines) do
+    if line:match("^%s*return%s+lab%s*{") or line:match("^%s*return%s+lab%s*$") then lab_line = n end
   end
-  return lab_line or 1
+  if not lab_line then
+    for n, line in ipairs(lines) do
+      if line:match("lab%s*{") then lab_line = n; break end
+    end
+  end
+  if not lab_line then return 1 end
+  if field then
+    local depth = 0
+    for n = lab_line, #lines do
+      local line = lines[n]
+      if depth <= 1 and line:match("^%s*" .. field .. "%s*=") then return n end
+      local _, opens = line:gsub("{", "")
+      local _, closes = line:gsub("}", "")
+      depth = depth + opens - closes
+      if n > lab_line and depth <= 0 then break end
+    end
+  end
+  return lab_line
 end
 
 -- Load a lab from its source text. chunkname is "@path" so that errors
@@ -162,12 +194,16 @@ end
 -- the kit, is the same file compiled at build time (it keeps its debug
 -- information, so file:line still hold); the text is still needed to
 -- place a lab-level error on its line.
-function M.load(code, chunkname, bytecode)
+-- files: the texts beside the lab file that it may name instead of
+-- writing them inline ({ ["instructions.es.md"] = ..., ... }).
+function M.load(code, chunkname, bytecode, files)
+  M._files = files
   local fn, err
   if bytecode then fn, err = load(bytecode, chunkname, "b", sandbox())
   else fn, err = load(code, chunkname, "t", sandbox()) end
   if not fn then error(err, 0) end
   local ok, res = pcall(fn)
+  M._files = nil
   if not ok then
     if type(res) == "table" and res.message then
       res = string.format("%s:%d: %s", chunkname:sub(2), field_line(code, res.lab_field), res.message)
@@ -324,6 +360,46 @@ end
 function Ctx:stderr_tail(prog, n)
   local err = prog and text.tail(prog:stderr(), n or 500) or ""
   return err ~= "" and err or self:text({ es = "(vacía)", en = "(empty)" })
+end
+
+-- Fail check t, saying why a program never showed up on the proxy:
+-- it did not start (err), it is still running, the kit stopped it, or it
+-- ended; with the end of its stderr. who is optional: { prog = ...,
+-- err = ..., name = {es=, en=} } (default: ctx.data.prog and prog_err,
+-- "program").
+function Ctx:why_absent(t, who)
+  who = who or { prog = self.data.prog, err = self.data.prog_err }
+  local prog = who.prog
+  if not prog then
+    t:fail(who.err or { es = "tu programa no llegó a arrancar", en = "your program never started" })
+  end
+  local name = self:text(who.name or { es = "programa", en = "program" })
+  if prog:running() then
+    t:fail({ es = "tu %s lleva %.0f s en marcha y el proxy no ha visto ningún CONNECT. ¿Usa MQTT_HOST y MQTT_PORT? Su salida de error:\n%s",
+             en = "your %s has been running for %.0f s and the proxy has seen no CONNECT. Does it use MQTT_HOST and MQTT_PORT? Its stderr:\n%s" },
+           name, prog:runtime(), self:stderr_tail(prog))
+  end
+  if prog:timed_out() then
+    t:fail({ es = "tu %s no llegó a conectarse a través del proxy y el kit lo paró a los %.0f s. Su salida de error:\n%s",
+             en = "your %s never connected through the proxy, and the kit stopped it after %.0f s. Its stderr:\n%s" },
+           name, prog:runtime(), self:stderr_tail(prog))
+  end
+  t:fail({ es = "el proxy no vio ningún CONNECT de tu %s (%s). ¿Usa MQTT_HOST y MQTT_PORT? Su salida de error:\n%s",
+           en = "the proxy saw no CONNECT from your %s (%s). Does it use MQTT_HOST and MQTT_PORT? Its stderr:\n%s" },
+         name, self:how_ended(prog), self:stderr_tail(prog))
+end
+
+-- The first proxy event from index `from` on that matches `match`,
+-- waiting up to s seconds but no longer than prog runs (a program that
+-- has left sends nothing more). px defaults to ctx.proxy.
+function Ctx:wait_running(prog, match, s, from, px)
+  px = px or self.proxy
+  local t_end = kit.now() + s
+  repeat
+    local ev = px:wait(match, 0.1, from)
+    if ev then return ev end
+  until not (prog and prog:running()) or kit.now() >= t_end
+  return px:wait(match, 0, from)
 end
 
 -- A file of the submission, or nil when it does not exist. Only plain

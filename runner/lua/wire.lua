@@ -158,6 +158,10 @@ function M.quote(ev)
   return string.format("%+9.1f ms  %s  %s%s", ev.t or 0, arrow, ev.text or ev.type or ev.kind, fate)
 end
 
+-- The packet as an indented line, for a block of feedback under the
+-- sentence that explains it.
+function M.block(ev) return "    " .. M.quote(ev) end
+
 -- Per connection: {conn, client, connect, connack, disconnect, opened,
 -- closed, closed_by, packets, events}, in the order they were opened.
 -- disconnect is the first DISCONNECT the client sent; events holds the
