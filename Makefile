@@ -76,12 +76,13 @@ LUA_SRC  := runner/host.c runner/lab.c runner/lua_mqtt.c runner/lua_topics.c \
 SRC      := $(CORE_SRC) $(LUA_SRC)
 OBJ      := $(SRC:runner/%.c=$(BUILD)/%.o) $(BUILD)/embedded.o
 # The command line: main.c dispatches to one file per command family.
-CLI_SRC  := runner/main.c runner/cli.c runner/cmd_workspace.c runner/cmd_grade.c runner/cmd_tools.c
+CLI_SRC  := runner/main.c runner/cli.c runner/cmd_workspace.c runner/cmd_grade.c runner/cmd_tools.c \
+            runner/cmd_author.c
 MAIN_OBJ := $(CLI_SRC:runner/%.c=$(BUILD)/%.o)
 
 # Files compiled into the binary: the Lua prelude and kit modules, the
 # labs (lab files, instructions, starter files) and the broker templates.
-EMBED := $(sort $(wildcard runner/lua/*.lua) $(shell find labs broker-config -type f 2>/dev/null | grep -v '~$$'))
+EMBED := $(sort $(wildcard runner/lua/*.lua) $(shell find labs broker-config runner/newlab -type f 2>/dev/null | grep -v '~$$'))
 
 TEST_SRC := $(wildcard tests/unit/*.c)
 TEST_OBJ := $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%.o)

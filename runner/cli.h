@@ -74,6 +74,9 @@ int cmd_reset(int argc, char **argv);
 int cmd_check(int argc, char **argv);
 int cmd_grade(int argc, char **argv);
 int cmd_gradebook(int argc, char **argv);
+/* cmd_author.c */
+int cmd_verify(int argc, char **argv);
+int cmd_new_lab(int argc, char **argv);
 /* cmd_tools.c */
 int cmd_run(int argc, char **argv);
 int cmd_broker(int argc, char **argv);

@@ -140,7 +140,8 @@ int cmd_list(int argc, char **argv)
     column("LAB", 16);
     column(T("TITLE", "TÍTULO"), 50);
     column(T("STATUS", "ESTADO"), 14);
-    printf("%s\n", T("BEST", "MEJOR"));
+    column(T("BEST", "MEJOR"), 10);
+    printf("%s\n", T("SOURCE", "ORIGEN"));
     for (int i = 0; i < n; i++) {
         lab_t *lab;
         char err[4096];
@@ -161,7 +162,12 @@ int cmd_list(int argc, char **argv)
         column(info.title, 50);
         fputs(col, stdout);
         column(status, 14);
-        printf("%s%s\n", color ? "\033[0m" : "", best);
+        printf("%s", color ? "\033[0m" : "");
+        column(best, 10);
+        const char *src = lab_source(ids[i]);
+        if (!src) printf("%s\n", T("built in", "incluido"));
+        else if (lab_replaced(ids[i])) printf("%s %s\n", src, T("(replaces the built-in lab)", "(sustituye al incluido)"));
+        else printf("%s\n", src);
         lab_info_clear(&info);
         lab_free(lab);
     }

@@ -27,48 +27,138 @@ struct lab {
     char *folder;     /* the lab's folder on disk (readable by it), or NULL */
 };
 
-static const char *labs_dir(void)
-{
-    const char *d = getenv("MQLAB_LABS");
-    return d && *d ? d : NULL;
-}
+/* ---------------------------------------------------------------- sources */
+
+/* Where each lab comes from: built into the binary (folder NULL), or a
+ * folder on disk named after the lab's id. Built once per process (a
+ * worker inherits it through fork): the built-in labs, then every
+ * folder MQLAB_LABS names (a ':'-separated list of folders of labs, or
+ * of lab folders), then the lab folders given as paths on the command
+ * line. An own lab with a built-in's id takes its place, with a notice;
+ * a second own lab with an id already taken is left out, with a notice. */
+typedef struct {
+    char *id;
+    char *folder;     /* absolute; NULL when built in */
+    int replaced;     /* it stands for a built-in lab of the same id */
+} lab_src_t;
+
+static lab_src_t *srcs;
+static int nsrcs, scanned;
 
 static int valid_id(const char *s)
 {
     return s[0] >= '0' && s[0] <= '9' && s[1] >= '0' && s[1] <= '9' && s[2] == '-' && s[3];
 }
 
-int lab_ids(char ***ids, int *n)
+static lab_src_t *find_src(const char *id)
 {
-    char **out = NULL;
-    int count = 0;
-    const char *dir = labs_dir();
-    if (dir) {
+    for (int i = 0; i < nsrcs; i++)
+        if (strcmp(srcs[i].id, id) == 0) return &srcs[i];
+    return NULL;
+}
+
+static int holds_lab(const char *folder)
+{
+    char *p = kit_strdup_printf("%s/lab.lua", folder);
+    int ok = kit_file_exists(p);
+    free(p);
+    return ok;
+}
+
+/* Add the lab in folder (which holds lab.lua). quiet: no notice. */
+static void add_folder_src(const char *folder, int quiet)
+{
+    char real[PATH_MAX];
+    if (!realpath(folder, real)) return;
+    const char *base = strrchr(real, '/');
+    base = base ? base + 1 : real;
+    lab_src_t *s = find_src(base);
+    if (s && s->folder && strcmp(s->folder, real) == 0) return;
+    if (s && s->folder) {
+        if (!quiet)
+            fprintf(stderr, "mqlab: lab %s in %s is left out: %s already has that id\n", base, real, s->folder);
+        return;
+    }
+    if (s) {
+        if (!quiet) fprintf(stderr, "mqlab: lab %s comes from %s (it replaces the built-in one)\n", base, real);
+        s->folder = kit_strdup(real);
+        s->replaced = 1;
+        return;
+    }
+    srcs = kit_xrealloc(srcs, sizeof *srcs * (size_t)(nsrcs + 1));
+    srcs[nsrcs++] = (lab_src_t){ kit_strdup(base), kit_strdup(real), 0 };
+}
+
+static int cmp_src(const void *a, const void *b)
+{
+    return strcmp(((const lab_src_t *)a)->id, ((const lab_src_t *)b)->id);
+}
+
+static void scan_sources(void)
+{
+    if (scanned) return;
+    scanned = 1;
+    for (size_t i = 0; i < embedded_count; i++) {
+        const char *name = embedded_files[i].name;
+        char id[128];
+        if (sscanf(name, "labs/%127[^/]/lab.lua", id) != 1) continue;
+        if (strcmp(name + 5 + strlen(id), "/lab.lua") != 0 || !valid_id(id)) continue;
+        srcs = kit_xrealloc(srcs, sizeof *srcs * (size_t)(nsrcs + 1));
+        srcs[nsrcs++] = (lab_src_t){ kit_strdup(id), NULL, 0 };
+    }
+    const char *env = getenv("MQLAB_LABS");
+    char *list = kit_strdup(env ? env : "");
+    for (char *save = NULL, *dir = strtok_r(list, ":", &save); dir; dir = strtok_r(NULL, ":", &save)) {
+        if (!*dir) continue;
+        if (!kit_is_dir(dir)) {
+            fprintf(stderr, "mqlab: MQLAB_LABS names %s, which is not a folder\n", dir);
+            continue;
+        }
+        if (holds_lab(dir)) { add_folder_src(dir, 0); continue; }
         DIR *d = opendir(dir);
         struct dirent *e;
+        char **names = NULL;
+        int n = 0;
         while (d && (e = readdir(d))) {
             if (!valid_id(e->d_name)) continue;
-            char *p = kit_strdup_printf("%s/%s/lab.lua", dir, e->d_name);
-            int ok = kit_file_exists(p);
-            free(p);
-            if (!ok) continue;
-            out = kit_xrealloc(out, sizeof *out * (size_t)(count + 1));
-            out[count++] = kit_strdup(e->d_name);
+            names = kit_xrealloc(names, sizeof *names * (size_t)(n + 1));
+            names[n++] = kit_strdup(e->d_name);
         }
         if (d) closedir(d);
-    } else {
-        for (size_t i = 0; i < embedded_count; i++) {
-            const char *name = embedded_files[i].name;
-            char id[128];
-            if (sscanf(name, "labs/%127[^/]/lab.lua", id) != 1) continue;
-            if (strcmp(name + 5 + strlen(id), "/lab.lua") != 0 || !valid_id(id)) continue;
-            out = kit_xrealloc(out, sizeof *out * (size_t)(count + 1));
-            out[count++] = kit_strdup(id);
+        if (n) qsort(names, (size_t)n, sizeof *names, kit_cmp_strp);
+        for (int i = 0; i < n; i++) {
+            char *p = kit_strdup_printf("%s/%s", dir, names[i]);
+            if (holds_lab(p)) add_folder_src(p, 0);
+            free(p);
+            free(names[i]);
         }
+        free(names);
     }
-    if (count) qsort(out, (size_t)count, sizeof *out, kit_cmp_strp);
+    free(list);
+    if (nsrcs) qsort(srcs, (size_t)nsrcs, sizeof *srcs, cmp_src);
+}
+
+const char *lab_source(const char *id)
+{
+    scan_sources();
+    lab_src_t *s = find_src(id);
+    return s ? s->folder : NULL;
+}
+
+int lab_replaced(const char *id)
+{
+    scan_sources();
+    lab_src_t *s = find_src(id);
+    return s && s->replaced;
+}
+
+int lab_ids(char ***ids, int *n)
+{
+    scan_sources();
+    char **out = nsrcs ? kit_xmalloc(sizeof *out * (size_t)nsrcs) : NULL;
+    for (int i = 0; i < nsrcs; i++) out[i] = kit_strdup(srcs[i].id);
     *ids = out;
-    *n = count;
+    *n = nsrcs;
     return KIT_OK;
 }
 
@@ -78,35 +168,70 @@ void lab_free_ids(char **ids, int n)
     free(ids);
 }
 
+/* A lab argument that is a path to a lab folder: "./05-x", "mylabs/05-x"
+ * or a folder holding lab.lua. */
+static int is_lab_path(const char *arg)
+{
+    return (strchr(arg, '/') || strcmp(arg, ".") == 0 || holds_lab(arg)) && kit_is_dir(arg);
+}
+
 int lab_resolve(const char *arg, char *id, size_t idlen, char *err)
 {
-    char **ids;
-    int n, found = -1, matches = 0;
-    lab_ids(&ids, &n);
+    scan_sources();
+    if (is_lab_path(arg)) {
+        char real[PATH_MAX];
+        if (!holds_lab(arg) || !realpath(arg, real))
+            return kit_seterr(err, KIT_ENOENT, "%s is a folder without a lab.lua", arg);
+        const char *base = strrchr(real, '/');
+        base = base ? base + 1 : real;
+        if (!valid_id(base))
+            return kit_seterr(err, KIT_ENOENT,
+                              "a lab folder is named after its lab's id (two digits, a dash, a name: 05-retain-lwt); %s is not",
+                              real);
+        /* A path given on the command line wins over MQLAB_LABS. */
+        lab_src_t *s = find_src(base);
+        if (!s) {
+            add_folder_src(real, 1);
+            qsort(srcs, (size_t)nsrcs, sizeof *srcs, cmp_src);
+        } else if (!s->folder) {
+            fprintf(stderr, "mqlab: lab %s comes from %s (it replaces the built-in one)\n", base, real);
+            s->folder = kit_strdup(real);
+            s->replaced = 1;
+        } else if (strcmp(s->folder, real) != 0) {
+            free(s->folder);
+            s->folder = kit_strdup(real);
+        }
+        snprintf(id, idlen, "%s", base);
+        return KIT_OK;
+    }
+    int found = -1, matches = 0;
     char want[64];
     /* "1" -> "01": a number is the lab's two-digit prefix. */
     char *end;
     long num = strtol(arg, &end, 10);
     if (*arg && *end == '\0' && num >= 0 && num < 100) snprintf(want, sizeof want, "%02ld-", num);
     else snprintf(want, sizeof want, "%s", arg);
-    for (int i = 0; i < n; i++) {
-        if (strcmp(ids[i], arg) == 0) { found = i; matches = 1; break; }
-        if (strncmp(ids[i], want, strlen(want)) == 0) { found = i; matches++; }
+    for (int i = 0; i < nsrcs; i++) {
+        if (strcmp(srcs[i].id, arg) == 0) { found = i; matches = 1; break; }
+        if (strncmp(srcs[i].id, want, strlen(want)) == 0) { found = i; matches++; }
     }
-    int rc = KIT_OK;
     if (matches == 1) {
-        snprintf(id, idlen, "%s", ids[found]);
-    } else {
-        char list[400] = "";
-        for (int i = 0; i < n; i++) {
-            size_t l = strlen(list);
-            snprintf(list + l, sizeof list - l, "%s%s", i ? ", " : "", ids[i]);
-        }
-        rc = kit_seterr(err, KIT_ENOENT, "%s lab '%s' (labs here: %s)",
-                        matches > 1 ? "more than one" : "no", arg, n ? list : "none");
+        snprintf(id, idlen, "%s", srcs[found].id);
+        return KIT_OK;
     }
-    lab_free_ids(ids, n);
-    return rc;
+    char list[1200] = "";
+    for (int i = 0; i < nsrcs; i++) {
+        if (matches > 1 && strncmp(srcs[i].id, want, strlen(want)) != 0) continue;
+        size_t l = strlen(list);
+        if (matches > 1)
+            snprintf(list + l, sizeof list - l, "%s%s (%s)", l ? ", " : "", srcs[i].id,
+                     srcs[i].folder ? srcs[i].folder : "built in");
+        else
+            snprintf(list + l, sizeof list - l, "%s%s", l ? ", " : "", srcs[i].id);
+    }
+    if (matches > 1)
+        return kit_seterr(err, KIT_ENOENT, "more than one lab '%s': %s; give the full id", arg, list);
+    return kit_seterr(err, KIT_ENOENT, "no lab '%s' (labs here: %s)", arg, nsrcs ? list : "none");
 }
 
 /* Push engine[name]. The engine is loaded once, through the protected
@@ -219,11 +344,20 @@ int lab_load_file(host_t *h, const char *path, lab_t **out, char *err, size_t er
 
 int lab_load(host_t *h, const char *id, lab_t **out, char *err, size_t errlen)
 {
-    const char *dir = labs_dir();
-    if (dir) {
-        char *path = kit_strdup_printf("%s/%s/lab.lua", dir, id);
+    scan_sources();
+    lab_src_t *src = find_src(id);
+    if (src && src->folder) {
+        char *path = kit_strdup_printf("%s/lab.lua", src->folder);
         int rc = lab_load_file(h, path, out, err, errlen);
         free(path);
+        /* A lab on disk lives in the folder named after its id. */
+        if (rc == KIT_OK && strcmp((*out)->id, id) != 0) {
+            snprintf(err, errlen, "%s/lab.lua: the lab's id is '%s', but its folder is called '%s': name one after the other",
+                     src->folder, (*out)->id, id);
+            lab_free(*out);
+            *out = NULL;
+            return KIT_EINVAL;
+        }
         return rc;
     }
     char name[256];
@@ -342,10 +476,10 @@ int lab_starter_files(const char *id,
                       int (*fn)(void *ud, const char *name, const char *data, size_t len),
                       void *ud)
 {
-    const char *dir = labs_dir();
+    const char *dir = lab_source(id);
     int rc = KIT_OK;
     if (dir) {
-        char *sdir = kit_strdup_printf("%s/%s/starter", dir, id);
+        char *sdir = kit_strdup_printf("%s/starter", dir);
         DIR *d = opendir(sdir);
         struct dirent *e;
         while (rc == KIT_OK && d && (e = readdir(d))) {
@@ -723,4 +857,31 @@ int lab_grade(lab_t *lab, const char *dir, const char *student, const char *lang
               verdict_t *v, char *err, size_t errlen)
 {
     return lab_grade_with(lab, dir, student, lang, NULL, v, err, errlen);
+}
+
+/* ---------------------------------------------------------------- verify */
+
+int lab_text_problems(lab_t *lab, char ***out, int *n)
+{
+    lua_State *L = host_state(lab->h);
+    char err[KIT_ERRLEN];
+    *out = NULL;
+    *n = 0;
+    push_engine(lab->h, "text_problems");
+    lua_rawgeti(L, LUA_REGISTRYINDEX, lab->ref);
+    if (host_call(lab->h, 1, 1, err, sizeof err) != KIT_OK) {
+        *out = kit_xmalloc(sizeof **out);
+        (*out)[0] = kit_strdup(err);
+        *n = 1;
+        return KIT_ERR;
+    }
+    lua_Integer len = luaL_len(L, -1);
+    if (len > 0) *out = kit_xmalloc(sizeof **out * (size_t)len);
+    for (lua_Integer i = 1; i <= len; i++) {
+        lua_rawgeti(L, -1, i);
+        (*out)[(*n)++] = kit_strdup(lua_tostring(L, -1));
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+    return KIT_OK;
 }

@@ -4,8 +4,10 @@
  * a verdict. The Lua half is runner/lua/engine.lua; callers of this
  * header never see Lua.
  *
- * Labs come from the binary (labs/<id>/lab.lua, embedded at build time)
- * or, when MQLAB_LABS names a folder, from <folder>/<id>/lab.lua.
+ * Labs come from the binary (labs/<id>/lab.lua, embedded at build time),
+ * and from the folders MQLAB_LABS lists (':'-separated; each holds lab
+ * folders <id>/lab.lua, or is one). A lab folder on disk is named after
+ * its lab's id; one with a built-in's id replaces it (with a notice).
  */
 #ifndef MQLAB_LAB_H
 #define MQLAB_LAB_H
@@ -20,9 +22,16 @@ typedef struct lab lab_t;
 int lab_ids(char ***ids, int *n);
 void lab_free_ids(char **ids, int n);
 
-/* "1", "01", "01-hello" (or a unique prefix) -> "01-hello". KIT_ENOENT
- * with the known ids in err otherwise. */
+/* "1", "01", "01-hello" (or a unique prefix) -> "01-hello". A path to a
+ * lab folder ("./05-x", "mylabs/05-x") adds that lab for this process
+ * and resolves to its id. KIT_ENOENT with the known ids in err otherwise
+ * (the candidates, when a number fits more than one lab). */
 int lab_resolve(const char *arg, char *id, size_t idlen, char *err);
+
+/* The folder a lab comes from, or NULL when it is built in. */
+const char *lab_source(const char *id);
+/* Whether a lab on disk stands for a built-in lab of the same id. */
+int lab_replaced(const char *id);
 
 /* Load and validate a lab by id, or any lab file by path. A malformed
  * lab is KIT_EINVAL with "file:line: what is wrong" in err. */
@@ -90,5 +99,9 @@ int lab_grade(lab_t *lab, const char *dir, const char *student, const char *lang
 /* The same, telling pr (may be NULL) what happens. */
 int lab_grade_with(lab_t *lab, const char *dir, const char *student, const char *lang,
                    const lab_progress_t *pr, verdict_t *v, char *err, size_t errlen);
+
+/* For `mqlab verify`: where the lab's student-facing texts lack es or
+ * en ("file:line: what"). Free each and the list. */
+int lab_text_problems(lab_t *lab, char ***out, int *n);
 
 #endif

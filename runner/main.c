@@ -179,6 +179,44 @@ static const command_help_t helps[] = {
       "acota; por defecto, todos.\n"
       "--format: csv (por defecto; una fila por estudiante, una columna por laboratorio), csv-checks,\n"
       "json, junit, gradescope o text, como en mqlab grade." },
+    { "verify", "[NN... | PATH...]", "instructors: is a lab fit for a class? (every lab when none is named)",
+      "docentes: ¿está un laboratorio listo para una clase? (todos si no se nombra ninguno)",
+      "It checks, printing a row for each:\n"
+      "  - the lab file loads (errors name file:line);\n"
+      "  - every {{placeholder}} of the instructions and hints resolves, in es and en, for 8 sample students;\n"
+      "  - the lab's title, check titles, hints and every inline {es=, en=} text have both languages;\n"
+      "  - each reference solution scores full marks 3 times with the same verdict;\n"
+      "  - the starter files score less than full marks;\n"
+      "  - each known-bad submission loses exactly the checks its EXPECT names.\n"
+      "A built-in lab's solutions and known-bads are solutions/NN-name/ and tests/bad/NN-name/ of the\n"
+      "repository (the current folder, or where mqlab is); a lab on disk keeps them in its own folder,\n"
+      "solution/ and bad/<case>/EXPECT, as mqlab new-lab makes it. Everything is graded as the student\n"
+      "'reference'. PATH is a lab folder (./90-retained-config). Exit code: 0 when every row holds, 1 when\n"
+      "one does not, 2 bad usage, 3 something is missing here.",
+      "Comprueba, con una fila por cada cosa:\n"
+      "  - el fichero del laboratorio carga (los errores dicen fichero:línea);\n"
+      "  - cada {{marcador}} de las instrucciones y pistas se rellena, en es y en, para 8 estudiantes de muestra;\n"
+      "  - el título, los títulos de las comprobaciones, las pistas y cada texto {es=, en=} tienen los dos idiomas;\n"
+      "  - cada solución de referencia saca la nota máxima 3 veces con el mismo veredicto;\n"
+      "  - los ficheros de partida sacan menos que la nota máxima;\n"
+      "  - cada entrega mal a propósito pierde exactamente las comprobaciones que nombra su EXPECT.\n"
+      "Las soluciones y entregas de un laboratorio incluido son solutions/NN-nombre/ y tests/bad/NN-nombre/\n"
+      "del repositorio (la carpeta actual, o donde está mqlab); un laboratorio en disco las guarda en su\n"
+      "carpeta, solution/ y bad/<caso>/EXPECT, como las crea mqlab new-lab. Todo se evalúa como el\n"
+      "estudiante «reference». PATH es la carpeta de un laboratorio. Código de salida: 0 si todo se cumple,\n"
+      "1 si algo no, 2 uso incorrecto, 3 falta algo en esta máquina." },
+    { "new-lab", "NN-name [DIR]", "instructors: start a new lab (a folder that mqlab verify passes)",
+      "docentes: empieza un laboratorio nuevo (una carpeta que pasa mqlab verify)",
+      "Makes DIR/NN-name/ (DIR defaults to the current folder): a commented lab.lua with one working\n"
+      "check, instructions.es.md and instructions.en.md, starter/, solution/, a known-bad submission\n"
+      "bad/qos0/ with its EXPECT, and slides.es.md/slides.en.md. It never overwrites: an existing folder\n"
+      "is an error. Use the lab with MQLAB_LABS=DIR (it is listed beside the built-in labs) or by its path:\n"
+      "mqlab check ./NN-name. The guide is docs/authoring.md.",
+      "Crea DIR/NN-nombre/ (DIR es la carpeta actual si no se indica): un lab.lua comentado con una\n"
+      "comprobación que funciona, instructions.es.md e instructions.en.md, starter/, solution/, una\n"
+      "entrega mal a propósito bad/qos0/ con su EXPECT, y slides.es.md/slides.en.md. Nunca sobrescribe:\n"
+      "si la carpeta existe, es un error. Usa el laboratorio con MQLAB_LABS=DIR (sale junto a los\n"
+      "incluidos) o por su ruta: mqlab check ./NN-nombre. La guía es docs/authoring.md." },
     { "doctor", "", "is everything the kit needs here, and working", "¿está aquí todo lo que el kit necesita, y funciona?", "", "" },
     { "tour", "[DIR]", "the student tour: checks the machine, makes a workspace, shows where to start",
       "el recorrido del estudiante: revisa la máquina, crea el espacio de trabajo y muestra por dónde empezar", "", "" },
@@ -221,7 +259,8 @@ typedef int (*command_fn)(int argc, char **argv);
 static const struct { const char *name; command_fn fn; } commands[] = {
     { "init", cmd_init }, { "list", cmd_list }, { "show", cmd_show }, { "check", cmd_check },
     { "hint", cmd_hint }, { "progress", cmd_progress }, { "reset", cmd_reset }, { "run", cmd_run },
-    { "broker", cmd_broker }, { "trace", cmd_trace }, { "bench", cmd_bench }, { "certs", cmd_certs }, { "grade", cmd_grade }, { "gradebook", cmd_gradebook }, { "doctor", cmd_doctor }, { "tour", cmd_tour },
+    { "broker", cmd_broker }, { "trace", cmd_trace }, { "bench", cmd_bench }, { "certs", cmd_certs }, { "grade", cmd_grade }, { "gradebook", cmd_gradebook },
+    { "verify", cmd_verify }, { "new-lab", cmd_new_lab }, { "doctor", cmd_doctor }, { "tour", cmd_tour },
 };
 
 int main(int argc, char **argv)

@@ -70,6 +70,8 @@ local function lab(def)
              not es_md and not en_md and "instructions.es.md and instructions.en.md"
              or (es_md and "instructions.en.md" or "instructions.es.md"))
     def.instructions = { es = es_md, en = en_md }
+    def._instructions_file = { es = (M._dir or ".") .. "/instructions.es.md",
+                               en = (M._dir or ".") .. "/instructions.en.md" }
   else
     lab_need(not es_md and not en_md, "instructions",
              "lab '%s': the instructions are both inline and in instructions.*.md: keep one", def.id)
@@ -198,6 +200,7 @@ end
 -- writing them inline ({ ["instructions.es.md"] = ..., ... }).
 function M.load(code, chunkname, bytecode, files)
   M._files = files
+  M._dir = chunkname:sub(2):match("^(.*)/[^/]*$") or "."
   local fn, err
   if bytecode then fn, err = load(bytecode, chunkname, "b", sandbox())
   else fn, err = load(code, chunkname, "t", sandbox()) end
@@ -213,6 +216,7 @@ function M.load(code, chunkname, bytecode, files)
   if type(res) ~= "table" or res._kind ~= "lab" then
     error(chunkname:sub(2) .. ": the file must end with 'return lab { ... }'", 0)
   end
+  res._source, res._file = code, chunkname:sub(2)
   return res
 end
 
@@ -298,7 +302,90 @@ function M.instructions(labdef, student, lang)
   local p = M.params(labdef, student)
   local body = labdef.instructions
   if type(body) == "function" then body = body(p, lang) end
+  local file = labdef._instructions_file
+  if file then
+    local l = (lang == "es" or lang == "en") and lang or "en"
+    return text.fill(body[l], p, file[l], true)
+  end
   return text.fill(text.pick(body, lang), p, labdef.id .. " instructions")
+end
+
+---------------------------------------------------------------- verify
+
+-- Where a lab's texts fall short of two languages, for `mqlab verify`:
+-- its title, every check's title and every hint must be {es=, en=},
+-- and any literal table in the source that has one of es/en must have
+-- the other (feedback written inline, t:fail{ en = ... }). A list of
+-- "file:line: what".
+local function scan_texts(code, file, out)
+  local i, n, line = 1, #code, 1
+  local stack = {}
+  local function long_end(j)
+    -- at '[', a long bracket: returns the index after its end, or nil
+    local eqs = code:match("^%[(=*)%[", j)
+    if not eqs then return nil end
+    local close = "]" .. eqs .. "]"
+    local k = code:find(close, j + #eqs + 2, true)
+    return (k or n) + #close, code:sub(j, (k or n) + #close - 1)
+  end
+  while i <= n do
+    local c = code:sub(i, i)
+    if c == "\n" then line = line + 1; i = i + 1
+    elseif c == "-" and code:sub(i, i + 1) == "--" then
+      local e, body = long_end(i + 2)
+      if e then
+        local _, nl = body:gsub("\n", ""); line = line + nl; i = e
+      else
+        local k = code:find("\n", i, true) or n + 1
+        i = k
+      end
+    elseif c == "\"" or c == "'" then
+      local k = i + 1
+      while k <= n do
+        local ch = code:sub(k, k)
+        if ch == "\\" then k = k + 2
+        elseif ch == c or ch == "\n" then break
+        else k = k + 1 end
+      end
+      i = k + 1
+    elseif c == "[" and code:match("^%[=*%[", i) then
+      local e, body = long_end(i)
+      local _, nl = body:gsub("\n", ""); line = line + nl; i = e
+    elseif c == "{" then
+      stack[#stack + 1] = { line = line, keys = {} }; i = i + 1
+    elseif c == "}" then
+      local f = table.remove(stack)
+      if f and (f.keys.es ~= nil) ~= (f.keys.en ~= nil) then
+        out[#out + 1] = string.format("%s:%d: a text in %s only: add its %s", file, f.line,
+                                      f.keys.es and "Spanish" or "English", f.keys.es and "'en'" or "'es'")
+      end
+      i = i + 1
+    elseif c:match("[%a_]") then
+      local word = code:match("^[%w_]+", i)
+      local after = code:match("^%s*=[^=]", i + #word)
+      if after and (word == "es" or word == "en") and stack[#stack] then stack[#stack].keys[word] = true end
+      i = i + #word
+    else
+      i = i + 1
+    end
+  end
+end
+
+function M.text_problems(labdef)
+  local out = {}
+  local function both(v) return type(v) == "table" and type(v.es) == "string" and type(v.en) == "string" end
+  if not both(labdef.title) then out[#out + 1] = labdef._file .. ": the lab's title needs es and en" end
+  for _, c in ipairs(labdef.checks) do
+    if not both(c.title) then out[#out + 1] = c._where .. ": check '" .. c.id .. "': its title needs es and en" end
+  end
+  for i, h in ipairs(labdef.hints) do
+    if not both(h) then out[#out + 1] = labdef._file .. ": hint " .. i .. " needs es and en" end
+  end
+  if type(labdef.instructions) == "table" and not both(labdef.instructions) then
+    out[#out + 1] = labdef._file .. ": the instructions need es and en"
+  end
+  if labdef._source then scan_texts(labdef._source, labdef._file, out) end
+  return out
 end
 
 function M.hint(labdef, i, student, lang)

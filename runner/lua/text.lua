@@ -15,11 +15,18 @@ function M.format(t, lang, ...)
 end
 
 -- Replace {{name}} with params[name]. An unknown name is the lab
--- author's mistake and is reported with `where`.
-function M.fill(s, params, where)
-  return (s:gsub("{{([%w_]+)}}", function(k)
+-- author's mistake and is reported with `where`; when where is a file
+-- (the text is that whole file), with the placeholder's line too.
+function M.fill(s, params, where, is_file)
+  return (s:gsub("(){{([%w_]+)}}", function(pos, k)
     local v = params[k]
-    if v == nil then error((where or "text") .. ": no parameter '" .. k .. "'", 0) end
+    if v == nil then
+      if is_file then
+        local _, nl = s:sub(1, pos):gsub("\n", "")
+        error(string.format("%s:%d: no parameter '%s'", where, nl + 1, k), 0)
+      end
+      error((where or "text") .. ": no parameter '" .. k .. "'", 0)
+    end
     return tostring(v)
   end))
 end

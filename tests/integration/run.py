@@ -1229,6 +1229,231 @@ def test_fair():
            "lab 10's reference gets full marks with --jobs 8", f"{lost} {files} {procs}")
 
 
+# ------------------------------------------------------------ authoring
+
+
+def guide_files(path):
+    """The worked example of the authoring guide: every fenced block that
+    follows a line <!-- file: PATH -->, as {PATH: text}."""
+    files, want, block = {}, None, None
+    with open(path) as f:
+        for line in f:
+            if block is not None:
+                if line.startswith("```"):
+                    files[want] = "".join(block)
+                    want, block = None, None
+                else:
+                    block.append(line)
+                continue
+            m = re.match(r"<!-- file: (\S+) -->", line)
+            if m:
+                want = m.group(1)
+            elif want and line.startswith("```"):
+                block = []
+    return files
+
+
+def write_tree(root, files):
+    for rel, text in files.items():
+        p = os.path.join(root, rel)
+        os.makedirs(os.path.dirname(p), exist_ok=True)
+        with open(p, "w") as f:
+            f.write(text)
+
+
+def test_guide():
+    print("the authoring guide's worked example verifies")
+    files = guide_files(os.path.join(ROOT, "docs", "authoring.md"))
+    labdir = "90-retained-config"
+    need = {f"{labdir}/lab.lua", f"{labdir}/instructions.es.md", f"{labdir}/instructions.en.md",
+            f"{labdir}/starter/config.py", f"{labdir}/solution/config.py", f"{labdir}/bad/not-retained/EXPECT"}
+    report(need <= set(files), "the guide holds the whole example", sorted(need - set(files)))
+    root = fresh_tmp()
+    write_tree(root, files)
+    tmp = fresh_tmp()
+    p = mqlab(["verify", os.path.join(root, labdir)], tmpdir=tmp, cwd=root, timeout=300)
+    report(p.returncode == 0 and "all 6 hold" in p.stdout, "mqlab verify passes on the guide's lab",
+           p.stdout + p.stderr)
+    files_left, procs = leftovers(tmp)
+    report(not files_left and not procs, "verify leaves nothing behind", f"{files_left} {procs}")
+
+
+def scaffold(parent, lab_id):
+    p = mqlab(["new-lab", lab_id, parent])
+    return p, os.path.join(parent, lab_id)
+
+
+def edit(path, old, new):
+    with open(path) as f:
+        text = f.read()
+    assert old in text, (path, old)
+    with open(path, "w") as f:
+        f.write(text.replace(old, new, 1))
+
+
+def line_of(path, needle):
+    with open(path) as f:
+        for n, line in enumerate(f, 1):
+            if needle in line:
+                return n
+    return -1
+
+
+def test_newlab():
+    print("new-lab makes a lab that verify passes, and refuses to overwrite")
+    parent = fresh_tmp()
+    p, lab = scaffold(parent, "91-greet")
+    want = ["lab.lua", "instructions.es.md", "instructions.en.md", "starter/client.py", "solution/client.py",
+            "bad/qos0/client.py", "bad/qos0/EXPECT", "slides.es.md", "slides.en.md"]
+    missing = [w for w in want if not os.path.isfile(os.path.join(lab, w))]
+    report(p.returncode == 0 and not missing, "new-lab 91-greet writes the scaffold", p.stderr + str(missing))
+    with open(os.path.join(lab, "lab.lua")) as f:
+        report('id = "91-greet"' in f.read(), "the scaffold's lab id is its folder's name")
+    before = open(os.path.join(lab, "lab.lua")).read()
+    p2, _ = scaffold(parent, "91-greet")
+    report(p2.returncode == 2 and "already exists" in p2.stderr and open(os.path.join(lab, "lab.lua")).read() == before,
+           "a second new-lab 91-greet is refused and changes nothing", p2.stderr)
+    p3 = mqlab(["new-lab", "greet", parent])
+    report(p3.returncode == 2 and "not a lab id" in p3.stderr and not os.path.exists(os.path.join(parent, "greet")),
+           "new-lab with a bad id is refused", p3.stderr)
+    report(not [n for n in os.listdir(parent) if n.startswith(".")], "new-lab leaves no temporary folder", os.listdir(parent))
+    tmp = fresh_tmp()
+    v = mqlab(["verify", lab], tmpdir=tmp, cwd=parent, timeout=300)
+    report(v.returncode == 0 and "all 6 hold" in v.stdout, "verify passes on the fresh scaffold", v.stdout + v.stderr)
+    p4 = mqlab(["new-lab", "--help"])
+    report(p4.returncode == 0 and "new-lab" in p4.stdout, "new-lab --help")
+    p5 = mqlab(["verify", "--help"])
+    report(p5.returncode == 0 and "EXPECT" in p5.stdout, "verify --help")
+
+
+def test_verify():
+    print("verify fails a lab broken in each way, with the right message")
+    parent = fresh_tmp()
+
+    def broken(name, change):
+        lab_id = "92-" + name
+        _, lab = scaffold(parent, lab_id)
+        change(lab)
+        tmp = fresh_tmp()
+        v = mqlab(["verify", lab], tmpdir=tmp, cwd=parent, timeout=300)
+        files_left, procs = leftovers(tmp)
+        return v, lab, (not files_left and not procs)
+
+    def fails(v, row, text):
+        rows = [l for l in v.stdout.splitlines() if l.strip().startswith("FAIL") and row in l]
+        return v.returncode == 1 and any(text in l for l in rows)
+
+    # English-only feedback, at its line.
+    def english_only(lab):
+        edit(os.path.join(lab, "lab.lua"), 't:fail({ es = "el saludo iba con QoS %d; se pide QoS 1\\n%s",\n', "t:fail({\n")
+    v, lab, clean = broken("english", english_only)
+    n = line_of(os.path.join(lab, "lab.lua"), 'en = "the greeting went at QoS')
+    report(fails(v, "texts", f"lab.lua:{n - 1}: a text in English only"), "English-only feedback is reported at its line",
+           v.stdout + v.stderr)
+    report(clean, "verify leaves nothing behind")
+
+    # A check title in one language only.
+    def plain_title(lab):
+        edit(os.path.join(lab, "lab.lua"), 'title = { es = "Publica el saludo en su topic con QoS 1", en = "It publishes the greeting on its topic at QoS 1" },',
+             'title = "It publishes the greeting",')
+    v, lab, _ = broken("title", plain_title)
+    report(fails(v, "texts", "check 'publishes': its title needs es and en"), "a check title in English only", v.stdout)
+
+    # A placeholder typo, at its line in the .md file.
+    def typo(lab):
+        edit(os.path.join(lab, "instructions.en.md"), "`{{topic}}`", "`{{topik}}`")
+    v, lab, _ = broken("typo", typo)
+    n = line_of(os.path.join(lab, "instructions.en.md"), "{{topik}}")
+    report(fails(v, "placeholders", f"instructions.en.md:{n}: no parameter 'topik'"), "a placeholder typo names the .md line",
+           v.stdout + v.stderr)
+
+    # A lab without its id, at the lab's own line (not a check's).
+    def no_id(lab):
+        edit(os.path.join(lab, "lab.lua"), '  id = "92-noid",\n', "")
+    v, lab, _ = broken("noid", no_id)
+    n = line_of(os.path.join(lab, "lab.lua"), "return lab {")
+    report(fails(v, "lab file", f"lab.lua:{n}: lab: 'id' must look like"), "a missing lab id names the lab's line",
+           v.stdout + v.stderr)
+
+    # A reference solution that does not score full marks.
+    def weak_solution(lab):
+        edit(os.path.join(lab, "solution", "client.py"), "qos=1)", "qos=0)")
+    v, _, _ = broken("weak", weak_solution)
+    report(fails(v, "reference", "not full marks"), "a solution short of full marks", v.stdout)
+
+    # Starter files that already solve the lab.
+    def solved_starter(lab):
+        shutil.copy(os.path.join(lab, "solution", "client.py"), os.path.join(lab, "starter", "client.py"))
+    v, _, _ = broken("solved", solved_starter)
+    report(fails(v, "starter", "score full marks"), "starter files that solve the lab", v.stdout)
+
+    # A known-bad whose EXPECT is wrong, and one that names no check.
+    def wrong_expect(lab):
+        with open(os.path.join(lab, "bad", "qos0", "EXPECT"), "w") as f:
+            f.write("# nothing lost, it claims\n")
+    v, _, _ = broken("expect", wrong_expect)
+    report(fails(v, "known-bad", "loses publishes; EXPECT says -"), "a known-bad that loses more than its EXPECT", v.stdout)
+
+    def unknown_expect(lab):
+        with open(os.path.join(lab, "bad", "qos0", "EXPECT"), "w") as f:
+            f.write("publishes\nno-such-check\n")
+    v, _, _ = broken("unknown", unknown_expect)
+    report(fails(v, "known-bad", "'no-such-check', which is no check"), "an EXPECT naming no check of the lab", v.stdout)
+
+    # A known-bad that loses nothing, and a lab with no solution at all.
+    def no_solution(lab):
+        shutil.rmtree(os.path.join(lab, "solution"))
+    v, _, _ = broken("nosol", no_solution)
+    report(fails(v, "reference", "no reference solution"), "a lab without a reference solution", v.stdout)
+
+
+def test_own_labs():
+    print("own labs beside the built-in ones (MQLAB_LABS, paths)")
+    a, b = fresh_tmp(), fresh_tmp()
+    _, x = scaffold(a, "05-x")
+    _, hello = scaffold(b, "01-hello")
+    env = {"MQLAB_LABS": f"{a}:{b}"}
+    p = mqlab(["list"], extra_env=env)
+    lines = {l.split()[0]: l for l in p.stdout.splitlines() if l[:2].isdigit()}
+    report(p.returncode == 0 and "05-x" in lines and x in lines["05-x"] and "05-retain-lwt" in lines
+           and "built in" in lines["05-retain-lwt"] and "10-load" in lines, "list shows the built-in labs and the own one, with sources",
+           p.stdout + p.stderr)
+    report("01-hello" in lines and hello in lines["01-hello"] and "replaces" in lines["01-hello"]
+           and "replaces the built-in" in p.stderr, "an own 01-hello replaces the built-in one, with a notice", p.stdout + p.stderr)
+    p = mqlab(["check", "05", os.path.join(x, "solution"), "--no-record"], extra_env=env)
+    report(p.returncode == 2 and "05-retain-lwt" in p.stderr and "05-x" in p.stderr and "full id" in p.stderr,
+           "check 05 names both labs numbered 05 and asks for the full id", p.stderr)
+    p = mqlab(["check", "05-x", os.path.join(x, "solution"), "--no-record", "--student", "reference"], extra_env=env)
+    report(p.returncode == 0, "check 05-x grades the own lab", p.stdout + p.stderr)
+    p = mqlab(["show", "01", "--student", "reference"], extra_env=env)
+    report(p.returncode == 0 and "Publish a greeting" in p.stdout, "show 01 shows the replacing lab", p.stdout + p.stderr)
+    # By path, without MQLAB_LABS.
+    p = mqlab(["check", x, os.path.join(x, "solution"), "--no-record", "--student", "reference"])
+    report(p.returncode == 0, "check PATH grades a lab folder", p.stdout + p.stderr)
+    p = mqlab(["show", x, "--student", "reference"])
+    report(p.returncode == 0 and "Publish a greeting" in p.stdout, "show PATH", p.stderr)
+    cls = fresh_tmp()
+    copy_into(os.path.join(x, "solution"), os.path.join(cls, "ana"))
+    copy_into(os.path.join(x, "bad", "qos0"), os.path.join(cls, "bea"))
+    if os.path.exists(os.path.join(cls, "bea", "EXPECT")):
+        os.remove(os.path.join(cls, "bea", "EXPECT"))
+    p = mqlab(["grade", x, cls, "--format", "csv", "--db", os.path.join(cls, "gb.db")], timeout=300)
+    report(p.returncode == 0 and "ana" in p.stdout and "bea" in p.stdout, "grade PATH CLASS", p.stdout + p.stderr)
+    # A lab folder must be named after its lab's id.
+    odd = os.path.join(fresh_tmp(), "greet")
+    shutil.copytree(x, odd)
+    p = mqlab(["show", odd])
+    report(p.returncode == 2 and "named after its lab's id" in p.stderr, "a lab folder not named after an id is refused", p.stderr)
+    renamed = os.path.join(fresh_tmp(), "06-y")
+    shutil.copytree(x, renamed)
+    p = mqlab(["show", renamed])
+    report(p.returncode == 2 and "06-y/lab.lua" in p.stderr and "'05-x'" in p.stderr,
+           "a lab whose id differs from its folder's name is refused", p.stderr)
+    p = mqlab(["list"], extra_env={"MQLAB_LABS": "/nonexistent-labs"})
+    report(p.returncode == 0 and "10-load" in p.stdout and "not a folder" in p.stderr,
+           "a wrong MQLAB_LABS keeps the built-in labs, with a word", p.stdout + p.stderr)
+
+
 def main():
     if not os.access(MQLAB, os.X_OK):
         print("mqlab is not built; run make first")
@@ -1238,7 +1463,7 @@ def main():
     tests = [("solutions", test_solutions), ("bad", test_bad)]
     if REPEAT == 1:
         tests += [("contract", test_contract), ("workspace", test_workspace), ("grade", test_grade),
-                  ("sigint", test_sigint), ("sweep", test_sweep), ("hostile", test_hostile), ("stuck", test_stuck), ("no-sandbox", test_no_sandbox), ("misnamed", test_misnamed), ("jobs", test_jobs), ("class", test_class), ("resume", test_resume), ("fair", test_fair), ("trace", test_trace), ("proxy-api", test_proxy_api), ("brokerlog", test_brokerlog), ("lab-tools", test_labtools), ("certs", test_certs), ("brokerconf", test_brokerconf),
+                  ("sigint", test_sigint), ("sweep", test_sweep), ("hostile", test_hostile), ("stuck", test_stuck), ("no-sandbox", test_no_sandbox), ("misnamed", test_misnamed), ("jobs", test_jobs), ("class", test_class), ("resume", test_resume), ("fair", test_fair), ("guide", test_guide), ("new-lab", test_newlab), ("verify", test_verify), ("own-labs", test_own_labs), ("trace", test_trace), ("proxy-api", test_proxy_api), ("brokerlog", test_brokerlog), ("lab-tools", test_labtools), ("certs", test_certs), ("brokerconf", test_brokerconf),
                   ("bench", test_bench)]
     t0 = time.time()
     try:
