@@ -104,10 +104,15 @@ def mqlab(args, tmpdir=None, cwd=ROOT, timeout=120, extra_env=None):
 _n = 0
 
 
+_n_lock = __import__("threading").Lock()
+
+
 def fresh_tmp():
     global _n
-    _n += 1
-    d = os.path.join(RUN_TMP, f"t{_n}")
+    with _n_lock:
+        _n += 1
+        n = _n
+    d = os.path.join(RUN_TMP, f"t{n}")
     os.mkdir(d)
     return d
 
@@ -116,7 +121,8 @@ def leftovers(tmpdir):
     """What a finished mqlab left behind: files in its TMPDIR, processes
     whose command line names it."""
     files = os.listdir(tmpdir)
-    procs = subprocess.run(["pgrep", "-af", tmpdir], capture_output=True, text=True).stdout.strip()
+    # With a slash: t1 must not match the t12 of a grading running beside it.
+    procs = subprocess.run(["pgrep", "-af", tmpdir.rstrip("/") + "/"], capture_output=True, text=True).stdout.strip()
     return files, procs
 
 
@@ -181,12 +187,32 @@ def rel(p):
     return os.path.relpath(p, ROOT)
 
 
+# Solutions and known-bad submissions are graded a few at a time, as a
+# class is: each grading has its own brokers, ports and TMPDIR, and the
+# kit must give the same verdicts side by side as alone.
+PARALLEL = max(1, int(os.environ.get("MQLAB_TEST_PARALLEL", "3")))
+
+
+def grade_all(items):
+    """Grade each (lab, folder) REPEAT times, PARALLEL at a time; returns
+    {(lab, folder): [(code, verdict, out, leftovers), ...]} in run order."""
+    from concurrent.futures import ThreadPoolExecutor
+    jobs = [(lab, d) for lab, d in items for _ in range(REPEAT)]
+    with ThreadPoolExecutor(max_workers=PARALLEL) as pool:
+        results = list(pool.map(lambda job: grade(*job), jobs))
+    out = {}
+    for job, res in zip(jobs, results):
+        out.setdefault(job, []).append(res)
+    return out
+
+
 def test_solutions():
     print("solutions score full marks")
-    for lab, d in solution_dirs():
+    items = solution_dirs()
+    results = grade_all(items)
+    for lab, d in items:
         shapes = []
-        for i in range(REPEAT):
-            code, v, out, (files, procs) = grade(lab, d)
+        for i, (code, v, out, (files, procs)) in enumerate(results[(lab, d)]):
             ok = code == 0 and v is not None and v["score"] == v["max_score"] and v["max_score"] > 0
             report(ok, f"{rel(d)} full marks (run {i + 1})", out if not ok else "")
             report(not files and not procs, f"{rel(d)} leaves nothing behind (run {i + 1})", f"{files} {procs}")
@@ -198,11 +224,12 @@ def test_solutions():
 
 def test_bad():
     print("known-bad submissions lose exactly their checks")
-    for lab, d in bad_dirs():
+    items = bad_dirs()
+    results = grade_all(items)
+    for lab, d in items:
         expect = set(read_expect(d))
         shapes = []
-        for i in range(REPEAT):
-            code, v, out, (files, procs) = grade(lab, d)
+        for i, (code, v, out, (files, procs)) in enumerate(results[(lab, d)]):
             if v is None:
                 report(False, f"{rel(d)} (run {i + 1})", out)
                 continue
