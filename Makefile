@@ -52,7 +52,7 @@ SAN_BUILD ?= $(BUILD)/sanitize
 SAN_BIN   ?= $(SAN_BUILD)/mqlab
 SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined \
              -fno-omit-frame-pointer -g -O1
-SAN_TESTS ?= contract sigint trace proxy-api sweep class
+SAN_TESTS ?= contract sigint trace proxy-api sweep class new-lab own-labs
 # ASan and LSan reports go to files, one per process, so that a report
 # from an mqlab whose exit code no test looks at still fails the target.
 # UBSan ignores log_path when built with ASan: it prints on stderr and
