@@ -47,6 +47,16 @@ static void after_timeout(lua_State *L, int code)
     if (code == KIT_ETIMEOUT) host_clamp_ms(L, 0);
 }
 
+/* With manual_ack, a client holding a message it has not acknowledged
+ * reads and writes nothing: a call that needs the wire would only time
+ * out (and a DISCONNECT would carry the held PUBACK out), so it raises. */
+static void check_not_held(lua_State *L, mq_client_t *c, const char *what)
+{
+    if (mq_unacked(c) > 0)
+        luaL_error(L, "%s: %d received message(s) not acknowledged yet: call client:ack(msg) first "
+                   "(with manual_ack the client waits for it)", what, mq_unacked(c));
+}
+
 /* nil, message, code: the shape of every failure a script handles. */
 static int fail(lua_State *L, const char *msg, const char *code)
 {
@@ -176,14 +186,16 @@ static int field_protocol(lua_State *L, int t)
 
 static const char *const connect_keys[] = {
     "host", "port", "unix", "id", "clean", "keepalive", "protocol", "username", "password",
-    "will", "timeout", "cafile", "certfile", "keyfile", "tls_version", NULL
+    "will", "timeout", "cafile", "certfile", "keyfile", "tls_version", "manual_ack", NULL
 };
 static const char *const will_keys[] = { "topic", "payload", "qos", "retain", NULL };
 
 /* mqtt.connect{...} -> client | nil, message, code. Without host/port it
  * uses MQTT_HOST/MQTT_PORT, which the kit sets for students' programs.
  * unix = PATH connects to a broker's unix socket instead (b:socket());
- * it does not go with host, port or TLS. */
+ * it does not go with host, port or TLS. manual_ack = true: a message
+ * received at QoS 1/2 is acknowledged only by client:ack(msg), and the
+ * client reads nothing more until then. */
 static int l_connect(lua_State *L)
 {
     static const char what[] = "mqtt.connect";
@@ -208,6 +220,7 @@ static int l_connect(lua_State *L)
     o.username = field_string(L, 1, "username", what);
     o.password = field_string(L, 1, "password", what);
     o.timeout_ms = field_ms(L, 1, "timeout", what, DEFAULT_WAIT_MS);
+    o.manual_ack = field_bool(L, 1, "manual_ack", what, 0);
 
     int ty = lua_getfield(L, 1, "will");
     if (ty == LUA_TTABLE) {
@@ -277,6 +290,7 @@ static int c_publish(lua_State *L)
     static const char *const keys[] = { "qos", "retain", "timeout", NULL };
     static const char what[] = "client:publish";
     mq_client_t *c = toclient(L, 1);
+    check_not_held(L, c, what);
     const char *topic = luaL_checkstring(L, 2);
     size_t len = 0;
     const char *payload = luaL_optlstring(L, 3, "", &len);
@@ -309,6 +323,7 @@ static int c_publish(lua_State *L)
 static int c_subscribe(lua_State *L)
 {
     mq_client_t *c = toclient(L, 1);
+    check_not_held(L, c, "client:subscribe");
     const char *filter = luaL_checkstring(L, 2);
     lua_Integer qos = luaL_optinteger(L, 3, 0);
     luaL_argcheck(L, qos >= 0 && qos <= 2, 3, "QoS must be 0, 1 or 2");
@@ -328,6 +343,7 @@ static int c_subscribe(lua_State *L)
 static int c_unsubscribe(lua_State *L)
 {
     mq_client_t *c = toclient(L, 1);
+    check_not_held(L, c, "client:unsubscribe");
     const char *filter = luaL_checkstring(L, 2);
     int ms = host_clamp_ms(L, host_opt_ms(L, 3, DEFAULT_WAIT_MS));
 
@@ -368,6 +384,7 @@ static int c_wait(lua_State *L)
     if (lua_type(L, 2) == LUA_TSTRING) { ti = 3; fi = 2; }
     int ms = host_clamp_ms(L, host_opt_ms(L, ti, INT_MAX));
     const char *filter = luaL_optstring(L, fi, NULL);
+    if (mq_pending(c) == 0) check_not_held(L, c, "client:wait");
 
     int why = KIT_OK;
     mq_message_t *m = mq_wait_message(c, filter, ms, &why);
@@ -425,10 +442,36 @@ static int c_id(lua_State *L)
     return 1;
 }
 
+/* client:ack(msg | mid) -> true. With manual_ack: the PUBACK (PUBCOMP)
+ * of a message received at QoS 1/2 leaves now, typically right after the
+ * script has committed what the message carried. A QoS 0 message needs
+ * none: true. Acknowledging twice, or without manual_ack, raises. */
+static int c_ack(lua_State *L)
+{
+    mq_client_t *c = toclient(L, 1);
+    lua_Integer mid, qos = 1;
+    if (lua_type(L, 2) == LUA_TTABLE) {
+        lua_getfield(L, 2, "qos");
+        qos = luaL_optinteger(L, -1, 1);
+        lua_getfield(L, 2, "mid");
+        if (!lua_isinteger(L, -1)) return luaL_argerror(L, 2, "a message from client:wait(), or its mid");
+        mid = lua_tointeger(L, -1);
+        lua_pop(L, 2);
+    } else {
+        mid = luaL_checkinteger(L, 2);
+    }
+    if (qos == 0) { lua_pushboolean(L, 1); return 1; }
+    char err[KIT_ERRLEN] = "";
+    if (mq_ack(c, (int)mid, err) != KIT_OK) return luaL_error(L, "client:ack: %s", err);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
 /* Clean: DISCONNECT first, so the broker discards the will. */
 static int c_disconnect(lua_State *L)
 {
     mq_client_t *c = toclient(L, 1);
+    check_not_held(L, c, "client:disconnect");
     int code = mq_disconnect(c);
     if (code == KIT_OK) { lua_pushboolean(L, 1); return 1; }
     if (code == KIT_EINTR) return host_raise_interrupt(L);
@@ -476,6 +519,7 @@ static const luaL_Reg methods[] = {
     { "subscribe", c_subscribe },
     { "unsubscribe", c_unsubscribe },
     { "wait", c_wait },
+    { "ack", c_ack },
     { "drain", c_drain },
     { "pending", c_pending },
     { "connected", c_connected },

@@ -64,6 +64,11 @@ struct mq_client {
     int suback_next;
     mq_message_t *head, *tail;
     int nqueued;
+    /* manual_ack: mids received at QoS 1/2 and not acknowledged yet. While
+     * there is one, the client is held (not polled): libmosquitto, put in
+     * threaded mode, has queued their PUBACKs without writing them. */
+    int manual_ack;
+    int *unacked, nunacked, capunacked;
     struct mq_client *next;    /* registry */
 };
 
@@ -182,6 +187,13 @@ static void on_message(struct mosquitto *m, void *ud, const struct mosquitto_mes
     q->mid = msg->mid;
     q->t_ms = kit_now_ms();
     q->next = NULL;
+    if (c->manual_ack && msg->qos > 0) {
+        if (c->nunacked == c->capunacked) {
+            c->capunacked = c->capunacked ? c->capunacked * 2 : 8;
+            c->unacked = kit_xrealloc(c->unacked, (size_t)c->capunacked * sizeof *c->unacked);
+        }
+        c->unacked[c->nunacked++] = msg->mid;
+    }
     if (c->tail) c->tail->next = q;
     else c->head = q;
     c->tail = q;
@@ -236,7 +248,7 @@ int mq_pump(int timeout_ms)
 
     for (mq_client_t *c = registry; c; c = c->next) {
         int fd = sock_of(c);
-        if (fd < 0) continue;
+        if (fd < 0 || c->nunacked > 0) continue;   /* held until mq_ack */
         if (n == poll_cap) {
             poll_cap = poll_cap ? poll_cap * 2 : 16;
             poll_fds = kit_xrealloc(poll_fds, poll_cap * sizeof *poll_fds);
@@ -401,6 +413,7 @@ static void client_free(mq_client_t *c)
         nx = m->next;
         mq_message_free(m);
     }
+    free(c->unacked);
     free(c->id);
     free(c->where);
     free(c);
@@ -568,6 +581,13 @@ int mq_connect(mq_client_t **out, const mq_opts_t *o, int *rc, char *err)
     if (!c->connected) {
         code = kit_seterr(err, KIT_ENOTCONN, "%s closed the connection right after accepting it", c->where);
         goto cleanup;
+    }
+    /* Threaded mode only makes libmosquitto queue every packet instead of
+     * writing it from inside the read that caused it (the PUBACK of a
+     * PUBLISH); mq_pump writes the queue, and skips a held client. */
+    if (o->manual_ack) {
+        c->manual_ack = 1;
+        mosquitto_threaded_set(c->mosq, true);
     }
     *out = c;
     return KIT_OK;
@@ -768,6 +788,29 @@ void mq_message_free(mq_message_t *m)
 int mq_pending(const mq_client_t *c)
 {
     return c ? c->nqueued : 0;
+}
+
+int mq_unacked(const mq_client_t *c)
+{
+    return c ? c->nunacked : 0;
+}
+
+int mq_ack(mq_client_t *c, int mid, char *err)
+{
+    if (!c) return kit_seterr(err, KIT_EINVAL, "mq_ack: missing client");
+    if (!c->manual_ack)
+        return kit_seterr(err, KIT_EINVAL, "client %s acknowledges by itself (connect it with manual_ack)", c->id);
+    int i = 0;
+    while (i < c->nunacked && c->unacked[i] != mid) i++;
+    if (i == c->nunacked)
+        return kit_seterr(err, KIT_EINVAL, "message %d of client %s is not waiting for an acknowledgement "
+                          "(already acknowledged, or received at QoS 0)", mid, c->id);
+    memmove(c->unacked + i, c->unacked + i + 1, (size_t)(c->nunacked - i - 1) * sizeof *c->unacked);
+    c->nunacked--;
+    /* Nothing held any more: the queued PUBACKs leave now, in order. */
+    if (c->nunacked == 0 && sock_of(c) >= 0 && mosquitto_want_write(c->mosq))
+        mosquitto_loop_write(c->mosq, 1);
+    return KIT_OK;
 }
 
 int mq_is_connected(const mq_client_t *c)

@@ -42,6 +42,11 @@ typedef struct {
     const char *cafile;
     const char *certfile, *keyfile;
     const char *tls_version;
+    /* Manual acknowledgement: the PUBACK (PUBCOMP at QoS 2) of a message
+     * received at QoS 1 or 2 leaves only when mq_ack() is called for it,
+     * so a consumer can acknowledge after its own commit. Until then the
+     * client is held: nothing more is read or written on its socket. */
+    int manual_ack;
 } mq_opts_t;
 
 typedef struct mq_message {
@@ -87,6 +92,13 @@ int mq_unsubscribe(mq_client_t *c, const char *filter, int timeout_ms, char *err
 mq_message_t *mq_wait_message(mq_client_t *c, const char *filter, int timeout_ms, int *why);
 void mq_message_free(mq_message_t *m);
 int mq_pending(const mq_client_t *c);  /* messages queued, not yet taken */
+
+/* With manual_ack: acknowledge the received message mid (QoS 1 or 2).
+ * When no received message is left unacknowledged, the held PUBACKs are
+ * written at once. KIT_EINVAL when mid is not waiting for one. */
+int mq_ack(mq_client_t *c, int mid, char *err);
+/* Received QoS 1/2 messages not acknowledged yet (0 without manual_ack). */
+int mq_unacked(const mq_client_t *c);
 
 /* Service all open clients once, waiting up to timeout_ms for activity. */
 int mq_pump(int timeout_ms);

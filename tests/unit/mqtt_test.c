@@ -248,6 +248,59 @@ static void check_message(mq_message_t *m, const char *topic, const char *payloa
     CU_ASSERT(m->t_ms > 0);
 }
 
+/* manual_ack: the PUBACK leaves only on mq_ack. A message never
+ * acknowledged comes again to the same persistent session after a
+ * kill; one acknowledged does not. */
+static mq_client_t *manual_client(const char *id)
+{
+    char err[KIT_ERRLEN] = "";
+    mq_opts_t o = { .port = port_open, .id = id, .clean = 0, .manual_ack = 1 };
+    mq_client_t *c = NULL;
+    int rc = -1;
+    CU_ASSERT_EQUAL(mq_connect(&c, &o, &rc, err), KIT_OK);
+    if (!c) fprintf(stderr, "connect: %s\n", err);
+    return c;
+}
+
+static void TEST_manual_ack(void)
+{
+    char err[KIT_ERRLEN];
+    int why = -1;
+    mq_client_t *pub = client(NULL), *c = manual_client("ma-consumer");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(pub);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    CU_ASSERT_EQUAL(subscribe(c, "ma/#", 1), 1);
+    publish(pub, "ma/x", "one", 1, 0);
+    mq_message_t *m = mq_wait_message(c, NULL, 5000, &why);
+    check_message(m, "ma/x", "one", 3, 1, 0);
+    CU_ASSERT_EQUAL(mq_unacked(c), 1);
+    mq_message_free(m);
+    /* Not acknowledged, then the connection drops: the broker still owes it. */
+    mq_kill(c);
+    mq_free(c);
+    c = manual_client("ma-consumer");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    m = mq_wait_message(c, NULL, 5000, &why);
+    check_message(m, "ma/x", "one", 3, 1, 0);
+    int mid = m ? m->mid : -1;
+    mq_message_free(m);
+    CU_ASSERT_EQUAL(mq_ack(c, mid, err), KIT_OK);
+    CU_ASSERT_EQUAL(mq_unacked(c), 0);
+    CU_ASSERT_EQUAL(mq_ack(c, mid, err), KIT_EINVAL);
+    /* A SUBACK on the same connection: the broker has read the PUBACK. */
+    CU_ASSERT_EQUAL(subscribe(c, "ma-sync", 1), 1);
+    mq_kill(c);
+    mq_free(c);
+    c = manual_client("ma-consumer");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    CU_ASSERT_PTR_NULL(mq_wait_message(c, NULL, 300, &why));
+    CU_ASSERT_EQUAL(why, KIT_ETIMEOUT);
+    mq_free(c);
+    /* A client that acknowledges by itself has nothing to ack. */
+    CU_ASSERT_EQUAL(mq_ack(pub, 1, err), KIT_EINVAL);
+    mq_free(pub);
+}
+
 static void TEST_roundtrip(void)
 {
     mq_client_t *sub = client(NULL), *pub = client(NULL);
@@ -945,6 +998,7 @@ int init_mqtt_tests(void)
         || !CU_add_test(s, "connect refused", TEST_connect_refused)
         || !CU_add_test(s, "connect timeout", TEST_connect_timeout)
         || !CU_add_test(s, "publish/subscribe round trip", TEST_roundtrip)
+        || !CU_add_test(s, "manual acknowledgement", TEST_manual_ack)
         || !CU_add_test(s, "retained", TEST_retained)
         || !CU_add_test(s, "wait with a filter", TEST_wait_filter)
         || !CU_add_test(s, "wait timeout", TEST_wait_timeout)

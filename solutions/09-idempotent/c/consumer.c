@@ -10,7 +10,11 @@
  * client id), the course's default.
  *
  * libmosquitto's thread runs the network and the callbacks; the main
- * thread waits for SIGTERM with sigwait() and then leaves cleanly.
+ * thread waits for SIGTERM with sigwait() and then leaves cleanly. That
+ * thread also makes "acknowledge only after the commit" hold: under
+ * mosquitto_loop_start() the PUBACK of a message is queued while
+ * on_message runs and written only when it returns, after the INSERT
+ * (each statement outside a transaction is its own commit).
  *
  * Built by the kit with: cc -O2 -Wall consumer.c -lmosquitto -lsqlite3 */
 #include <ctype.h>

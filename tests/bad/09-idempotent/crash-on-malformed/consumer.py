@@ -1,4 +1,4 @@
-"""Lab 09, known bad: trusts every payload. The malformed message raises in
+"""Lab 09, known bad: trusts every payload. The first malformed message raises in
 on_message, which kills paho's network thread (loop_start): the process lives
 on but consumes nothing more, and with its persistent session the broker
 hands it the same message again after the restart.
