@@ -79,9 +79,11 @@ static const command_help_t helps[] = {
     { "reset", "NN | --all", "forget your attempts and hints for a lab (or all)", "olvida tus intentos y pistas de un laboratorio (o de todos)", "", "" },
     { "run", "FILE.lua [ARGS...]", "run a Lua MQTT client with the kit's mqtt module", "ejecuta un cliente MQTT en Lua con el módulo mqtt del kit",
       "The script gets the globals `mqtt` (require \"mqlab.mqtt\") and `arg`.\n"
-      "Example: local c = mqtt.connect{port = 1883, id = \"gw-1\"}; c:publish(\"acme/v1/x\", \"hola\", {qos = 1})",
+      "Example: local c = mqtt.connect{port = 1883, id = \"gw-1\"}; c:publish(\"acme/v1/x\", \"hola\", {qos = 1})\n"
+      "A script that runs until SIGTERM calls mqtt.catch_sigterm() first, then leaves its loop once mqtt.sigterm() is true.",
       "El script recibe las globales `mqtt` (require \"mqlab.mqtt\") y `arg`.\n"
-      "Ejemplo: local c = mqtt.connect{port = 1883, id = \"gw-1\"}; c:publish(\"acme/v1/x\", \"hola\", {qos = 1})" },
+      "Ejemplo: local c = mqtt.connect{port = 1883, id = \"gw-1\"}; c:publish(\"acme/v1/x\", \"hola\", {qos = 1})\n"
+      "Un script que funciona hasta recibir SIGTERM llama antes a mqtt.catch_sigterm() y sale de su bucle cuando mqtt.sigterm() es true." },
     { "broker", "[PROFILE] [--port P]", "a bundled Mosquitto in the foreground, to explore freely (Ctrl-C stops it)",
       "un Mosquitto del kit en primer plano para explorar (Ctrl-C lo para)",
       "PROFILE defaults to plain. It listens on 127.0.0.1 only and prints its log as it goes.",

@@ -625,6 +625,60 @@ static int wait_done(mq_client_t *c, int mid, int timeout_ms, const char *what, 
 int mq_publish(mq_client_t *c, const char *topic, const void *payload, int len,
                int qos, int retain, int timeout_ms, int *mid, char *err)
 {
+    int m = 0;
+    int code = mq_publish_nowait(c, topic, payload, len, qos, retain, &m, err);
+    if (mid) *mid = m;
+    if (code != KIT_OK) return code;
+    /* QoS 0 completes when the packet is written, QoS 1 on PUBACK and
+     * QoS 2 on PUBCOMP: libmosquitto reports all three as on_publish. */
+    return wait_done(c, m, timeout_ms, qos == 0 ? "write of the PUBLISH" : qos == 1 ? "PUBACK" : "PUBCOMP",
+                     err);
+}
+
+int mq_acked(mq_client_t *c, int mid)
+{
+    if (!c) return 0;
+    mq_pump(0);
+    return done_test(c, mid);
+}
+
+int mq_reconnect(mq_client_t *c, int timeout_ms, int *rc, char *err)
+{
+    if (rc) *rc = -1;
+    if (!c || !c->mosq) return kit_seterr(err, KIT_EINVAL, "mq_reconnect: the client is closed");
+    if (c->tls) return kit_seterr(err, KIT_EINVAL, "reconnecting a TLS client is not supported");
+    int64_t deadline = kit_now_ms() + (timeout_ms > 0 ? timeout_ms : 5000);
+    c->got_connack = 0;
+    c->connack_rc = -1;
+    c->connected = 0;
+    errno = 0;
+    int mrc = mosquitto_reconnect(c->mosq);
+    if (mrc == MOSQ_ERR_ERRNO)
+        return kit_seterr(err, KIT_ERR, "cannot connect to %s: %s", c->where, strerror(errno));
+    if (mrc != MOSQ_ERR_SUCCESS)
+        return kit_seterr(err, KIT_ERR, "cannot connect to %s: %s", c->where, mosquitto_strerror(mrc));
+    int fd = mosquitto_socket(c->mosq);
+    if (fd >= 0) fcntl(fd, F_SETFD, fcntl(fd, F_GETFD) | FD_CLOEXEC);
+    while (!c->got_connack && sock_of(c) >= 0) {
+        int code = pump_until(deadline);
+        if (code == KIT_ETIMEOUT) return kit_seterr(err, code, "no CONNACK from %s within %d ms", c->where, timeout_ms);
+        if (code == KIT_EINTR) return kit_seterr(err, code, "interrupted");
+        if (code != KIT_OK) return kit_seterr(err, code, "poll failed: %s", strerror(errno));
+    }
+    if (!c->got_connack)
+        return kit_seterr(err, KIT_ENOTCONN, "%s closed the connection without answering CONNECT", c->where);
+    if (rc) *rc = c->connack_rc;
+    if (c->connack_rc != 0)
+        return kit_seterr(err, KIT_EREFUSED, "%s refused the connection (code %d): %s", c->where,
+                          c->connack_rc, connack_meaning(c->protocol, c->connack_rc));
+    if (!c->connected)
+        return kit_seterr(err, KIT_ENOTCONN, "%s closed the connection right after accepting it", c->where);
+    return KIT_OK;
+}
+
+int mq_publish_nowait(mq_client_t *c, const char *topic, const void *payload, int len,
+                      int qos, int retain, int *mid, char *err)
+{
     if (mid) *mid = 0;
     if (!c || !topic) return kit_seterr(err, KIT_EINVAL, "mq_publish: missing arguments");
     if (qos < 0 || qos > 2) return kit_seterr(err, KIT_EINVAL, "QoS must be 0, 1 or 2 (got %d)", qos);
@@ -650,10 +704,7 @@ int mq_publish(mq_client_t *c, const char *topic, const void *payload, int len,
     }
     mid_issued(c, m);
     if (mid) *mid = m;
-    /* QoS 0 completes when the packet is written, QoS 1 on PUBACK and
-     * QoS 2 on PUBCOMP: libmosquitto reports all three as on_publish. */
-    return wait_done(c, m, timeout_ms, qos == 0 ? "write of the PUBLISH" : qos == 1 ? "PUBACK" : "PUBCOMP",
-                     err);
+    return KIT_OK;
 }
 
 static int suback_take(mq_client_t *c, int mid, int *granted)

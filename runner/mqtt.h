@@ -79,6 +79,21 @@ int mq_connect(mq_client_t **out, const mq_opts_t *o, int *rc, char *err);
 int mq_publish(mq_client_t *c, const char *topic, const void *payload, int len,
                int qos, int retain, int timeout_ms, int *mid, char *err);
 
+/* Publish without waiting for the acknowledgement: *mid names the
+ * message, and mq_acked() tells when its PUBACK/PUBCOMP has come (a
+ * QoS 0 message counts as done once written). With a persistent session
+ * the message outlives a lost connection: after mq_reconnect() the
+ * library sends it again (DUP=1), or its PUBREL. */
+int mq_publish_nowait(mq_client_t *c, const char *topic, const void *payload, int len,
+                      int qos, int retain, int *mid, char *err);
+int mq_acked(mq_client_t *c, int mid);
+
+/* Connect the same client again (same id, session flag and will), and
+ * wait for the CONNACK, as mq_connect does; what the library still had in
+ * flight goes out once the broker accepts. KIT_EREFUSED with *rc when
+ * the broker refused; KIT_EINVAL for a TLS client (not supported). */
+int mq_reconnect(mq_client_t *c, int timeout_ms, int *rc, char *err);
+
 /* Subscribe and wait for the SUBACK; *granted gets the granted QoS (128 =
  * refused). KIT_EINVAL for a filter libmosquitto rejects. */
 int mq_subscribe(mq_client_t *c, const char *filter, int qos, int timeout_ms,

@@ -6,6 +6,11 @@
 -- kit's proxy, which loses packets and cuts the link in the middle of
 -- the QoS 1 and QoS 2 exchanges. A subscriber of the kit, connected to
 -- the broker directly at QoS 2, counts how often each command arrives.
+-- The instructions ask for what the checks judge: a persistent session
+-- kept on every reconnection (persistent-session), exactly LAB_COUNT
+-- commands at QoS 2 with a ts in ms and a dose above 0 (qos2,
+-- all-delivered), each arriving once (exactly-once), and exit 0 once
+-- every PUBCOMP is in (exit-0).
 --
 -- The fault plan, counted by packet so that it lands on the same packets
 -- in every run (counts run across reconnections):
@@ -28,16 +33,396 @@
 
 local wire = require "mqlab.wire"
 local kit = require "mqlab.kit"
-local tail = require("mqlab.text").tail
 
 local PROGRAM_TIMEOUT = 40   -- seconds the dispenser gets
 local QUIET_CUT = 3          -- seconds of silence after a lost QoS 1/2 PUBLISH before the kit cuts the link
+local NSCEN = 5              -- cases in qos.txt
+
+-- Defined below the plan (checks call them at grading time).
+local SCENARIOS, WHY
+local parse_qos, command_key, analyse, label, find, ids_of
+local completed, connect_of, dup_story, explain_dup, watch, cut_conn
+
+---------------------------------------------------------------- the plan
+
+local function params(rng)
+  local plant = rng:pick({ "planta-1", "planta-2", "planta-3", "planta-4" })
+  local hex = rng:hex(4)
+  local by = { [0] = {}, [1] = {}, [2] = {} }
+  for i, s in ipairs(SCENARIOS) do table.insert(by[s.qos], i) end
+  -- One of each QoS for sure, then two more from what is left.
+  local chosen, taken = {}, {}
+  for q = 0, 2 do
+    local i = rng:pick(by[q])
+    chosen[#chosen + 1], taken[i] = i, true
+  end
+  local rest = {}
+  for i in ipairs(SCENARIOS) do if not taken[i] then rest[#rest + 1] = i end end
+  for _, i in ipairs(rng:sample(rest, NSCEN - #chosen)) do chosen[#chosen + 1] = i end
+  chosen = rng:shuffle(chosen)
+
+  local scen, lines_es, lines_en = {}, {}, {}
+  for n, i in ipairs(chosen) do
+    local s = SCENARIOS[i]
+    scen[n] = { n = n, qos = s.qos, name = s.name }
+    lines_es[n] = string.format("%d. %s", n, s.es)
+    lines_en[n] = string.format("%d. %s", n, s.en)
+  end
+  return {
+    plant = plant, hex = hex,
+    client_id = "dispenser-" .. plant .. "-" .. hex,
+    -- company/version/plant/zone/device/what, as lab 02 teaches: the
+    -- command goes under `cmd`, and what it asks for is in the payload.
+    topic = "acme/v1/" .. plant .. "/farmacia/dispensador-" .. hex .. "/cmd",
+    count = rng:int(6, 9),
+    timeout = PROGRAM_TIMEOUT,
+    scenarios = scen,
+    scenarios_es = table.concat(lines_es, "\n"),
+    scenarios_en = table.concat(lines_en, "\n"),
+  }
+end
+
+local checks = {
+  -- Part 1: qos.txt.
+  check {
+    id = "qos-answers", points = 2,
+    title = { es = "qos.txt: el QoS de cada caso", en = "qos.txt: the QoS of each case" },
+    run = function(t, ctx)
+      local d, p = ctx.data, ctx.p
+      if d.qos_missing then
+        t:fail({ es = "no encuentro qos.txt: escribe una línea «N Q» por cada uno de los %d casos",
+                 en = "qos.txt not found: write one line \"N Q\" for each of the %d cases" }, NSCEN)
+      end
+      local q = d.qos
+      for _, pr in ipairs(q.problems) do
+        local why = ({
+          format = { es = "escribe «N Q», por ejemplo «2 1»", en = "write \"N Q\", for example \"2 1\"" },
+          scenario = { es = "no hay caso con ese número (son del 1 al %d)", en = "there is no case with that number (they go from 1 to %d)" },
+          qos = { es = "el QoS es 0, 1 o 2", en = "QoS is 0, 1 or 2" },
+        })[pr.why]
+        t:say({ es = "línea %d, «%s», no se entiende: %s", en = "line %d, \"%s\", cannot be read: %s" },
+              pr.line, pr.text, ctx:text(why, NSCEN))
+      end
+      local right = 0
+      for _, s in ipairs(p.scenarios) do
+        local got = q.answers[s.n]
+        local name = ctx:text(s.name)
+        if got == nil then
+          t:expect(false, { es = "caso %d (%s): sin respuesta", en = "case %d (%s): no answer" }, s.n, name)
+        elseif q.repeated[s.n] then
+          t:expect(false, { es = "caso %d (%s): tiene dos respuestas distintas; deja una", en = "case %d (%s): it has two different answers; keep one" },
+                   s.n, name)
+        elseif got ~= s.qos then
+          t:expect(false, { es = "caso %d (%s): escribiste QoS %d, pero es QoS %d: %s",
+                            en = "case %d (%s): you wrote QoS %d, but it is QoS %d: %s" },
+                   s.n, name, got, s.qos, ctx:text(WHY[s.qos][got]))
+        else
+          right = right + 1
+        end
+      end
+      t:pass({ es = "los %d casos tienen el QoS adecuado", en = "all %d cases have the right QoS" }, right)
+    end,
+  },
+
+  -- Step 1: the client id...
+  check {
+    id = "connects", points = 1,
+    title = { es = "El dispensador se conecta con su client id", en = "The dispenser connects with its client id" },
+    run = function(t, ctx)
+      local d, p = ctx.data, ctx.p
+      local a = d.a
+      if #a.connects == 0 then ctx:why_absent(t) end
+      local e = a.connects[1]
+      if e.client_id ~= p.client_id then
+        t:fail({ es = "tu programa se conectó como «%s», pero MQTT_CLIENT_ID es «%s»: léelo del entorno\n%s",
+                 en = "your program connected as '%s', but MQTT_CLIENT_ID is '%s': read it from the environment\n%s" },
+               tostring(e.client_id), p.client_id, wire.block(e))
+      end
+      local ack = a.conns[1] and a.conns[1].connack
+      if ack and ack.rc and ack.rc ~= 0 then
+        t:fail({ es = "el broker rechazó la conexión (CONNACK %d):\n%s", en = "the broker refused the connection (CONNACK %d):\n%s" },
+               ack.rc, wire.block(ack))
+      end
+      t:pass({ es = "CONNECT como «%s»:\n%s", en = "CONNECT as '%s':\n%s" }, p.client_id, wire.block(e))
+    end,
+  },
+
+  -- Step 1: ...with a persistent session, kept on every reconnection;
+  -- step 3: back by itself after each cut.
+  check {
+    id = "persistent-session", points = 2, after = "connects",
+    title = { es = "Sesión persistente: clean session 0, y vuelve a ella tras cada corte",
+              en = "Persistent session: clean session 0, and it comes back to it after each cut" },
+    run = function(t, ctx)
+      local d, p = ctx.data, ctx.p
+      local conns = d.a.conns
+      local clean, other = {}, {}
+      for _, c in ipairs(conns) do
+        if c.connect.clean then clean[#clean + 1] = c end
+        if c.connect.client_id ~= p.client_id then other[#other + 1] = c end
+      end
+      local function nums(list)
+        local out = {}
+        for _, c in ipairs(list) do out[#out + 1] = "#" .. c.conn end
+        return table.concat(out, ", ")
+      end
+      if #clean > 0 then
+        t:expect(false, { es = "%d de tus %d conexiones (%s) pidieron clean session 1: el broker borra la sesión y, con ella, los intercambios QoS 2 a medias. Usa clean_session=False:\n%s",
+                          en = "%d of your %d connections (%s) asked for clean session 1: the broker wipes the session and, with it, the QoS 2 exchanges in flight. Use clean_session=False:\n%s" },
+                 #clean, #conns, nums(clean), wire.block(clean[#clean].connect))
+      end
+      if #other > 0 then
+        t:expect(false, { es = "las conexiones %s usaron otro client id que «%s»; la sesión es de un client id, y con otro el broker empieza de cero:\n%s",
+                          en = "connections %s used a client id other than '%s'; a session belongs to one client id, and with another the broker starts from nothing:\n%s" },
+                 nums(other), p.client_id, wire.block(other[1].connect))
+      end
+      if t.failed then t:fail() end
+      -- A connection the link lost (the proxy cut it, or the kit did
+      -- after a silence) must be followed by another one.
+      local last = conns[#conns]
+      if last and d.prog and not d.prog:timed_out() and cut_conn(d, last.conn) then
+        t:fail({ es = "el enlace se cortó en la conexión #%d y tu programa no volvió a conectarse (%s): reconéctate solo, con el mismo client id y clean session 0, y termina lo que quedó a medias:\n%s",
+                 en = "the link was cut on connection #%d and your program never connected again (%s): reconnect by yourself, with the same client id and clean session 0, and finish what was left half done:\n%s" },
+               last.conn, ctx:how_ended(d.prog), wire.block(cut_conn(d, last.conn)))
+      end
+      for i = 2, #conns do
+        local c = conns[i]
+        if c.connack and not c.connack.session_present then
+          t:expect(false, { es = "tras el corte, el CONNACK de la conexión #%d dijo session present = 0: el broker no conservaba tu sesión:\n%s\n%s",
+                            en = "after the cut, the CONNACK of connection #%d said session present = 0: the broker had not kept your session:\n%s\n%s" },
+                   c.conn, wire.block(c.connect), wire.block(c.connack))
+        end
+      end
+      if #conns == 1 then
+        t:pass({ es = "una conexión, como «%s» con clean session 0 (no hubo reconexión)", en = "one connection, as '%s' with clean session 0 (there was no reconnection)" },
+               p.client_id)
+      else
+        local last = conns[#conns]
+        t:pass({ es = "%d conexiones, todas como «%s» con clean session 0; tras cada corte el broker respondió session present = 1:\n%s",
+                 en = "%d connections, all as '%s' with clean session 0; after each cut the broker answered session present = 1:\n%s" },
+               #conns, p.client_id, wire.block(last.connack or last.connect))
+      end
+    end,
+  },
+
+  -- Step 2: at QoS 2.
+  check {
+    id = "qos2", points = 2, after = "connects",
+    title = { es = "Las órdenes viajan con QoS 2", en = "The commands travel at QoS 2" },
+    run = function(t, ctx)
+      local d, p = ctx.data, ctx.p
+      local a = d.a
+      if #a.pubs == 0 then
+        local others = {}
+        for topic in pairs(a.other_topics) do others[#others + 1] = topic end
+        table.sort(others)
+        if #others > 0 then
+          t:fail({ es = "tu programa publicó en %s, pero MQTT_TOPIC es %s", en = "your program published on %s, but MQTT_TOPIC is %s" },
+                 table.concat(others, ", "), p.topic)
+        end
+        t:fail({ es = "el proxy no vio ningún PUBLISH de tu programa en %s", en = "the proxy saw no PUBLISH from your program on %s" }, p.topic)
+      end
+      local byq = { [0] = {}, [1] = {}, [2] = {} }
+      for _, c in ipairs(a.cmds) do
+        local q = c.pubs[1].qos or 0
+        byq[q][#byq[q] + 1] = c
+      end
+      if #byq[0] == 0 and #byq[1] == 0 then
+        local shown = a.pubs[1]
+        for _, ev in ipairs(a.pubs) do
+          if ev.fate == "sent" then shown = ev break end
+        end
+        t:pass({ es = "los PUBLISH de tus %d órdenes llevaban QoS 2, por ejemplo:\n%s", en = "the PUBLISH packets of your %d commands had QoS 2, for example:\n%s" },
+               #a.cmds, wire.block(shown))
+        return
+      end
+      if #byq[0] > 0 then
+        local lost
+        for _, c in ipairs(byq[0]) do
+          if c.deliveries == 0 then lost = c break end
+        end
+        if lost then
+          t:say({ es = "%d órdenes con QoS 0 («dispara y olvida»): el proxy perdió %s y nadie lo volvió a enviar:\n%s",
+                  en = "%d commands at QoS 0 (\"fire and forget\"): the proxy lost %s and nobody sent it again:\n%s" },
+                #byq[0], label(ctx, lost), wire.block(lost.pubs[1]))
+        else
+          t:say({ es = "%d órdenes con QoS 0 («dispara y olvida»): si el enlace pierde una, nadie la reenvía",
+                  en = "%d commands at QoS 0 (\"fire and forget\"): if the link loses one, nobody sends it again" }, #byq[0])
+        end
+      end
+      if #byq[1] > 0 then
+        local dup
+        for _, c in ipairs(byq[1]) do
+          if c.deliveries > 1 then dup = c break end
+        end
+        if dup then
+          local st = dup_story(dup, d.events)
+          t:say({ es = "%d órdenes con QoS 1 («al menos una vez»): %s llegó %s, porque tras perderse su PUBACK tu cliente la reenvió:\n%s\n%s",
+                  en = "%d commands at QoS 1 (\"at least once\"): %s arrived %s, because after its PUBACK was lost your client re-sent it:\n%s\n%s" },
+                #byq[1], label(ctx, dup), ctx:times(dup.deliveries), wire.block(st and st.sent or dup.pubs[1]),
+                wire.block(st and st.resend or dup.pubs[#dup.pubs]))
+        else
+          t:say({ es = "%d órdenes con QoS 1 («al menos una vez»): si se pierde un PUBACK, el cliente reenvía la orden y el broker la entrega otra vez",
+                  en = "%d commands at QoS 1 (\"at least once\"): if a PUBACK is lost, the client re-sends the command and the broker delivers it again" }, #byq[1])
+        end
+      end
+      t:fail({ es = "una orden que no debe perderse ni repetirse necesita QoS 2", en = "a command that must be neither lost nor repeated needs QoS 2" })
+    end,
+  },
+
+  -- Step 2: LAB_COUNT commands, each its own id; step 3: none lost.
+  check {
+    id = "all-delivered", points = 1, after = "connects",
+    title = { es = "Todas las órdenes llegan", en = "Every command arrives" },
+    run = function(t, ctx)
+      local d, p = ctx.data, ctx.p
+      local a = d.a
+      if #a.cmds == 0 then
+        t:fail({ es = "el proxy no vio ninguna orden de tu programa en %s", en = "the proxy saw no command from your program on %s" }, p.topic)
+      end
+      for _, c in ipairs(a.cmds) do
+        if not c.id then
+          local why = ({
+            json = { es = "no es JSON", en = "it is not JSON" },
+            id = { es = "le falta «id» (texto)", en = "it lacks \"id\" (a string)" },
+            ts = { es = "le falta «ts» (número, ms)", en = "it lacks \"ts\" (a number, ms)" },
+            v = { es = "le falta «v» (número)", en = "it lacks \"v\" (a number)" },
+          })[c.why or "json"]
+          t:fail({ es = "el payload de %s no es {\"id\", \"ts\", \"v\"}: %s", en = "the payload of %s is not {\"id\", \"ts\", \"v\"}: %s" },
+                 label(ctx, c), ctx:text(why))
+        end
+      end
+      for _, c in ipairs(a.cmds) do
+        local r = c.id and wire.reading(c.payload or "")
+        if r and (r.ts < 1e12 or r.ts > 1e14) then
+          t:fail({ es = "«ts» de %s debe ir en milisegundos desde 1970 (unos 13 dígitos), y vale %s", en = "\"ts\" of %s must be milliseconds since 1970 (about 13 digits), and it is %s" },
+                 label(ctx, c), string.format("%.0f", r.ts))
+        end
+        if r and not (r.v > 0) then
+          t:fail({ es = "«v» de %s es la dosis en ml, un número mayor que 0, y vale %s", en = "\"v\" of %s is the dose in ml, a number above 0, and it is %s" },
+                 label(ctx, c), tostring(r.v))
+        end
+      end
+      if #a.cmds > p.count then
+        t:fail({ es = "el proxy vio %d órdenes distintas (ids distintos), pero LAB_COUNT es %d: cada orden de más es una dosis de más. Publica exactamente LAB_COUNT órdenes",
+                 en = "the proxy saw %d different commands (different ids), but LAB_COUNT is %d: every extra command is an extra dose. Publish exactly LAB_COUNT commands" },
+               #a.cmds, p.count)
+      end
+      t:expect(#a.cmds >= p.count,
+               { es = "el proxy vio %d órdenes distintas (ids distintos) y LAB_COUNT es %d: ¿tienen todas un id propio?",
+                 en = "the proxy saw %d different commands (different ids) and LAB_COUNT is %d: does each have an id of its own?" },
+               #a.cmds, p.count)
+      for _, c in ipairs(a.cmds) do
+        if c.deliveries == 0 then
+          local lines = {}
+          for _, ev in ipairs(c.pubs) do lines[#lines + 1] = wire.block(ev) end
+          if #c.pubs == 1 and c.pubs[1].fate ~= "sent" then
+            t:expect(false, { es = "%s no llegó nunca al suscriptor: el proxy perdió su PUBLISH y tu cliente no lo volvió a enviar:\n%s",
+                              en = "%s never reached the subscriber: the proxy lost its PUBLISH and your client did not send it again:\n%s" },
+                     label(ctx, c), table.concat(lines, "\n"))
+          else
+            t:expect(false, { es = "%s no llegó nunca al suscriptor. Sus PUBLISH:\n%s", en = "%s never reached the subscriber. Its PUBLISH packets:\n%s" },
+                     label(ctx, c), table.concat(lines, "\n"))
+          end
+        end
+      end
+      t:pass({ es = "las %d órdenes llegaron al suscriptor del kit", en = "all %d commands reached the kit's subscriber" }, #a.cmds)
+    end,
+  },
+
+  -- Step 3: none repeated.
+  check {
+    id = "exactly-once", points = 3, after = "connects",
+    title = { es = "Ninguna orden llega dos veces", en = "No command arrives twice" },
+    run = function(t, ctx)
+      local d = ctx.data
+      local a = d.a
+      if a.delivered == 0 then
+        t:fail({ es = "ninguna orden llegó al suscriptor del kit: no hay nada que contar", en = "no command reached the kit's subscriber: there is nothing to count" })
+      end
+      local dups, shared = {}, nil
+      for _, c in ipairs(a.cmds) do
+        if c.deliveries > 1 then dups[#dups + 1] = c end
+        local fresh = 0
+        for _, ev in ipairs(c.pubs) do if not ev.dup then fresh = fresh + 1 end end
+        if fresh > 1 and #a.cmds < ctx.p.count then shared = shared or c end
+      end
+      if shared then
+        t:fail({ es = "varias órdenes distintas comparten el id «%s» (ids distintos en el cable: %d; LAB_COUNT: %d): el kit cuenta las órdenes por su id, así que una orden nueva con el mismo id parece una repetida. Da a cada orden su propio id",
+                 en = "several different commands share the id '%s' (different ids on the wire: %d; LAB_COUNT: %d): the kit counts commands by their id, so a new command with the same id looks like a repeat. Give each command an id of its own" },
+               shared.id or shared.payload, #a.cmds, ctx.p.count)
+      end
+      if #dups == 0 then
+        t:pass({ es = "cada una de las %d órdenes entregadas llegó una sola vez, a pesar de %d cortes", en = "each of the %d delivered commands arrived exactly once, despite %d cuts" },
+               a.delivered, math.max(#a.conns - 1, 0))
+        return
+      end
+      explain_dup(t, ctx, dups[1], a)
+      if #dups > 1 then
+        local more = {}
+        for i = 2, #dups do more[#more + 1] = string.format("%d (×%d)", dups[i].n, dups[i].deliveries) end
+        t:say({ es = "también llegaron repetidas las órdenes %s", en = "commands %s arrived more than once too" }, table.concat(more, ", "))
+      end
+      t:fail()
+    end,
+  },
+
+  -- Step 4: exit 0 once every command is complete.
+  check {
+    id = "exit-0", points = 1, after = "connects",
+    title = { es = "Termina con código 0 cuando todo está completo", en = "It exits with code 0 once everything is complete" },
+    run = function(t, ctx)
+      local d = ctx.data
+      local prog, a = d.prog, d.a
+      local open = {}
+      for _, c in ipairs(a.cmds) do
+        if not completed(c, d.events) then open[#open + 1] = c end
+      end
+      if prog:timed_out() then
+        local msg = ctx:text({ es = "tu programa seguía en marcha a los %d s y el kit lo paró", en = "your program was still running after %d s, and the kit stopped it" },
+                             PROGRAM_TIMEOUT)
+        if #open > 0 then
+          msg = msg .. ctx:text({ es = ". %s seguía sin completarse; un cliente MQTT 3.1.1 solo reenvía lo pendiente al reconectar. Su último paquete:\n%s",
+                                  en = ". %s was still not complete; an MQTT 3.1.1 client re-sends what is pending only when it reconnects. Its last packet:\n%s" },
+                                label(ctx, open[1]), wire.block(open[1].pubs[#open[1].pubs]))
+        end
+        t:fail(msg)
+      end
+      local code, sig = prog:exit_code()
+      if code ~= 0 then
+        t:fail({ es = "%s (se esperaba 0). Su salida de error:\n%s", en = "%s (expected 0). Its stderr:\n%s" },
+               ctx:how_ended(prog), ctx:stderr_tail(prog, 600))
+      end
+      for _, c in ipairs(open) do
+        local q = c.pubs[1].qos
+        t:expect(false, { es = "salió antes de completar %s: no le llegó su %s", en = "it exited before %s was complete: its %s never reached it" },
+                 label(ctx, c), q == 1 and "PUBACK" or "PUBCOMP")
+      end
+      t:pass({ es = "salió con código 0 tras completar las %d órdenes (%.1f s)", en = "it exited with code 0 after completing all %d commands (%.1f s)" },
+             #a.cmds, prog:runtime())
+    end,
+  },
+}
+
+local hints = {
+  { es = "Para qos.txt, parte siempre de QoS 1. Baja a 0 solo si el dato llega tan a menudo que perder uno no importa. Sube a 2 solo si repetir el mensaje hace daño y el receptor no puede reconocer la repetición: una orden que se ejecuta cada vez que llega.",
+    en = "For qos.txt, always start from QoS 1. Go down to 0 only if the data comes so often that losing one does not matter. Go up to 2 only if a repeat does harm and the receiver cannot recognise it: a command that is carried out every time it arrives." },
+  { es = "QoS 2 solo es «exactamente una vez» mientras la sesión sobrevive al corte: mqtt.Client(client_id=os.environ['MQTT_CLIENT_ID'], clean_session=False). Con clean_session=True, tras un corte paho reenvía el PUBLISH entero y el broker, que ha olvidado el intercambio, lo entrega otra vez.",
+    en = "QoS 2 is only \"exactly once\" while the session survives the cut: mqtt.Client(client_id=os.environ['MQTT_CLIENT_ID'], clean_session=False). With clean_session=True, after a cut paho re-sends the whole PUBLISH and the broker, which has forgotten the exchange, delivers it again." },
+  { es = "No reenvíes tú las órdenes: cada publish() es un mensaje nuevo. Usa loop_start() (paho reconecta solo y reenvía lo pendiente) y cuenta las órdenes completas en on_publish, que en QoS 2 llega con el PUBCOMP. Sal cuando hayan vuelto todos los mid.",
+    en = "Do not re-send the commands yourself: every publish() is a new message. Use loop_start() (paho reconnects by itself and re-sends what is pending) and count the completed commands in on_publish, which at QoS 2 comes with the PUBCOMP. Exit once every mid has come back." },
+  { es = "on_publish puede llegar antes de que publish() devuelva su mid: guarda los mid y los completados bajo un mismo threading.Lock (o un Condition) y compara los dos conjuntos. wait_for_publish() lanza RuntimeError si llamaste a publish() durante un corte, aunque paho guardó el mensaje para reenviarlo.",
+    en = "on_publish may come before publish() has returned its mid: keep the mids and the completed ones under one threading.Lock (or a Condition) and compare the two sets. wait_for_publish() raises RuntimeError if publish() was called during a cut, even though paho kept the message to re-send it." },
+  { es = "Míralo en el cable: mqlab trace --cut-before down:pubcomp:1 --client {{client_id}}, y lanza tu dispensador con MQTT_PORT=1884. Tras la reconexión, un cliente con sesión persistente envía PUBREL; uno con clean session reenvía el PUBLISH con DUP=1.",
+    en = "Watch it on the wire: mqlab trace --cut-before down:pubcomp:1 --client {{client_id}}, then run your dispenser with MQTT_PORT=1884. After the reconnection, a client with a persistent session sends PUBREL; one with a clean session re-sends the PUBLISH with DUP=1." },
+}
 
 ---------------------------------------------------------------- scenarios
 
+
 -- The pool of situations; each student gets five, with at least one of
 -- each QoS. `name` is the short label used in feedback.
-local SCENARIOS = {
+SCENARIOS = {
   { qos = 0,
     name = { es = "vibración de la bomba", en = "pump vibration" },
     es = "Un acelerómetro en el motor de la bomba principal envía su vibración 50 veces por segundo a una gráfica en vivo de la sala de control. Si falta un punto, la gráfica sigue con el siguiente.",
@@ -82,7 +467,7 @@ local SCENARIOS = {
 
 -- Why the right answer is right, for the answer the student gave
 -- instead: WHY[right][given].
-local WHY = {
+WHY = {
   [0] = {
     [1] = { es = "son datos muy frecuentes y prescindibles: si se pierde uno, el siguiente lo sustituye enseguida. QoS 1 añadiría un PUBACK por mensaje y, tras un corte, reenviaría datos ya viejos",
             en = "this is high-rate, expendable data: if one is lost, the next replaces it at once. QoS 1 would add a PUBACK per message and, after a cut, re-send data that is already stale" },
@@ -103,51 +488,12 @@ local WHY = {
   },
 }
 
-local NSCEN = 5
-
-local function params(rng)
-  local plant = rng:pick({ "planta-1", "planta-2", "planta-3", "planta-4" })
-  local hex = rng:hex(4)
-  local by = { [0] = {}, [1] = {}, [2] = {} }
-  for i, s in ipairs(SCENARIOS) do table.insert(by[s.qos], i) end
-  -- One of each QoS for sure, then two more from what is left.
-  local chosen, taken = {}, {}
-  for q = 0, 2 do
-    local i = rng:pick(by[q])
-    chosen[#chosen + 1], taken[i] = i, true
-  end
-  local rest = {}
-  for i in ipairs(SCENARIOS) do if not taken[i] then rest[#rest + 1] = i end end
-  for _, i in ipairs(rng:sample(rest, NSCEN - #chosen)) do chosen[#chosen + 1] = i end
-  chosen = rng:shuffle(chosen)
-
-  local scen, lines_es, lines_en = {}, {}, {}
-  for n, i in ipairs(chosen) do
-    local s = SCENARIOS[i]
-    scen[n] = { n = n, qos = s.qos, name = s.name }
-    lines_es[n] = string.format("%d. %s", n, s.es)
-    lines_en[n] = string.format("%d. %s", n, s.en)
-  end
-  return {
-    plant = plant, hex = hex,
-    client_id = "dispenser-" .. plant .. "-" .. hex,
-    -- company/version/plant/zone/device/what, as lab 02 teaches: the
-    -- command goes under `cmd`, and what it asks for is in the payload.
-    topic = "acme/v1/" .. plant .. "/farmacia/dispensador-" .. hex .. "/cmd",
-    count = rng:int(6, 9),
-    timeout = PROGRAM_TIMEOUT,
-    scenarios = scen,
-    scenarios_es = table.concat(lines_es, "\n"),
-    scenarios_en = table.concat(lines_en, "\n"),
-  }
-end
-
 ---------------------------------------------------------------- qos.txt
 
 -- Forgiving: "3 2", "3: 2", "3=2", "3 -> QoS 2", "S3 2", "escenario 3: qos2",
 -- with "#" comments. A number with nothing after it is an unanswered
 -- scenario; anything else that cannot be read is reported by line.
-local function parse_qos(text)
+function parse_qos(text)
   local res = { answers = {}, problems = {}, repeated = {} }
   if not text then return res end
   text = text:gsub("^\xEF\xBB\xBF", "")   -- a BOM from some Windows editors
@@ -179,18 +525,16 @@ end
 
 ---------------------------------------------------------------- the wire
 
-local function quote(ev) return "    " .. wire.quote(ev) end
-
 -- The command a payload stands for: its id when it is a reading, else
 -- the payload itself (so that a malformed command is still counted).
-local function command_key(payload)
+function command_key(payload)
   local r = wire.reading(payload or "")
   if r then return r.id, r end
   return "\0" .. (payload or ""), nil
 end
 
 -- Everything the checks ask of the trace and of the kit's subscriber.
-local function analyse(d, p)
+function analyse(d, p)
   local a = { connects = {}, pubs = {}, other_topics = {}, cmds = {}, by_key = {}, strays = 0 }
   for _, ev in ipairs(d.events) do
     if ev.kind == "packet" and ev.dir == "up" then
@@ -231,20 +575,20 @@ local function analyse(d, p)
 end
 
 -- "la orden 3 (5f2a...)" / "command 3 (5f2a...)".
-local function label(ctx, c)
+function label(ctx, c)
   local id = c.id or (c.payload or ""):sub(1, 40)
   return ctx:text({ es = "la orden %d (%s)", en = "command %d (%s)" }, c.n, id)
 end
 
 -- The first event after index `after` that matches.
-local function find(events, after, m)
+function find(events, after, m)
   for i = (after or 0) + 1, #events do
     if wire.match(events[i], m) then return events[i] end
   end
 end
 
 -- The packet ids a command travelled under.
-local function ids_of(c)
+function ids_of(c)
   local set = {}
   for _, ev in ipairs(c.pubs) do if ev.id then set[ev.id] = true end end
   return set
@@ -252,7 +596,7 @@ end
 
 -- Whether the exchange of command c was finished on the wire: its
 -- PUBACK (QoS 1) or PUBCOMP (QoS 2) reached the client.
-local function completed(c, events)
+function completed(c, events)
   local first = c.pubs[1]
   if (first.qos or 0) == 0 then return true end
   local want = first.qos == 1 and "PUBACK" or "PUBCOMP"
@@ -267,7 +611,7 @@ local function completed(c, events)
 end
 
 -- The CONNECT that opened connection n.
-local function connect_of(a, n)
+function connect_of(a, n)
   for _, c in ipairs(a.conns) do if c.conn == n then return c.connect end end
 end
 
@@ -280,7 +624,7 @@ end
 --          PUBLISH that got through and `resend` any later one.
 --   QoS 2: the broker delivers at the PUBREL, so `sent` is the first
 --          PUBREL that got through and `resend` the next PUBLISH.
-local function dup_story(c, events)
+function dup_story(c, events)
   local ids, first = ids_of(c), c.pubs[1]
   local sent
   if first.qos == 2 then
@@ -315,14 +659,14 @@ end
 
 -- Why command c reached the subscriber more than once, told with the
 -- packets that made it happen.
-local function explain_dup(t, ctx, c, a)
+function explain_dup(t, ctx, c, a)
   local evs = ctx.data.events
   local first = c.pubs[1]
   local fresh = 0
   local lines = {}
   for _, ev in ipairs(c.pubs) do
     if not ev.dup then fresh = fresh + 1 end
-    if #lines < 6 then lines[#lines + 1] = quote(ev) end
+    if #lines < 6 then lines[#lines + 1] = wire.block(ev) end
   end
   if #c.pubs > #lines then lines[#lines + 1] = "    …" end
 
@@ -336,15 +680,15 @@ local function explain_dup(t, ctx, c, a)
   if st and first.qos == 1 then
     t:say({ es = "%s llegó %s: su PUBACK se perdió y el enlace se cortó; tu cliente la reenvió con DUP=1 y, con QoS 1, el broker entrega cada copia (al menos una vez):\n%s\n%s\n%s",
             en = "%s arrived %s: its PUBACK was lost and the link cut; your client re-sent it with DUP=1 and, at QoS 1, the broker delivers every copy (at least once):\n%s\n%s\n%s" },
-          label(ctx, c), ctx:times(c.deliveries), quote(st.sent), st.lost and quote(st.lost) or "    …", quote(st.resend))
+          label(ctx, c), ctx:times(c.deliveries), wire.block(st.sent), st.lost and wire.block(st.lost) or "    …", wire.block(st.resend))
     return
   end
   if st and first.qos == 2 then
     local conn = connect_of(a, st.resend.conn)
-    local shown = { quote(st.pub), quote(st.sent) }
-    if st.lost then shown[#shown + 1] = quote(st.lost) end
-    if conn and conn.conn ~= st.sent.conn then shown[#shown + 1] = quote(conn) end
-    shown[#shown + 1] = quote(st.resend)
+    local shown = { wire.block(st.pub), wire.block(st.sent) }
+    if st.lost then shown[#shown + 1] = wire.block(st.lost) end
+    if conn and conn.conn ~= st.sent.conn then shown[#shown + 1] = wire.block(conn) end
+    shown[#shown + 1] = wire.block(st.resend)
     if conn and conn.clean then
       t:say({ es = "%s llegó %s: el broker la entregó al recibir el PUBREL, su PUBCOMP se perdió y el enlace se cortó; tu cliente se reconectó con clean session 1, así que el broker había olvidado el intercambio, y tu cliente reenvió el PUBLISH (DUP=1) en lugar del PUBREL:\n%s",
               en = "%s arrived %s: the broker delivered it when the PUBREL came, its PUBCOMP was lost and the link cut; your client reconnected with clean session 1, so the broker had forgotten the exchange, and your client re-sent the PUBLISH (DUP=1) instead of the PUBREL:\n%s" },
@@ -360,18 +704,18 @@ local function explain_dup(t, ctx, c, a)
         label(ctx, c), ctx:times(c.deliveries), table.concat(lines, "\n"))
 end
 
--- Why the program never reached the broker, in the student's words.
-local function why_absent(t, ctx)
-  local d = ctx.data
-  if not d.prog then t:fail(d.prog_err) end
-  local err = tail(d.prog:stderr(), 600)
-  if d.prog:timed_out() then
-    t:fail({ es = "tu programa no envió ningún CONNECT y el kit lo paró a los %d s", en = "your program sent no CONNECT, and the kit stopped it after %d s" },
-           PROGRAM_TIMEOUT)
+-- The event that ended connection n because the link was cut: a packet
+-- the proxy cut on, or the kit's own cut after a silence. nil when the
+-- connection ended otherwise (the program's DISCONNECT or exit).
+function cut_conn(d, n)
+  for _, k in ipairs(d.kicks or {}) do
+    if k.conn == n then return k.ev end
   end
-  t:fail({ es = "el proxy no vio ningún CONNECT de tu programa (salió con código %s). ¿Usa MQTT_HOST y MQTT_PORT? Su salida de error:\n%s",
-           en = "the proxy saw no CONNECT from your program (it exited with code %s). Does it use MQTT_HOST and MQTT_PORT? Its stderr:\n%s" },
-         tostring(d.prog:exit_code()), err ~= "" and err or ctx:text({ es = "(vacía)", en = "(empty)" }))
+  for _, ev in ipairs(d.events) do
+    if ev.conn == n and ev.kind == "packet" and (ev.fate == "cut_before" or ev.fate == "cut_after" or ev.fate == "cut_mid") then
+      return ev
+    end
+  end
 end
 
 ---------------------------------------------------------------- the run
@@ -379,7 +723,7 @@ end
 -- Wait for the program, and rescue a link that a lost QoS 1/2 PUBLISH
 -- left silent: cut it, as a broken link would end. Returns the cuts the
 -- kit made this way.
-local function watch(prog, px)
+function watch(prog, px)
   local kicks, seen, last = {}, 0, kit.now()
   local stuck = {}   -- conn -> the dropped PUBLISH still waiting on it
   while prog:running() do
@@ -406,7 +750,41 @@ local function watch(prog, px)
   return kicks
 end
 
----------------------------------------------------------------- the lab
+-- The fault plan first, then the kit's subscriber, then one run of the
+-- program; everything the checks judge is kept in ctx.data.
+local function setup(ctx)
+  local d, p, px = ctx.data, ctx.p, ctx.proxy
+  d.qos = parse_qos(ctx:file("qos.txt"))
+  d.qos_missing = ctx:file("qos.txt") == nil
+
+  d.rules = {
+    publish = px:rule { action = "drop", type = "publish", dir = "up", nth = 1 },
+    puback = px:rule { action = "cut_before", type = "puback", dir = "down", nth = 2 },
+    pubrec = px:rule { action = "cut_before", type = "pubrec", dir = "down", nth = 2 },
+    pubcomp = px:rule { action = "cut_before", type = "pubcomp", dir = "down", nth = 3 },
+  }
+
+  local sub = assert(ctx:client { id = "mqlab-sub", clean = true })
+  assert(sub:subscribe(p.topic, 2))
+  -- A marker the subscriber sends itself once the program is done: it
+  -- comes back after every delivery the broker queued before it.
+  local marker = "mqlab/sync/" .. p.hex
+  assert(sub:subscribe(marker, 2))
+
+  d.prog, d.prog_err = ctx:program("dispenser", { timeout = PROGRAM_TIMEOUT })
+  d.kicks = d.prog and watch(d.prog, px) or {}
+
+  assert(sub:publish(marker, "end", { qos = 2 }))
+  sub:wait(5, marker)
+  d.msgs = {}
+  for _, m in ipairs(sub:drain()) do
+    if m.topic == p.topic then d.msgs[#d.msgs + 1] = m end
+  end
+  d.events = px:events()
+  d.fired = {}
+  for k, idx in pairs(d.rules) do d.fired[k] = px:fired(idx) end
+  d.a = analyse(d, p)
+end
 
 return lab {
   id = "04-qos-dup",
@@ -416,345 +794,7 @@ return lab {
   proxy = true,
   setup_timeout = PROGRAM_TIMEOUT + 20,
   params = params,
-
-
-  -- The fault plan first, then the kit's subscriber, then one run of the
-  -- program; everything the checks judge is kept in ctx.data.
-  setup = function(ctx)
-    local d, p, px = ctx.data, ctx.p, ctx.proxy
-    d.qos = parse_qos(ctx:file("qos.txt"))
-    d.qos_missing = ctx:file("qos.txt") == nil
-
-    d.rules = {
-      publish = px:rule { action = "drop", type = "publish", dir = "up", nth = 1 },
-      puback = px:rule { action = "cut_before", type = "puback", dir = "down", nth = 2 },
-      pubrec = px:rule { action = "cut_before", type = "pubrec", dir = "down", nth = 2 },
-      pubcomp = px:rule { action = "cut_before", type = "pubcomp", dir = "down", nth = 3 },
-    }
-
-    local sub = assert(ctx:client { id = "mqlab-sub", clean = true })
-    assert(sub:subscribe(p.topic, 2))
-    -- A marker the subscriber sends itself once the program is done: it
-    -- comes back after every delivery the broker queued before it.
-    local marker = "mqlab/sync/" .. p.hex
-    assert(sub:subscribe(marker, 2))
-
-    d.prog, d.prog_err = ctx:program("dispenser", { timeout = PROGRAM_TIMEOUT })
-    d.kicks = d.prog and watch(d.prog, px) or {}
-
-    assert(sub:publish(marker, "end", { qos = 2 }))
-    sub:wait(5, marker)
-    d.msgs = {}
-    for _, m in ipairs(sub:drain()) do
-      if m.topic == p.topic then d.msgs[#d.msgs + 1] = m end
-    end
-    d.events = px:events()
-    d.fired = {}
-    for k, idx in pairs(d.rules) do d.fired[k] = px:fired(idx) end
-    d.a = analyse(d, p)
-  end,
-
-  checks = {
-    check {
-      id = "qos-answers", points = 2,
-      title = { es = "qos.txt: el QoS de cada caso", en = "qos.txt: the QoS of each case" },
-      run = function(t, ctx)
-        local d, p = ctx.data, ctx.p
-        if d.qos_missing then
-          t:fail({ es = "no encuentro qos.txt: escribe una línea «N Q» por cada uno de los %d casos",
-                   en = "qos.txt not found: write one line \"N Q\" for each of the %d cases" }, NSCEN)
-        end
-        local q = d.qos
-        for _, pr in ipairs(q.problems) do
-          local why = ({
-            format = { es = "escribe «N Q», por ejemplo «2 1»", en = "write \"N Q\", for example \"2 1\"" },
-            scenario = { es = "no hay caso con ese número (son del 1 al %d)", en = "there is no case with that number (they go from 1 to %d)" },
-            qos = { es = "el QoS es 0, 1 o 2", en = "QoS is 0, 1 or 2" },
-          })[pr.why]
-          t:say({ es = "línea %d, «%s», no se entiende: %s", en = "line %d, \"%s\", cannot be read: %s" },
-                pr.line, pr.text, ctx:text(why, NSCEN))
-        end
-        local right = 0
-        for _, s in ipairs(p.scenarios) do
-          local got = q.answers[s.n]
-          local name = ctx:text(s.name)
-          if got == nil then
-            t:expect(false, { es = "caso %d (%s): sin respuesta", en = "case %d (%s): no answer" }, s.n, name)
-          elseif q.repeated[s.n] then
-            t:expect(false, { es = "caso %d (%s): tiene dos respuestas distintas; deja una", en = "case %d (%s): it has two different answers; keep one" },
-                     s.n, name)
-          elseif got ~= s.qos then
-            t:expect(false, { es = "caso %d (%s): escribiste QoS %d, pero es QoS %d: %s",
-                              en = "case %d (%s): you wrote QoS %d, but it is QoS %d: %s" },
-                     s.n, name, got, s.qos, ctx:text(WHY[s.qos][got]))
-          else
-            right = right + 1
-          end
-        end
-        t:pass({ es = "los %d casos tienen el QoS adecuado", en = "all %d cases have the right QoS" }, right)
-      end,
-    },
-
-    check {
-      id = "connects", points = 1,
-      title = { es = "El dispensador se conecta con su client id", en = "The dispenser connects with its client id" },
-      run = function(t, ctx)
-        local d, p = ctx.data, ctx.p
-        local a = d.a
-        if #a.connects == 0 then why_absent(t, ctx) end
-        local e = a.connects[1]
-        if e.client_id ~= p.client_id then
-          t:fail({ es = "tu programa se conectó como «%s», pero MQTT_CLIENT_ID es «%s»: léelo del entorno\n%s",
-                   en = "your program connected as '%s', but MQTT_CLIENT_ID is '%s': read it from the environment\n%s" },
-                 tostring(e.client_id), p.client_id, quote(e))
-        end
-        local ack = a.conns[1] and a.conns[1].connack
-        if ack and ack.rc and ack.rc ~= 0 then
-          t:fail({ es = "el broker rechazó la conexión (CONNACK %d):\n%s", en = "the broker refused the connection (CONNACK %d):\n%s" },
-                 ack.rc, quote(ack))
-        end
-        t:pass({ es = "CONNECT como «%s»:\n%s", en = "CONNECT as '%s':\n%s" }, p.client_id, quote(e))
-      end,
-    },
-
-    check {
-      id = "qos2", points = 2, after = "connects",
-      title = { es = "Las órdenes viajan con QoS 2", en = "The commands travel at QoS 2" },
-      run = function(t, ctx)
-        local d, p = ctx.data, ctx.p
-        local a = d.a
-        if #a.pubs == 0 then
-          local others = {}
-          for topic in pairs(a.other_topics) do others[#others + 1] = topic end
-          table.sort(others)
-          if #others > 0 then
-            t:fail({ es = "tu programa publicó en %s, pero MQTT_TOPIC es %s", en = "your program published on %s, but MQTT_TOPIC is %s" },
-                   table.concat(others, ", "), p.topic)
-          end
-          t:fail({ es = "el proxy no vio ningún PUBLISH de tu programa en %s", en = "the proxy saw no PUBLISH from your program on %s" }, p.topic)
-        end
-        local byq = { [0] = {}, [1] = {}, [2] = {} }
-        for _, c in ipairs(a.cmds) do
-          local q = c.pubs[1].qos or 0
-          byq[q][#byq[q] + 1] = c
-        end
-        if #byq[0] == 0 and #byq[1] == 0 then
-          local shown = a.pubs[1]
-          for _, ev in ipairs(a.pubs) do
-            if ev.fate == "sent" then shown = ev break end
-          end
-          t:pass({ es = "los PUBLISH de tus %d órdenes llevaban QoS 2, por ejemplo:\n%s", en = "the PUBLISH packets of your %d commands had QoS 2, for example:\n%s" },
-                 #a.cmds, quote(shown))
-          return
-        end
-        if #byq[0] > 0 then
-          local lost
-          for _, c in ipairs(byq[0]) do
-            if c.deliveries == 0 then lost = c break end
-          end
-          if lost then
-            t:say({ es = "%d órdenes con QoS 0 («dispara y olvida»): el proxy perdió %s y nadie lo volvió a enviar:\n%s",
-                    en = "%d commands at QoS 0 (\"fire and forget\"): the proxy lost %s and nobody sent it again:\n%s" },
-                  #byq[0], label(ctx, lost), quote(lost.pubs[1]))
-          else
-            t:say({ es = "%d órdenes con QoS 0 («dispara y olvida»): si el enlace pierde una, nadie la reenvía",
-                    en = "%d commands at QoS 0 (\"fire and forget\"): if the link loses one, nobody sends it again" }, #byq[0])
-          end
-        end
-        if #byq[1] > 0 then
-          local dup
-          for _, c in ipairs(byq[1]) do
-            if c.deliveries > 1 then dup = c break end
-          end
-          if dup then
-            local st = dup_story(dup, d.events)
-            t:say({ es = "%d órdenes con QoS 1 («al menos una vez»): %s llegó %s, porque tras perderse su PUBACK tu cliente la reenvió:\n%s\n%s",
-                    en = "%d commands at QoS 1 (\"at least once\"): %s arrived %s, because after its PUBACK was lost your client re-sent it:\n%s\n%s" },
-                  #byq[1], label(ctx, dup), ctx:times(dup.deliveries), quote(st and st.sent or dup.pubs[1]),
-                  quote(st and st.resend or dup.pubs[#dup.pubs]))
-          else
-            t:say({ es = "%d órdenes con QoS 1 («al menos una vez»): si se pierde un PUBACK, el cliente reenvía la orden y el broker la entrega otra vez",
-                    en = "%d commands at QoS 1 (\"at least once\"): if a PUBACK is lost, the client re-sends the command and the broker delivers it again" }, #byq[1])
-          end
-        end
-        t:fail({ es = "una orden que no debe perderse ni repetirse necesita QoS 2", en = "a command that must be neither lost nor repeated needs QoS 2" })
-      end,
-    },
-
-    check {
-      id = "persistent-session", points = 2, after = "connects",
-      title = { es = "Sesión persistente: clean session 0 y la sesión sobrevive al corte",
-                en = "Persistent session: clean session 0, and the session survives the cut" },
-      run = function(t, ctx)
-        local d, p = ctx.data, ctx.p
-        local conns = d.a.conns
-        local clean, other = {}, {}
-        for _, c in ipairs(conns) do
-          if c.connect.clean then clean[#clean + 1] = c end
-          if c.connect.client_id ~= p.client_id then other[#other + 1] = c end
-        end
-        local function nums(list)
-          local out = {}
-          for _, c in ipairs(list) do out[#out + 1] = "#" .. c.conn end
-          return table.concat(out, ", ")
-        end
-        if #clean > 0 then
-          t:expect(false, { es = "%d de tus %d conexiones (%s) pidieron clean session 1: el broker borra la sesión y, con ella, los intercambios QoS 2 a medias. Usa clean_session=False:\n%s",
-                            en = "%d of your %d connections (%s) asked for clean session 1: the broker wipes the session and, with it, the QoS 2 exchanges in flight. Use clean_session=False:\n%s" },
-                   #clean, #conns, nums(clean), quote(clean[#clean].connect))
-        end
-        if #other > 0 then
-          t:expect(false, { es = "las conexiones %s usaron otro client id que «%s»; la sesión es de un client id, y con otro el broker empieza de cero:\n%s",
-                            en = "connections %s used a client id other than '%s'; a session belongs to one client id, and with another the broker starts from nothing:\n%s" },
-                   nums(other), p.client_id, quote(other[1].connect))
-        end
-        if t.failed then t:fail() end
-        for i = 2, #conns do
-          local c = conns[i]
-          if c.connack and not c.connack.session_present then
-            t:expect(false, { es = "tras el corte, el CONNACK de la conexión #%d dijo session present = 0: el broker no conservaba tu sesión:\n%s\n%s",
-                              en = "after the cut, the CONNACK of connection #%d said session present = 0: the broker had not kept your session:\n%s\n%s" },
-                     c.conn, quote(c.connect), quote(c.connack))
-          end
-        end
-        if #conns == 1 then
-          t:pass({ es = "una conexión, como «%s» con clean session 0 (no hubo reconexión)", en = "one connection, as '%s' with clean session 0 (there was no reconnection)" },
-                 p.client_id)
-        else
-          local last = conns[#conns]
-          t:pass({ es = "%d conexiones, todas como «%s» con clean session 0; tras cada corte el broker respondió session present = 1:\n%s",
-                   en = "%d connections, all as '%s' with clean session 0; after each cut the broker answered session present = 1:\n%s" },
-                 #conns, p.client_id, quote(last.connack or last.connect))
-        end
-      end,
-    },
-
-    check {
-      id = "all-delivered", points = 1, after = "connects",
-      title = { es = "Todas las órdenes llegan", en = "Every command arrives" },
-      run = function(t, ctx)
-        local d, p = ctx.data, ctx.p
-        local a = d.a
-        if #a.cmds == 0 then
-          t:fail({ es = "el proxy no vio ninguna orden de tu programa en %s", en = "the proxy saw no command from your program on %s" }, p.topic)
-        end
-        for _, c in ipairs(a.cmds) do
-          if not c.id then
-            local why = ({
-              json = { es = "no es JSON", en = "it is not JSON" },
-              id = { es = "le falta «id» (texto)", en = "it lacks \"id\" (a string)" },
-              ts = { es = "le falta «ts» (número, ms)", en = "it lacks \"ts\" (a number, ms)" },
-              v = { es = "le falta «v» (número)", en = "it lacks \"v\" (a number)" },
-            })[c.why or "json"]
-            t:fail({ es = "el payload de %s no es {\"id\", \"ts\", \"v\"}: %s", en = "the payload of %s is not {\"id\", \"ts\", \"v\"}: %s" },
-                   label(ctx, c), ctx:text(why))
-          end
-        end
-        t:expect(#a.cmds >= p.count,
-                 { es = "el proxy vio %d órdenes distintas (ids distintos) y LAB_COUNT es %d: ¿tienen todas un id propio?",
-                   en = "the proxy saw %d different commands (different ids) and LAB_COUNT is %d: does each have an id of its own?" },
-                 #a.cmds, p.count)
-        for _, c in ipairs(a.cmds) do
-          if c.deliveries == 0 then
-            local lines = {}
-            for _, ev in ipairs(c.pubs) do lines[#lines + 1] = quote(ev) end
-            if #c.pubs == 1 and c.pubs[1].fate ~= "sent" then
-              t:expect(false, { es = "%s no llegó nunca al suscriptor: el proxy perdió su PUBLISH y tu cliente no lo volvió a enviar:\n%s",
-                                en = "%s never reached the subscriber: the proxy lost its PUBLISH and your client did not send it again:\n%s" },
-                       label(ctx, c), table.concat(lines, "\n"))
-            else
-              t:expect(false, { es = "%s no llegó nunca al suscriptor. Sus PUBLISH:\n%s", en = "%s never reached the subscriber. Its PUBLISH packets:\n%s" },
-                       label(ctx, c), table.concat(lines, "\n"))
-            end
-          end
-        end
-        t:pass({ es = "las %d órdenes llegaron al suscriptor del kit", en = "all %d commands reached the kit's subscriber" }, #a.cmds)
-      end,
-    },
-
-    check {
-      id = "exactly-once", points = 3, after = "connects",
-      title = { es = "Ninguna orden llega dos veces", en = "No command arrives twice" },
-      run = function(t, ctx)
-        local d = ctx.data
-        local a = d.a
-        if a.delivered == 0 then
-          t:fail({ es = "ninguna orden llegó al suscriptor del kit: no hay nada que contar", en = "no command reached the kit's subscriber: there is nothing to count" })
-        end
-        local dups, shared = {}, nil
-        for _, c in ipairs(a.cmds) do
-          if c.deliveries > 1 then dups[#dups + 1] = c end
-          local fresh = 0
-          for _, ev in ipairs(c.pubs) do if not ev.dup then fresh = fresh + 1 end end
-          if fresh > 1 and #a.cmds < ctx.p.count then shared = shared or c end
-        end
-        if shared then
-          t:fail({ es = "varias órdenes distintas comparten el id «%s» (ids distintos en el cable: %d; LAB_COUNT: %d): el kit cuenta las órdenes por su id, así que una orden nueva con el mismo id parece una repetida. Da a cada orden su propio id",
-                   en = "several different commands share the id '%s' (different ids on the wire: %d; LAB_COUNT: %d): the kit counts commands by their id, so a new command with the same id looks like a repeat. Give each command an id of its own" },
-                 shared.id or shared.payload, #a.cmds, ctx.p.count)
-        end
-        if #dups == 0 then
-          t:pass({ es = "cada una de las %d órdenes entregadas llegó una sola vez, a pesar de %d cortes", en = "each of the %d delivered commands arrived exactly once, despite %d cuts" },
-                 a.delivered, math.max(#a.conns - 1, 0))
-          return
-        end
-        explain_dup(t, ctx, dups[1], a)
-        if #dups > 1 then
-          local more = {}
-          for i = 2, #dups do more[#more + 1] = string.format("%d (×%d)", dups[i].n, dups[i].deliveries) end
-          t:say({ es = "también llegaron repetidas las órdenes %s", en = "commands %s arrived more than once too" }, table.concat(more, ", "))
-        end
-        t:fail()
-      end,
-    },
-
-    check {
-      id = "exit-0", points = 1, after = "connects",
-      title = { es = "Termina con código 0 cuando todo está completo", en = "It exits with code 0 once everything is complete" },
-      run = function(t, ctx)
-        local d = ctx.data
-        local prog, a = d.prog, d.a
-        local open = {}
-        for _, c in ipairs(a.cmds) do
-          if not completed(c, d.events) then open[#open + 1] = c end
-        end
-        if prog:timed_out() then
-          local msg = ctx:text({ es = "tu programa seguía en marcha a los %d s y el kit lo paró", en = "your program was still running after %d s, and the kit stopped it" },
-                               PROGRAM_TIMEOUT)
-          if #open > 0 then
-            msg = msg .. ctx:text({ es = ". %s seguía sin completarse; un cliente MQTT 3.1.1 solo reenvía lo pendiente al reconectar. Su último paquete:\n%s",
-                                    en = ". %s was still not complete; an MQTT 3.1.1 client re-sends what is pending only when it reconnects. Its last packet:\n%s" },
-                                  label(ctx, open[1]), quote(open[1].pubs[#open[1].pubs]))
-          end
-          t:fail(msg)
-        end
-        local code, sig = prog:exit_code()
-        if code ~= 0 then
-          local err = tail(prog:stderr(), 600)
-          t:fail({ es = "salió con código %s (se esperaba 0). Su salida de error:\n%s", en = "it exited with code %s (expected 0). Its stderr:\n%s" },
-                 tostring(code or sig), err ~= "" and err or ctx:text({ es = "(vacía)", en = "(empty)" }))
-        end
-        for _, c in ipairs(open) do
-          local q = c.pubs[1].qos
-          t:expect(false, { es = "salió antes de completar %s: no le llegó su %s", en = "it exited before %s was complete: its %s never reached it" },
-                   label(ctx, c), q == 1 and "PUBACK" or "PUBCOMP")
-        end
-        t:pass({ es = "salió con código 0 tras completar las %d órdenes (%.1f s)", en = "it exited with code 0 after completing all %d commands (%.1f s)" },
-               #a.cmds, prog:runtime())
-      end,
-    },
-  },
-
-  hints = {
-    { es = "Para qos.txt, parte siempre de QoS 1. Baja a 0 solo si el dato llega tan a menudo que perder uno no importa. Sube a 2 solo si repetir el mensaje hace daño y el receptor no puede reconocer la repetición: una orden que se ejecuta cada vez que llega.",
-      en = "For qos.txt, always start from QoS 1. Go down to 0 only if the data comes so often that losing one does not matter. Go up to 2 only if a repeat does harm and the receiver cannot recognise it: a command that is carried out every time it arrives." },
-    { es = "QoS 2 solo es «exactamente una vez» mientras la sesión sobrevive al corte: mqtt.Client(client_id=os.environ['MQTT_CLIENT_ID'], clean_session=False). Con clean_session=True, tras un corte paho reenvía el PUBLISH entero y el broker, que ha olvidado el intercambio, lo entrega otra vez.",
-      en = "QoS 2 is only \"exactly once\" while the session survives the cut: mqtt.Client(client_id=os.environ['MQTT_CLIENT_ID'], clean_session=False). With clean_session=True, after a cut paho re-sends the whole PUBLISH and the broker, which has forgotten the exchange, delivers it again." },
-    { es = "No reenvíes tú las órdenes: cada publish() es un mensaje nuevo. Usa loop_start() (paho reconecta solo y reenvía lo pendiente) y cuenta las órdenes completas en on_publish, que en QoS 2 llega con el PUBCOMP. Sal cuando hayan vuelto todos los mid.",
-      en = "Do not re-send the commands yourself: every publish() is a new message. Use loop_start() (paho reconnects by itself and re-sends what is pending) and count the completed commands in on_publish, which at QoS 2 comes with the PUBCOMP. Exit once every mid has come back." },
-    { es = "on_publish puede llegar antes de que publish() devuelva su mid: guarda los mid y los completados bajo un mismo threading.Lock (o un Condition) y compara los dos conjuntos. wait_for_publish() lanza RuntimeError si llamaste a publish() durante un corte, aunque paho guardó el mensaje para reenviarlo.",
-      en = "on_publish may come before publish() has returned its mid: keep the mids and the completed ones under one threading.Lock (or a Condition) and compare the two sets. wait_for_publish() raises RuntimeError if publish() was called during a cut, even though paho kept the message to re-send it." },
-    { es = "Míralo en el cable: mqlab trace --cut-before down:pubcomp:1 --client {{client_id}}, y lanza tu dispensador con MQTT_PORT=1884. Tras la reconexión, un cliente con sesión persistente envía PUBREL; uno con clean session reenvía el PUBLISH con DUP=1.",
-      en = "Watch it on the wire: mqlab trace --cut-before down:pubcomp:1 --client {{client_id}}, then run your dispenser with MQTT_PORT=1884. After the reconnection, a client with a persistent session sends PUBREL; one with a clean session re-sends the PUBLISH with DUP=1." },
-  },
+  setup = setup,
+  checks = checks,
+  hints = hints,
 }

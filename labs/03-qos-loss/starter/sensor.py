@@ -29,11 +29,12 @@ client = mqtt.Client(client_id=client_id, clean_session=False)
 client.connect(host, port, keepalive=10)
 client.loop_start()   # paho's network thread: it also reconnects after a cut
 
-# TODO 1: publish `count` readings on `topic`, one every `interval` seconds,
-#         at the QoS that survives a lost packet.
+# TODO 1: publish `count` readings on `topic`, one every `interval` seconds
+#         (reading n is due at start + n * interval, also while the link is
+#         down), at the QoS that survives a lost packet.
 # TODO 2: count the acknowledgements in an on_publish(client, userdata, mid)
-#         callback, and wait until every reading has one.
-# TODO 3: then disconnect, stop the loop and exit with code 0.
+#         callback, and wait until every reading has one (no fixed sleep).
+# TODO 3: then, at once, disconnect, stop the loop and exit with code 0.
 
 print("sensor.py is not written yet", file=sys.stderr)
 client.disconnect()

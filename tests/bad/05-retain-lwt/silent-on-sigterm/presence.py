@@ -61,6 +61,9 @@ client.reconnect_delay_set(min_delay=1, max_delay=8)
 client.connect(host, port, keepalive=KEEPALIVE)
 client.loop_start()
 
+# Ids must stay unique across restarts of the program too: a counter
+# alone would start again at 1, so each run adds its start time.
+boot = int(time.time() * 1000)
 n = 0
 next_due = time.monotonic()
 while not stopping:
@@ -68,7 +71,7 @@ while not stopping:
     if now >= next_due:
         n += 1
         reading = {
-            "id": f"{client_id}-{n:05d}",
+            "id": f"{client_id}-{boot}-{n:05d}",
             "ts": int(time.time() * 1000),
             "v": round(21.0 + random.uniform(-1.5, 1.5), 2),
         }

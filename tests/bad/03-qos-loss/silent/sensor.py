@@ -1,0 +1,56 @@
+"""Known-bad lab 03 program: the reference solution with its publishing loop
+left out: it connects, publishes nothing, disconnects and exits with code 0."""
+import json
+import os
+import random
+import sys
+import threading
+import time
+
+import paho.mqtt.client as mqtt
+
+host = os.environ["MQTT_HOST"]
+port = int(os.environ["MQTT_PORT"])
+client_id = os.environ["MQTT_CLIENT_ID"]
+topic = os.environ["MQTT_TOPIC"]
+count = int(os.environ["LAB_COUNT"])
+interval = int(os.environ["LAB_INTERVAL_MS"]) / 1000.0
+
+acked = set()               # mids whose PUBACK has arrived
+acked_lock = threading.Lock()
+
+
+def log(msg):
+    print(f"sensor: {msg}", file=sys.stderr, flush=True)
+
+
+def on_connect(client, userdata, flags, rc):
+    if rc != 0:
+        log(f"connection refused: {mqtt.connack_string(rc)}")
+    else:
+        log(f"connected (session present: {flags.get('session present', 0)})")
+
+
+def on_disconnect(client, userdata, rc):
+    if rc != 0:
+        log("link lost; paho reconnects with back-off")
+
+
+def on_publish(client, userdata, mid):
+    with acked_lock:
+        acked.add(mid)
+
+
+client = mqtt.Client(client_id=client_id, clean_session=False)
+client.on_connect = on_connect
+client.on_disconnect = on_disconnect
+client.on_publish = on_publish
+client.reconnect_delay_set(min_delay=1, max_delay=8)
+client.connect(host, port, keepalive=10)
+client.loop_start()
+
+# The mistake: the loop that publishes the readings was never written.
+time.sleep(1)
+client.disconnect()
+client.loop_stop()
+log("done")
