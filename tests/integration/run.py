@@ -1414,6 +1414,13 @@ def test_verify():
     v, _, _ = broken("solved", solved_starter)
     report(fails(v, "starter", "score full marks"), "starter files that solve the lab", v.stdout)
 
+    # A built-in lab, with the repository's solutions/ and tests/bad/.
+    tmp = fresh_tmp()
+    v = mqlab(["verify", "02"], tmpdir=tmp, timeout=300)
+    report(v.returncode == 0 and "solutions/02-topics: 16/16, 3 times" in v.stdout
+           and "tests/bad/02-topics/order: loses general-to-specific" in v.stdout and "02-topics: all" in v.stdout,
+           "verify 02 passes on the built-in lab, with the repository's solutions and known-bads", v.stdout + v.stderr)
+
     # A known-bad whose EXPECT is wrong, and one that names no check.
     def wrong_expect(lab):
         with open(os.path.join(lab, "bad", "qos0", "EXPECT"), "w") as f:
