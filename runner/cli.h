@@ -74,6 +74,8 @@ int cmd_reset(int argc, char **argv);
 int cmd_check(int argc, char **argv);
 int cmd_grade(int argc, char **argv);
 int cmd_gradebook(int argc, char **argv);
+/* cmd_start.c */
+int cmd_start(int argc, char **argv);
 /* cmd_author.c */
 int cmd_verify(int argc, char **argv);
 int cmd_new_lab(int argc, char **argv);

@@ -885,3 +885,78 @@ int lab_text_problems(lab_t *lab, char ***out, int *n)
     lua_pop(L, 1);
     return KIT_OK;
 }
+
+/* ---------------------------------------------------------------- guided mode */
+
+int lab_guide_steps(lab_t *lab)
+{
+    lua_State *L = host_state(lab->h);
+    char err[KIT_ERRLEN];
+    push_engine(lab->h, "guide_count");
+    lua_rawgeti(L, LUA_REGISTRYINDEX, lab->ref);
+    if (host_call(lab->h, 1, 1, err, sizeof err) != KIT_OK) return 0;
+    int n = (int)lua_tointeger(L, -1);
+    lua_pop(L, 1);
+    return n;
+}
+
+int lab_guide(lab_t *lab, const char *student, const char *lang, int want_port,
+              void (*step_met)(void *ud, int i, const char *step), void *ud, char *err, size_t errlen)
+{
+    lua_State *L = host_state(lab->h);
+    int base = lua_gettop(L);
+    host_set_deadline(0);
+    /* ctx = engine.begin(lab, {student, lang}): no submission, no folders
+     * of a grading; the broker and the proxy make their own. */
+    push_engine(lab->h, "begin");
+    lua_rawgeti(L, LUA_REGISTRYINDEX, lab->ref);
+    lua_newtable(L);
+    lua_pushstring(L, student); lua_setfield(L, -2, "student");
+    lua_pushstring(L, lang); lua_setfield(L, -2, "lang");
+    int rc = host_call(lab->h, 2, 1, err, errlen);
+    if (rc != KIT_OK) { first_line(err); lua_settop(L, base); return rc; }
+    int ctx = lua_gettop(L);
+
+    push_engine(lab->h, "guide_setup");
+    lua_pushvalue(L, ctx);
+    if (want_port > 0) lua_pushinteger(L, want_port);
+    else lua_pushnil(L);
+    rc = host_call(lab->h, 2, 3, err, errlen);
+    if (rc == KIT_OK) {
+        if (lua_isnil(L, -3)) {
+            const char *code = lua_tostring(L, -2);
+            snprintf(err, errlen, "%s", lua_isstring(L, -1) ? lua_tostring(L, -1) : "cannot start the broker");
+            rc = code && strcmp(code, "missing") == 0 ? KIT_EMISSING : KIT_ERR;
+        }
+        lua_pop(L, 3);
+    } else {
+        first_line(err);
+    }
+    if (rc == KIT_OK) {
+        push_engine(lab->h, "guide_intro");
+        lua_pushvalue(L, ctx);
+        rc = host_call(lab->h, 1, 0, err, errlen);
+        if (rc != KIT_OK) first_line(err);
+    }
+    int n = lab_guide_steps(lab);
+    for (int i = 0; i < n && rc == KIT_OK; i++) {
+        push_engine(lab->h, "guide_step");
+        lua_pushvalue(L, ctx);
+        lua_pushinteger(L, i + 1);
+        rc = host_call(lab->h, 2, 1, err, errlen);
+        if (rc == KIT_OK) {
+            if (step_met) step_met(ud, i, lua_tostring(L, -1));
+            lua_pop(L, 1);
+        } else if (rc == KIT_ERR) {
+            first_line(err);
+        }
+    }
+    /* Whatever happened: the proxy, the broker and every client go. */
+    char ferr[KIT_ERRLEN];
+    cleanup_clear_interrupt();
+    push_engine(lab->h, "finish");
+    lua_pushvalue(L, ctx);
+    host_call(lab->h, 1, 1, ferr, sizeof ferr);
+    lua_settop(L, base);
+    return rc;
+}

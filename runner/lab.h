@@ -104,4 +104,14 @@ int lab_grade_with(lab_t *lab, const char *dir, const char *student, const char 
  * en ("file:line: what"). Free each and the list. */
 int lab_text_problems(lab_t *lab, char ***out, int *n);
 
+/* Guided mode (mqlab start): how many steps the lab's guide has (0: no
+ * guided mode), and running them: the lab's broker behind a proxy on
+ * want_port (when free; else a free port), the student's parameters,
+ * then each step until the wire shows it met (step_met is called for
+ * it). KIT_OK when every step was met, KIT_EINTR on Ctrl-C, KIT_EMISSING
+ * or KIT_ERR (err says why). Nothing is left running in any case. */
+int lab_guide_steps(lab_t *lab);
+int lab_guide(lab_t *lab, const char *student, const char *lang, int want_port,
+              void (*step_met)(void *ud, int i, const char *step), void *ud, char *err, size_t errlen);
+
 #endif

@@ -23,6 +23,7 @@
 #include <errno.h>
 #include <lauxlib.h>
 #include <limits.h>
+#include <poll.h>
 #include <pwd.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,6 +54,31 @@ static int k_sleep(lua_State *L)
         host_clamp_ms(L, 1);   /* raises on Ctrl-C or a spent budget */
     }
     return 0;
+}
+
+/* kit.wait_enter(): wait for a line on the terminal (guided mode: "press
+ * Enter and I cut your link"), pumping the kit's MQTT clients meanwhile.
+ * true on Enter, false when stdin is closed. Ctrl-C raises. */
+static int k_wait_enter(lua_State *L)
+{
+    for (;;) {
+        struct pollfd pfd = { .fd = STDIN_FILENO, .events = POLLIN };
+        int n = poll(&pfd, 1, 50);
+        host_clamp_ms(L, 1);   /* raises on Ctrl-C */
+        if (n < 0 && errno != EINTR) break;
+        if (n > 0) {
+            char c;
+            ssize_t r;
+            /* The rest of the line, up to its newline. */
+            while ((r = read(STDIN_FILENO, &c, 1)) == 1 && c != '\n')
+                ;
+            lua_pushboolean(L, r == 1);
+            return 1;
+        }
+        mq_pump(0);
+    }
+    lua_pushboolean(L, 0);
+    return 1;
 }
 
 static int k_left(lua_State *L)
@@ -395,7 +421,7 @@ int luaopen_mqlab_kit(lua_State *L)
 {
     static const luaL_Reg fns[] = {
         { "now", k_now }, { "wall_ms", k_wall_ms }, { "sleep", k_sleep },
-        { "left", k_left },
+        { "left", k_left }, { "wait_enter", k_wait_enter },
         { "read_file", k_read_file }, { "exists", k_exists },
         { "tmpdir", k_tmpdir }, { "rmdir", k_rmdir }, { "embedded", k_embedded },
         { "write_file", k_write_file }, { "copy_file", k_copy_file }, { "user", k_user },

@@ -62,6 +62,18 @@ static const command_help_t helps[] = {
     { "list", "", "the labs, their status and your best score", "los laboratorios, su estado y tu mejor nota", "", "" },
     { "show", "NN", "a lab's instructions, with your own parameters", "las instrucciones de un laboratorio, con tus parámetros",
       "NN may be 1, 01 or 01-hello.", "NN puede ser 1, 01 o 01-hello." },
+    { "start", "NN [--port P] [--no-record]", "guided mode: a live broker, the lab's steps, and what the wire shows",
+      "modo guiado: un broker en marcha, los pasos del laboratorio y lo que se ve en el cable",
+      "It starts the lab's broker behind the kit's proxy on 127.0.0.1:1883 (or --port P; a free port\n"
+      "when that one is taken, printed clearly), prints your parameters, then the steps one at a time.\n"
+      "Do each step in another terminal (mosquitto_sub, mosquitto_pub or your own program): the kit\n"
+      "says what it saw on the wire and moves on when the step is met. Fault steps happen when you\n"
+      "press Enter. Steps met are recorded (mqlab progress shows them). Ctrl-C leaves nothing running.",
+      "Arranca el broker del laboratorio tras el proxy del kit en 127.0.0.1:1883 (o --port P; uno libre\n"
+      "si ese está ocupado, y lo dice), muestra tus parámetros y luego los pasos, uno a uno. Haz cada\n"
+      "paso en otra terminal (mosquitto_sub, mosquitto_pub o tu programa): el kit dice lo que vio en el\n"
+      "cable y sigue cuando el paso se cumple. Los fallos ocurren cuando pulsas Enter. Los pasos\n"
+      "cumplidos se guardan (mqlab progress los muestra). Ctrl-C no deja nada en marcha." },
     { "check", "NN [DIR] [--format text|json] [--no-record] [--no-sandbox]", "grade your work for lab NN and record the attempt",
       "evalúa tu trabajo del laboratorio NN y guarda el intento",
       "DIR defaults to the lab's folder in your workspace (or the current folder).\n"
@@ -259,7 +271,7 @@ int print_help(const char *cmd)
 typedef int (*command_fn)(int argc, char **argv);
 
 static const struct { const char *name; command_fn fn; } commands[] = {
-    { "init", cmd_init }, { "list", cmd_list }, { "show", cmd_show }, { "check", cmd_check },
+    { "init", cmd_init }, { "list", cmd_list }, { "show", cmd_show }, { "start", cmd_start }, { "check", cmd_check },
     { "hint", cmd_hint }, { "progress", cmd_progress }, { "reset", cmd_reset }, { "run", cmd_run },
     { "broker", cmd_broker }, { "trace", cmd_trace }, { "bench", cmd_bench }, { "certs", cmd_certs }, { "grade", cmd_grade }, { "gradebook", cmd_gradebook },
     { "verify", cmd_verify }, { "new-lab", cmd_new_lab }, { "doctor", cmd_doctor }, { "tour", cmd_tour },
@@ -364,7 +376,7 @@ int main(int argc, char **argv)
     }
     /* Commands that make temporary folders first sweep what a killed
      * mqlab left (doctor does it itself, and says what it found). */
-    static const char *const makes_folders[] = { "check", "grade", "broker", "trace", "bench", "tour" };
+    static const char *const makes_folders[] = { "check", "grade", "broker", "trace", "bench", "tour", "start" };
     for (size_t k = 0; k < sizeof makes_folders / sizeof *makes_folders; k++)
         if (strcmp(cmd, makes_folders[k]) == 0) sweep_leftovers();
     mq_init();

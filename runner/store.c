@@ -75,6 +75,15 @@ static const char *const migrations[] = {
     "ALTER TABLE attempts ADD COLUMN missing TEXT;"
     "ALTER TABLE attempts ADD COLUMN content_hash TEXT;"
     "CREATE INDEX attempts_lab_student ON attempts(lab, student);",
+    /* 4: guided mode (mqlab start): the steps a student has met, once
+     * each, whenever they were met */
+    "CREATE TABLE guide_steps ("
+    "  student TEXT NOT NULL,"
+    "  lab TEXT NOT NULL,"
+    "  step TEXT NOT NULL,"
+    "  done_ms INTEGER NOT NULL,"
+    "  PRIMARY KEY (student, lab, step)"
+    ");",
 };
 
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
@@ -440,6 +449,7 @@ int store_reset(store_t *s, const char *student, const char *lab,
         " WHERE student = ?1 AND (?2 IS NULL OR lab = ?2))",
         "DELETE FROM attempts WHERE student = ?1 AND (?2 IS NULL OR lab = ?2)",
         "DELETE FROM hints WHERE student = ?1 AND (?2 IS NULL OR lab = ?2)",
+        "DELETE FROM guide_steps WHERE student = ?1 AND (?2 IS NULL OR lab = ?2)",
     };
     sqlite3_stmt *st = NULL;
     int ret = KIT_ERR, nattempts = 0;
@@ -618,5 +628,46 @@ done:
     sqlite3_finalize(st);
     sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
     free(ids);
+    return ret;
+}
+
+int store_guide_step(store_t *s, const char *student, const char *lab, const char *step, char *err)
+{
+    if (!s || !student || !*student || !lab || !step)
+        return kit_seterr(err, KIT_EINVAL, "store_guide_step: missing store, student, lab or step");
+    sqlite3_stmt *st = NULL;
+    int ret = KIT_ERR;
+    if (exec(s, "BEGIN IMMEDIATE", err) != KIT_OK) return KIT_ERR;
+    if (ensure_student(s, student, err) != KIT_OK) goto cleanup;
+    /* A step met again keeps the time it was first met. */
+    if (prepare(s, &st, "INSERT OR IGNORE INTO guide_steps(student, lab, step, done_ms) VALUES (?1, ?2, ?3, ?4)",
+                err) != KIT_OK)
+        goto cleanup;
+    bind_text(st, 1, student);
+    bind_text(st, 2, lab);
+    bind_text(st, 3, step);
+    sqlite3_bind_int64(st, 4, kit_wall_ms());
+    if (step_done(s, st, err) != KIT_OK) goto cleanup;
+    if (exec(s, "COMMIT", err) != KIT_OK) goto cleanup;
+    ret = KIT_OK;
+cleanup:
+    sqlite3_finalize(st);
+    if (ret != KIT_OK) rollback(s);
+    return ret;
+}
+
+int store_guide_done(store_t *s, const char *student, const char *lab, int *n, char *err)
+{
+    *n = 0;
+    if (!s || !student || !lab) return kit_seterr(err, KIT_EINVAL, "store_guide_done: missing store, student or lab");
+    sqlite3_stmt *st = NULL;
+    if (prepare(s, &st, "SELECT count(*) FROM guide_steps WHERE student = ?1 AND lab = ?2", err) != KIT_OK)
+        return KIT_ERR;
+    bind_text(st, 1, student);
+    bind_text(st, 2, lab);
+    int ret = KIT_OK;
+    if (sqlite3_step(st) == SQLITE_ROW) *n = sqlite3_column_int(st, 0);
+    else ret = dberr(s, err, "read guide steps");
+    sqlite3_finalize(st);
     return ret;
 }

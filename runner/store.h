@@ -69,4 +69,9 @@ int store_latest(store_t *s, const char *student, const char *lab, verdict_t *v,
 int store_each(store_t *s, const char *const *labs, int nlabs, int best,
                int (*fn)(void *ud, verdict_t *v), void *ud, char *err);
 
+/* Guided mode: record that student met step of lab (once; a step met
+ * again keeps its first time), and count the steps met. */
+int store_guide_step(store_t *s, const char *student, const char *lab, const char *step, char *err);
+int store_guide_done(store_t *s, const char *student, const char *lab, int *n, char *err);
+
 #endif

@@ -327,6 +327,30 @@ local checks = {
   },
 }
 
+-- Guided mode (mqlab start 01): the same steps, done by hand with
+-- mosquitto_sub and mosquitto_pub against the live broker, each judged
+-- from the proxy's events as they come.
+local guide = {
+  step {
+    id = "subscribe",
+    title = { es = "Suscríbete a tu topic con QoS 1", en = "Subscribe to your topic at QoS 1" },
+    text = {
+      es = "En otra terminal, un suscriptor con tu client id (déjalo abierto):\n\n    mosquitto_sub -h {{host}} -p {{port}} -i {{client_id}} -t '{{topic}}' -q 1 -v",
+      en = "In another terminal, a subscriber with your client id (leave it running):\n\n    mosquitto_sub -h {{host}} -p {{port}} -i {{client_id}} -t '{{topic}}' -q 1 -v",
+    },
+    on = function(ev, ctx) return H.guide_subscribe(ev, ctx) end,
+  },
+  step {
+    id = "publish",
+    title = { es = "Publica «hola» con QoS 1 desde otro cliente", en = "Publish \"hola\" at QoS 1 from another client" },
+    text = {
+      es = "En una tercera terminal, un publicador con OTRO client id (el tuyo ya lo usa el suscriptor):\n\n    mosquitto_pub -h {{host}} -p {{port}} -i pub-{{client_id}} -t '{{topic}}' -q 1 -m hola\n\nMira cómo lo imprime tu suscriptor.",
+      en = "In a third terminal, a publisher with ANOTHER client id (the subscriber already uses yours):\n\n    mosquitto_pub -h {{host}} -p {{port}} -i pub-{{client_id}} -t '{{topic}}' -q 1 -m hola\n\nWatch your subscriber print it.",
+    },
+    on = function(ev, ctx) return H.guide_publish(ev, ctx) end,
+  },
+}
+
 local hints = {
   { es = "Lee las variables con os.environ['MQTT_CLIENT_ID'] (Python), getenv (C) u os.getenv (Lua). El puerto cambia en cada ejecución: nunca lo escribas a mano.",
     en = "Read the variables with os.environ['MQTT_CLIENT_ID'] (Python), getenv (C) or os.getenv (Lua). The port changes on every run: never hard-code it." },
@@ -337,6 +361,66 @@ local hints = {
   { es = "Filtros: cada nivel del topic es un tramo entre barras. «+» sustituye a un tramo entero; «#» a todo lo que queda. acme/v1/+/norte/temp selecciona la temperatura del norte de todas las plantas.",
     en = "Filters: each level is the part between slashes. '+' replaces one whole level; '#' everything that is left. acme/v1/+/norte/temp selects the north temperature of every plant." },
 }
+
+---------------------------------------------------------------- guided mode
+
+-- Step 1: a SUBSCRIBE to the topic at QoS 1, from a client with the
+-- student's id. Anything else on the way gets a word.
+function H.guide_subscribe(ev, ctx)
+  local p, d = ctx.p, ctx.data
+  if ev.kind ~= "packet" or ev.dir ~= "up" then return nil end
+  if ev.type == "CONNECT" and ev.client_id ~= p.client_id then
+    return false, { es = string.format("tu CONNECT usa el client id «%s»; este paso pide %s (-i)", ev.client_id or "", p.client_id),
+                    en = string.format("your CONNECT uses client id '%s'; this step needs %s (-i)", ev.client_id or "", p.client_id) }
+  end
+  if ev.type ~= "SUBSCRIBE" then return nil end
+  for _, f in ipairs(ev.filters or {}) do
+    if f.filter ~= p.topic then
+      return false, { es = string.format("te suscribiste a %s; tu topic es %s", f.filter, p.topic),
+                      en = string.format("you subscribed to %s; your topic is %s", f.filter, p.topic) }
+    end
+    if (f.qos or 0) ~= 1 then
+      return false, { es = string.format("tu SUBSCRIBE pidió QoS %d; este paso pide 1 (-q 1)", f.qos or 0),
+                      en = string.format("your SUBSCRIBE asked for QoS %d; this step needs 1 (-q 1)", f.qos or 0) }
+    end
+    d.sub_conn = ev.conn
+    return true, { es = string.format("SUBSCRIBE a %s con QoS 1 de «%s»", p.topic, ev.client or p.client_id),
+                   en = string.format("SUBSCRIBE to %s at QoS 1 from '%s'", p.topic, ev.client or p.client_id) }
+  end
+end
+
+-- Step 2: a PUBLISH "hola" at QoS 1 from another client, and the broker
+-- delivering it to a connection with the student's client id (the
+-- subscriber of step 1, or the same after it reconnected). A publisher
+-- that took that id made the broker close the subscriber: say so.
+function H.guide_publish(ev, ctx)
+  local p, d = ctx.p, ctx.data
+  if ev.kind ~= "packet" or ev.type ~= "PUBLISH" or ev.topic ~= p.topic then return nil end
+  if ev.dir == "up" then
+    if ev.client == p.client_id then
+      return false, { es = "ese PUBLISH viene de un cliente con el client id de tu suscriptor: al conectarse, el broker cerró la conexión del suscriptor. Usa otro id (-i pub-...)",
+                      en = "that PUBLISH comes from a client with your subscriber's client id: when it connected, the broker closed the subscriber's connection. Use another id (-i pub-...)" }
+    end
+    if ev.payload ~= "hola" then
+      return false, { es = string.format("publicaste «%s»; este paso pide «hola» (-m hola)", ev.payload or ""),
+                      en = string.format("you published '%s'; this step needs \"hola\" (-m hola)", ev.payload or "") }
+    end
+    if (ev.qos or 0) ~= 1 then
+      return false, { es = string.format("tu PUBLISH iba con QoS %d; este paso pide 1 (-q 1)", ev.qos or 0),
+                      en = string.format("your PUBLISH went at QoS %d; this step needs 1 (-q 1)", ev.qos or 0) }
+    end
+    d.pub_seen = true
+    return nil
+  end
+  if d.pub_seen and ev.payload == "hola" then
+    if ev.client == p.client_id then
+      return true, { es = "el broker entregó «hola» a tu suscriptor: publicador y suscriptor se encuentran en el topic",
+                     en = "the broker delivered \"hola\" to your subscriber: publisher and subscriber meet on the topic" }
+    end
+    return false, { es = string.format("el broker lo entregó a «%s», no a tu suscriptor: ¿sigue abierto el del paso 1?", ev.client or "?"),
+                    en = string.format("the broker delivered it to '%s', not to your subscriber: is the one from step 1 still running?", ev.client or "?") }
+  end
+end
 
 ---------------------------------------------------------------- helpers
 
@@ -583,5 +667,6 @@ return lab {
   params = params,
   setup = setup,
   checks = checks,
+  guide = guide,
   hints = hints,
 }

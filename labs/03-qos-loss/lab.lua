@@ -504,6 +504,35 @@ local checks = {
   },
 }
 
+-- Guided mode (mqlab start 03): the student's own sensor against the
+-- live broker, then a cut the student starts, to watch QoS 1 at work.
+local guide = {
+  step {
+    id = "qos1",
+    title = { es = "Tu sensor publica con QoS 1", en = "Your sensor publishes at QoS 1" },
+    text = {
+      es = "En otra terminal, en la carpeta de tu sensor, arráncalo contra este broker:\n\n    MQTT_HOST={{host}} MQTT_PORT={{port}} MQTT_CLIENT_ID={{client_id}} MQTT_TOPIC={{topic}} LAB_COUNT=200 LAB_INTERVAL_MS={{interval_ms}} python3 sensor.py\n\n(LAB_COUNT=200 para que dure mientras haces el paso siguiente.)",
+      en = "In another terminal, in your sensor's folder, run it against this broker:\n\n    MQTT_HOST={{host}} MQTT_PORT={{port}} MQTT_CLIENT_ID={{client_id}} MQTT_TOPIC={{topic}} LAB_COUNT=200 LAB_INTERVAL_MS={{interval_ms}} python3 sensor.py\n\n(LAB_COUNT=200 so that it keeps going while you do the next step.)",
+    },
+    on = function(ev, ctx) return H.guide_qos1(ev, ctx) end,
+  },
+  step {
+    id = "resend",
+    title = { es = "Un PUBACK perdido: el sensor reenvía con DUP=1", en = "A lost PUBACK: the sensor sends again with DUP=1" },
+    text = {
+      es = "Ahora corto tu enlace justo antes de que el broker te confirme una lectura (su PUBACK no llegará). Mira cómo tu sensor se reconecta y la envía otra vez con DUP=1 y el mismo id de paquete.",
+      en = "Now I cut your link just before the broker confirms a reading (its PUBACK will not arrive). Watch your sensor reconnect and send it again with DUP=1 and the same packet id.",
+    },
+    prompt = { es = "Pulsa Enter y corto tu enlace.", en = "Press Enter and I cut your link." },
+    act = function(ctx)
+      ctx.proxy:rule { action = "cut_before", type = "PUBACK", dir = "down", nth = 1 }
+      return { es = "Hecho: el próximo PUBACK no llegará, y la conexión se cae con él.",
+               en = "Done: the next PUBACK will not arrive, and the connection goes down with it." }
+    end,
+    on = function(ev, ctx) return H.guide_resend(ev, ctx) end,
+  },
+}
+
 local hints = {
   { es = "Publica con qos=1 y deja la red al hilo de paho: client.loop_start(). Cuando el proxy corte, paho se reconecta solo (espera 1 s, 2 s, 4 s...) y reenvía con DUP=1 las lecturas que no tenían PUBACK.",
     en = "Publish with qos=1 and leave the network to paho's thread: client.loop_start(). When the proxy cuts the link, paho reconnects by itself (waiting 1 s, 2 s, 4 s...) and re-sends with DUP=1 the readings that had no PUBACK." },
@@ -516,6 +545,62 @@ local hints = {
   { es = "Míralo en el cable: mqlab trace --drop up:publish:{{drop_nth}} --cut-after up:publish:{{cut1_nth}} --refuse-after-cut {{refuse_s}}, y lanza tu sensor con MQTT_PORT=1884.",
     en = "Watch it on the wire: mqlab trace --drop up:publish:{{drop_nth}} --cut-after up:publish:{{cut1_nth}} --refuse-after-cut {{refuse_s}}, and run your sensor with MQTT_PORT=1884." },
 }
+
+---------------------------------------------------------------- guided mode
+
+-- Step 1: a reading at QoS 1 on the topic, and the broker's PUBACK for it.
+function H.guide_qos1(ev, ctx)
+  local p, d = ctx.p, ctx.data
+  if ev.kind ~= "packet" then return nil end
+  if ev.type == "CONNECT" and ev.dir == "up" and ev.client_id ~= p.client_id then
+    return false, { es = string.format("tu sensor se conectó como «%s»; usa MQTT_CLIENT_ID (%s)", ev.client_id or "", p.client_id),
+                    en = string.format("your sensor connected as '%s'; use MQTT_CLIENT_ID (%s)", ev.client_id or "", p.client_id) }
+  end
+  if ev.type == "PUBLISH" and ev.dir == "up" then
+    if ev.topic ~= p.topic then
+      return false, { es = string.format("publicó en %s; el topic es MQTT_TOPIC (%s)", ev.topic or "", p.topic),
+                      en = string.format("it published on %s; the topic is MQTT_TOPIC (%s)", ev.topic or "", p.topic) }
+    end
+    if (ev.qos or 0) ~= 1 then
+      return false, { es = string.format("su PUBLISH iba con QoS %d; este laboratorio pide QoS 1: sin PUBACK, una lectura perdida en un corte no vuelve", ev.qos or 0),
+                      en = string.format("its PUBLISH went at QoS %d; this lab needs QoS 1: without a PUBACK, a reading lost in a cut never comes back", ev.qos or 0) }
+    end
+    d.waiting = d.waiting or {}
+    d.waiting[ev.conn .. ":" .. tostring(ev.id)] = true
+    return nil
+  end
+  if ev.type == "PUBACK" and ev.dir == "down" and d.waiting and d.waiting[ev.conn .. ":" .. tostring(ev.id)] then
+    return true, { es = string.format("PUBLISH con QoS 1 y su PUBACK (id de paquete %d): el broker confirma cada lectura", ev.id or 0),
+                   en = string.format("PUBLISH at QoS 1 and its PUBACK (packet id %d): the broker confirms each reading", ev.id or 0) }
+  end
+end
+
+-- Step 2: after the cut, the sensor connects again and sends the
+-- unconfirmed reading once more, flagged DUP=1.
+function H.guide_resend(ev, ctx)
+  local p, d = ctx.p, ctx.data
+  if ev.kind == "close" and not d.cut_seen then
+    d.cut_seen = true
+    return false, { es = "el enlace se cortó con una lectura sin confirmar", en = "the link went down with a reading unconfirmed" }
+  end
+  if ev.kind ~= "packet" or ev.dir ~= "up" then return nil end
+  if ev.type == "CONNECT" and d.cut_seen then
+    d.back = true
+    return false, { es = string.format("tu sensor se reconectó (CONNECT de «%s», clean session %s)", ev.client_id or "", tostring(ev.clean)),
+                    en = string.format("your sensor connected again (CONNECT from '%s', clean session %s)", ev.client_id or "", tostring(ev.clean)) }
+  end
+  if ev.type == "PUBLISH" and d.back then
+    if ev.dup then
+      return true, { es = string.format("reenvió la lectura con DUP=1 y el mismo id de paquete (%d): QoS 1 no pierde lo que el broker no confirmó", ev.id or 0),
+                     en = string.format("it sent the reading again with DUP=1 and the same packet id (%d): QoS 1 does not lose what the broker did not confirm", ev.id or 0) }
+    end
+    d.new_after = (d.new_after or 0) + 1
+    if d.new_after >= 3 then
+      return false, { es = "tras reconectarse envía lecturas nuevas, pero la que se quedó sin PUBACK no ha vuelto con DUP=1: ¿usa una sesión persistente (clean_session=False) y QoS 1?",
+                      en = "after reconnecting it sends new readings, but the one left without its PUBACK has not come again with DUP=1: does it use a persistent session (clean_session=False) and QoS 1?" }
+    end
+  end
+end
 
 ---------------------------------------------------------------- helpers
 
@@ -690,5 +775,6 @@ return lab {
   params = params,
   setup = setup,
   checks = checks,
+  guide = guide,
   hints = hints,
 }

@@ -63,6 +63,44 @@ local function params(rng)
   }
 end
 
+-- Guided mode (mqlab start 05): a Last Will and a retained "online" by
+-- hand, then a power cut the student starts, and a dashboard that
+-- arrives late.
+local guide = {
+  step {
+    id = "will",
+    title = { es = "Declara tu Last Will", en = "Declare your Last Will" },
+    text = {
+      es = "En otra terminal, un cliente con tu client id que declara su testamento (offline, retenido, QoS 1) y se queda conectado:\n\n    mosquitto_sub -h {{host}} -p {{port}} -i {{client_id}} -k 5 -t '{{topic}}/cmd' --will-topic '{{state_topic}}' --will-payload offline --will-qos 1 --will-retain",
+      en = "In another terminal, a client with your client id that declares its will (offline, retained, QoS 1) and stays connected:\n\n    mosquitto_sub -h {{host}} -p {{port}} -i {{client_id}} -k 5 -t '{{topic}}/cmd' --will-topic '{{state_topic}}' --will-payload offline --will-qos 1 --will-retain",
+    },
+    on = function(ev, ctx) return H.guide_will(ev, ctx) end,
+  },
+  step {
+    id = "online",
+    title = { es = "Di «online», retenido", en = "Say \"online\", retained" },
+    text = {
+      es = "En una tercera terminal:\n\n    mosquitto_pub -h {{host}} -p {{port}} -i pub-{{client_id}} -t '{{state_topic}}' -q 1 -r -m online",
+      en = "In a third terminal:\n\n    mosquitto_pub -h {{host}} -p {{port}} -i pub-{{client_id}} -t '{{state_topic}}' -q 1 -r -m online",
+    },
+    on = function(ev, ctx) return H.guide_online(ev, ctx) end,
+  },
+  step {
+    id = "power-cut",
+    title = { es = "Se va la luz: el broker publica tu testamento", en = "The power goes: the broker publishes your will" },
+    text = {
+      es = "Corto el enlace de tu cliente del paso 1 sin DISCONNECT, como si se quedara sin corriente. Después, suscríbete como un panel que llega tarde:\n\n    mosquitto_sub -h {{host}} -p {{port}} -t '{{state_topic}}' -v -C 1",
+      en = "I cut the link of your client from step 1 with no DISCONNECT, as if it lost power. Then subscribe as a dashboard that arrives late:\n\n    mosquitto_sub -h {{host}} -p {{port}} -t '{{state_topic}}' -v -C 1",
+    },
+    prompt = { es = "Pulsa Enter y corto el enlace.", en = "Press Enter and I cut the link." },
+    act = function(ctx)
+      ctx.proxy:cut_all()
+      return { es = "Cortado. Ahora el panel que llega tarde.", en = "Cut. Now the dashboard that arrives late." }
+    end,
+    on = function(ev, ctx) return H.guide_late(ev, ctx) end,
+  },
+}
+
 local checks = {
   check {
     id = "connects", points = 1,
@@ -629,6 +667,64 @@ function H.act_term(ctx)
   d.late3 = H.late_view(ctx, 3)
 end
 
+---------------------------------------------------------------- guided mode
+
+function H.guide_will(ev, ctx)
+  local p = ctx.p
+  if ev.kind ~= "packet" or ev.dir ~= "up" or ev.type ~= "CONNECT" then return nil end
+  local w = ev.will
+  local function no(es, en) return false, { es = es, en = en } end
+  if ev.client_id ~= p.client_id then
+    return no(string.format("ese CONNECT usa el client id «%s»; este paso pide %s (-i)", ev.client_id or "", p.client_id),
+              string.format("that CONNECT uses client id '%s'; this step needs %s (-i)", ev.client_id or "", p.client_id))
+  end
+  if not w then return no("tu CONNECT no lleva testamento (--will-topic ...)", "your CONNECT carries no Last Will (--will-topic ...)") end
+  if w.topic ~= p.state_topic then
+    return no(string.format("tu testamento va a %s; debe ir a %s", w.topic or "", p.state_topic),
+              string.format("your will goes to %s; it must go to %s", w.topic or "", p.state_topic))
+  end
+  if w.payload ~= "offline" then
+    return no(string.format("tu testamento dice «%s»; debe decir offline", w.payload or ""),
+              string.format("your will says '%s'; it must say offline", w.payload or ""))
+  end
+  if not w.retain then
+    return no("tu testamento no es retenido: un panel que se suscriba después no lo vería (--will-retain)",
+              "your will is not retained: a dashboard that subscribes later would not see it (--will-retain)")
+  end
+  if (w.qos or 0) ~= 1 then
+    return no(string.format("tu testamento va con QoS %d; este paso pide 1 (--will-qos 1)", w.qos or 0),
+              string.format("your will goes at QoS %d; this step needs 1 (--will-qos 1)", w.qos or 0))
+  end
+  return true, { es = string.format("CONNECT con testamento: offline, retenido, QoS 1, en %s", p.state_topic),
+                 en = string.format("CONNECT with a Last Will: offline, retained, QoS 1, on %s", p.state_topic) }
+end
+
+function H.guide_online(ev, ctx)
+  local p = ctx.p
+  if ev.kind ~= "packet" or ev.dir ~= "up" or ev.type ~= "PUBLISH" or ev.topic ~= p.state_topic then return nil end
+  if ev.payload ~= "online" then
+    return false, { es = string.format("publicaste «%s»; este paso pide online", ev.payload or ""),
+                    en = string.format("you published '%s'; this step needs online", ev.payload or "") }
+  end
+  if not ev.retain then
+    return false, { es = "tu «online» no es retenido: un panel que se suscriba después no lo vería (-r)",
+                    en = "your \"online\" is not retained: a dashboard that subscribes later would not see it (-r)" }
+  end
+  return true, { es = "«online» retenido: cualquiera que se suscriba ahora lo recibe al momento",
+                 en = "\"online\" retained: whoever subscribes now gets it at once" }
+end
+
+function H.guide_late(ev, ctx)
+  local p = ctx.p
+  if ev.kind ~= "packet" or ev.dir ~= "down" or ev.type ~= "PUBLISH" or ev.topic ~= p.state_topic then return nil end
+  if ev.payload == "offline" then
+    return true, { es = "el panel que llegó tarde recibió «offline», retenido: el broker publicó tu testamento al caerse el enlace",
+                   en = "the dashboard that came late got \"offline\", retained: the broker published your will when the link died" }
+  end
+  return false, { es = string.format("el panel recibió «%s»: ¿era retenido tu testamento (--will-retain)?", ev.payload or ""),
+                  en = string.format("the dashboard got '%s': was your will retained (--will-retain)?", ev.payload or "") }
+end
+
 ---------------------------------------------------------------- feedback helpers
 
 -- What a missing will explains, or nil.
@@ -678,6 +774,7 @@ return lab {
   params = params,
   setup = setup,
   checks = checks,
+  guide = guide,
 
   hints = {
     { es = "El Last Will se declara antes de conectar, porque viaja dentro del CONNECT: client.will_set(f\"{root}/estado\", \"offline\", qos=1, retain=True) y después client.connect(host, port, keepalive=20).",

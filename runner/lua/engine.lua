@@ -56,6 +56,31 @@ local function check(def)
   return def
 end
 
+-- step{...}: one step of a lab's guided mode (mqlab start). The student
+-- acts in another terminal; `on(ev, ctx)` is called with each new event
+-- of the proxy and answers true when the step is met, or false (or nil)
+-- and what it saw, for the student: "your SUBSCRIBE asked for QoS 0".
+-- A fault step has `act(ctx)`, run when the student presses Enter (after
+-- `prompt`), and may then wait with `on` for what follows.
+local function step(def)
+  need(type(def) == "table", 2, "step{} expects a table")
+  need(type(def.id) == "string" and def.id:match("^[%w%-_]+$"), 2,
+       "step: 'id' must be a short name of letters, digits, '-' or '_'")
+  local where = "step '" .. def.id .. "'"
+  local function both(v) return type(v) == "table" and type(v.es) == "string" and type(v.en) == "string" end
+  need(both(def.title), 2, "%s: 'title' must be {es=..., en=...}", where)
+  need(both(def.text), 2, "%s: 'text' must be {es=..., en=...}", where)
+  need(def.on == nil or type(def.on) == "function", 2, "%s: 'on' must be a function(ev, ctx)", where)
+  need(def.act == nil or type(def.act) == "function", 2, "%s: 'act' must be a function(ctx)", where)
+  need(def.on or def.act, 2, "%s: a step needs 'on' (what it waits for on the wire) or 'act' (a fault the student starts)", where)
+  need(def.prompt == nil or both(def.prompt), 2, "%s: 'prompt' must be {es=..., en=...}", where)
+  need(def.done == nil or both(def.done), 2, "%s: 'done' must be {es=..., en=...}", where)
+  local info = debug.getinfo(2, "Sl")
+  def._where = info and (info.short_src .. ":" .. info.currentline) or "?"
+  def._kind = "step"
+  return def
+end
+
 local function lab(def)
   lab_need(type(def) == "table", nil, "lab{} expects a table")
   lab_need(type(def.id) == "string" and def.id:match("^%d%d%-[%w%-]+$"), "id",
@@ -99,6 +124,15 @@ local function lab(def)
     end
     seen[c.id] = true
   end
+  if def.guide ~= nil then
+    lab_need(type(def.guide) == "table" and #def.guide > 0, "guide", "lab '%s': 'guide' must list at least one step{}", def.id)
+    local ids = {}
+    for i, st in ipairs(def.guide) do
+      lab_need(type(st) == "table" and st._kind == "step", "guide", "lab '%s': guide[%d] is not a step{}", def.id, i)
+      lab_need(not ids[st.id], "guide", "lab '%s': two guide steps are called '%s' (%s)", def.id, st.id, st._where)
+      ids[st.id] = true
+    end
+  end
   def.submission = def.submission or {}
   def.submission.programs = def.submission.programs or {}
   def.submission.files = def.submission.files or {}
@@ -137,7 +171,7 @@ local function sandbox()
     string = copy_of(string), table = copy_of(table), math = copy_of(math),
     utf8 = copy_of(utf8), coroutine = copy_of(coroutine),
     os = { time = os.time, clock = os.clock, date = os.date },
-    lab = lab, check = check,
+    lab = lab, check = check, step = step,
     -- print goes to stderr: stdout belongs to the verdict (--format json).
     print = function(...)
       local n, parts = select("#", ...), {}
@@ -380,6 +414,11 @@ function M.text_problems(labdef)
   end
   for i, h in ipairs(labdef.hints) do
     if not both(h) then out[#out + 1] = labdef._file .. ": hint " .. i .. " needs es and en" end
+  end
+  for _, st in ipairs(labdef.guide or {}) do
+    if not both(st.title) or not both(st.text) then
+      out[#out + 1] = st._where .. ": guide step '" .. st.id .. "': its title and text need es and en"
+    end
   end
   if type(labdef.instructions) == "table" and not both(labdef.instructions) then
     out[#out + 1] = labdef._file .. ": the instructions need es and en"
@@ -772,6 +811,100 @@ function M.finish(ctx)
     ctx._owned[i] = nil
   end
   return true
+end
+
+---------------------------------------------------------------- guided mode
+
+-- mqlab start: the lab's broker, a proxy in front of it on a port the
+-- student connects to (the standard 1883 when it is free, else a free
+-- one), then the steps one at a time. Everything is owned by the ctx, so
+-- finish() closes it whatever happened.
+
+function M.guide_count(labdef) return labdef.guide and #labdef.guide or 0 end
+
+local function say(ctx, msg, ...)
+  io.stdout:write(ctx:text(msg, ...), "\n")
+  io.stdout:flush()
+end
+
+function M.guide_setup(ctx, want_port)
+  local labdef = ctx.lab
+  local b, msg, code = brokermod.start { profile = labdef.broker or "plain", unix = true }
+  if not b then return nil, code == "missing" and "missing" or "error", msg end
+  ctx.broker = ctx:own(b)
+  local px = ctx:proxy_start { port = want_port }
+  if not px and want_port then px = ctx:proxy_start {} end
+  if not px then return nil, "error", "cannot start the proxy" end
+  ctx.p.host, ctx.p.port = "127.0.0.1", px:port()
+  ctx.guide_from = 1
+  return px:port()
+end
+
+-- The parameters a student needs, and where to connect.
+function M.guide_intro(ctx)
+  local p = ctx.p
+  say(ctx, { es = "Laboratorio %s, modo guiado. El broker del kit te espera en %s:%d (por un proxy que ve cada paquete).",
+             en = "Lab %s, guided mode. The kit's broker waits for you at %s:%d (through a proxy that sees every packet)." },
+      ctx.id, p.host, p.port)
+  if p.port ~= 1883 then
+    say(ctx, { es = "(1883 estaba ocupado: usa -p %d en cada orden.)", en = "(1883 was taken: use -p %d in every command.)" }, p.port)
+  end
+  local rows = {}
+  for _, k in ipairs({ "client_id", "topic", "count", "interval_ms" }) do
+    if p[k] ~= nil then rows[#rows + 1] = string.format("  %-12s %s", k, tostring(p[k])) end
+  end
+  if #rows > 0 then
+    say(ctx, { es = "Tus parámetros:", en = "Your parameters:" })
+    say(ctx, table.concat(rows, "\n"))
+  end
+  say(ctx, { es = "Haz cada paso en otra terminal. Ctrl-C para salir (no deja nada en marcha).",
+             en = "Do each step in another terminal. Ctrl-C leaves (nothing is left running)." })
+end
+
+-- Step i: print it, run its fault on Enter, wait until the wire shows it
+-- met. Returns the step's id.
+function M.guide_step(ctx, i)
+  local st = ctx.lab.guide[i]
+  local n = #ctx.lab.guide
+  local where = st._where
+  say(ctx, "")
+  say(ctx, { es = "── Paso %d/%d · %s", en = "── Step %d/%d · %s" }, i, n, text.pick(st.title, ctx.lang))
+  say(ctx, text.fill(text.pick(st.text, ctx.lang), ctx.p, where))
+  local px = ctx.proxy
+  if st.act then
+    say(ctx, st.prompt or { es = "Pulsa Enter cuando estés listo.", en = "Press Enter when you are ready." })
+    kit.wait_enter()
+    ctx.guide_from = px:count() + 1
+    local m = st.act(ctx)
+    if m then say(ctx, m) end
+  end
+  if st.on then
+    local from = ctx.guide_from or 1
+    local last
+    while true do
+      local n_now = px:count()
+      if n_now >= from then
+        for _, ev in ipairs(px:events(from, n_now)) do
+          local ok, m = st.on(ev, ctx)
+          if ok then
+            ctx.guide_from = (ev.i or n_now) + 1
+            say(ctx, { es = "✔ %s", en = "✔ %s" }, m and ctx:text(m) or ctx:text(st.done or { es = "hecho", en = "done" }))
+            return st.id
+          end
+          if m then
+            m = ctx:text(m)
+            if m ~= last then say(ctx, { es = "  · %s", en = "  · %s" }, m); last = m end
+          end
+        end
+        from = n_now + 1
+        ctx.guide_from = from
+      end
+      px:wait(function() return true end, 0.25, from)
+    end
+  end
+  ctx.guide_from = px:count() + 1
+  if st.done then say(ctx, { es = "✔ %s", en = "✔ %s" }, ctx:text(st.done)) end
+  return st.id
 end
 
 return M

@@ -55,6 +55,31 @@ local checks = {
   },
 }
 
+-- Guided mode (mqlab start @NN@): the same step done by hand against a
+-- live broker. on(ev, ctx) sees each new proxy event; it answers true
+-- when the step is met, or false and what it saw, for the student.
+local guide = {
+  step {
+    id = "publish",
+    title = { es = "Publica el saludo con QoS 1", en = "Publish the greeting at QoS 1" },
+    text = {
+      es = "En otra terminal:\n\n    mosquitto_pub -h {{host}} -p {{port}} -i {{client_id}} -t '{{topic}}' -q 1 -m '{{greeting}}'",
+      en = "In another terminal:\n\n    mosquitto_pub -h {{host}} -p {{port}} -i {{client_id}} -t '{{topic}}' -q 1 -m '{{greeting}}'",
+    },
+    on = function(ev, ctx)
+      if ev.kind ~= "packet" or ev.type ~= "PUBLISH" or ev.dir ~= "up" then return nil end
+      if ev.payload ~= ctx.p.greeting then
+        return false, { es = "publicaste «" .. tostring(ev.payload) .. "»", en = "you published '" .. tostring(ev.payload) .. "'" }
+      end
+      if ev.qos ~= 1 then
+        return false, { es = "tu PUBLISH iba con QoS " .. ev.qos .. "; este paso pide 1 (-q 1)",
+                        en = "your PUBLISH went at QoS " .. ev.qos .. "; this step needs 1 (-q 1)" }
+      end
+      return true, { es = "PUBLISH con QoS 1", en = "PUBLISH at QoS 1" }
+    end,
+  },
+}
+
 ---------------------------------------------------------------- the run
 
 -- Run the program once through the proxy and keep what the wire showed.
@@ -77,6 +102,7 @@ return lab {
   params = params,
   setup = setup,
   checks = checks,
+  guide = guide,
   hints = {
     { es = "Publica con qos=1: client.publish(topic, saludo, qos=1).",
       en = "Publish with qos=1: client.publish(topic, greeting, qos=1)." },

@@ -1488,6 +1488,226 @@ def test_own_labs():
            "a wrong MQLAB_LABS keeps the built-in labs, with a word", p.stdout + p.stderr)
 
 
+# ------------------------------------------------------------ guided mode
+
+
+def free_port():
+    import socket
+    with socket.socket() as so:
+        so.bind(("127.0.0.1", 0))
+        return so.getsockname()[1]
+
+
+class Pane:
+    """mqlab start in a tmux pane of its own server, driven as a student
+    would: read the screen, press Enter, Ctrl-C."""
+
+    def __init__(self, args, tmpdir, db):
+        self.sock = os.path.join(tmpdir, "tmux.sock")
+        self.tmpdir = tmpdir
+        env = " ".join(f"{k}={v}" for k, v in (("TMPDIR", tmpdir), ("HOME", RUN_HOME), ("MQLAB_DB", db),
+                                                ("MQLAB_LANG", "en"), ("NO_COLOR", "1")))
+        cmd = f"env {env} {MQLAB} " + " ".join(args) + "; echo EXIT=$?; sleep 600"
+        subprocess.run(["tmux", "-S", self.sock, "new-session", "-d", "-x", "200", "-y", "200", cmd], check=True)
+
+    def screen(self):
+        p = subprocess.run(["tmux", "-S", self.sock, "capture-pane", "-p", "-J", "-S", "-1000"],
+                           capture_output=True, text=True)
+        return p.stdout
+
+    def wait(self, text, timeout=30):
+        end = time.time() + timeout
+        while time.time() < end:
+            if text in self.screen():
+                return True
+            time.sleep(0.2)
+        return False
+
+    def keys(self, *keys):
+        subprocess.run(["tmux", "-S", self.sock, "send-keys"] + list(keys))
+
+    def param(self, name):
+        m = re.search(rf"^\s+{name}\s+(\S+)\s*$", self.screen(), re.M)
+        return m.group(1) if m else None
+
+    def close(self):
+        subprocess.run(["tmux", "-S", self.sock, "kill-server"], capture_output=True)
+
+
+def bg(cmd, cwd=None, env=None):
+    return subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def stop_all(procs):
+    for pr in procs:
+        if pr.poll() is None:
+            pr.terminate()
+    for pr in procs:
+        try:
+            pr.wait(5)
+        except subprocess.TimeoutExpired:
+            pr.kill()
+
+
+def guided(lab, body):
+    """Run mqlab start LAB on a free port in tmux; body(pane, port, procs)
+    drives it. Afterwards: nothing left behind, even after Ctrl-C."""
+    tmp = fresh_tmp()
+    db = os.path.join(tmp, "progress.db")
+    port = free_port()
+    pane = Pane(["start", lab, "--port", str(port), "--student", "ana"], tmp, db)
+    procs = []
+    try:
+        ok = pane.wait(f"127.0.0.1:{port}", 20)
+        report(ok, f"start {lab} listens on the port asked for", pane.screen()[-1500:])
+        if ok:
+            body(pane, port, procs)
+    finally:
+        stop_all(procs)
+        if not pane.wait("EXIT=", 5):
+            pane.keys("C-c")
+            report(pane.wait("EXIT=130", 20) and "Stopped after" in pane.screen(), f"start {lab} stops on Ctrl-C",
+                   pane.screen()[-800:])
+        else:
+            scr = pane.screen()
+            report("EXIT=0" in scr or ("EXIT=130" in scr and "Stopped after" in scr),
+                   f"start {lab} ends cleanly (0 once every step is met, 130 on Ctrl-C)", scr[-800:])
+        check_guided_leftovers(tmp, lab)
+        pane.close()
+    return db
+
+
+def check_guided_leftovers(tmp, lab):
+    time.sleep(0.3)
+    files, procs = leftovers(tmp)
+    files = [f for f in files if f not in ("tmux.sock", "progress.db", "progress.db-wal", "progress.db-shm")]
+    procs = "\n".join(l for l in procs.splitlines() if "tmux" not in l and "sleep 600" not in l)
+    report(not files and not procs, f"start {lab} leaves nothing behind", f"{files} {procs}")
+
+
+def test_guided():
+    print("guided mode (mqlab start), driven in tmux")
+    if not shutil.which("tmux"):
+        report(False, "tmux is installed (the guided-mode tests need it)")
+        return
+    sub = shutil.which("mosquitto_sub")
+    pub = shutil.which("mosquitto_pub")
+
+    def lab01(pane, port, procs):
+        cid, topic = pane.param("client_id"), pane.param("topic")
+        report(bool(cid and topic), "start 01 prints the student's parameters", pane.screen()[-800:])
+        base = [ "-h", "127.0.0.1", "-p", str(port)]
+        # Wrong first: a subscription at QoS 0.
+        subprocess.run(["timeout", "2", sub] + base + ["-i", cid, "-t", topic, "-q", "0"])
+        report(pane.wait("your SUBSCRIBE asked for QoS 0; this step needs 1"), "a QoS 0 SUBSCRIBE gets the right correction",
+               pane.screen()[-1500:])
+        procs.append(bg([sub] + base + ["-i", cid, "-t", topic, "-q", "1", "-v"]))
+        report(pane.wait("✔ SUBSCRIBE to " + topic + " at QoS 1"), "step 1 is met by a QoS 1 subscription", pane.screen()[-1500:])
+        # Wrong: the publisher takes the subscriber's client id.
+        subprocess.run([pub] + base + ["-i", cid, "-t", topic, "-q", "1", "-m", "hola"])
+        report(pane.wait("with your subscriber's client id"), "a publisher with the subscriber's id is told about the takeover",
+               pane.screen()[-1500:])
+        time.sleep(1.5)   # mosquitto_sub reconnects by itself
+        subprocess.run([pub] + base + ["-i", "pub-" + cid, "-t", topic, "-q", "0", "-m", "hola"])
+        report(pane.wait("your PUBLISH went at QoS 0; this step needs 1"), "a QoS 0 PUBLISH gets the right correction",
+               pane.screen()[-1500:])
+        subprocess.run([pub] + base + ["-i", "pub-" + cid, "-t", topic, "-q", "1", "-m", "hola"])
+        report(pane.wait("All 2 steps done", 20), "step 2 is met once the broker delivers hola to the subscriber",
+               pane.screen()[-1500:])
+
+    db = guided("01", lab01)
+    con = sqlite3.connect(db)
+    steps = sorted(r[0] for r in con.execute("SELECT step FROM guide_steps WHERE student='ana' AND lab='01-hello'"))
+    con.close()
+    report(steps == ["publish", "subscribe"], "the steps met are recorded", steps)
+
+    def lab03(pane, port, procs):
+        cid, topic = pane.param("client_id"), pane.param("topic")
+        env = dict(os.environ, MQTT_HOST="127.0.0.1", MQTT_PORT=str(port), MQTT_CLIENT_ID=cid, MQTT_TOPIC=topic,
+                   LAB_COUNT="3", LAB_INTERVAL_MS="100")
+        py = os.environ.get("MQLAB_PYTHON", "/usr/bin/python3")
+        # Wrong first: the known-bad sensor that publishes at QoS 0.
+        subprocess.run([py, "sensor.py"], cwd=os.path.join(ROOT, "tests", "bad", "03-qos-loss", "qos0"), env=env,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=30)
+        report(pane.wait("its PUBLISH went at QoS 0; this lab needs QoS 1"), "a QoS 0 sensor gets the right correction",
+               pane.screen()[-1500:])
+        env["LAB_COUNT"] = "400"
+        env["LAB_INTERVAL_MS"] = "150"
+        procs.append(bg([py, "sensor.py"], cwd=os.path.join(ROOT, "solutions", "03-qos-loss"), env=env))
+        report(pane.wait("✔ PUBLISH at QoS 1 and its PUBACK"), "step 1 is met by the reference sensor", pane.screen()[-1500:])
+        report(pane.wait("Press Enter and I cut your link."), "the fault step waits for Enter", pane.screen()[-800:])
+        pane.keys("Enter")
+        report(pane.wait("✔ it sent the reading again with DUP=1", 40), "after the cut the sensor re-sends with DUP=1",
+               pane.screen()[-2000:])
+        report(pane.wait("All 2 steps done", 10), "start 03 ends its steps", pane.screen()[-800:])
+
+    guided("03", lab03)
+
+    def lab05(pane, port, procs):
+        cid = pane.param("client_id")
+        out = mqlab(["show", "05", "--student", "ana"]).stdout
+        m = re.search(r"`([^`]*/estado)`", out)
+        state = m.group(1) if m else None
+        report(bool(cid and state), "start 05: the parameters and the state topic", (cid, state))
+        base = ["-h", "127.0.0.1", "-p", str(port)]
+        will = ["--will-topic", state, "--will-payload", "offline", "--will-qos", "1"]
+        # Wrong first: a will that is not retained.
+        subprocess.run(["timeout", "2", sub] + base + ["-i", cid, "-k", "5", "-t", "x/cmd"] + will)
+        report(pane.wait("your will is not retained"), "a will without retain gets the right correction", pane.screen()[-1500:])
+        procs.append(bg([sub] + base + ["-i", cid, "-k", "5", "-t", "x/cmd"] + will + ["--will-retain"]))
+        report(pane.wait("✔ CONNECT with a Last Will"), "step 1 is met by a retained will", pane.screen()[-1500:])
+        subprocess.run([pub] + base + ["-i", "pub-" + cid, "-t", state, "-q", "1", "-m", "online"])
+        report(pane.wait("is not retained: a dashboard"), "an online that is not retained gets the right correction",
+               pane.screen()[-1500:])
+        subprocess.run([pub] + base + ["-i", "pub-" + cid, "-t", state, "-q", "1", "-r", "-m", "online"])
+        report(pane.wait("✔ \"online\" retained"), "step 2 is met by a retained online", pane.screen()[-1500:])
+        report(pane.wait("Press Enter and I cut the link."), "the power cut waits for Enter", pane.screen()[-800:])
+        pane.keys("Enter")
+        report(pane.wait("Cut. Now the dashboard"), "the link is cut", pane.screen()[-800:])
+        time.sleep(0.5)
+        subprocess.run(["timeout", "5", sub] + base + ["-t", state, "-v", "-C", "1"], stdout=subprocess.DEVNULL)
+        report(pane.wait("✔ the dashboard that came late got \"offline\""), "the late dashboard gets the will",
+               pane.screen()[-1500:])
+
+    guided("05", lab05)
+
+    # Ctrl-C in the middle of a step, with a client connected: the broker
+    # and the proxy go, the steps met so far are kept.
+    def interrupted(pane, port, procs):
+        cid, topic = pane.param("client_id"), pane.param("topic")
+        procs.append(bg([sub, "-h", "127.0.0.1", "-p", str(port), "-i", cid, "-t", topic, "-q", "1"]))
+        report(pane.wait("✔ SUBSCRIBE to"), "start 01: step 1 met before the Ctrl-C", pane.screen()[-800:])
+        pane.keys("C-c")
+        report(pane.wait("EXIT=130", 20) and "Stopped after 1 of 2 steps" in pane.screen(),
+               "Ctrl-C mid-step stops with the count of steps met", pane.screen()[-800:])
+
+    guided("01", interrupted)
+
+    # Two students on one machine: the second start takes a free port.
+    tmp = fresh_tmp()
+    port = free_port()
+    a = Pane(["start", "01", "--port", str(port), "--student", "ana"], tmp, os.path.join(tmp, "a.db"))
+    try:
+        a.wait(f"127.0.0.1:{port}", 20)
+        tmp2 = fresh_tmp()
+        b = Pane(["start", "01", "--port", str(port), "--student", "bea"], tmp2, os.path.join(tmp2, "b.db"))
+        try:
+            ok = b.wait("was taken: use -p", 20)
+            m = re.search(r"127\.0\.0\.1:(\d+)", b.screen())
+            report(ok and m and int(m.group(1)) != port, "a second start on a taken port gets a free one, printed clearly",
+                   b.screen()[-800:])
+        finally:
+            b.keys("C-c")
+            b.wait("EXIT=", 20)
+            b.close()
+    finally:
+        a.keys("C-c")
+        a.wait("EXIT=", 20)
+        a.close()
+    p = mqlab(["start", "02"])
+    report(p.returncode == 2 and "no guided mode yet" in p.stderr, "a lab without a guide says so", p.stderr)
+
+
 def main():
     if not os.access(MQLAB, os.X_OK):
         print("mqlab is not built; run make first")
@@ -1497,7 +1717,7 @@ def main():
     tests = [("solutions", test_solutions), ("bad", test_bad)]
     if REPEAT == 1:
         tests += [("contract", test_contract), ("workspace", test_workspace), ("grade", test_grade),
-                  ("sigint", test_sigint), ("sweep", test_sweep), ("hostile", test_hostile), ("stuck", test_stuck), ("no-sandbox", test_no_sandbox), ("misnamed", test_misnamed), ("jobs", test_jobs), ("class", test_class), ("resume", test_resume), ("fair", test_fair), ("guide", test_guide), ("new-lab", test_newlab), ("verify", test_verify), ("own-labs", test_own_labs), ("trace", test_trace), ("proxy-api", test_proxy_api), ("brokerlog", test_brokerlog), ("lab-tools", test_labtools), ("certs", test_certs), ("brokerconf", test_brokerconf),
+                  ("sigint", test_sigint), ("sweep", test_sweep), ("hostile", test_hostile), ("stuck", test_stuck), ("no-sandbox", test_no_sandbox), ("misnamed", test_misnamed), ("jobs", test_jobs), ("class", test_class), ("resume", test_resume), ("fair", test_fair), ("guide", test_guide), ("guided", test_guided), ("new-lab", test_newlab), ("verify", test_verify), ("own-labs", test_own_labs), ("trace", test_trace), ("proxy-api", test_proxy_api), ("brokerlog", test_brokerlog), ("lab-tools", test_labtools), ("certs", test_certs), ("brokerconf", test_brokerconf),
                   ("bench", test_bench)]
     t0 = time.time()
     try:
