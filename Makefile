@@ -149,9 +149,16 @@ $(BUILD)/flags: FORCE | $(BUILD)/.dir
 deps:
 	@sh tests/deps.sh
 
+# make run links mqlab into PREFIX/bin (RUN_PREFIX: /usr/local as root,
+# else ~/.local), so that `mqlab` works as typed in a new shell; the
+# binary stays here, beside its certs/.
+RUN_PREFIX ?= $(if $(filter 0,$(shell id -u)),/usr/local,$(HOME)/.local)
 run:
 	@sh tests/deps.sh
-	@$(MAKE) --no-print-directory $(BIN)
+	@$(MAKE) --no-print-directory all
+	@install -d $(DESTDIR)$(RUN_PREFIX)/bin
+	@ln -sf $(abspath $(BIN)) $(DESTDIR)$(RUN_PREFIX)/bin/mqlab
+	@echo "mqlab is linked as $(RUN_PREFIX)/bin/mqlab"
 	@$(abspath $(BIN)) tour
 
 test: $(BIN) $(BUILD)/unit-tests

@@ -244,6 +244,25 @@ int cmd_doctor(int argc, char **argv)
 
 /* ------------------------------------------------------------ tour */
 
+/* Is name, looked up on PATH, the file self (after links)? */
+static int on_path_as(const char *name, const char *self)
+{
+    const char *path = getenv("PATH");
+    if (!path) return 0;
+    char *copy = kit_strdup(path);
+    int found = 0;
+    for (char *save = NULL, *d = strtok_r(copy, ":", &save); d && !found; d = strtok_r(NULL, ":", &save)) {
+        char *p = kit_strdup_printf("%s/%s", *d ? d : ".", name);
+        char real[PATH_MAX];
+        if (access(p, X_OK) == 0) {
+            found = realpath(p, real) && strcmp(real, self) == 0 ? 1 : -1;
+        }
+        free(p);
+    }
+    free(copy);
+    return found == 1;
+}
+
 int cmd_tour(int argc, char **argv)
 {
     if (argc > 1) return usage_error("tour", "%s", T("expects at most a folder", "espera como mucho una carpeta"));
@@ -259,12 +278,28 @@ int cmd_tour(int argc, char **argv)
     if (!realpath(dir, abs)) snprintf(abs, sizeof abs, "%s", dir);
     printf("\n%s\n\n", T("The labs:", "Los laboratorios:"));
     if (chdir(abs) == 0) cmd_list(0, NULL);
+    /* Commands that work exactly as printed, in a new shell too: "mqlab"
+     * when that name on PATH is this very binary (make run links it into
+     * PREFIX/bin), else the binary's full path. */
+    char self[PATH_MAX], cmd[PATH_MAX] = "mqlab";
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n > 0) {
+        self[n] = '\0';
+        if (!on_path_as("mqlab", self)) snprintf(cmd, sizeof cmd, "%s", self);
+    }
     printf("\n%s\n", T("Your first steps:", "Tus primeros pasos:"));
     printf("  cd %s\n", abs);
-    printf("  mqlab show 01      # %s\n", T("read lab 01 (also in 01-hello/README.md)", "lee el laboratorio 01 (también en 01-hello/README.md)"));
-    printf("  $EDITOR 01-hello/hello.py 01-hello/filters.txt\n");
-    printf("  mqlab check 01     # %s\n", T("grade it: see what the broker saw", "evalúalo: mira lo que vio el broker"));
-    printf("  mqlab hint 01      # %s\n", T("stuck? a hint (it is recorded)", "¿atascado? una pista (queda registrada)"));
-    printf("  mqlab broker       # %s\n", T("a broker of your own to play with", "un broker propio para experimentar"));
+    printf("  %s show 01      # %s\n", cmd, T("read lab 01 (also in 01-hello/README.md)", "lee el laboratorio 01 (también en 01-hello/README.md)"));
+    printf("  %s check 01     # %s\n", cmd, T("grade it: see what the broker saw", "evalúalo: mira lo que vio el broker"));
+    printf("  %s start 01     # %s\n", cmd, T("do it live, step by step, with mosquitto_sub and mosquitto_pub",
+                                              "hazlo en vivo, paso a paso, con mosquitto_sub y mosquitto_pub"));
+    printf("  ${EDITOR:-nano} 01-hello/hello.py 01-hello/filters.txt\n");
+    printf("  %s hint 01      # %s\n", cmd, T("stuck? a hint (it is recorded)", "¿atascado? una pista (queda registrada)"));
+    printf("  %s broker       # %s\n", cmd, T("a broker of your own to play with", "un broker propio para experimentar"));
+    if (strcmp(cmd, "mqlab") != 0)
+        printf("\n%s\n", T("(mqlab is not on your PATH: the commands above use its full path. `make run` links it into\n"
+                            " ~/.local/bin, or /usr/local/bin as root; open a new shell if that folder is on your PATH.)",
+                            "(mqlab no está en tu PATH: las órdenes de arriba usan su ruta completa. `make run` lo enlaza en\n"
+                            " ~/.local/bin, o en /usr/local/bin como root; abre un shell nuevo si esa carpeta está en tu PATH.)"));
     return EXIT_PASS;
 }

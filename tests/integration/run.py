@@ -1708,6 +1708,48 @@ def test_guided():
     report(p.returncode == 2 and "no guided mode yet" in p.stderr, "a lab without a guide says so", p.stderr)
 
 
+def test_tour():
+    print("a fresh clone: make run, then the tour's first commands exactly as printed")
+    tmp = fresh_tmp()
+    clone, prefix, home = os.path.join(tmp, "clone"), os.path.join(tmp, "prefix"), os.path.join(tmp, "home")
+    os.makedirs(home)
+    subprocess.run(["git", "clone", "-q", ROOT, clone], check=True)
+    env = env_for(tmp)
+    env["HOME"] = home
+    env["XDG_DATA_HOME"] = os.path.join(home, ".local", "share")
+    env.pop("MQLAB_DB", None)
+    env["USER"] = "ana"
+    # A new shell with the install prefix on its PATH, as ~/.local/bin is.
+    env["PATH"] = os.path.join(prefix, "bin") + ":" + env.get("PATH", "")
+    p = subprocess.run(["make", "-j2", "run", f"RUN_PREFIX={prefix}"], cwd=clone, env=env, capture_output=True,
+                       text=True, timeout=900)
+    report(p.returncode == 0 and "Your first steps:" in p.stdout, "make run builds, links and starts the tour",
+           (p.stdout + p.stderr)[-2000:])
+    link = os.path.join(prefix, "bin", "mqlab")
+    report(os.path.islink(link) and os.path.realpath(link) == os.path.join(clone, "mqlab"),
+           "mqlab is linked into the prefix", link)
+    steps = p.stdout.split("Your first steps:", 1)[-1].splitlines()
+    cmds = [re.sub(r"\s+#.*$", "", l).strip() for l in steps if l.startswith("  ")]
+    report(len(cmds) >= 3 and cmds[0].startswith("cd ") and cmds[1] == "mqlab show 01" and cmds[2] == "mqlab check 01",
+           "the tour prints cd, mqlab show 01, mqlab check 01 (mqlab is on PATH)", cmds)
+    script = " && ".join(cmds[:2]) + " && { " + cmds[2] + "; echo check-exit=$?; }"
+    r = subprocess.run(["sh", "-c", script], cwd=tmp, env=env, capture_output=True, text=True, timeout=300)
+    report(r.returncode == 0 and "Lab 01" in r.stdout and "check-exit=1" in r.stdout and "Score:" in r.stdout,
+           "the first three commands work exactly as printed", (r.stdout + r.stderr)[-2000:])
+    # Without the prefix on PATH, the tour prints the full path, which works as printed too.
+    env2 = dict(env, PATH=env["PATH"].split(":", 1)[1])
+    t = subprocess.run([os.path.join(clone, "mqlab"), "tour", os.path.join(tmp, "ws2")], cwd=tmp, env=env2,
+                       capture_output=True, text=True, timeout=120)
+    steps = t.stdout.split("Your first steps:", 1)[-1].splitlines()
+    cmds = [re.sub(r"\s+#.*$", "", l).strip() for l in steps if l.startswith("  ")]
+    report(len(cmds) >= 2 and cmds[1] == os.path.join(clone, "mqlab") + " show 01" and "not on your PATH" in t.stdout,
+           "off PATH, the tour prints the full path and says why", cmds)
+    r = subprocess.run(["sh", "-c", " && ".join(cmds[:2])], cwd=tmp, env=env2, capture_output=True, text=True, timeout=60)
+    report(r.returncode == 0 and "Lab 01" in r.stdout, "and those commands work as printed", r.stderr[-800:])
+    files, procs = leftovers(tmp)
+    report(not procs, "the tour leaves no process behind", procs)
+
+
 def main():
     if not os.access(MQLAB, os.X_OK):
         print("mqlab is not built; run make first")
@@ -1717,7 +1759,7 @@ def main():
     tests = [("solutions", test_solutions), ("bad", test_bad)]
     if REPEAT == 1:
         tests += [("contract", test_contract), ("workspace", test_workspace), ("grade", test_grade),
-                  ("sigint", test_sigint), ("sweep", test_sweep), ("hostile", test_hostile), ("stuck", test_stuck), ("no-sandbox", test_no_sandbox), ("misnamed", test_misnamed), ("jobs", test_jobs), ("class", test_class), ("resume", test_resume), ("fair", test_fair), ("guide", test_guide), ("guided", test_guided), ("new-lab", test_newlab), ("verify", test_verify), ("own-labs", test_own_labs), ("trace", test_trace), ("proxy-api", test_proxy_api), ("brokerlog", test_brokerlog), ("lab-tools", test_labtools), ("certs", test_certs), ("brokerconf", test_brokerconf),
+                  ("sigint", test_sigint), ("sweep", test_sweep), ("hostile", test_hostile), ("stuck", test_stuck), ("no-sandbox", test_no_sandbox), ("misnamed", test_misnamed), ("jobs", test_jobs), ("class", test_class), ("resume", test_resume), ("fair", test_fair), ("guide", test_guide), ("guided", test_guided), ("tour", test_tour), ("new-lab", test_newlab), ("verify", test_verify), ("own-labs", test_own_labs), ("trace", test_trace), ("proxy-api", test_proxy_api), ("brokerlog", test_brokerlog), ("lab-tools", test_labtools), ("certs", test_certs), ("brokerconf", test_brokerconf),
                   ("bench", test_bench)]
     t0 = time.time()
     try:
