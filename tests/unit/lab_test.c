@@ -50,6 +50,8 @@ static void TEST_duplicate_check(void) { expect_bad(FIX "dup-check.lua", "two ch
 static void TEST_after_unknown(void) { expect_bad(FIX "bad-after.lua", "'zzz'", FIX "bad-after.lua:"); }
 static void TEST_check_without_run(void) { expect_bad(FIX "check-no-run.lua", FIX "check-no-run.lua:6:", "'run'"); }
 static void TEST_no_return(void) { expect_bad(FIX "no-return.lua", "return lab", FIX "no-return.lua"); }
+static void TEST_step_without_on(void) { expect_bad(FIX "step-no-on.lua", FIX "step-no-on.lua:5:", "'on'"); }
+static void TEST_missing_id_names_lab_line(void) { expect_bad(FIX "no-id-plan-first.lua", FIX "no-id-plan-first.lua:8:", "'id'"); }
 static void TEST_runtime_error(void) { expect_bad(FIX "runtime-error.lua", FIX "runtime-error.lua:2:", "index a nil value"); }
 
 static void TEST_sandbox_has_no_os_execute(void)
@@ -230,6 +232,8 @@ int init_lab_tests(void)
         !CU_add_test(s, "duplicate check id", TEST_duplicate_check) ||
         !CU_add_test(s, "after names an unknown check", TEST_after_unknown) ||
         !CU_add_test(s, "check without run", TEST_check_without_run) ||
+        !CU_add_test(s, "guide step without on or act", TEST_step_without_on) ||
+        !CU_add_test(s, "a missing lab id names the lab's line", TEST_missing_id_names_lab_line) ||
         !CU_add_test(s, "file does not return a lab", TEST_no_return) ||
         !CU_add_test(s, "runtime error names file:line", TEST_runtime_error) ||
         !CU_add_test(s, "sandbox has no os.execute", TEST_sandbox_has_no_os_execute) ||
