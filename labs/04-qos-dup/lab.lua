@@ -33,6 +33,7 @@
 
 local wire = require "mqlab.wire"
 local kit = require "mqlab.kit"
+local short = require("mqlab.text").short
 
 local PROGRAM_TIMEOUT = 40   -- seconds the dispenser gets
 local QUIET_CUT = 3          -- seconds of silence after a lost QoS 1/2 PUBLISH before the kit cuts the link
@@ -42,6 +43,7 @@ local NSCEN = 5              -- cases in qos.txt
 local SCENARIOS, WHY
 local parse_qos, command_key, analyse, label, find, ids_of
 local completed, connect_of, dup_story, explain_dup, watch, cut_conn
+local H = {}                -- the guided mode's helpers (H.guide_*), below the plan
 
 ---------------------------------------------------------------- the plan
 
@@ -404,6 +406,45 @@ local checks = {
   },
 }
 
+-- Guided mode (mqlab start 04): a subscriber at QoS 2, one command and
+-- its four packets, then a PUBCOMP the kit loses on Enter: a client that
+-- kept its session finishes with the PUBREL, and the command arrives once.
+local guide = {
+  step {
+    id = "watch",
+    title = { es = "Un suscriptor con QoS 2", en = "A subscriber at QoS 2" },
+    text = {
+      es = "En otra terminal, el que ejecuta las dosis: un suscriptor con QoS 2 y un client id propio (déjalo abierto):\n\n    mosquitto_sub -h {{host}} -p {{port}} -i watch-{{hex}} -t '{{topic}}' -q 2 -v",
+      en = "In another terminal, the one that carries out the doses: a subscriber at QoS 2 with a client id of its own (leave it running):\n\n    mosquitto_sub -h {{host}} -p {{port}} -i watch-{{hex}} -t '{{topic}}' -q 2 -v",
+    },
+    on = function(ev, ctx) return H.guide_watch(ev, ctx) end,
+  },
+  step {
+    id = "handshake",
+    title = { es = "Una orden con QoS 2: cuatro paquetes", en = "One command at QoS 2: four packets" },
+    text = {
+      es = "En una tercera terminal, una orden de dosis con el client id del dispensador y QoS 2:\n\n    mosquitto_pub -h {{host}} -p {{port}} -i {{client_id}} -t '{{topic}}' -q 2 -m '{\"id\": \"dosis-1\", \"v\": 5}'\n\nEl broker no la entrega al recibir el PUBLISH, sino al recibir el PUBREL.",
+      en = "In a third terminal, one dose command with the dispenser's client id and QoS 2:\n\n    mosquitto_pub -h {{host}} -p {{port}} -i {{client_id}} -t '{{topic}}' -q 2 -m '{\"id\": \"dosis-1\", \"v\": 5}'\n\nThe broker does not deliver it when the PUBLISH comes, but when the PUBREL does.",
+    },
+    on = function(ev, ctx) return H.guide_handshake(ev, ctx) end,
+  },
+  step {
+    id = "lost-pubcomp",
+    title = { es = "Un PUBCOMP perdido: se repite el PUBREL, no la orden", en = "A lost PUBCOMP: the PUBREL is repeated, not the command" },
+    text = {
+      es = "Ahora pierdo el próximo PUBCOMP que el broker envíe a {{client_id}} y corto su enlace: el broker ya entregó esa orden (en el PUBREL), pero el dispensador no lo sabe. Tras pulsar Enter, lanza el dispensador de referencia (o el tuyo), que guarda su sesión (clean session 0):\n\n    MQTT_HOST={{host}} MQTT_PORT={{port}} MQTT_CLIENT_ID={{client_id}} MQTT_TOPIC='{{topic}}' LAB_COUNT=3 python3 solutions/04-qos-dup/dispenser.py\n\nMira qué reenvía al reconectarse, y cuántas veces imprime cada orden tu suscriptor.",
+      en = "Now I lose the next PUBCOMP the broker sends to {{client_id}} and cut its link: the broker has already delivered that command (at the PUBREL), but the dispenser does not know it. After pressing Enter, run the reference dispenser (or yours), which keeps its session (clean session 0):\n\n    MQTT_HOST={{host}} MQTT_PORT={{port}} MQTT_CLIENT_ID={{client_id}} MQTT_TOPIC='{{topic}}' LAB_COUNT=3 python3 solutions/04-qos-dup/dispenser.py\n\nWatch what it sends again after reconnecting, and how many times your subscriber prints each command.",
+    },
+    prompt = { es = "Pulsa Enter y pierdo el próximo PUBCOMP.", en = "Press Enter and I lose the next PUBCOMP." },
+    act = function(ctx)
+      H.guide_arm_pubcomp(ctx)
+      return { es = "Preparado: el próximo PUBCOMP para tu dispensador no llegará, y su enlace se cae con él.",
+               en = "Ready: the next PUBCOMP for your dispenser will not arrive, and its link goes down with it." }
+    end,
+    on = function(ev, ctx) return H.guide_lost_pubcomp(ev, ctx) end,
+  },
+}
+
 local hints = {
   { es = "Para qos.txt, parte siempre de QoS 1. Baja a 0 solo si el dato llega tan a menudo que perder uno no importa. Sube a 2 solo si repetir el mensaje hace daño y el receptor no puede reconocer la repetición: una orden que se ejecuta cada vez que llega.",
     en = "For qos.txt, always start from QoS 1. Go down to 0 only if the data comes so often that losing one does not matter. Go up to 2 only if a repeat does harm and the receiver cannot recognise it: a command that is carried out every time it arrives." },
@@ -416,6 +457,147 @@ local hints = {
   { es = "Míralo en el cable: mqlab trace --cut-before down:pubcomp:1 --client {{client_id}}, y lanza tu dispensador con MQTT_PORT=1884. Tras la reconexión, un cliente con sesión persistente envía PUBREL; uno con clean session reenvía el PUBLISH con DUP=1.",
     en = "Watch it on the wire: mqlab trace --cut-before down:pubcomp:1 --client {{client_id}}, then run your dispenser with MQTT_PORT=1884. After the reconnection, a client with a persistent session sends PUBREL; one with a clean session re-sends the PUBLISH with DUP=1." },
 }
+
+---------------------------------------------------------------- guided mode
+
+local function both(es, en) return { es = es, en = en } end
+
+-- Step 1: a SUBSCRIBE to the topic at QoS 2, from a client that is not
+-- the dispenser (the dispenser would take its id over later).
+function H.guide_watch(ev, ctx)
+  local p, d = ctx.p, ctx.data
+  if ev.kind ~= "packet" or ev.dir ~= "up" then return nil end
+  if ev.type == "CONNECT" and ev.client_id == p.client_id then
+    d.watch_is_dispenser = true
+    return false, both(string.format("ese CONNECT usa el client id del dispensador (%s): cuando el dispensador se conecte, el broker cerrará este suscriptor. Usa otro (-i watch-%s)", p.client_id, p.hex),
+                       string.format("that CONNECT uses the dispenser's client id (%s): when the dispenser connects, the broker will close this subscriber. Use another one (-i watch-%s)", p.client_id, p.hex))
+  end
+  if ev.type ~= "SUBSCRIBE" or ev.client == p.client_id then return nil end
+  for _, f in ipairs(ev.filters or {}) do
+    if f.filter ~= p.topic then
+      return false, both(string.format("te suscribiste a %s; las órdenes van a %s", f.filter, p.topic),
+                         string.format("you subscribed to %s; the commands go to %s", f.filter, p.topic))
+    end
+    if (f.qos or 0) ~= 2 then
+      return false, both(string.format("tu SUBSCRIBE pidió QoS %d: el broker entrega con el menor de los dos QoS, así que una orden con QoS 2 te llegaría con QoS %d, y una repetición sería una dosis doble. Este paso pide -q 2", f.qos or 0, f.qos or 0),
+                         string.format("your SUBSCRIBE asked for QoS %d: the broker delivers at the lower of the two QoS, so a QoS 2 command would reach you at QoS %d, and a repeat would be a double dose. This step needs -q 2", f.qos or 0, f.qos or 0))
+    end
+    return true, both(string.format("SUBSCRIBE a %s con QoS 2 de «%s»", p.topic, ev.client or "?"),
+                      string.format("SUBSCRIBE to %s at QoS 2 from '%s'", p.topic, ev.client or "?"))
+  end
+end
+
+-- Step 2: PUBLISH at QoS 2 from the dispenser's id, PUBREC, PUBREL, and
+-- the PUBCOMP that closes the exchange.
+function H.guide_handshake(ev, ctx)
+  local p, d = ctx.p, ctx.data
+  if ev.kind ~= "packet" or ev.client ~= p.client_id then return nil end
+  d.hs = d.hs or {}
+  local key = ev.conn .. ":" .. tostring(ev.id)
+  if ev.type == "CONNECT" and ev.dir == "up" then
+    d.hs_conn = ev.conn
+  elseif ev.type == "PUBLISH" and ev.dir == "up" then
+    if ev.topic ~= p.topic then
+      return false, both(string.format("publicaste en %s; las órdenes van a %s", ev.topic or "", p.topic),
+                         string.format("you published on %s; the commands go to %s", ev.topic or "", p.topic))
+    end
+    if (ev.qos or 0) == 1 then
+      return false, both("tu PUBLISH iba con QoS 1: el broker lo entrega en cuanto llega y responde PUBACK; si ese PUBACK se pierde, el cliente lo reenvía y la dosis se da dos veces. Una orden que no debe repetirse va con -q 2",
+                         "your PUBLISH went at QoS 1: the broker delivers it as soon as it comes and answers PUBACK; if that PUBACK is lost the client sends it again, and the dose is given twice. A command that must not be repeated goes with -q 2")
+    end
+    if (ev.qos or 0) == 0 then
+      return false, both("tu PUBLISH iba con QoS 0: nadie lo confirma, y si se pierde la dosis no se da nunca. Este paso pide -q 2",
+                         "your PUBLISH went at QoS 0: nobody acknowledges it, and if it is lost the dose is never given. This step needs -q 2")
+    end
+    d.hs[key] = "publish"
+  elseif ev.type == "PUBREC" and ev.dir == "down" and d.hs[key] then
+    d.hs[key] = "pubrec"
+  elseif ev.type == "PUBREL" and ev.dir == "up" and d.hs[key] then
+    d.hs[key] = "pubrel"
+  elseif ev.type == "PUBCOMP" and ev.dir == "down" and d.hs[key] == "pubrel" then
+    return true, both(string.format("PUBLISH, PUBREC, PUBREL y PUBCOMP con el id de paquete %d: el broker entregó la orden al llegar el PUBREL, y el PUBCOMP le dice al dispensador que ya puede olvidarla", ev.id or 0),
+                      string.format("PUBLISH, PUBREC, PUBREL and PUBCOMP with packet id %d: the broker delivered the command when the PUBREL came, and the PUBCOMP tells the dispenser it may forget it", ev.id or 0))
+  end
+end
+
+-- Step 3, on Enter (and again after a wrong attempt): lose the next
+-- PUBCOMP for the dispenser and cut its link.
+function H.guide_arm_pubcomp(ctx)
+  ctx.proxy:rule { action = "cut_before", type = "PUBCOMP", dir = "down", client = ctx.p.client_id, nth = 1 }
+  ctx.data.cut = nil
+end
+
+-- Step 3: after the lost PUBCOMP the dispenser comes back with its
+-- session and sends the PUBREL again (right), or sends the command again
+-- as a PUBLISH, which the broker delivers a second time (wrong).
+function H.guide_lost_pubcomp(ev, ctx)
+  local p, d = ctx.p, ctx.data
+  d.pubs = d.pubs or {}          -- conn:id -> payload, the dispenser's PUBLISH packets
+  d.deliveries = d.deliveries or {}
+  if ev.kind == "close" and d.wrong_conn == ev.conn then
+    d.wrong_conn = nil
+    H.guide_arm_pubcomp(ctx)
+    return false, both("vuelvo a perder el próximo PUBCOMP: prueba otra vez con un cliente que guarde su sesión (el dispensador de referencia)",
+                       "I lose the next PUBCOMP again: try once more with a client that keeps its session (the reference dispenser)")
+  end
+  if ev.kind ~= "packet" then return nil end
+  local key = ev.conn .. ":" .. tostring(ev.id)
+  -- Deliveries to the subscriber: every PUBLISH going down to another client.
+  if ev.type == "PUBLISH" and ev.dir == "down" and ev.client ~= p.client_id then
+    local k = command_key(ev.payload)
+    d.deliveries[k] = (d.deliveries[k] or 0) + 1
+    if d.deliveries[k] >= 2 and not ev.dup then
+      return false, both(string.format("tu suscriptor recibió %s %d veces: dos dosis para una sola orden", short(ev.payload, 60), d.deliveries[k]),
+                         string.format("your subscriber received %s %d times: two doses for one command", short(ev.payload, 60), d.deliveries[k]))
+    end
+    return nil
+  end
+  if ev.client ~= p.client_id then return nil end
+  if ev.type == "PUBLISH" and ev.dir == "up" then
+    d.pubs[key] = ev.payload
+    if (ev.qos or 0) < 2 then
+      return false, both(string.format("ese PUBLISH iba con QoS %d: sin PUBREL ni PUBCOMP no hay nada que perder aquí. Este paso pide QoS 2", ev.qos or 0),
+                         string.format("that PUBLISH went at QoS %d: with no PUBREL nor PUBCOMP there is nothing to lose here. This step needs QoS 2", ev.qos or 0))
+    end
+    if d.cut and command_key(ev.payload) == d.cut.key then
+      d.wrong_conn, d.cut = ev.conn, nil
+      return false, both(string.format("tras el corte tu cliente volvió a enviar la orden como PUBLISH (DUP=%d, id de paquete %d) en lugar del PUBREL: el broker ya la había entregado en el PUBREL y la entrega otra vez. Hace falta una sesión persistente (clean session 0) y un cliente que recuerde el intercambio a medias: mosquitto_pub se rinde al perder la conexión, y otra ejecución es una orden nueva",
+                                       ev.dup and 1 or 0, ev.id or 0),
+                         string.format("after the cut your client sent the command again as a PUBLISH (DUP=%d, packet id %d) instead of the PUBREL: the broker had already delivered it at the PUBREL, and delivers it again. It takes a persistent session (clean session 0) and a client that remembers the half-done exchange: mosquitto_pub gives up when its connection is lost, and another run is a new command",
+                                       ev.dup and 1 or 0, ev.id or 0))
+    end
+    return nil
+  end
+  if ev.type == "PUBCOMP" and ev.dir == "down" and (ev.fate == "cut_before" or ev.fate == "dropped") then
+    local payload = d.pubs[key]
+    d.cut = { conn = ev.conn, id = ev.id, key = payload and command_key(payload) or "?", payload = payload }
+    return false, both(string.format("el PUBCOMP del id de paquete %d se perdió y el enlace se cortó: el broker ya entregó %s; tu cliente no lo sabe", ev.id or 0, short(payload or "?", 60)),
+                       string.format("the PUBCOMP for packet id %d was lost and the link cut: the broker has already delivered %s; your client does not know it", ev.id or 0, short(payload or "?", 60)))
+  end
+  if not d.cut then return nil end
+  if ev.type == "CONNECT" and ev.dir == "up" and ev.conn ~= d.cut.conn then
+    d.back = { conn = ev.conn, clean = ev.clean }
+    if ev.clean then
+      d.wrong_conn = ev.conn      -- when it leaves, the fault is armed again
+      return false, both("tu cliente se reconectó con clean session 1: el broker ha tirado la sesión, y con ella el intercambio a medias. Usa clean session 0 (clean_session=False) con el mismo client id",
+                         "your client reconnected with clean session 1: the broker has thrown the session away, and the half-done exchange with it. Use clean session 0 (clean_session=False) with the same client id")
+    end
+    return false, both("tu cliente se reconectó con clean session 0: el broker aún recuerda el intercambio a medias",
+                       "your client reconnected with clean session 0: the broker still remembers the half-done exchange")
+  end
+  -- The PUBREL that resumes the cut exchange: on a later connection, with
+  -- no PUBLISH of that packet id on it (else it is a new exchange's).
+  if ev.type == "PUBREL" and ev.dir == "up" and ev.id == d.cut.id and ev.conn ~= d.cut.conn and not d.pubs[key] then
+    d.pubrel_conn = ev.conn
+    return nil
+  end
+  if ev.type == "PUBCOMP" and ev.dir == "down" and ev.fate == "sent" and ev.id == d.cut.id and ev.conn == d.pubrel_conn then
+    local n = d.deliveries[d.cut.key] or 0
+    local seen = n == 1 and both(" y tu suscriptor la recibió una sola vez", " and your subscriber got it exactly once") or both("", "")
+    return true, both(string.format("tras reconectarse con su sesión reenvió el PUBREL (id de paquete %d), no el PUBLISH: el broker respondió PUBCOMP sin entregar nada de nuevo%s. Eso es QoS 2: exactamente una vez, mientras la sesión sobrevive al corte", ev.id or 0, seen.es),
+                      string.format("after reconnecting with its session it sent the PUBREL again (packet id %d), not the PUBLISH: the broker answered PUBCOMP without delivering anything again%s. That is QoS 2: exactly once, while the session survives the cut", ev.id or 0, seen.en))
+  end
+end
 
 ---------------------------------------------------------------- scenarios
 
@@ -796,5 +978,6 @@ return lab {
   params = params,
   setup = setup,
   checks = checks,
+  guide = guide,
   hints = hints,
 }

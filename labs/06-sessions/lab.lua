@@ -551,6 +551,226 @@ local checks = {
   },
 }
 
+-- Guided mode (mqlab start 06): a collector with a persistent session,
+-- messages published while it is away, and a broker restart on Enter
+-- before it comes back: the CONNACK says session present and the queue
+-- is delivered.
+local guide = {
+  step {
+    id = "collector",
+    title = { es = "Un colector con sesión persistente", en = "A collector with a persistent session" },
+    text = {
+      es = "En otra terminal, un colector con el client id {{collector_id}}, clean session 0 (-c) y QoS 1:\n\n    mosquitto_sub -h {{host}} -p {{port}} -i {{collector_id}} -c -q 1 -t '{{collector_topic}}' -v",
+      en = "In another terminal, a collector with the client id {{collector_id}}, clean session 0 (-c) and QoS 1:\n\n    mosquitto_sub -h {{host}} -p {{port}} -i {{collector_id}} -c -q 1 -t '{{collector_topic}}' -v",
+    },
+    on = function(ev, ctx) return H.guide_collector(ev, ctx) end,
+  },
+  step {
+    id = "away",
+    title = { es = "Publica mientras el colector no está", en = "Publish while the collector is away" },
+    text = {
+      es = "Para el colector (Ctrl-C en su terminal). Con él fuera, publica una lectura con QoS 1 desde otro cliente:\n\n    mosquitto_pub -h {{host}} -p {{port}} -i pub-{{hex}} -t '{{zone_root}}/sensor-01/temp' -q 1 -m hola-1\n\nEl broker la guarda en la sesión del colector.",
+      en = "Stop the collector (Ctrl-C in its terminal). With it away, publish a reading at QoS 1 from another client:\n\n    mosquitto_pub -h {{host}} -p {{port}} -i pub-{{hex}} -t '{{zone_root}}/sensor-01/temp' -q 1 -m hola-1\n\nThe broker keeps it in the collector's session.",
+    },
+    on = function(ev, ctx) return H.guide_away(ev, ctx) end,
+  },
+  step {
+    id = "restart",
+    title = { es = "El broker se reinicia; el colector vuelve", en = "The broker restarts; the collector comes back" },
+    text = {
+      es = "Reinicio el broker: este perfil guarda en disco las sesiones y sus colas. Después, arranca el colector otra vez con la misma orden del paso 1 y mira el CONNACK (session present) y lo que imprime.",
+      en = "I restart the broker: this profile keeps sessions and their queues on disk. Then start the collector again with the same command as in step 1, and watch the CONNACK (session present) and what it prints.",
+    },
+    prompt = { es = "Pulsa Enter y reinicio el broker.", en = "Press Enter and I restart the broker." },
+    act = function(ctx) return H.guide_restart(ctx) end,
+    on = function(ev, ctx) return H.guide_back(ev, ctx) end,
+  },
+}
+
+---------------------------------------------------------------- guided mode
+
+local function both(es, en) return { es = es, en = en } end
+
+-- Whether a topic is one of those the collector's filter takes.
+function H.guide_matches(p, topic)
+  return type(topic) == "string" and topic:match("^" .. p.zone_root:gsub("%p", "%%%0") .. "/[^/]+/temp$") ~= nil
+end
+
+-- Keep, across steps, which collector connections are open and which
+-- messages were published for it while it was away.
+function H.guide_track(ev, ctx)
+  local p, d = ctx.p, ctx.data
+  d.col_open = d.col_open or {}
+  d.queued = d.queued or {}
+  if ev.kind == "close" then d.col_open[ev.conn] = nil end
+  if ev.kind == "packet" and ev.type == "CONNECT" and ev.dir == "up" and ev.client_id == p.collector_id then
+    d.col_open[ev.conn] = true
+  end
+end
+
+-- Step 1: CONNECT with the collector's id and clean session 0, and a
+-- SUBSCRIBE to its filter at QoS 1 or 2.
+function H.guide_collector(ev, ctx)
+  local p, d = ctx.p, ctx.data
+  H.guide_track(ev, ctx)
+  if ev.kind ~= "packet" or ev.dir ~= "up" then return nil end
+  if ev.type == "CONNECT" then
+    d.clean = d.clean or {}
+    d.clean[ev.conn] = ev.clean
+    if ev.client_id ~= p.collector_id then
+      return false, both(string.format("ese CONNECT usa el client id «%s»: la sesión es de un client id, y el del colector es %s (-i)", ev.client_id or "", p.collector_id),
+                         string.format("that CONNECT uses client id '%s': a session belongs to one client id, and the collector's is %s (-i)", ev.client_id or "", p.collector_id))
+    end
+    if ev.clean then
+      return false, both("tu CONNECT pide clean session 1: el broker borrará la suscripción y la cola en cuanto te desconectes, y lo publicado mientras no estás se pierde. Añade -c (clean session 0)",
+                         "your CONNECT asks for clean session 1: the broker will wipe the subscription and the queue as soon as you disconnect, and what is published while you are away is lost. Add -c (clean session 0)")
+    end
+    return nil
+  end
+  if ev.type ~= "SUBSCRIBE" or ev.client ~= p.collector_id or (d.clean and d.clean[ev.conn]) then return nil end
+  for _, f in ipairs(ev.filters or {}) do
+    if f.filter ~= p.collector_topic then
+      return false, both(string.format("te suscribiste a %s; el colector escucha %s", f.filter, p.collector_topic),
+                         string.format("you subscribed to %s; the collector listens to %s", f.filter, p.collector_topic))
+    end
+    if (f.qos or 0) == 0 then
+      return false, both("tu SUBSCRIBE pidió QoS 0: el broker no guarda mensajes QoS 0 para un cliente ausente. Usa -q 1",
+                         "your SUBSCRIBE asked for QoS 0: the broker keeps no QoS 0 message for a client that is away. Use -q 1")
+    end
+    return true, both(string.format("«%s» con clean session 0 y suscrito a %s con QoS %d: el broker guardará su sesión", p.collector_id, p.collector_topic, f.qos),
+                      string.format("'%s' with clean session 0, subscribed to %s at QoS %d: the broker will keep its session", p.collector_id, p.collector_topic, f.qos))
+  end
+end
+
+-- Step 2: with no collector connection open, a QoS 1 PUBLISH on a topic
+-- its filter takes, from another client, acknowledged by the broker.
+function H.guide_away(ev, ctx)
+  local p, d = ctx.p, ctx.data
+  local was_collector = ev.kind == "close" and d.col_open and d.col_open[ev.conn]
+  H.guide_track(ev, ctx)
+  if was_collector and not next(d.col_open) and not d.said_gone then
+    d.said_gone = true
+    return false, both("tu colector se ha ido: ahora publica", "your collector is gone: now publish")
+  end
+  if ev.kind ~= "packet" then return nil end
+  d.away_pubs = d.away_pubs or {}
+  if ev.type == "CONNECT" and ev.dir == "up" and ev.client_id == p.collector_id and ev.clean then
+    return false, both("un cliente con el id del colector y clean session 1 acaba de borrar su sesión: la suscripción se ha perdido. Vuelve a conectar el colector como en el paso 1 (-c), páralo y publica",
+                       "a client with the collector's id and clean session 1 has just wiped its session: the subscription is gone. Connect the collector again as in step 1 (-c), stop it and publish")
+  end
+  if ev.type == "PUBLISH" and ev.dir == "up" then
+    if ev.client == p.collector_id then
+      return false, both("ese PUBLISH viene de un cliente con el id del colector: al conectarse ocupó su sesión. Publica con otro id (-i pub-...)",
+                         "that PUBLISH comes from a client with the collector's id: connecting took its session over. Publish with another id (-i pub-...)")
+    end
+    if not H.guide_matches(p, ev.topic) then
+      return false, both(string.format("publicaste en %s, que no entra en el filtro del colector (%s)", ev.topic or "", p.collector_topic),
+                         string.format("you published on %s, which the collector's filter (%s) does not take", ev.topic or "", p.collector_topic))
+    end
+    if next(d.col_open) then
+      return false, both("tu colector sigue conectado, así que lo recibe en directo. Páralo primero (Ctrl-C) y publica mientras no está",
+                         "your collector is still connected, so it gets it live. Stop it first (Ctrl-C) and publish while it is away")
+    end
+    if (ev.qos or 0) == 0 then
+      return false, both("publicaste con QoS 0: el broker no guarda mensajes QoS 0 para un cliente ausente, y este se pierde. Usa -q 1",
+                         "you published at QoS 0: the broker keeps no QoS 0 message for a client that is away, and this one is lost. Use -q 1")
+    end
+    d.away_pubs[ev.conn .. ":" .. tostring(ev.id)] = ev
+    return nil
+  end
+  if ev.type == "PUBACK" and ev.dir == "down" then
+    local pub = d.away_pubs[ev.conn .. ":" .. tostring(ev.id)]
+    if pub then
+      d.queued[pub.topic .. " " .. (pub.payload or "")] = ev.i
+      return true, both(string.format("%s %s publicado con QoS 1 y confirmado (PUBACK) con el colector fuera: el broker lo guarda en su sesión", pub.topic, pub.payload or ""),
+                        string.format("%s %s published at QoS 1 and acknowledged (PUBACK) with the collector away: the broker keeps it in its session", pub.topic, pub.payload or ""))
+    end
+  end
+end
+
+-- Step 3, on Enter: restart the broker (stop, then start on the same
+-- folder). If the collector already came back and took its queue before
+-- the Enter, say so: there is nothing left to wait for.
+function H.guide_restart(ctx)
+  local p, d = ctx.p, ctx.data
+  local open, got = false, false
+  for _, ev in ipairs(ctx.proxy:events()) do
+    H.guide_track(ev, ctx)
+    local kept = ev.kind == "packet" and ev.type == "PUBLISH" and ev.dir == "down" and ev.client == p.collector_id
+                 and d.queued[(ev.topic or "") .. " " .. (ev.payload or "")]
+    if kept and ev.i > kept then
+      got = true
+    end
+  end
+  open = next(d.col_open) ~= nil
+  local ok, err = ctx.broker:restart()
+  if not ok then
+    return both("no pude reiniciar el broker: " .. tostring(err), "I could not restart the broker: " .. tostring(err))
+  end
+  if got then
+    d.queued = {}
+    return both("Broker reiniciado. Tu colector ya había vuelto y recibido lo guardado antes del Enter: páralo, publica otra vez con QoS 1 (paso 2) y arráncalo de nuevo.",
+                "Broker restarted. Your collector had already come back and got what was kept before the Enter: stop it, publish again at QoS 1 (step 2) and start it once more.")
+  end
+  if open then
+    return both("Broker reiniciado. Tu colector estaba conectado y se ha caído con él; si vuelve solo, se verá aquí.",
+                "Broker restarted. Your collector was connected and went down with it; if it comes back by itself, it shows here.")
+  end
+  return both("Broker reiniciado, con las sesiones que guardaba en disco. Ahora arranca el colector.",
+              "Broker restarted, with the sessions it kept on disk. Now start the collector.")
+end
+
+-- Step 3: the collector back with its id and clean session 0; the
+-- CONNACK says session present, and the message kept for it arrives.
+function H.guide_back(ev, ctx)
+  local p, d = ctx.p, ctx.data
+  H.guide_track(ev, ctx)
+  if ev.kind ~= "packet" then return nil end
+  d.back = d.back or {}
+  if ev.type == "CONNECT" and ev.dir == "up" then
+    if ev.client_id == p.collector_id and ev.clean then
+      d.queued = {}
+      return false, both("el colector volvió con clean session 1: el broker ha tirado su sesión y lo que guardaba en ella. Repite el paso 2 (colector con -c, páralo, publica con -q 1) y vuelve con -c",
+                         "the collector came back with clean session 1: the broker has thrown its session away, with what it kept in it. Do step 2 again (collector with -c, stop it, publish with -q 1) and come back with -c")
+    end
+    if ev.client_id == p.collector_id then d.back[ev.conn] = true end
+    return nil
+  end
+  if ev.type == "SUBSCRIBE" and ev.dir == "up" and ev.client ~= p.collector_id then
+    for _, f in ipairs(ev.filters or {}) do
+      if f.filter == p.collector_topic then
+        local es, en = string.format("como «%s»", ev.client or "?"), string.format("as '%s'", ev.client or "?")
+        if (ev.client or "") == "" then
+          es, en = "sin client id (el broker se inventa uno)", "with no client id (the broker makes one up)"
+        end
+        return false, both(string.format("ese suscriptor se conectó %s: un client id nuevo es una sesión nueva y vacía. Lo guardado espera a %s (-i %s -c)", es, p.collector_id, p.collector_id),
+                           string.format("that subscriber connected %s: a new client id is a new, empty session. What was kept waits for %s (-i %s -c)", en, p.collector_id, p.collector_id))
+      end
+    end
+    return nil
+  end
+  if ev.type == "PUBLISH" and ev.dir == "up" and ev.client ~= p.collector_id and H.guide_matches(p, ev.topic)
+     and not next(d.col_open) and (ev.qos or 0) > 0 then
+    -- Published again while away (after a wrong return): kept as well.
+    d.queued[ev.topic .. " " .. (ev.payload or "")] = ev.i
+    return nil
+  end
+  if ev.type == "CONNACK" and ev.dir == "down" and d.back[ev.conn] then
+    if not ev.session_present then
+      return false, both("el broker respondió session present 0: no tenía ninguna sesión de este client id. ¿Se conectó antes alguien con este id y clean session 1?",
+                         "the broker answered session present 0: it had no session for this client id. Did something connect with this id and clean session 1 before?")
+    end
+    d.sp_conn = ev.conn
+    return false, both("CONNACK con session present 1: el broker conservó la sesión también tras reiniciarse",
+                       "CONNACK with session present 1: the broker kept the session, even across its restart")
+  end
+  if ev.type == "PUBLISH" and ev.dir == "down" and ev.conn == d.sp_conn
+     and d.queued[(ev.topic or "") .. " " .. (ev.payload or "")] then
+    return true, both(string.format("el colector recibió %s %s, publicado mientras no estaba y guardado a través del reinicio: nada se perdió", ev.topic or "", ev.payload or ""),
+                      string.format("the collector received %s %s, published while it was away and kept across the restart: nothing was lost", ev.topic or "", ev.payload or ""))
+  end
+end
+
 ---------------------------------------------------------------- helpers
 
 function H.is_pkt(ev, typ, dir)
@@ -912,6 +1132,7 @@ return lab {
   params = params,
   setup = setup,
   checks = checks,
+  guide = guide,
 
   hints = {
     { es = "La sesión es del client id: mqtt.Client(client_id=os.environ['MQTT_CLIENT_ID'], clean_session=False), en los dos programas. Con clean_session=True el broker olvida tu suscripción y tu cola al desconectarte.",

@@ -180,6 +180,42 @@ local checks = {
   },
 }
 
+-- Guided mode (mqlab start 09): a consumer subscribed at QoS 1; on Enter
+-- the kit sends the same reading twice, a late one, a malformed one (and
+-- the proxy hands one PUBLISH over twice); then a restart of the consumer
+-- and a replay of readings it already has.
+local guide = {
+  step {
+    id = "subscribe",
+    title = { es = "Un consumidor suscrito con QoS 1", en = "A consumer subscribed at QoS 1" },
+    text = {
+      es = "En otra terminal, tu consumidor (o el de referencia, solutions/09-idempotent/consumer.py) contra este broker:\n\n    MQTT_HOST={{host}} MQTT_PORT={{port}} MQTT_CLIENT_ID={{client_id}} MQTT_TOPIC='{{topic}}' LAB_DB=/tmp/lab09.db python3 consumer.py\n\no, para ver los mensajes tal cual llegan:\n\n    mosquitto_sub -h {{host}} -p {{port}} -i {{client_id}} -t '{{topic}}' -q 1 -v",
+      en = "In another terminal, your consumer (or the reference one, solutions/09-idempotent/consumer.py) against this broker:\n\n    MQTT_HOST={{host}} MQTT_PORT={{port}} MQTT_CLIENT_ID={{client_id}} MQTT_TOPIC='{{topic}}' LAB_DB=/tmp/lab09.db python3 consumer.py\n\nor, to see the messages just as they arrive:\n\n    mosquitto_sub -h {{host}} -p {{port}} -i {{client_id}} -t '{{topic}}' -q 1 -v",
+    },
+    on = function(ev, ctx) return H.guide_subscribe(ev, ctx) end,
+  },
+  step {
+    id = "duplicates",
+    title = { es = "Duplicados, desorden y un mensaje roto", en = "Duplicates, disorder and a broken message" },
+    text = {
+      es = "Ahora publico unas lecturas como lo haría una planta real: una dos veces con el mismo id (un productor que no vio su PUBACK), una que llega después de otra más nueva de su mismo sensor, y un mensaje que no es una lectura. Además, el proxy te entrega un PUBLISH dos veces, con el mismo id de paquete. Tu consumidor debe confirmarlos todos, guardar cada id una vez y seguir funcionando.",
+      en = "Now I publish some readings the way a real plant would: one twice with the same id (a producer that did not see its PUBACK), one that arrives after a newer one from its own sensor, and a message that is not a reading. On top of that, the proxy hands you one PUBLISH twice, with the same packet id. Your consumer must acknowledge them all, store each id once and keep working.",
+    },
+    prompt = { es = "Pulsa Enter y publico.", en = "Press Enter and I publish." },
+    act = function(ctx) return H.guide_send_first(ctx) end,
+    on = function(ev, ctx) return H.guide_duplicates(ev, ctx) end,
+  },
+  step {
+    id = "replay",
+    title = { es = "Reinicia el consumidor: vuelven lecturas que ya tiene", en = "Restart the consumer: readings it already has come back" },
+    text = {
+      es = "Para tu consumidor (Ctrl-C, o kill -9 para simular una caída) y arráncalo otra vez con la misma orden. En cuanto se suscriba, reenvío dos lecturas que ya tiene, con los mismos ids (un productor que se reinicia y repite las últimas), y una nueva. Después mira tu tabla:\n\n    sqlite3 /tmp/lab09.db 'SELECT id, COUNT(*) FROM readings GROUP BY id'\n\nCada id, una vez: lo recuerda la base de datos, no la memoria del proceso.",
+      en = "Stop your consumer (Ctrl-C, or kill -9 to play a crash) and start it again with the same command. As soon as it subscribes, I send again two readings it already has, with the same ids (a producer that restarts and repeats its last ones), and a new one. Then look at your table:\n\n    sqlite3 /tmp/lab09.db 'SELECT id, COUNT(*) FROM readings GROUP BY id'\n\nEach id once: the database remembers it, not the process's memory.",
+    },
+    on = function(ev, ctx) return H.guide_replay(ev, ctx) end,
+  },
+}
+
 ---------------------------------------------------------------- helpers: the wire
 
 function H.publishes_down(events, from)
@@ -880,6 +916,202 @@ function H.runs_until_term(t, ctx)
          d.term_took, d.end_how)
 end
 
+---------------------------------------------------------------- guided mode
+
+local function both(es, en) return { es = es, en = en } end
+
+-- What the kit sends in the guide: readings of this student's plan.
+-- First: B, then C (newer, from A's sensor), then A, A again (the same
+-- id, a new message), the malformed one, and D. The proxy doubles the
+-- 2nd PUBLISH (C). Then, after the restart: C and D again, and E.
+function H.guide_plan(p)
+  local rs = p.readings
+  local a, c = rs[1], nil
+  for n = 2, #rs do
+    if rs[n].topic == a.topic then c = rs[n] break end
+  end
+  local b, d, e = rs[2], rs[3], rs[4]
+  if c == b or c == d or c == e then e = rs[#rs] end
+  local m = { topic = p.malformed[1].topic, payload = p.malformed[1].payload }
+  return {
+    first = { b, c, a, a, m, d },
+    again = { c, d, e },
+    a = a, c = c, d = d, m = m,
+  }
+end
+
+-- Publish seq from a kit client straight to the broker, then wait for
+-- the consumer to be given it and to acknowledge it. Remembers where the
+-- consumer stopped acknowledging, if it did, for the steps to say.
+function H.guide_send(ctx, seq, dup_nth)
+  local p, d, px = ctx.p, ctx.data, ctx.proxy
+  local from = px:count() + 1
+  if dup_nth then
+    px:rule { action = "duplicate", type = "PUBLISH", dir = "down", client = p.client_id, nth = dup_nth }
+  end
+  local pub, err = ctx:client { id = "mqlab-guide-" .. p.hex, clean = true }
+  if not pub then return both("no pude publicar: " .. tostring(err), "I could not publish: " .. tostring(err)) end
+  for _, r in ipairs(seq) do pub:publish(r.topic, r.payload, { qos = 1 }) end
+  pub:disconnect()
+  local function given(ev)
+    return ev.kind == "packet" and ev.type == "PUBLISH" and ev.dir == "down" and ev.client == p.client_id and not ev.dup
+  end
+  px:wait_count(given, #seq, 3, from)
+  local pubs = {}
+  for _, ev in ipairs(px:events(from, px:count())) do
+    if given(ev) and (ev.qos or 0) > 0 then pubs[#pubs + 1] = ev end
+  end
+  local function acked(ev)
+    return ev.kind == "packet" and ev.type == "PUBACK" and ev.dir == "up" and ev.client == p.client_id
+  end
+  px:wait_count(acked, #pubs + (dup_nth and 1 or 0), 3, from)
+  local evs = px:events()
+  d.stall, d.stall_malformed = nil, false
+  for _, ev in ipairs(pubs) do
+    if not H.ack_of(evs, ev) then
+      d.stall = d.stall or ev.i
+      if ev.payload == d.plan.m.payload then d.stall_malformed = true end
+    end
+  end
+  d.sent_from = from
+  d.want = {}
+  for _, r in ipairs(seq) do d.want[r.payload] = (d.want[r.payload] or 0) + 1 end
+  d.got = {}
+end
+
+-- The consumer's subscription that is open now: its connection, or nil.
+function H.guide_live(ctx)
+  local p = ctx.p
+  local subs, closed = {}, {}
+  for _, ev in ipairs(ctx.proxy:events()) do
+    if ev.kind == "close" then closed[ev.conn] = true end
+    if ev.kind == "packet" and ev.type == "SUBACK" and ev.dir == "down" and ev.client == p.client_id then
+      subs[#subs + 1] = ev.conn
+    end
+  end
+  for i = #subs, 1, -1 do
+    if not closed[subs[i]] then return subs[i] end
+  end
+end
+
+-- Step 1: a SUBSCRIBE to the filter at QoS 1 from the consumer's id.
+function H.guide_subscribe(ev, ctx)
+  local p = ctx.p
+  if ev.kind ~= "packet" or ev.dir ~= "up" then return nil end
+  if ev.type == "CONNECT" and ev.client_id ~= p.client_id then
+    return false, both(string.format("ese CONNECT usa el client id «%s»; el consumidor es %s (MQTT_CLIENT_ID, o -i)", ev.client_id or "", p.client_id),
+                       string.format("that CONNECT uses client id '%s'; the consumer is %s (MQTT_CLIENT_ID, or -i)", ev.client_id or "", p.client_id))
+  end
+  if ev.type ~= "SUBSCRIBE" or ev.client ~= p.client_id then return nil end
+  for _, f in ipairs(ev.filters or {}) do
+    if f.filter ~= p.topic then
+      return false, both(string.format("te suscribiste a %s; el consumidor escucha todos los sensores: %s", f.filter, p.topic),
+                         string.format("you subscribed to %s; the consumer listens to every sensor: %s", f.filter, p.topic))
+    end
+    if (f.qos or 0) == 0 then
+      return false, both("tu SUBSCRIBE pidió QoS 0: como mucho una vez, sin PUBACK; una lectura perdida en un corte no vuelve. Este consumidor pide QoS 1 (-q 1)",
+                         "your SUBSCRIBE asked for QoS 0: at most once, with no PUBACK; a reading lost in a cut never comes back. This consumer needs QoS 1 (-q 1)")
+    end
+    if f.qos == 2 then
+      return false, both("tu SUBSCRIBE pidió QoS 2: cuatro paquetes por lectura para evitar duplicados que tu consumidor ya reconoce por su id. Pide QoS 1",
+                         "your SUBSCRIBE asked for QoS 2: four packets per reading to avoid duplicates your consumer already recognises by their id. Ask for QoS 1")
+    end
+    return true, both(string.format("SUBSCRIBE a %s con QoS 1 de «%s»: al menos una vez, así que los duplicados te llegarán", p.topic, p.client_id),
+                      string.format("SUBSCRIBE to %s at QoS 1 from '%s': at least once, so duplicates will reach you", p.topic, p.client_id))
+  end
+end
+
+-- Step 2, on Enter: send at once if the consumer is subscribed, else
+-- when it subscribes.
+function H.guide_send_first(ctx)
+  local d = ctx.data
+  d.plan = H.guide_plan(ctx.p)
+  d.target = H.guide_live(ctx)
+  if not d.target then
+    d.pending = "first"
+    return both("Tu consumidor no está suscrito ahora mismo: arráncalo (la orden del paso 1) y publico en cuanto se suscriba.",
+                "Your consumer is not subscribed right now: start it (the command from step 1) and I publish as soon as it subscribes.")
+  end
+  H.guide_send(ctx, d.plan.first, 2)
+  return both("Publicado.", "Published.")
+end
+
+-- What the consumer was given since the last send, judged as it comes:
+-- the consumer stopping (no PUBACK, or its connection closing) before
+-- the end, or everything given and acknowledged (true).
+function H.guide_given(ev, ctx, what)
+  local p, d = ctx.p, ctx.data
+  if ev.kind == "packet" and ev.type == "SUBACK" and ev.dir == "down" and ev.client == p.client_id and d.pending then
+    d.target = ev.conn
+    H.guide_send(ctx, what == "first" and d.plan.first or d.plan.again, what == "first" and 2 or nil)
+    d.pending = nil
+    return false, both("tu consumidor se suscribió: publicado", "your consumer subscribed: published")
+  end
+  if d.pending or not d.want then return nil end
+  if ev.kind == "close" and ev.conn == d.target then
+    d.pending, d.want = what, nil
+    return false, both("la conexión de tu consumidor se cerró antes de recibirlo todo: ¿murió con un mensaje? Arráncalo otra vez y vuelvo a publicar en cuanto se suscriba",
+                       "your consumer's connection closed before it got everything: did a message kill it? Start it again and I publish again as soon as it subscribes")
+  end
+  if ev.kind ~= "packet" or ev.type ~= "PUBLISH" or ev.dir ~= "down" or ev.conn ~= d.target or ev.dup then return nil end
+  if (ev.qos or 0) == 0 then
+    return false, both("tu consumidor lo recibe con QoS 0: sin PUBACK, el broker no sabe si lo guardaste. Suscríbete con QoS 1",
+                       "your consumer gets it at QoS 0: with no PUBACK the broker cannot know whether you stored it. Subscribe at QoS 1")
+  end
+  if d.stall and ev.i == d.stall then
+    d.pending, d.want = what, nil
+    local bad = d.stall_malformed
+    return false, both(string.format("tu consumidor dejó de confirmar en %s: ningún PUBACK para ese mensaje ni para los siguientes%s. Arráncalo otra vez y vuelvo a publicar en cuanto se suscriba",
+                                     short(ev.payload, 60), bad and ", entre ellos el que no es una lectura. ¿Se atascó con él? Anótalo, descártalo y sigue" or ""),
+                       string.format("your consumer stopped acknowledging at %s: no PUBACK for that message nor for those after it%s. Start it again and I publish again as soon as it subscribes",
+                                     short(ev.payload, 60), bad and ", the one that is not a reading among them. Did it choke on it? Log it, drop it and go on" or ""))
+  end
+  local n = ev.fate == "duplicated" and 2 or 1
+  d.got[ev.payload or ""] = (d.got[ev.payload or ""] or 0) + n
+  if ev.fate == "duplicated" then d.doubled = ev end
+  for payload, k in pairs(d.want) do
+    if (d.got[payload] or 0) < k then return nil end
+  end
+  if d.stall then return nil end
+  d.want = nil
+  return true
+end
+
+function H.guide_duplicates(ev, ctx)
+  local d, p = ctx.data, ctx.p
+  local ok, m = H.guide_given(ev, ctx, "first")
+  if ok ~= true then return ok, m end
+  local a, c = wire.reading(d.plan.a.payload), wire.reading(d.plan.c.payload)
+  return true, both(string.format("tu consumidor recibió y confirmó todo: la lectura %s dos veces como mensajes distintos, %s dos veces con el mismo id de paquete (el proxy), %s después de %s, una lectura más nueva de su mismo sensor, y el mensaje roto. Solo el id del payload dice si una lectura ya está: guarda cada id una vez",
+                                   a.id, c.id, a.id, c.id),
+                    string.format("your consumer got and acknowledged everything: reading %s twice as two different messages, %s twice with the same packet id (the proxy), %s after %s, a newer reading from the same sensor, and the broken message. Only the id in the payload tells whether a reading is already there: store each id once",
+                                   a.id, c.id, a.id, c.id))
+end
+
+-- Step 3: a new subscription from the consumer's id, on a connection
+-- after the one of step 2, gets the replay.
+function H.guide_replay(ev, ctx)
+  local d, p = ctx.data, ctx.p
+  if not d.replay_armed then
+    d.replay_armed, d.pending, d.want, d.plan = true, "again", nil, d.plan or H.guide_plan(p)
+  end
+  if ev.kind == "packet" and ev.type == "SUBSCRIBE" and ev.dir == "up" and ev.client ~= p.client_id then
+    for _, f in ipairs(ev.filters or {}) do
+      if f.filter == p.topic then
+        return false, both(string.format("ese consumidor se conectó como «%s»: con otro client id es otro consumidor para el broker. Usa %s", ev.client or "", p.client_id),
+                           string.format("that consumer connected as '%s': with another client id it is another consumer to the broker. Use %s", ev.client or "", p.client_id))
+      end
+    end
+  end
+  local ok, m = H.guide_given(ev, ctx, "again")
+  if ok ~= true then return ok, m end
+  local c, dd = wire.reading(d.plan.c.payload), wire.reading(d.plan.d.payload)
+  return true, both(string.format("tras el reinicio tu consumidor recibió y confirmó otra vez %s y %s, que ya tenía, y una nueva. Si tu tabla tiene cada id una vez, tu consumidor es idempotente",
+                                   c.id, dd.id),
+                    string.format("after the restart your consumer got and acknowledged %s and %s again, which it already had, and a new one. If your table has each id once, your consumer is idempotent",
+                                   c.id, dd.id))
+end
+
 ---------------------------------------------------------------- the run
 
 local function setup(ctx)
@@ -978,6 +1210,7 @@ return lab {
   params = params,
   setup = setup,
   checks = checks,
+  guide = guide,
 
   hints = {
     { es = "La clave del laboratorio: CREATE TABLE IF NOT EXISTS readings (id TEXT PRIMARY KEY, topic TEXT, ts INTEGER, value REAL), y escribe con INSERT OR IGNORE. Una copia de un id que ya está no cambia nada, y la base de datos lo recuerda aunque el proceso muera.",

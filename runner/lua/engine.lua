@@ -836,6 +836,7 @@ function M.guide_setup(ctx, want_port)
   if not px and want_port then px = ctx:proxy_start {} end
   if not px then return nil, "error", "cannot start the proxy" end
   ctx.p.host, ctx.p.port = "127.0.0.1", px:port()
+  ctx.guide_want = want_port
   ctx.guide_from = 1
   return px:port()
 end
@@ -846,12 +847,20 @@ function M.guide_intro(ctx)
   say(ctx, { es = "Laboratorio %s, modo guiado. El broker del kit te espera en %s:%d (por un proxy que ve cada paquete).",
              en = "Lab %s, guided mode. The kit's broker waits for you at %s:%d (through a proxy that sees every packet)." },
       ctx.id, p.host, p.port)
-  if p.port ~= 1883 then
-    say(ctx, { es = "(1883 estaba ocupado: usa -p %d en cada orden.)", en = "(1883 was taken: use -p %d in every command.)" }, p.port)
+  if ctx.guide_want and p.port ~= ctx.guide_want then
+    say(ctx, { es = "(%d estaba ocupado: usa -p %d en cada orden.)", en = "(%d was taken: use -p %d in every command.)" },
+        ctx.guide_want, p.port)
   end
-  local rows = {}
-  for _, k in ipairs({ "client_id", "topic", "count", "interval_ms" }) do
-    if p[k] ~= nil then rows[#rows + 1] = string.format("  %-12s %s", k, tostring(p[k])) end
+  -- The parameters the steps' texts use, in the order they first appear.
+  local rows, seen = {}, { host = true, port = true }
+  for _, st in ipairs(ctx.lab.guide) do
+    for k in text.pick(st.text, ctx.lang):gmatch("{{([%w_]+)}}") do
+      local v = p[k]
+      if not seen[k] and (type(v) == "string" or type(v) == "number") then
+        seen[k] = true
+        rows[#rows + 1] = string.format("  %-12s %s", k, tostring(v))
+      end
+    end
   end
   if #rows > 0 then
     say(ctx, { es = "Tus parámetros:", en = "Your parameters:" })

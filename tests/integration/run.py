@@ -1671,6 +1671,130 @@ def test_guided():
 
     guided("05", lab05)
 
+    py = os.environ.get("MQLAB_PYTHON", "/usr/bin/python3")
+
+    def lab04(pane, port, procs):
+        cid, topic = pane.param("client_id"), pane.param("topic")
+        m = re.search(r"-i (watch-\w+)", pane.screen())
+        watch = m.group(1) if m else None
+        report(bool(cid and topic and watch), "start 04 prints the parameters and the subscriber's command", pane.screen()[-800:])
+        base = ["-h", "127.0.0.1", "-p", str(port)]
+        # Wrong first: the subscriber at QoS 1.
+        subprocess.run(["timeout", "2", sub] + base + ["-i", watch, "-t", topic, "-q", "1"])
+        report(pane.wait("your SUBSCRIBE asked for QoS 1: the broker delivers at the lower"), "a QoS 1 subscriber gets the right correction",
+               pane.screen()[-1500:])
+        procs.append(bg([sub] + base + ["-i", watch, "-t", topic, "-q", "2", "-v"]))
+        report(pane.wait("✔ SUBSCRIBE to " + topic + " at QoS 2"), "step 1 is met by a QoS 2 subscriber", pane.screen()[-1500:])
+        cmd = '{"id": "dosis-1", "v": 5}'
+        subprocess.run([pub] + base + ["-i", cid, "-t", topic, "-q", "1", "-m", cmd])
+        report(pane.wait("your PUBLISH went at QoS 1: the broker delivers it as soon as it comes"), "a QoS 1 command gets the right correction",
+               pane.screen()[-1500:])
+        subprocess.run([pub] + base + ["-i", cid, "-t", topic, "-q", "2", "-m", cmd])
+        report(pane.wait("✔ PUBLISH, PUBREC, PUBREL and PUBCOMP"), "step 2 is met by the four packets of QoS 2", pane.screen()[-1500:])
+        report(pane.wait("Press Enter and I lose the next PUBCOMP."), "the lost PUBCOMP waits for Enter", pane.screen()[-800:])
+        pane.keys("Enter")
+        report(pane.wait("Ready: the next PUBCOMP"), "the PUBCOMP is about to be lost", pane.screen()[-800:])
+        env = dict(os.environ, MQTT_HOST="127.0.0.1", MQTT_PORT=str(port), MQTT_CLIENT_ID=cid, MQTT_TOPIC=topic, LAB_COUNT="3")
+        # Wrong first: the known-bad dispenser with a clean session re-sends the PUBLISH.
+        subprocess.run([py, "dispenser.py"], cwd=os.path.join(ROOT, "tests", "bad", "04-qos-dup", "clean-qos2"), env=env,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=40)
+        report(pane.wait("your client reconnected with clean session 1"), "a clean-session reconnection gets the right correction",
+               pane.screen()[-2000:])
+        report(pane.wait("instead of the PUBREL: the broker had already delivered it"), "the re-sent PUBLISH is named",
+               pane.screen()[-2000:])
+        report(pane.wait("2 times: two doses for one command"), "the double delivery to the subscriber is named", pane.screen()[-2000:])
+        report(pane.wait("I lose the next PUBCOMP again"), "the fault is armed again for another try", pane.screen()[-2000:])
+        subprocess.run([py, "dispenser.py"], cwd=os.path.join(ROOT, "solutions", "04-qos-dup"), env=env,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=40)
+        report(pane.wait("✔ after reconnecting with its session it sent the PUBREL again", 20)
+               and "your subscriber got it exactly once" in pane.screen(),
+               "the reference dispenser re-sends the PUBREL, and the command arrives once", pane.screen()[-2000:])
+        report(pane.wait("All 3 steps done", 10), "start 04 ends its steps", pane.screen()[-800:])
+
+    guided("04", lab04)
+
+    def lab06(pane, port, procs):
+        m = re.search(r"-i (collector-\S+) -c -q 1 -t '([^']+)'", pane.screen())
+        report(bool(m), "start 06 prints the collector's command", pane.screen()[-800:])
+        if not m:
+            return
+        cid, filt = m.group(1), m.group(2)
+        topic = filt.replace("/+/temp", "/sensor-01/temp")
+        base = ["-h", "127.0.0.1", "-p", str(port)]
+        # Wrong first: a collector with clean session 1.
+        subprocess.run(["timeout", "2", sub] + base + ["-i", cid, "-q", "1", "-t", filt])
+        report(pane.wait("your CONNECT asks for clean session 1"), "a clean-session collector gets the right correction",
+               pane.screen()[-1500:])
+        col = bg([sub] + base + ["-i", cid, "-c", "-q", "1", "-t", filt, "-v"])
+        procs.append(col)
+        report(pane.wait(f"✔ '{cid}' with clean session 0"), "step 1 is met by a persistent collector", pane.screen()[-1500:])
+        subprocess.run([pub] + base + ["-i", "pub-g", "-t", topic, "-q", "1", "-m", "live-1"])
+        report(pane.wait("your collector is still connected, so it gets it live"), "publishing with the collector there gets the right correction",
+               pane.screen()[-1500:])
+        stop_all([col])
+        report(pane.wait("your collector is gone"), "the collector's leaving is seen", pane.screen()[-1500:])
+        subprocess.run([pub] + base + ["-i", "pub-g", "-t", topic, "-q", "0", "-m", "hola-0"])
+        report(pane.wait("you published at QoS 0: the broker keeps no QoS 0 message"), "a QoS 0 publish while away gets the right correction",
+               pane.screen()[-1500:])
+        subprocess.run([pub] + base + ["-i", "pub-g", "-t", topic, "-q", "1", "-m", "hola-1"])
+        report(pane.wait("hola-1 published at QoS 1 and acknowledged"), "step 2 is met by a QoS 1 publish while away", pane.screen()[-1500:])
+        report(pane.wait("Press Enter and I restart the broker."), "the restart waits for Enter", pane.screen()[-800:])
+        pane.keys("Enter")
+        report(pane.wait("Broker restarted", 20), "the broker is restarted", pane.screen()[-800:])
+        # Wrong first: a subscriber with no client id of its own.
+        subprocess.run(["timeout", "2", sub] + base + ["-q", "1", "-t", filt])
+        report(pane.wait("a new client id is a new, empty session"), "a subscriber without the collector's id gets the right correction",
+               pane.screen()[-1500:])
+        out = subprocess.run(["timeout", "4", sub] + base + ["-i", cid, "-c", "-q", "1", "-t", filt, "-v", "-C", "1"],
+                             capture_output=True, text=True).stdout
+        report(pane.wait("✔ the collector received " + topic + " hola-1") and "session present 1" in pane.screen(),
+               "step 3: session present after the restart, and the queued message delivered", pane.screen()[-1500:])
+        report("hola-1" in out, "the collector printed the message kept across the restart", out)
+        report(pane.wait("All 3 steps done", 10), "start 06 ends its steps", pane.screen()[-800:])
+
+    guided("06", lab06)
+
+    def lab09(pane, port, procs):
+        cid, topic = pane.param("client_id"), pane.param("topic")
+        report(bool(cid and topic), "start 09 prints the student's parameters", pane.screen()[-800:])
+        base = ["-h", "127.0.0.1", "-p", str(port)]
+        dbfile = os.path.join(fresh_tmp(), "lab09.db")
+        env = dict(os.environ, MQTT_HOST="127.0.0.1", MQTT_PORT=str(port), MQTT_CLIENT_ID=cid, MQTT_TOPIC=topic, LAB_DB=dbfile)
+        # Wrong first: a subscription at QoS 0.
+        subprocess.run(["timeout", "2", sub] + base + ["-i", cid, "-t", topic, "-q", "0"])
+        report(pane.wait("your SUBSCRIBE asked for QoS 0: at most once"), "a QoS 0 consumer gets the right correction",
+               pane.screen()[-1500:])
+        # Then a consumer that subscribes well but chokes on the malformed message.
+        badc = bg([py, "consumer.py"], cwd=os.path.join(ROOT, "tests", "bad", "09-idempotent", "crash-on-malformed"), env=env)
+        procs.append(badc)
+        report(pane.wait("✔ SUBSCRIBE to " + topic + " at QoS 1"), "step 1 is met by a QoS 1 consumer", pane.screen()[-1500:])
+        report(pane.wait("Press Enter and I publish."), "the publishing waits for Enter", pane.screen()[-800:])
+        pane.keys("Enter")
+        report(pane.wait("Did it choke on it?", 20), "a consumer that stops at the malformed message gets the right correction",
+               pane.screen()[-2000:])
+        stop_all([badc])
+        good = bg([py, "consumer.py"], cwd=os.path.join(ROOT, "solutions", "09-idempotent"), env=env)
+        procs.append(good)
+        report(pane.wait("your consumer subscribed: published", 20), "the kit publishes again when the consumer is back",
+               pane.screen()[-2000:])
+        report(pane.wait("✔ your consumer got and acknowledged everything", 20), "step 2 is met by the reference consumer",
+               pane.screen()[-2000:])
+        # Wrong first: a consumer with another client id.
+        subprocess.run(["timeout", "2", sub] + base + ["-i", "other-" + cid, "-t", topic, "-q", "1"])
+        report(pane.wait("with another client id it is another consumer"), "a consumer with another id gets the right correction",
+               pane.screen()[-1500:])
+        stop_all([good])
+        procs.append(bg([py, "consumer.py"], cwd=os.path.join(ROOT, "solutions", "09-idempotent"), env=env))
+        report(pane.wait("✔ after the restart your consumer got and acknowledged", 20), "step 3 is met after a restart and a replay",
+               pane.screen()[-2000:])
+        report(pane.wait("All 3 steps done", 10), "start 09 ends its steps", pane.screen()[-800:])
+        con = sqlite3.connect(dbfile)
+        rows, ids = con.execute("SELECT COUNT(*), COUNT(DISTINCT id) FROM readings").fetchone()
+        con.close()
+        report(rows == ids and rows >= 5, "the reference consumer's table holds each id once", (rows, ids))
+
+    guided("09", lab09)
+
     # Ctrl-C in the middle of a step, with a client connected: the broker
     # and the proxy go, the steps met so far are kept.
     def interrupted(pane, port, procs):
