@@ -52,7 +52,7 @@ SAN_BUILD ?= $(BUILD)/sanitize
 SAN_BIN   ?= $(SAN_BUILD)/mqlab
 SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined \
              -fno-omit-frame-pointer -g -O1
-SAN_TESTS ?= contract sigint trace proxy-api sweep class new-lab own-labs
+SAN_TESTS ?= contract sigint watch trace proxy-api sweep class new-lab own-labs
 # ASan and LSan reports go to files, one per process, so that a report
 # from an mqlab whose exit code no test looks at still fails the target.
 # UBSan ignores log_path when built with ASan: it prints on stderr and
@@ -77,7 +77,7 @@ SRC      := $(CORE_SRC) $(LUA_SRC)
 OBJ      := $(SRC:runner/%.c=$(BUILD)/%.o) $(BUILD)/embedded.o
 # The command line: main.c dispatches to one file per command family.
 CLI_SRC  := runner/main.c runner/cli.c runner/cmd_workspace.c runner/cmd_grade.c runner/cmd_tools.c \
-            runner/cmd_author.c runner/cmd_start.c
+            runner/cmd_author.c runner/cmd_start.c runner/cmd_watch.c
 MAIN_OBJ := $(CLI_SRC:runner/%.c=$(BUILD)/%.o)
 
 # Files compiled into the binary: the Lua prelude and kit modules, the

@@ -6,6 +6,8 @@
 #   - the sandbox's start cost: prog_start of /bin/true, 200 times each
 #     way (target: median <= 20 ms more than without)
 #   - start time of `mqlab list` (median of 50 runs; target <= 20 ms)
+#   - how fast `mqlab watch` reacts to a change, and prints the verdict
+#     once the grading ends (bench/watch.sh; target < 1 s)
 #   - a QoS 1 stream through the proxy against direct (bench/proxy.sh)
 #   - the load generator against mosquitto_pub and paho (bench/load.sh)
 #   - a class of 40 students x 10 labs, --jobs 1 against the default
@@ -76,6 +78,9 @@ done
 med=$(median < "$TMP/times")
 min=$(sort -n "$TMP/times" | head -1)
 printf '%-28s %8s us %7s us   (50 runs; target <= 20000 us)\n' "mqlab list start" "$med" "$min"
+
+echo
+sh bench/watch.sh
 
 echo
 sh bench/proxy.sh

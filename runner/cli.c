@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
 
 #include "cli.h"
 
@@ -125,9 +127,14 @@ void column(const char *s, int width)
  * Returns an exit code (EXIT_PASS to go on). */
 static const char *unconfined_cmd = "check";
 
+/* Set while a live line is on: the sandbox notice (unconfined_notice) is
+ * printed by the worker, which inherits this, and must not be glued to
+ * the end of that line. */
+static int live_on;
+
 static void unconfined_notice(const char *why)
 {
-    fprintf(stderr, "mqlab %s: %s (%s)\n", unconfined_cmd,
+    fprintf(stderr, "%smqlab %s: %s (%s)\n", live_on ? "\r\033[K" : "", unconfined_cmd,
             T("no sandbox here, your program runs unconfined", "aquí no hay aislamiento: tu programa corre sin confinar"), why);
 }
 
@@ -164,9 +171,117 @@ int choose_sandbox(const char *cmd, int strict)
     return EXIT_ENV;
 }
 
+/* ------------------------------------------------------------ the live line */
+
+struct live {
+    int nchecks;
+    char step[512];            /* "setup", "check 3/7", ... */
+    char what[1024];           /* the step's own text, or the lab's status */
+    int64_t since;             /* the step began (kit_now_ms) */
+    char shown[2048];          /* what is on the screen now, "" when nothing */
+};
+
+int live_wanted(const char *fmt)
+{
+    const char *nc = getenv("NO_COLOR"), *ci = getenv("CI"), *term = getenv("TERM");
+    if (fmt && strcmp(fmt, "json") == 0) return 0;
+    if ((nc && *nc) || (ci && *ci) || (term && strcmp(term, "dumb") == 0)) return 0;
+    return isatty(STDERR_FILENO);
+}
+
+live_t *live_new(const char *fmt)
+{
+    if (!live_wanted(fmt)) return NULL;
+    live_t *l = kit_xmalloc(sizeof *l);
+    memset(l, 0, sizeof *l);
+    live_on = 1;
+    snprintf(l->step, sizeof l->step, "%s", T("start", "inicio"));
+    snprintf(l->what, sizeof l->what, "%s", T("loading the lab…", "cargando el laboratorio…"));
+    l->since = kit_now_ms();
+    return l;
+}
+
+/* The first n characters of s (UTF-8), as bytes. */
+static size_t utf8_prefix(const char *s, int n)
+{
+    size_t b = 0;
+    for (int c = 0; s[b]; b++) {
+        if (((unsigned char)s[b] & 0xC0) != 0x80 && c++ == n) break;
+    }
+    return b;
+}
+
+void live_tick(live_t *l)
+{
+    if (!l) return;
+    char line[2048];
+    int secs = (int)((kit_now_ms() - l->since) / 1000);
+    snprintf(line, sizeof line, "%s: %s %d s", l->step, l->what, secs);
+    /* One line of the terminal at most: a wrapped line cannot be erased
+     * by \r. Tabs and newlines of a lab's text would break it too. */
+    for (char *p = line; *p; p++) if (*p == '\n' || *p == '\t' || *p == '\r') *p = ' ';
+    struct winsize ws;
+    int cols = ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0 ? ws.ws_col : 80;
+    line[utf8_prefix(line, cols - 1)] = '\0';
+    if (strcmp(line, l->shown) == 0) return;
+    snprintf(l->shown, sizeof l->shown, "%s", line);
+    fprintf(stderr, "\r\033[K%s", line);
+    fflush(stderr);
+}
+
+void live_clear(live_t *l)
+{
+    if (!l || !l->shown[0]) return;
+    fputs("\r\033[K", stderr);
+    fflush(stderr);
+    l->shown[0] = '\0';
+}
+
+void live_event(void *ud, const worker_event_t *ev)
+{
+    live_t *l = ud;
+    if (!l) return;
+    switch (ev->kind) {
+    case WEV_BEGIN:
+        l->nchecks = ev->nchecks;
+        break;
+    case WEV_PHASE:
+        l->since = kit_now_ms();
+        if (strcmp(ev->phase, "check") == 0) {
+            snprintf(l->step, sizeof l->step, T("check %d/%d", "comprobación %d/%d"), ev->index + 1, l->nchecks);
+            snprintf(l->what, sizeof l->what, "%s…", ev->title ? ev->title : "");
+        } else if (strcmp(ev->phase, "setup") == 0) {
+            snprintf(l->step, sizeof l->step, "%s", T("setup", "preparación"));
+            snprintf(l->what, sizeof l->what, "%s", T("starting the broker…", "arrancando el broker…"));
+        } else if (strcmp(ev->phase, "finish") == 0) {
+            snprintf(l->step, sizeof l->step, "%s", T("finish", "cierre"));
+            snprintf(l->what, sizeof l->what, "%s", T("stopping the broker and your programs…",
+                                                      "parando el broker y tus programas…"));
+        } else {
+            snprintf(l->step, sizeof l->step, "%s", ev->phase);
+            snprintf(l->what, sizeof l->what, "…");
+        }
+        break;
+    case WEV_STATUS:
+        snprintf(l->what, sizeof l->what, "%s", ev->text ? ev->text : "");
+        break;
+    default:
+        return;
+    }
+    live_tick(l);
+}
+
+void live_free(live_t *l)
+{
+    live_clear(l);
+    if (l) live_on = 0;
+    free(l);
+}
+
 /* Grade one folder in a worker. Returns an exit code; v is filled when it
- * is 0 or 1. */
-int grade_one(const char *lab, const char *dir, const char *who, verdict_t *v, const char *cmd)
+ * is 0 or 1. live (may be NULL) shows the grading as it goes, and is
+ * erased before this returns. */
+int grade_one(const char *lab, const char *dir, const char *who, verdict_t *v, const char *cmd, live_t *live)
 {
     char err[8192];
     char abs[PATH_MAX];
@@ -174,8 +289,16 @@ int grade_one(const char *lab, const char *dir, const char *who, verdict_t *v, c
         fprintf(stderr, "mqlab %s: %s: %s\n", cmd, dir, T("no such folder", "no existe esa carpeta"));
         return EXIT_USAGE;
     }
-    worker_job_t job = { .lab = lab, .dir = abs, .student = who, .lang = opt.lang };
-    int rc = worker_grade(&job, v, err, sizeof err);
+    worker_job_t job = { .lab = lab, .dir = abs, .student = who, .lang = opt.lang,
+                         .on_event = live ? live_event : NULL, .ud = live };
+    worker_t *w = NULL;
+    if (worker_start(&job, v, &w) == KIT_OK) {
+        live_tick(live);
+        /* A tick at least every 250 ms keeps the seconds going. */
+        while (!worker_step(w, live ? 250 : 100)) live_tick(live);
+    }
+    live_clear(live);
+    int rc = worker_finish(w, err, sizeof err);
     return grade_outcome(rc, err, v, cmd);
 }
 

@@ -15,6 +15,7 @@
 #include "lab.h"
 #include "store.h"
 #include "verdict.h"
+#include "worker.h"
 
 #define MQLAB_VERSION "0.1.0"
 
@@ -55,7 +56,20 @@ host_t *new_host(void);
 int load_lab(host_t *h, const char *cmd, const char *arg, lab_t **lab);
 void column(const char *s, int width);
 int choose_sandbox(const char *cmd, int strict);
-int grade_one(const char *lab, const char *dir, const char *who, verdict_t *v, const char *cmd);
+/* The live line of a grading on a terminal (stderr): the step under way
+ * and its seconds, rewritten in place, erased before anything else is
+ * printed. live_new answers NULL where there must be none: stderr is not
+ * a terminal, NO_COLOR, TERM=dumb, CI, or --format json. Every other
+ * function takes NULL and does nothing. live_event is a worker_job_t's
+ * on_event; live_tick redraws (call it a few times a second). */
+typedef struct live live_t;
+int live_wanted(const char *fmt);
+live_t *live_new(const char *fmt);
+void live_tick(live_t *l);
+void live_clear(live_t *l);
+void live_free(live_t *l);
+void live_event(void *ud, const worker_event_t *ev);
+int grade_one(const char *lab, const char *dir, const char *who, verdict_t *v, const char *cmd, live_t *live);
 /* What worker_grade's answer means as an exit code (saying why on stderr
  * when it is not a verdict): 0 full marks, 1 not, 2 a broken lab, 3
  * something missing, 130 interrupted. */
@@ -76,6 +90,15 @@ int cmd_grade(int argc, char **argv);
 int cmd_gradebook(int argc, char **argv);
 /* cmd_start.c */
 int cmd_start(int argc, char **argv);
+/* What check and watch share: the folder to grade (given, else the lab's
+ * folder in the workspace, else here; malloc'd; ws filled and *have_ws set
+ * when there is a workspace), and the verdict printed in fmt and recorded
+ * (unless --no-record). check_report returns the exit code, rc or 1 when
+ * the grading could not finish. */
+char *check_folder(const char *given, const char *lab, char *ws, size_t wslen, int *have_ws);
+int check_report(verdict_t *v, int rc, const char *fmt, const char *ws, const char *cmd);
+/* cmd_watch.c */
+int cmd_watch(int argc, char **argv);
 /* cmd_author.c */
 int cmd_verify(int argc, char **argv);
 int cmd_new_lab(int argc, char **argv);

@@ -29,35 +29,43 @@ int cmd_check(int argc, char **argv)
     if (rc != EXIT_PASS) return rc;
     if ((rc = choose_sandbox("check", 0)) != EXIT_PASS) return rc;
 
-    /* The folder: given, else the lab's folder in the workspace, else here. */
     char ws[PATH_MAX];
-    int have_ws = find_workspace(argc == 2 ? argv[1] : ".", ws, sizeof ws);
-    char *dir;
-    if (argc == 2) dir = kit_strdup(argv[1]);
-    else {
-        char *cand = have_ws ? kit_strdup_printf("%s/%s", ws, lab) : NULL;
-        dir = cand && kit_is_dir(cand) ? cand : (free(cand), kit_strdup("."));
-    }
+    int have_ws = 0;
+    char *dir = check_folder(argc == 2 ? argv[1] : NULL, lab, ws, sizeof ws, &have_ws);
     const char *who = student_id(have_ws ? ws : NULL);
     verdict_t v = { 0 };
-    rc = grade_one(lab, dir, who, &v, "check");
-    if (rc == EXIT_PASS || rc == EXIT_FAIL) {
-        if (strcmp(fmt, "json") == 0) report_json(stdout, &v);
-        else report_text(stdout, &v, opt.lang, report_color(stdout));
-        fflush(stdout);
-        if (!opt.no_record) {
-            store_t *s = open_store(have_ws ? ws : NULL);
-            char err[KIT_ERRLEN];
-            if (s && store_record(s, &v, NULL, err) != KIT_OK) fprintf(stderr, "mqlab check: %s\n", err);
-            store_close(s);
-        }
-        if (v.error) {
-            fprintf(stderr, "mqlab check: %s\n", v.error);
-            if (rc == EXIT_PASS) rc = EXIT_FAIL;
-        }
-    }
+    live_t *live = live_new(fmt);
+    rc = grade_one(lab, dir, who, &v, "check", live);
+    live_free(live);
+    if (rc == EXIT_PASS || rc == EXIT_FAIL) rc = check_report(&v, rc, fmt, have_ws ? ws : NULL, "check");
     verdict_clear(&v);
     free(dir);
+    return rc;
+}
+
+char *check_folder(const char *given, const char *lab, char *ws, size_t wslen, int *have_ws)
+{
+    *have_ws = find_workspace(given ? given : ".", ws, wslen);
+    if (given) return kit_strdup(given);
+    char *cand = *have_ws ? kit_strdup_printf("%s/%s", ws, lab) : NULL;
+    return cand && kit_is_dir(cand) ? cand : (free(cand), kit_strdup("."));
+}
+
+int check_report(verdict_t *v, int rc, const char *fmt, const char *ws, const char *cmd)
+{
+    if (strcmp(fmt, "json") == 0) report_json(stdout, v);
+    else report_text(stdout, v, opt.lang, report_color(stdout));
+    fflush(stdout);
+    if (!opt.no_record) {
+        store_t *s = open_store(ws);
+        char err[KIT_ERRLEN];
+        if (s && store_record(s, v, NULL, err) != KIT_OK) fprintf(stderr, "mqlab %s: %s\n", cmd, err);
+        store_close(s);
+    }
+    if (v->error) {
+        fprintf(stderr, "mqlab %s: %s\n", cmd, v->error);
+        if (rc == EXIT_PASS) rc = EXIT_FAIL;
+    }
     return rc;
 }
 

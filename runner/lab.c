@@ -628,6 +628,15 @@ static void fail_rest(lab_t *lab, int from, const char *lang, verdict_t *v, cons
     }
 }
 
+/* ctx:status(text) ends here: the lab's own word on what it is doing. */
+static int l_status(lua_State *L)
+{
+    const lab_progress_t *pr = lua_touserdata(L, lua_upvalueindex(1));
+    const char *s = luaL_checkstring(L, 1);
+    if (pr && pr->status) pr->status(pr->ud, s);
+    return 0;
+}
+
 static void phase(const lab_progress_t *pr, const char *name, int i, const char *id,
                   const char *title, int budget_ms)
 {
@@ -745,16 +754,21 @@ int lab_grade_with(lab_t *lab, const char *dir, const char *student, const char 
         return rc;
     }
 
-    /* ctx = engine.begin(lab, {dir, copy, scratch, workdir, student, lang}) */
+    /* ctx = engine.begin(lab, {dir, copy, scratch, workdir, student, lang, status}) */
     push_engine(lab->h, "begin");
     lua_pushvalue(L, labidx);
-    lua_createtable(L, 0, 6);
+    lua_createtable(L, 0, 7);
     lua_pushstring(L, dir); lua_setfield(L, -2, "dir");
     if (g.have_copy) { lua_pushstring(L, g.copy); lua_setfield(L, -2, "copy"); }
     lua_pushstring(L, g.scratch); lua_setfield(L, -2, "scratch");
     lua_pushstring(L, g.work); lua_setfield(L, -2, "workdir");
     lua_pushstring(L, student); lua_setfield(L, -2, "student");
     lua_pushstring(L, lang); lua_setfield(L, -2, "lang");
+    if (pr && pr->status) {
+        lua_pushlightuserdata(L, (void *)pr);
+        lua_pushcclosure(L, l_status, 1);
+        lua_setfield(L, -2, "status");
+    }
     rc = host_call(lab->h, 2, 1, err, errlen);
     if (rc != KIT_OK) {
         first_line(err);

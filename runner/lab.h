@@ -78,11 +78,14 @@ int lab_budget(lab_t *lab, lab_budget_t *b);
 int lab_check_info(lab_t *lab, int i, const char *lang, char **id, char **title, double *points);
 
 /* Progress of a grading, as it happens (for the worker's pipe). phase is
- * "setup", "check" (i is the check, 0-based) or "finish". */
+ * "setup", "check" (i is the check, 0-based) or "finish". status (may be
+ * NULL) gets what the lab says it is doing, ctx:status(...), already in
+ * the student's language. */
 typedef struct {
     void (*phase)(void *ud, const char *phase, int i, const char *id, const char *title, int budget_ms);
     void (*result)(void *ud, int i, const check_result_t *r);
     void *ud;
+    void (*status)(void *ud, const char *text);
 } lab_progress_t;
 
 /* Grade the submission in dir (an absolute path). KIT_OK when grading

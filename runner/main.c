@@ -86,6 +86,18 @@ static const command_help_t helps[] = {
       "Tus programas corren aislados (una copia privada de la carpeta, un /tmp propio, nada de tu home);\n"
       "donde no se puede (mira mqlab doctor) corren sin aislar, con un aviso.\n"
       "Código de salida: 0 nota máxima, 1 alguna comprobación falló, 2 uso o entrada incorrectos, 3 falta algo en esta máquina." },
+    { "watch", "NN [DIR] [--format text|json] [--no-record] [--no-sandbox]",
+      "grade lab NN like check, then again each time you save a file",
+      "evalúa el laboratorio NN como check, y otra vez cada vez que guardas un fichero",
+      "DIR is found as check finds it. Every verdict is recorded, as check does (not with --no-record).\n"
+      "A change during a grading stops it and grades again. Hidden files, editor backups and swap files\n"
+      "(.x, x~, x.swp, 4913) do not count. On a terminal the screen is cleared before each verdict;\n"
+      "in a pipe a separator line comes first. Ctrl-C stops it, and everything it started.",
+      "DIR se busca como en check. Cada veredicto se guarda, como en check (salvo con --no-record).\n"
+      "Un cambio durante una corrección la para y se evalúa de nuevo. Los ficheros ocultos, las copias\n"
+      "y ficheros de intercambio de los editores (.x, x~, x.swp, 4913) no cuentan. En un terminal se\n"
+      "borra la pantalla antes de cada veredicto; en una tubería va antes una línea separadora.\n"
+      "Ctrl-C lo para, con todo lo que arrancó." },
     { "hint", "NN", "the next hint for lab NN (hints used are recorded)", "la siguiente pista del laboratorio NN (se registran)", "", "" },
     { "progress", "[--json]", "where you stand in every lab", "cómo vas en cada laboratorio", "", "" },
     { "reset", "NN | --all", "forget your attempts and hints for a lab (or all)", "olvida tus intentos y pistas de un laboratorio (o de todos)", "", "" },
@@ -271,7 +283,7 @@ int print_help(const char *cmd)
 typedef int (*command_fn)(int argc, char **argv);
 
 static const struct { const char *name; command_fn fn; } commands[] = {
-    { "init", cmd_init }, { "list", cmd_list }, { "show", cmd_show }, { "start", cmd_start }, { "check", cmd_check },
+    { "init", cmd_init }, { "list", cmd_list }, { "show", cmd_show }, { "start", cmd_start }, { "check", cmd_check }, { "watch", cmd_watch },
     { "hint", cmd_hint }, { "progress", cmd_progress }, { "reset", cmd_reset }, { "run", cmd_run },
     { "broker", cmd_broker }, { "trace", cmd_trace }, { "bench", cmd_bench }, { "certs", cmd_certs }, { "grade", cmd_grade }, { "gradebook", cmd_gradebook },
     { "verify", cmd_verify }, { "new-lab", cmd_new_lab }, { "doctor", cmd_doctor }, { "tour", cmd_tour },
@@ -376,7 +388,7 @@ int main(int argc, char **argv)
     }
     /* Commands that make temporary folders first sweep what a killed
      * mqlab left (doctor does it itself, and says what it found). */
-    static const char *const makes_folders[] = { "check", "grade", "broker", "trace", "bench", "tour", "start" };
+    static const char *const makes_folders[] = { "check", "watch", "grade", "broker", "trace", "bench", "tour", "start" };
     for (size_t k = 0; k < sizeof makes_folders / sizeof *makes_folders; k++)
         if (strcmp(cmd, makes_folders[k]) == 0) sweep_leftovers();
     mq_init();

@@ -8,6 +8,7 @@
  *   C  index  points  id  title            a check, before any runs
  *   P  phase  index  budget_ms  id  title  a phase begins (setup/check/finish)
  *   R  index  passed  skipped  points  max  id  title  message
+ *   S  text                                the lab's own word (ctx:status)
  *   V  duration_s  error                   the verdict is complete
  *   E  kind  message                       no verdict: intr|missing|lab
  *
@@ -138,6 +139,13 @@ static void on_result(void *ud, int i, const check_result_t *r)
     send_line(w->fd, "R", 8, f);
 }
 
+static void on_status(void *ud, const char *text)
+{
+    wctx_t *w = ud;
+    const char *f[] = { text };
+    send_line(w->fd, "S", 1, f);
+}
+
 static void send_error(int fd, const char *kind, const char *msg)
 {
     const char *f[] = { kind, msg };
@@ -247,7 +255,7 @@ static void worker_main(const worker_job_t *job, int fd, const char *root)
         }
     }
 
-    lab_progress_t pr = { on_phase, on_result, &w };
+    lab_progress_t pr = { on_phase, on_result, &w, on_status };
     verdict_t v;
     rc = lab_grade_with(lab, job->dir, job->student, job->lang, &pr, &v, err, sizeof err);
     if (rc == KIT_OK) {
@@ -334,12 +342,18 @@ static void handle_line(parent_t *p, char *line)
         ev.result = c;
         break;
     }
+    case 'S':
+        if (n < 1) return;
+        ev.kind = WEV_STATUS;
+        ev.text = f[0];
+        break;
     case 'V':
         if (n < 2) return;
         p->v->duration_s = atof(f[0]);
         if (*f[1]) p->v->error = kit_strdup(f[1]);
         p->have_verdict = 1;
-        return;
+        ev.kind = WEV_DONE;
+        break;
     case 'E':
         if (n < 2) return;
         snprintf(p->error_kind, sizeof p->error_kind, "%s", f[0]);
@@ -393,6 +407,8 @@ struct worker {
     char buf[65536];
     size_t have;
     int forwarded, killed, eof;
+    int cancelled, retold;     /* worker_cancel: asked, asked twice */
+    int64_t cancel_ms;         /* when it was asked */
     char killed_why[512];
     int rc;                    /* a failure of worker_start, kept for worker_finish */
     char err[KIT_ERRLEN];
@@ -490,7 +506,18 @@ int worker_step(worker_t *w, int timeout_ms)
         w->forwarded = 1;
     }
     int64_t now = kit_now_ms();
-    if (!w->killed) {
+    if (w->cancelled && !w->killed) {
+        /* Asked to stop and still there: tell it again (its second signal
+         * kills everything it started), then end its group. */
+        if (!w->retold && now - w->cancel_ms > 2000) {
+            kill(w->pid, SIGTERM);
+            w->retold = 1;
+        } else if (now - w->cancel_ms > 4000) {
+            kill(-w->pid, SIGKILL);
+            w->killed = 1;
+        }
+    }
+    if (!w->killed && !w->cancelled) {
         int over_total = now > p->total_deadline;
         int over_phase = p->phase_deadline && now > p->phase_deadline;
         if (over_total || over_phase) {
@@ -517,7 +544,10 @@ int worker_finish(worker_t *w, char *err, size_t errlen)
         /* Whatever the worker left in its group (nothing, normally). */
         kill(-w->pid, SIGKILL);
         cleanup_untrack_pgid(w->pid);
-        if (w->killed) {
+        if (w->cancelled) {
+            snprintf(err, errlen, "cancelled");
+            rc = KIT_EINTR;
+        } else if (w->killed) {
             unfinished(p, w->killed_why);
         } else if (p->have_verdict) {
             rc = KIT_OK;
@@ -552,6 +582,18 @@ int worker_finish(worker_t *w, char *err, size_t errlen)
     free(w);
     if (rc != KIT_OK) verdict_clear(v);
     return rc;
+}
+
+void worker_cancel(worker_t *w)
+{
+    if (!w || w->pid <= 0) return;
+    if (!w->eof && !w->cancelled) {
+        w->cancelled = 1;
+        w->cancel_ms = kit_now_ms();
+        kill(w->pid, SIGTERM);
+    }
+    w->cancelled = 1;
+    while (!worker_step(w, 50)) {}
 }
 
 int worker_grade(const worker_job_t *job, verdict_t *v, char *err, size_t errlen)

@@ -33,7 +33,7 @@
 
 /* What a worker tells its parent, as it happens. */
 typedef struct {
-    enum { WEV_BEGIN, WEV_PHASE, WEV_RESULT } kind;
+    enum { WEV_BEGIN, WEV_PHASE, WEV_RESULT, WEV_STATUS, WEV_DONE } kind;
     /* WEV_BEGIN: the lab's title, check count and total budget */
     const char *title;
     int nchecks, total_ms;
@@ -43,6 +43,10 @@ typedef struct {
     const char *id;          /* also the check's title in `title` */
     /* WEV_RESULT */
     const check_result_t *result;
+    /* WEV_STATUS: what the lab says it is doing (ctx:status), in the
+     * student's language. WEV_DONE: the verdict is complete (the worker
+     * still has to exit). */
+    const char *text;
 } worker_event_t;
 
 typedef struct {
@@ -73,6 +77,14 @@ int worker_start(const worker_job_t *job, verdict_t *v, worker_t **w);
 int worker_fd(const worker_t *w);
 int worker_step(worker_t *w, int timeout_ms);
 int worker_finish(worker_t *w, char *err, size_t errlen);
+/* Stop a running grading that is no longer wanted (mqlab watch: the
+ * files changed). The worker is asked to unwind as on Ctrl-C (SIGTERM:
+ * it stops its brokers and programs); if it has not left after 2 s it is
+ * told again (it then kills everything it started), and after 4 s its
+ * group is killed (its children follow by PDEATHSIG). Returns once the
+ * worker is gone; worker_finish then answers KIT_EINTR ("cancelled") and
+ * removes the worker's folder. Harmless on a finished or failed start. */
+void worker_cancel(worker_t *w);
 
 /* Whether workers get their own network namespace here, and why not
  * (probed once: a short-lived child tries). */

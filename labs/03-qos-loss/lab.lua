@@ -759,6 +759,10 @@ local function setup(ctx)
   px:rule { action = "cut_after", type = "publish", dir = "up", nth = p.cut1_nth, refuse = p.refuse_s }
   px:rule { action = "cut_before", type = "publish", dir = "up", nth = p.cut2_nth, refuse = p.refuse2_s }
   d.prog, d.prog_err = ctx:program("sensor", { timeout = PROG_TIMEOUT })
+  if d.prog then ctx:status({ es = "cortando el enlace tras el PUBLISH %d…", en = "cutting the link after PUBLISH %d…" }, p.cut1_nth) end
+  local cut = d.prog and ctx:wait_running(d.prog, { fate = "cut_after" }, PROG_TIMEOUT)
+  if cut then ctx:status({ es = "esperando tu reconexión…", en = "waiting for your reconnection…" }) end
+  if cut and ctx:wait_running(d.prog, { type = "CONNACK", dir = "down" }, PROG_TIMEOUT, cut.i) then ctx:status({ es = "reconectado: esperando a que tu sensor termine…", en = "reconnected: waiting for your sensor to finish…" }) end
   if d.prog then d.prog:wait(PROG_TIMEOUT + 5) end
   d.events = px:events()
   H.read_trace(d, p)

@@ -954,8 +954,10 @@ local function setup(ctx)
   assert(sub:subscribe(marker, 2))
 
   d.prog, d.prog_err = ctx:program("dispenser", { timeout = PROGRAM_TIMEOUT })
+  ctx:status({ es = "el proxy tira tu primer PUBLISH y corta el enlace antes del 2.º PUBACK, del 2.º PUBREC y del 3.er PUBCOMP…", en = "the proxy drops your first PUBLISH and cuts the link before the 2nd PUBACK, the 2nd PUBREC and the 3rd PUBCOMP…" })
   d.kicks = d.prog and watch(d.prog, px) or {}
 
+  ctx:status({ es = "esperando las entregas que el broker tenía en cola…", en = "waiting for the deliveries the broker had queued…" })
   assert(sub:publish(marker, "end", { qos = 2 }))
   sub:wait(5, marker)
   d.msgs = {}

@@ -572,6 +572,7 @@ end
 -- Act 1: start, `online`, a couple of readings, a late subscriber.
 function H.act_start(ctx)
   local d, p, px = ctx.data, ctx.p, ctx.proxy
+  ctx:status({ es = "esperando tu CONNECT y tu «online»…", en = "waiting for your CONNECT and your 'online'…" })
   d.connect1 = ctx:wait_running(d.prog, H.is_connect, START_WAIT)
   if not d.connect1 then return end
   d.online1 = ctx:wait_running(d.prog, H.said(p, "online"), SAY_WAIT, d.connect1.i)
@@ -591,6 +592,7 @@ function H.act_kill(ctx)
   end
   d.kill_mark = px:count()
   d.kill_at = kit.now()
+  ctx:status({ es = "matando tu programa (SIGKILL) y esperando su Last Will…", en = "killing your program (SIGKILL) and waiting for its Last Will…" })
   d.prog:signal("KILL")
   d.prog:wait(3)
   d.will_kill = H.listen(d, p, "kill", "offline", WILL_WAIT)
@@ -602,6 +604,7 @@ end
 function H.act_cut(ctx)
   local d, p, px = ctx.data, ctx.p, ctx.proxy
   local mark = px:count()
+  ctx:status({ es = "reiniciando tu programa…", en = "restarting your program…" })
   local ok, msg = d.prog:restart()
   if not ok then
     d.cut_skipped = msg
@@ -634,6 +637,7 @@ function H.act_cut(ctx)
   end
   d.cut_mark = px:count()
   d.cut_at = kit.now()
+  ctx:status({ es = "cortando el enlace: esperando la Last Will y tu reconexión…", en = "cutting the link: waiting for the Last Will and your reconnection…" })
   px:cut_all()
   d.cut_ev = px:wait({ kind = "close" }, 2, d.cut_mark + 1)
   d.will_cut = H.listen(d, p, "cut", "offline", WILL_WAIT)
@@ -654,6 +658,7 @@ function H.act_term(ctx)
     return
   end
   d.term_mark = px:count()
+  ctx:status({ es = "enviando SIGTERM: esperando tu despedida…", en = "sending SIGTERM: waiting for your goodbye…" })
   d.prog:signal("TERM")
   if not d.prog:wait(TERM_WAIT) then
     d.term_ignored = true

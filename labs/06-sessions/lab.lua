@@ -941,6 +941,7 @@ function H.run_collector(ctx)
   if not c.prog then return end
 
   -- 1. Live: once subscribed, a few messages that must be printed.
+  ctx:status({ es = "tu collector: esperando su SUBSCRIBE…", en = "your collector: waiting for its SUBSCRIBE…" })
   c.suback = ctx:wait_running(c.prog, { kind = "packet", type = "SUBACK", dir = "down" }, SUBSCRIBE_S, c.from)
   c.left_early = not c.suback and not c.prog:running()
   if c.suback then
@@ -965,6 +966,7 @@ function H.run_collector(ctx)
     end
     local before = gone()
     c.term_mark = px:count() + 1
+    ctx:status({ es = "parando tu collector (SIGTERM) y publicando mientras no está…", en = "stopping your collector (SIGTERM) and publishing while it is away…" })
     c.prog:signal("TERM")
     c.left_on_term = c.prog:wait(TERM_S) == true
     if not c.left_on_term then c.prog:signal("KILL"); c.prog:wait(2) end
@@ -980,6 +982,7 @@ function H.run_collector(ctx)
     end
     c.out_before = #c.prog:stdout()
     c.restart_from = px:count() + 1
+    ctx:status({ es = "reiniciando tu collector: esperando los mensajes de su sesión…", en = "restarting your collector: waiting for its session's messages…" })
     c.restarted, c.restart_err = c.prog:restart()
     if c.restarted then
       -- Until every message is printed; or until the CONNACK says the
@@ -1035,6 +1038,7 @@ function H.run_producer(ctx)
     env = { MQTT_CLIENT_ID = p.producer_id, MQTT_TOPIC = p.producer_topic },
   })
   if not r.prog then return end
+  ctx:status({ es = "tu producer: esperando %d lecturas antes de parar el broker…", en = "your producer: waiting for %d readings before stopping the broker…" }, p.restart_after)
 
   -- The fault, placed by packet count: after the restart_after-th reading.
   local function reading_up(ev)
@@ -1048,6 +1052,7 @@ function H.run_producer(ctx)
   if r.reached then
     r.n_down = px:count()
     local t0 = kit.now()
+    ctx:status({ es = "broker parado %g s: tu producer debe seguir y reconectarse…", en = "broker down for %g s: your producer must keep going and reconnect…" }, OUTAGE_S)
     ctx.broker:stop()
     ctx:sleep(OUTAGE_S)          -- the outage itself: the broker stays down this long
     r.n_restart = px:count()
@@ -1069,6 +1074,7 @@ function H.run_producer(ctx)
     end
   end
 
+  ctx:status({ es = "esperando a que tu producer termine…", en = "waiting for your producer to finish…" })
   r.prog:wait(PRODUCER_TIMEOUT + 5)
   if sub then
     -- A message of its own: it comes back after every delivery the broker

@@ -1132,12 +1132,14 @@ local function setup(ctx)
   local prog = d.prog
 
   -- Phase 1, once the consumer is subscribed.
+  ctx:status({ es = "esperando el SUBSCRIBE de tu consumidor…", en = "waiting for your consumer's SUBSCRIBE…" })
   d.subscribed = ctx:wait_for(function()
     if #wire.select(px:events(), { kind = "packet", type = "SUBACK", dir = "down" }) > 0 then return true end
     if not prog:running() then return "stopped" end
   end, START_S) == true
   if d.subscribed then
     d.p1_from = px:count()
+    ctx:status({ es = "publicando %d lecturas; el proxy duplica una y reordena otra…", en = "publishing %d readings; the proxy duplicates one and reorders another…" }, #p.seq1)
     H.publish_all(pub, p, p.seq1)
     d.p1_settled = H.settle(ctx, d.p1_from, #p.seq1, ACK_S)
     -- A moment more, so that a consumer that writes the PUBACK just
@@ -1149,6 +1151,7 @@ local function setup(ctx)
   -- The kill, what was committed by then, and the restart.
   d.alive_at_kill = prog:running()
   if d.alive_at_kill then
+    ctx:status({ es = "matando tu consumidor (SIGKILL) y reiniciándolo…", en = "killing your consumer (SIGKILL) and restarting it…" })
     prog:signal("KILL")
     prog:wait(3)
   else
@@ -1177,6 +1180,7 @@ local function setup(ctx)
   if d.back == "suback" or d.back == "session" then
     px:rule { action = "duplicate", type = "publish", dir = "down", nth = p.dup2_nth }
     d.p2_from = px:count()
+    ctx:status({ es = "publicando el resto, con una repetición y otro duplicado…", en = "publishing the rest, with a replay and another duplicate…" })
     H.publish_all(pub, p, p.seq2)
     d.p2_settled = H.settle(ctx, d.p2_from, #p.seq2, ACK_S)
   end
@@ -1185,6 +1189,7 @@ local function setup(ctx)
   d.alive_at_end = prog:running()
   if d.alive_at_end then
     local t0 = kit.now()
+    ctx:status({ es = "enviando SIGTERM y leyendo tu base de datos…", en = "sending SIGTERM and reading your database…" })
     prog:signal("TERM")
     d.left_on_term = prog:wait(TERM_S) == true
     d.term_took = kit.now() - t0

@@ -597,6 +597,7 @@ function H.run_monitor(ctx)
   })
   if not m.prog then return end
 
+  ctx:status({ es = "esperando el SUBSCRIBE de tu monitor a $SYS…", en = "waiting for your monitor's SUBSCRIBE to $SYS…" })
   m.suback = ctx:wait_running(m.prog, { kind = "packet", type = "SUBACK", dir = "down" }, SUBSCRIBE_S, m.from)
   if m.suback then
     -- Proxy times (ms since the proxy started) to seconds since t0.
@@ -606,6 +607,7 @@ function H.run_monitor(ctx)
   -- 1. Calm, with churn: one staged change right after each report.
   local fleet
   if m.suback and m.prog:running() then
+    ctx:status({ es = "calma: clientes que van y vienen (una alerta aquí es falsa)…", en = "calm: clients come and go (an alert here is a false one)…" })
     for _, step in ipairs(p.churn) do
       if H.next_tick(ctx, m) == "gone" then break end
       local st = { t = now(m) }
@@ -645,6 +647,7 @@ function H.run_monitor(ctx)
     m.alive_calm = m.prog:running()
     m.drop_t = now(m)
     m.drop_i = px:count()
+    ctx:status({ es = "la flota se cae de golpe: esperando tu alerta…", en = "the fleet drops at once: waiting for your alert…" })
     m.pool_left = #m.pool
     if fleet then fleet:stop() end
     H.set_pool(ctx, m, 0)
@@ -669,6 +672,7 @@ function H.run_monitor(ctx)
     m.store0 = H.last_value(m, T_STORE)
     m.backlog_t = now(m)
     m.backlog_i = px:count()
+    ctx:status({ es = "acumulando mensajes para el historiador: esperando tu alerta…", en = "a backlog builds up for the historian: waiting for your alert…" })
     local flood, err = bench.start { mode = "steady", port = ctx.broker:port(), clients = BACKLOG_CLIENTS,
                                      rate = p.backlog_rate, duration = RUN_MAX_S, topic = p.backlog_topic,
                                      subscriber = false }
@@ -859,6 +863,7 @@ function H.run_kit_bench(ctx)
   local p = ctx.p
   local k = {}
   ctx.data.kb = k
+  ctx:status({ es = "midiendo como mqlab bench para comparar con tu report.txt…", en = "measuring as mqlab bench does, to compare with your report.txt…" })
   local dir = kit.tmpdir("bench")
   local b, msg = brokermod.start { profile = "bench", extra = "pid_file " .. dir .. "/broker.pid" }
   if not b then k.err = msg kit.rmdir(dir) return end

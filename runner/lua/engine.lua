@@ -461,6 +461,15 @@ function Ctx:text(msg, ...)
   return text.format(msg, self.lang, ...)
 end
 
+-- Say what the grading is doing now ({ es = ..., en = ... }, with
+-- string.format arguments): on a terminal, `mqlab check` shows it on its
+-- live line until the next status or step. Nothing else sees it; a
+-- grading without a listener ignores it.
+function Ctx:status(msg, ...)
+  local s = text.format(msg, self.lang, ...)
+  if self._status then self._status(s) end
+end
+
 -- "once", "twice", "3 times".
 function Ctx:times(n)
   return text.times(n, self.lang)
@@ -703,12 +712,12 @@ end
 -- opts (from the C side): dir (the submission, read-only), copy (its
 -- private copy, where programs run; only when the lab has programs),
 -- scratch (writable by every program), workdir (the lab's own private
--- folder), student, lang.
+-- folder), student, lang, status (a function(text), or nil).
 function M.begin(labdef, opts)
   local ctx = setmetatable({
     lab = labdef, id = labdef.id, lang = opts.lang or "en", student = opts.student,
     dir = opts.dir, copy = opts.copy, scratch = opts.scratch, workdir = opts.workdir,
-    results = {}, _owned = {}, data = {},
+    results = {}, _owned = {}, data = {}, _status = opts.status,
   }, Ctx)
   ctx.p = M.params(labdef, opts.student)
   return ctx
@@ -806,6 +815,8 @@ end
 -- Close everything the run opened, newest first. Never raises.
 -- The grading's folders are the C side's to remove.
 function M.finish(ctx)
+  -- The listener lives only as long as the grading.
+  ctx._status = nil
   for i = #ctx._owned, 1, -1 do
     pcall(function() ctx._owned[i]:close() end)
     ctx._owned[i] = nil

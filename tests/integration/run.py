@@ -316,7 +316,7 @@ def test_contract():
                        (["check", "01", sol, "--format", "xml"], "unknown format"), (["frobnicate"], "unknown command")):
         p = mqlab(args)
         report(p.returncode == 2 and p.stderr.strip() != "", f"exit 2 on {name}", f"exit {p.returncode}: {p.stderr}")
-    for cmd in ("init", "list", "show", "check", "hint", "progress", "reset", "run", "broker", "trace", "bench", "certs",
+    for cmd in ("init", "list", "show", "check", "watch", "hint", "progress", "reset", "run", "broker", "trace", "bench", "certs",
                 "grade", "doctor", "tour"):
         p = mqlab([cmd, "--help"])
         report(p.returncode == 0 and "mqlab " + cmd in p.stdout, f"{cmd} --help", p.stdout + p.stderr)
@@ -1874,6 +1874,198 @@ def test_tour():
     report(not procs, "the tour leaves no process behind", procs)
 
 
+class Lines:
+    """Reads a pipe in a thread; each line is kept with the time it came."""
+
+    def __init__(self, pipe):
+        import threading
+        self.lines = []
+        self.lock = threading.Lock()
+        self.thread = threading.Thread(target=self._read, args=(pipe,), daemon=True)
+        self.thread.start()
+
+    def _read(self, pipe):
+        for line in pipe:
+            with self.lock:
+                self.lines.append((time.time(), line))
+
+    def text(self):
+        with self.lock:
+            return "".join(l for _, l in self.lines)
+
+    def wait(self, pred, timeout):
+        """Wait until pred(text) is true; returns it (or False)."""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            v = pred(self.text())
+            if v:
+                return v
+            time.sleep(0.05)
+        return pred(self.text())
+
+
+def pgrep(pattern):
+    return subprocess.run(["pgrep", "-af", pattern], capture_output=True, text=True).stdout.strip()
+
+
+def test_watch():
+    print("watch: a verdict on every change, a stale grading cancelled, Ctrl-C leaves nothing")
+    sub = os.path.join(RUN_TMP, "watched")
+    os.mkdir(sub)
+    bad = os.path.join(ROOT, "tests", "bad", "01-hello", "qos0")
+    for f in os.listdir(bad):
+        if f != "EXPECT":
+            shutil.copy(os.path.join(bad, f), os.path.join(sub, f))
+    solution = os.path.join(ROOT, "solutions", "01-hello", "hello.py")
+    hello = os.path.join(sub, "hello.py")
+
+    def replace(src_text):
+        # As editors save: a hidden temporary file (ignored), then a rename.
+        tmp = os.path.join(sub, ".hello.py.tmp")
+        with open(tmp, "w") as f:
+            f.write(src_text)
+        os.replace(tmp, hello)
+
+    with open(solution) as f:
+        good = f.read()
+    tmpdir = fresh_tmp()
+    env = env_for(tmpdir)
+    env.pop("NO_COLOR", None)       # the pipe alone must keep escapes out
+    env.pop("CI", None)
+    proc = subprocess.Popen([MQLAB, "watch", "01", sub, "--no-record", "--student", "reference"], cwd=sub, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    out, err = Lines(proc.stdout), Lines(proc.stderr)
+    scores = lambda t: re.findall(r"Score: (\d+) / (\d+)", t)
+    watching = lambda n: lambda t: t.count("watching " + os.path.realpath(sub)) >= n
+    try:
+        ok = out.wait(watching(1), 30)
+        s = scores(out.text())
+        report(ok and len(s) == 1 and s[0][0] != s[0][1], "the first verdict: the known-bad loses points",
+               out.text()[-800:] + err.text())
+        report(out.text().lstrip().startswith("────") and "\r" not in out.text() + err.text()
+               and "\x1b" not in out.text() + err.text(),
+               "in a pipe: a separator line, no live line nor escapes", repr(out.text()[:300]) + repr(err.text()))
+        # A file that does not count changes nothing.
+        with open(os.path.join(sub, "hello.py~"), "w") as f:
+            f.write("backup\n")
+        with open(os.path.join(sub, ".hello.py.swp"), "w") as f:
+            f.write("swap\n")
+        time.sleep(1.0)
+        report(len(scores(out.text())) == 1, "editor backups and swap files do not count", out.text()[-400:])
+        t0 = time.time()
+        replace(good)
+        ok = out.wait(watching(2), 30)
+        s = scores(out.text())
+        report(ok and len(s) == 2 and s[1][0] == s[1][1], "after the fix, a new verdict with full marks",
+               out.text()[-800:] + err.text())
+        report(ok and time.time() - t0 < 30, f"verdict {time.time() - t0:.1f} s after the change", "")
+
+        # A change during a grading: the grading under way is stopped.
+        replace("import os\nos.execvp('sleep', ['sleep', '293'])\n")
+        running = False
+        deadline = time.time() + 20
+        while time.time() < deadline and not running:
+            running = bool(pgrep("sleep 293")) and bool(pgrep(f"mosquitto -c {tmpdir}/"))
+            time.sleep(0.05)
+        report(running, "the slow grading is under way (broker and program up)", out.text()[-300:] + err.text())
+        replace(good)
+        ok = err.wait(lambda t: "changed during the grading" in t, 15)
+        report(ok, "the change is seen during the grading, which is stopped", err.text()[-500:])
+        gone = False
+        deadline = time.time() + 8
+        while time.time() < deadline and not gone:
+            gone = not pgrep("sleep 293")
+            time.sleep(0.05)
+        report(gone, "the old grading's program is stopped", pgrep("sleep 293"))
+        ok = out.wait(watching(3), 30)
+        s = scores(out.text())
+        report(ok and len(s) == 3 and s[2][0] == s[2][1], "then a new verdict, and none for the stale grading",
+               out.text()[-800:] + err.text())
+        time.sleep(0.3)
+        files, procs = leftovers(tmpdir)
+        report(not files and not procs, "while watching, nothing of the gradings is left", f"{files} {procs}")
+        # The Ctrl-C below comes in the middle of a grading.
+        replace("import os\nos.execvp('sleep', ['sleep', '293'])\n")
+        deadline = time.time() + 20
+        while time.time() < deadline and not pgrep("sleep 293"):
+            time.sleep(0.05)
+        report(bool(pgrep("sleep 293")), "a grading is under way when Ctrl-C comes", err.text()[-300:])
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    report(proc.returncode == 130, "Ctrl-C in a grading ends the watch (exit 130)", f"exit {proc.returncode}: {err.text()[-300:]}")
+    time.sleep(0.2)
+    files, procs = leftovers(tmpdir)
+    report(not files and not procs and not pgrep("sleep 293"), "Ctrl-C leaves nothing behind", f"{files} {procs}")
+
+
+def run_pty(args, extra_env=None, tmpdir=None, timeout=120):
+    """Run mqlab on a pseudo-terminal (stdout and stderr); returns (exit code, output)."""
+    import pty
+    import select
+    env = env_for(tmpdir or fresh_tmp())
+    env.pop("NO_COLOR", None)
+    env.pop("CI", None)
+    env["TERM"] = "xterm"
+    env.update(extra_env or {})
+    pid, fd = pty.fork()
+    if pid == 0:
+        try:
+            os.chdir(ROOT)
+            os.execve(MQLAB, [MQLAB] + args, env)
+        finally:
+            os._exit(127)
+    buf = b""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        r, _, _ = select.select([fd], [], [], 1)
+        if not r:
+            continue
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        buf += chunk
+    os.close(fd)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status), buf.decode("utf-8", "replace")
+
+
+def test_live():
+    print("check on a terminal: a live line, fed by the lab's ctx:status; none in pipes, JSON or CI")
+    sol = os.path.join(ROOT, "solutions", "01-hello")
+    p = mqlab(["check", "01", sol, "--no-record"], extra_env={"NO_COLOR": "", "CI": ""})
+    both = p.stdout + p.stderr
+    report(p.returncode == 0 and "\r" not in both and "\x1b" not in both, "check in a pipe: no \\r, no escapes",
+           repr(both[:300]))
+    tmpdir = fresh_tmp()
+    code, out = run_pty(["check", "03", os.path.join(ROOT, "solutions", "03-qos-loss"), "--no-record"], tmpdir=tmpdir)
+    lines = [part.split("\n")[0] for part in out.split("\r\x1b[K")]
+    report(code == 0 and any(l.startswith("setup: starting the broker") for l in lines),
+           "the live line names the step under way", repr(out[:400]))
+    report(any(re.match(r"check \d+/10: .+… \d+ s$", l) for l in lines), "and each check, with its seconds",
+           repr(lines[:20]))
+    report(any(l.startswith("setup: cutting the link after PUBLISH") for l in lines) and
+           any(l.startswith("setup: waiting for your reconnection") for l in lines),
+           "the lab's ctx:status reaches it through the worker", repr(lines[:20]))
+    last = out.rfind("\r\x1b[K")
+    report(last >= 0 and out[last + 4:].lstrip("\r\n").startswith(("\x1b[1m03-qos-loss", "03-qos-loss")),
+           "it is erased before the verdict", repr(out[last:last + 80]))
+    files, procs = leftovers(tmpdir)
+    report(not files and not procs, "a check on a terminal leaves nothing behind", f"{files} {procs}")
+    code, out = run_pty(["check", "01", sol, "--no-record"], extra_env={"CI": "true"})
+    report(code == 0 and "\x1b[K" not in out and "setup:" not in out, "no live line in CI", repr(out[:300]))
+    code, out = run_pty(["check", "01", sol, "--no-record", "--format", "json"])
+    report(code == 0 and "\x1b[K" not in out and out.strip().startswith("{"), "no live line with --format json",
+           repr(out[:300]))
+
+
 def main():
     if not os.access(MQLAB, os.X_OK):
         print("mqlab is not built; run make first")
@@ -1884,7 +2076,7 @@ def main():
     if REPEAT == 1:
         tests += [("contract", test_contract), ("workspace", test_workspace), ("grade", test_grade),
                   ("sigint", test_sigint), ("sweep", test_sweep), ("hostile", test_hostile), ("stuck", test_stuck), ("no-sandbox", test_no_sandbox), ("misnamed", test_misnamed), ("jobs", test_jobs), ("class", test_class), ("resume", test_resume), ("fair", test_fair), ("guide", test_guide), ("guided", test_guided), ("tour", test_tour), ("new-lab", test_newlab), ("verify", test_verify), ("own-labs", test_own_labs), ("trace", test_trace), ("proxy-api", test_proxy_api), ("brokerlog", test_brokerlog), ("lab-tools", test_labtools), ("certs", test_certs), ("brokerconf", test_brokerconf),
-                  ("bench", test_bench)]
+                  ("bench", test_bench), ("watch", test_watch), ("live", test_live)]
     t0 = time.time()
     try:
         for name, fn in tests:
