@@ -342,6 +342,17 @@ local checks = {
       if a.delivered == 0 then
         t:fail({ es = "ninguna orden llegó al suscriptor del kit: no hay nada que contar", en = "no command reached the kit's subscriber: there is nothing to count" })
       end
+      -- A repeat is born across a reconnection: without one, "exactly
+      -- once" was never put to the test (and which commands happened to
+      -- arrive before the cut is a matter of timing).
+      local cut = false
+      for _, ev in ipairs(ctx.data.events) do
+        if ev.fate == "cut_before" or ev.fate == "cut_after" or ev.fate == "cut_mid" then cut = true; break end
+      end
+      if cut and #a.conns < 2 then
+        t:fail({ es = "tu dispensador no volvió a conectarse tras el primer corte: «exactamente una vez» se pone a prueba al reconectar, y aquí no hubo reconexión",
+                 en = "your dispenser never connected again after the first cut: \"exactly once\" is put to the test by reconnecting, and there was no reconnection" })
+      end
       local dups, shared = {}, nil
       for _, c in ipairs(a.cmds) do
         if c.deliveries > 1 then dups[#dups + 1] = c end
