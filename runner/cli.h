@@ -105,6 +105,8 @@ int cmd_new_lab(int argc, char **argv);
 /* cmd_tools.c */
 int cmd_run(int argc, char **argv);
 int cmd_broker(int argc, char **argv);
+/* The broker profiles built in (broker-config/NAME.conf), as "a, b, c". */
+void broker_profile_list(char *buf, size_t len);
 int cmd_bench(int argc, char **argv);
 int cmd_certs(int argc, char **argv);
 int cmd_trace(int argc, char **argv);

@@ -8,13 +8,122 @@
 #include "worker.h"
 #include "util.h"
 
+#include <dirent.h>
 #include <limits.h>
+#include <strings.h>
 #include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
+
+/* ------------------------------------------------------------ check */
+
+/* lab_starter_files callback: ud is { dir, found }; stops at the first
+ * starter file that dir holds. */
+static int starter_here(void *ud, const char *name, const char *data, size_t len)
+{
+    (void)data;
+    (void)len;
+    const char **dir = ud;
+    char *p = kit_strdup_printf("%s/%s", dir[0], name);
+    if (kit_file_exists(p)) dir[1] = name;
+    free(p);
+    return dir[1] ? KIT_ERR : KIT_OK;   /* stop at the first */
+}
+
+/* A file whose name holds the program's, in any case (Hello.py,
+ * hello_final.py): a misnamed program, which check names in its verdict. */
+static int has_near_name(const char *dir, const char *prog)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    int yes = 0;
+    size_t n = strlen(prog);
+    while (d && !yes && (e = readdir(d))) {
+        for (const char *p = e->d_name; *p && !yes; p++)
+            yes = strncasecmp(p, prog, n) == 0;
+    }
+    if (d) closedir(d);
+    return yes;
+}
+
+/* Does dir hold any of the lab's files: a form of one of its programs (or
+ * a misnamed one), one of its files, or a starter file? A lab that names
+ * none takes any folder. names gets what the lab expects, for the message. */
+static int holds_lab_files(const char *lab_id, const char *dir, char *names, size_t len)
+{
+    static const char *const forms[] = { ".py", ".lua", ".c", ".sh", "" };
+    host_t *h = new_host();
+    lab_t *lab = NULL;
+    char err[4096];
+    if (!h || lab_load(h, lab_id, &lab, err, sizeof err) != KIT_OK) {
+        host_free(h);
+        return 1;   /* cannot tell: let the grading say what is wrong */
+    }
+    lab_info_t info;
+    lab_describe(lab, opt.lang, &info);
+    int found = !*info.programs && !*info.files;
+    size_t used = 0;
+    names[0] = '\0';
+    char *lists[2] = { info.programs, info.files };
+    for (int l = 0; l < 2; l++) {
+        char *copy = kit_strdup(lists[l]), *save = NULL;
+        for (char *tok = strtok_r(copy, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save)) {
+            for (size_t f = 0; f < (l == 0 ? sizeof forms / sizeof *forms : 1); f++) {
+                char *p = kit_strdup_printf("%s/%s%s", dir, tok, l == 0 ? forms[f] : "");
+                found |= kit_file_exists(p);
+                free(p);
+            }
+            if (l == 0 && !found) found = has_near_name(dir, tok);
+            int w = snprintf(names + used, len - used, "%s%s%s", used ? ", " : "", tok, l == 0 ? ".py" : "");
+            if (w > 0 && (size_t)w < len - used) used += (size_t)w;
+        }
+        free(copy);
+    }
+    if (!found) {
+        const char *ud[2] = { dir, NULL };
+        lab_starter_files(lab_id, starter_here, ud);
+        found = ud[1] != NULL;
+    }
+    lab_info_clear(&info);
+    lab_free(lab);
+    host_free(h);
+    return found;
+}
+
+/* A workspace the student may have meant: ./mqlab-work (what init and
+ * tour make by default), else ~/mqlab-work. */
+static int guess_workspace(char *ws, size_t len)
+{
+    char probe[PATH_MAX];
+    const char *home = getenv("HOME");
+    if (find_workspace("mqlab-work", ws, len)) return 1;
+    if (home && *home) {
+        snprintf(probe, sizeof probe, "%s/mqlab-work", home);
+        if (find_workspace(probe, ws, len)) return 1;
+    }
+    return 0;
+}
+
+/* dir is in no workspace and holds nothing of the lab: most likely the
+ * student is in the wrong folder. Say where the work is; grade nothing. */
+static int not_a_submission(const char *lab, const char *dir, const char *names)
+{
+    char abs[PATH_MAX], ws[PATH_MAX];
+    if (!realpath(dir, abs)) snprintf(abs, sizeof abs, "%s", dir);
+    fprintf(stderr, T("mqlab check: %s is not inside an mqlab workspace and holds none of the files of %s (%s): nothing was graded or recorded.\n",
+                      "mqlab check: %s no está dentro de un espacio de trabajo de mqlab ni tiene ninguno de los ficheros de %s (%s): no se evaluó ni se registró nada.\n"),
+            abs, lab, names);
+    if (guess_workspace(ws, sizeof ws))
+        fprintf(stderr, T("Your workspace is %s: cd %s && mqlab check %.2s\n",
+                          "Tu espacio de trabajo es %s: cd %s && mqlab check %.2s\n"), ws, ws, lab);
+    else
+        fprintf(stderr, "%s\n", T("Make a workspace with mqlab init (or mqlab tour), or name the folder with your work: mqlab check NN DIR",
+                                  "Crea un espacio de trabajo con mqlab init (o mqlab tour), o indica la carpeta con tu trabajo: mqlab check NN DIR"));
+    return EXIT_USAGE;
+}
 
 int cmd_check(int argc, char **argv)
 {
@@ -32,6 +141,14 @@ int cmd_check(int argc, char **argv)
     char ws[PATH_MAX];
     int have_ws = 0;
     char *dir = check_folder(argc == 2 ? argv[1] : NULL, lab, ws, sizeof ws, &have_ws);
+    if (!have_ws && kit_is_dir(dir)) {
+        char names[512];
+        if (!holds_lab_files(lab, dir, names, sizeof names)) {
+            rc = not_a_submission(lab, dir, names);
+            free(dir);
+            return rc;
+        }
+    }
     const char *who = student_id(have_ws ? ws : NULL);
     verdict_t v = { 0 };
     live_t *live = live_new(fmt);

@@ -58,6 +58,24 @@ int cmd_run(int argc, char **argv)
 
 /* ------------------------------------------------------------ broker */
 
+void broker_profile_list(char *buf, size_t len)
+{
+    static const char prefix[] = "broker-config/", suffix[] = ".conf";
+    size_t used = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < embedded_count; i++) {
+        const char *n = embedded_files[i].name;
+        size_t nl = strlen(n);
+        if (strncmp(n, prefix, sizeof prefix - 1) != 0 || nl < sizeof prefix - 1 + sizeof suffix ||
+            strcmp(n + nl - (sizeof suffix - 1), suffix) != 0 || strchr(n + sizeof prefix - 1, '/'))
+            continue;
+        int w = snprintf(buf + used, len - used, "%s%.*s", used ? ", " : "",
+                         (int)(nl - (sizeof prefix - 1) - (sizeof suffix - 1)), n + sizeof prefix - 1);
+        if (w < 0 || (size_t)w >= len - used) break;
+        used += (size_t)w;
+    }
+}
+
 int cmd_broker(int argc, char **argv)
 {
     if (argc > 1) return usage_error("broker", "%s", T("expects at most one profile", "espera como mucho un perfil"));
@@ -66,7 +84,14 @@ int cmd_broker(int argc, char **argv)
     broker_opts_t bo = { .port = opt.port };
     broker_t *b = NULL;
     int rc = broker_start_profile(&b, profile, &bo, err);
-    if (rc == KIT_ENOENT) return usage_error("broker", T("no broker profile '%s'", "no hay perfil de broker '%s'"), profile);
+    if (rc == KIT_ENOENT) {
+        char list[1024];
+        broker_profile_list(list, sizeof list);
+        fprintf(stderr, T("mqlab broker: no broker profile '%s'; the profiles are: %s\n",
+                          "mqlab broker: no hay perfil de broker «%s»; los perfiles son: %s\n"), profile, list);
+        fprintf(stderr, T("Try: mqlab broker --help\n", "Prueba: mqlab broker --help\n"));
+        return EXIT_USAGE;
+    }
     if (rc != KIT_OK) {
         fprintf(stderr, "mqlab broker: %s\n", err);
         return rc == KIT_EMISSING ? EXIT_ENV : rc == KIT_EINTR ? 130 : EXIT_USAGE;
@@ -165,6 +190,22 @@ cleanup:
     return ok;
 }
 
+static void python_candidate(void *ud, const char *name, const char *path, enum py_status st)
+{
+    (void)ud;
+    const char *what = "";
+    switch (st) {
+    case PY_CHOSEN: what = T("used: it imports paho.mqtt.client", "la que se usa: importa paho.mqtt.client"); break;
+    case PY_NOT_FOUND: what = T("not found", "no existe"); break;
+    case PY_SAME: what = T("the same Python as one above", "es el mismo Python que uno de arriba"); break;
+    case PY_NO_PAHO: what = T("not used: it cannot import paho.mqtt.client", "no se usa: no puede importar paho.mqtt.client"); break;
+    case PY_LATER: what = T("not used: it would do, but one above comes first", "no se usa: serviría, pero va antes uno de arriba"); break;
+    case PY_OVERRIDDEN: what = T("not used: MQLAB_PYTHON names the one to use", "no se usa: MQLAB_PYTHON dice cuál usar"); break;
+    }
+    if (path && strcmp(name, path) != 0) printf("      %s (%s): %s\n", name, path, what);
+    else printf("      %s: %s\n", name, what);
+}
+
 int cmd_doctor(int argc, char **argv)
 {
     (void)argv;
@@ -188,6 +229,9 @@ int cmd_doctor(int argc, char **argv)
     const char *py = prog_python(detail);
     missing += !doctor_line(py != NULL, T("Python with paho-mqtt (for .py programs)", "Python con paho-mqtt (programas .py)"),
                             py ? py : detail);
+    printf("    %s\n", T("The Pythons tried, in order (MQLAB_PYTHON chooses another); mqlab show writes the one used:",
+                          "Los Python probados, en orden (MQLAB_PYTHON elige otro); mqlab show escribe el que se usa:"));
+    prog_python_candidates(python_candidate, NULL);
     int cc = system("command -v cc >/dev/null 2>&1") == 0;
     missing += !doctor_line(cc, T("C compiler (for .c programs)", "compilador de C (programas .c)"),
                             cc ? "cc" : "apt-get install -y build-essential");

@@ -218,6 +218,16 @@ int cmd_hint(int argc, char **argv)
         if (s) fprintf(stderr, "mqlab hint: %s\n", err);
         rc = EXIT_USAGE;
     } else {
+        int past = idx >= n;
+        if (past) {
+            if (n == 1)
+                printf("%s\n", T("There are no more hints: you have already seen the only one. Here it is again (not recorded):",
+                                 "No quedan más pistas: ya viste la única que hay. Aquí la tienes otra vez (no cuenta de nuevo):"));
+            else
+                printf(T("There are no more hints: you have already seen all %d. The last one again (not recorded):\n",
+                         "No quedan más pistas: ya viste las %d. Aquí tienes otra vez la última (no cuenta de nuevo):\n"), n);
+            idx = n - 1;
+        }
         char *text = lab_hint(lab, idx, who, opt.lang, err, sizeof err);
         if (text) printf("%s %d/%d: %s\n", T("Hint", "Pista"), idx + 1, n, text);
         else { fprintf(stderr, "mqlab hint: %s\n", err); rc = EXIT_USAGE; }
@@ -242,22 +252,37 @@ int cmd_progress(int argc, char **argv)
     int n, passed = 0;
     lab_ids(&ids, &n);
     double total = 0;
+    /* The labs themselves, for how many steps their guided mode has. */
+    host_t *h = new_host();
     if (opt.json) { printf("{\"student\":"); report_json_string(stdout, who); printf(",\"labs\":["); }
     else printf("%s: %s\n", T("Student", "Estudiante"), who);
     for (int i = 0; i < n; i++) {
         store_summary_t sum = { 0 };
         char err[KIT_ERRLEN];
         store_summary(s, who, ids[i], &sum, err);
+        int gsteps = 0, gdone = 0;
+        lab_t *lab = NULL;
+        if (h && lab_load(h, ids[i], &lab, err, sizeof err) == KIT_OK) gsteps = lab_guide_steps(lab);
+        lab_free(lab);
+        if (gsteps) store_guide_done(s, who, ids[i], &gdone, err);
         passed += sum.passed;
         total += sum.best_score;
         if (opt.json) {
             printf("%s{\"lab\":", i ? "," : "");
             report_json_string(stdout, ids[i]);
-            printf(",\"attempts\":%d,\"best_score\":%g,\"max_score\":%g,\"passed\":%s,\"hints_used\":%d}",
-                   sum.attempts, sum.best_score, sum.max_score, sum.passed ? "true" : "false", sum.hints_used);
+            printf(",\"attempts\":%d,\"best_score\":%g,\"max_score\":%g,\"passed\":%s,\"hints_used\":%d,"
+                   "\"guide_steps\":%d,\"guide_done\":%d}",
+                   sum.attempts, sum.best_score, sum.max_score, sum.passed ? "true" : "false", sum.hints_used,
+                   gsteps, gdone);
         } else {
-            printf("  %-16s %2d %s  %s %g/%g  %s %d%s\n", ids[i], sum.attempts, T("attempts", "intentos"),
-                   T("best", "mejor"), sum.best_score, sum.max_score, T("hints", "pistas"), sum.hints_used,
+            char best[48] = "-";
+            if (sum.attempts) snprintf(best, sizeof best, "%g/%g", sum.best_score, sum.max_score);
+            char guided[48] = "";
+            if (gsteps) snprintf(guided, sizeof guided, "  %s %d/%d", T("guided", "guiado"), gdone, gsteps);
+            printf("  %-16s %2d %-8s  %s %-7s  %d %s%s%s\n", ids[i], sum.attempts,
+                   sum.attempts == 1 ? T("attempt", "intento") : T("attempts", "intentos"),
+                   T("best", "mejor"), best, sum.hints_used,
+                   sum.hints_used == 1 ? T("hint", "pista") : T("hints", "pistas"), guided,
                    sum.passed ? T("  passed", "  superado") : "");
         }
     }
@@ -265,6 +290,7 @@ int cmd_progress(int argc, char **argv)
     else printf(T("%d of %d labs passed.\n", "%d de %d laboratorios superados.\n"), passed, n);
     lab_free_ids(ids, n);
     store_close(s);
+    if (h) host_free(h);
     return EXIT_PASS;
 }
 

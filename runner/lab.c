@@ -508,6 +508,14 @@ int lab_starter_files(const char *id,
 
 /* ---------------------------------------------------------------- budgets */
 
+static int push_starter(void *ud, const char *name, const char *data, size_t len)
+{
+    lua_State *L = ud;
+    lua_pushlstring(L, data, len);
+    lua_setfield(L, -2, name);
+    return KIT_OK;
+}
+
 /* The kit's own part of a setup (a broker, a proxy, the private copy) on
  * top of what the lab asks for, and what finish() may take to stop
  * programs (each with its grace) and brokers. */
@@ -769,6 +777,11 @@ int lab_grade_with(lab_t *lab, const char *dir, const char *student, const char 
         lua_pushcclosure(L, l_status, 1);
         lua_setfield(L, -2, "status");
     }
+    /* The starter files, so that the engine can tell an unchanged one
+     * (hello.py as handed out) from the student's own work (hello.sh). */
+    lua_newtable(L);
+    lab_starter_files(lab_id(lab), push_starter, L);
+    lua_setfield(L, -2, "starters");
     rc = host_call(lab->h, 2, 1, err, errlen);
     if (rc != KIT_OK) {
         first_line(err);

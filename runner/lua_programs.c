@@ -298,6 +298,7 @@ static int l_start(lua_State *L)
     o.env = build_env(L);
     o.ro = build_paths(L, "ro");
     o.rw = build_paths(L, "rw");
+    o.avoid = build_paths(L, "avoid");
     if (policy_active()) {
         /* While a lab grades: programs start only from the copy of the
          * submission, always sandboxed, and see only what the lab may. */

@@ -76,12 +76,20 @@ static const command_help_t helps[] = {
       "cumplidos se guardan (mqlab progress los muestra). Ctrl-C no deja nada en marcha." },
     { "check", "NN [DIR] [--format text|json] [--no-record] [--no-sandbox]", "grade your work for lab NN and record the attempt",
       "evalúa tu trabajo del laboratorio NN y guarda el intento",
-      "DIR defaults to the lab's folder in your workspace (or the current folder).\n"
+      "DIR defaults to the lab's folder in your workspace (or the current folder). A folder outside any\n"
+      "workspace that holds none of the lab's files is not graded: check says where your workspace is.\n"
+      "With several forms of a program (hello.py, hello.sh), the first of .py, .lua, .c, .sh, executable\n"
+      "runs, except that an unchanged starter file counts only when there is nothing else; the verdict\n"
+      "says which one ran.\n"
       "--format json prints exactly one JSON object (the verdict) on stdout.\n"
       "Your programs run in a sandbox (a private copy of the folder, a private /tmp, nothing of your home);\n"
       "where there is none (see mqlab doctor) they run unconfined, with a notice.\n"
       "Exit code: 0 full marks, 1 a check failed, 2 bad usage or input, 3 something is missing here.",
-      "DIR es la carpeta del laboratorio en tu espacio de trabajo (o la carpeta actual).\n"
+      "DIR es la carpeta del laboratorio en tu espacio de trabajo (o la carpeta actual). Una carpeta fuera\n"
+      "de todo espacio de trabajo sin ninguno de los ficheros del laboratorio no se evalúa: check te dice\n"
+      "dónde está tu espacio de trabajo. Si hay varias formas de un programa (hello.py, hello.sh), se\n"
+      "ejecuta la primera de .py, .lua, .c, .sh, ejecutable, salvo un fichero de partida sin cambios, que\n"
+      "solo cuenta si no hay otra; el veredicto dice cuál se ejecutó.\n"
       "--format json imprime exactamente un objeto JSON (el veredicto) en stdout.\n"
       "Tus programas corren aislados (una copia privada de la carpeta, un /tmp propio, nada de tu home);\n"
       "donde no se puede (mira mqlab doctor) corren sin aislar, con un aviso.\n"
@@ -98,7 +106,9 @@ static const command_help_t helps[] = {
       "y ficheros de intercambio de los editores (.x, x~, x.swp, 4913) no cuentan. En un terminal se\n"
       "borra la pantalla antes de cada veredicto; en una tubería va antes una línea separadora.\n"
       "Ctrl-C lo para, con todo lo que arrancó." },
-    { "hint", "NN", "the next hint for lab NN (hints used are recorded)", "la siguiente pista del laboratorio NN (se registran)", "", "" },
+    { "hint", "NN", "the next hint for lab NN (hints used are recorded)", "la siguiente pista del laboratorio NN (se registran)",
+      "Past the last hint it says there are none left, shows the last again and records nothing more.",
+      "Pasada la última pista dice que no quedan más, repite la última y no registra nada más." },
     { "progress", "[--json]", "where you stand in every lab", "cómo vas en cada laboratorio", "", "" },
     { "reset", "NN | --all", "forget your attempts and hints for a lab (or all)", "olvida tus intentos y pistas de un laboratorio (o de todos)", "", "" },
     { "run", "FILE.lua [ARGS...]", "run a Lua MQTT client with the kit's mqtt module", "ejecuta un cliente MQTT en Lua con el módulo mqtt del kit",
@@ -273,6 +283,11 @@ int print_help(const char *cmd)
     printf("%s: mqlab %s %s\n\n%s\n", T("Usage", "Uso"), h->name, h->args, T(h->en, h->es));
     const char *more = T(h->more_en, h->more_es);
     if (*more) printf("\n%s\n", more);
+    if (strcmp(h->name, "broker") == 0) {
+        char list[1024];
+        broker_profile_list(list, sizeof list);
+        printf("%s: %s\n", T("Profiles", "Perfiles"), list);
+    }
     printf("\n%s\n", T("Common options: --lang es|en, --student ID, --help",
                        "Opciones comunes: --lang es|en, --student ID, --help"));
     return EXIT_PASS;
@@ -347,6 +362,7 @@ int main(int argc, char **argv)
         for (int k = 0; k < sub_argc; k++) av[k + 1] = sub_argv[k];
         av[sub_argc + 1] = NULL;
         int ac = sub_argc + 1;
+        const char *port_arg = NULL;
         opterr = 0;
         while ((c = getopt_long(ac, av, "h", longopts, NULL)) != -1) {
             switch (c) {
@@ -367,7 +383,7 @@ int main(int argc, char **argv)
             case 'R': opt.resume = 1; break;
             case 'o': opt.out = optarg; break;
             case 'A': opt.attempt = optarg; break;
-            case 'p': opt.port = atoi(optarg); break;
+            case 'p': port_arg = optarg; break;
             case 'h': free(av); return print_help(cmd);
             case 'V': printf("mqlab %s\n", MQLAB_VERSION); free(av); return EXIT_PASS;
             default: {
@@ -377,6 +393,25 @@ int main(int argc, char **argv)
                 return r;
             }
             }
+        }
+        if (port_arg) {
+            /* Checked once every option is read, so that --lang after it
+             * still counts. Digits only, 1..65535: "1884x" or "99999" is
+             * a usage error, not a broker that fails to start. */
+            long v = 0;
+            int ok = *port_arg != '\0';
+            for (const char *q = port_arg; *q && ok; q++) {
+                ok = *q >= '0' && *q <= '9';
+                if (ok) v = v * 10 + (*q - '0');
+                if (v > 65535) ok = 0;
+            }
+            if (!ok || v < 1) {
+                int r = usage_error(cmd, T("--port wants a port number from 1 to 65535, digits only (not '%s')",
+                                           "--port quiere un número de puerto de 1 a 65535, solo dígitos (no «%s»)"), port_arg);
+                free(av);
+                return r;
+            }
+            opt.port = (int)v;
         }
         sub_argc = ac - optind;
         /* Keep the operands alive after av is freed: they point into argv. */

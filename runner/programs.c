@@ -359,8 +359,15 @@ static int is_regular(const char *path)
     return stat(path, &st) == 0 && S_ISREG(st.st_mode);
 }
 
-int prog_find(const char *dir, const char *name, char *path, size_t pathlen,
-              enum prog_kind *kind, char *err)
+static int avoided(const char *const *avoid, const char *base)
+{
+    for (const char *const *a = avoid; a && *a; a++)
+        if (strcmp(*a, base) == 0) return 1;
+    return 0;
+}
+
+int prog_find_avoiding(const char *dir, const char *name, const char *const *avoid,
+                       char *path, size_t pathlen, enum prog_kind *kind, char *err)
 {
     static const struct { const char *ext; enum prog_kind kind; } order[] = {
         { ".py", PROG_PY }, { ".lua", PROG_LUA }, { ".c", PROG_C },
@@ -373,21 +380,32 @@ int prog_find(const char *dir, const char *name, char *path, size_t pathlen,
     if (!kit_is_dir(dir))
         return kit_seterr(err, KIT_ENOENT, "no folder %s", dir);
 
+    /* Two rounds: first the forms not avoided, then any. */
     int not_exec = 0;
-    for (size_t i = 0; i < sizeof order / sizeof order[0]; i++) {
-        if ((size_t)snprintf(path, pathlen, "%s/%s%s", dir, name, order[i].ext) >= pathlen)
-            return kit_seterr(err, KIT_EINVAL, "path too long in %s", dir);
-        if (!is_regular(path)) continue;
-        if (order[i].kind == PROG_EXE && access(path, X_OK) != 0) { not_exec = 1; continue; }
-        if (kind) *kind = order[i].kind;
-        return KIT_OK;
+    for (int round = avoid ? 0 : 1; round < 2; round++) {
+        for (size_t i = 0; i < sizeof order / sizeof order[0]; i++) {
+            if ((size_t)snprintf(path, pathlen, "%s/%s%s", dir, name, order[i].ext) >= pathlen)
+                return kit_seterr(err, KIT_EINVAL, "path too long in %s", dir);
+            if (!is_regular(path)) continue;
+            if (order[i].kind == PROG_EXE && access(path, X_OK) != 0) { not_exec = 1; continue; }
+            if (round == 0 && avoided(avoid, strrchr(path, '/') + 1)) continue;
+            if (kind) *kind = order[i].kind;
+            return KIT_OK;
+        }
     }
     path[0] = '\0';
     if (kind) *kind = PROG_NONE;
-    return kit_seterr(err, KIT_ENOENT,
-                      "no program '%s' in %s: tried %s.py, %s.lua, %s.c, %s.sh and an executable %s%s",
-                      name, dir, name, name, name, name, name,
-                      not_exec ? " (it exists but is not executable: chmod +x)" : "");
+    if (not_exec)
+        return kit_seterr(err, KIT_ENOENT, "%s/%s is not executable (chmod +x %s), and there is no %s.py, %s.lua, %s.c or %s.sh",
+                          dir, name, name, name, name, name, name);
+    return kit_seterr(err, KIT_ENOENT, "no %s.py, %s.lua, %s.c, %s.sh or executable %s in %s",
+                      name, name, name, name, name, dir);
+}
+
+int prog_find(const char *dir, const char *name, char *path, size_t pathlen,
+              enum prog_kind *kind, char *err)
+{
+    return prog_find_avoiding(dir, name, NULL, path, pathlen, kind, err);
 }
 
 /* ---- Python ----------------------------------------------------------- */
@@ -526,6 +544,35 @@ const char *prog_python(char *err)
     if (py_cache.path[0]) return py_cache.path;
     kit_seterr(err, KIT_EMISSING, "%s", py_cache.err);
     return NULL;
+}
+
+void prog_python_candidates(void (*fn)(void *ud, const char *name, const char *path, enum py_status st), void *ud)
+{
+    static const char *const tries[] = { "/usr/bin/python3", "python3", "python", "/usr/local/bin/python3" };
+    const char *forced = getenv("MQLAB_PYTHON");
+    char cand[PATH_MAX], real[PATH_MAX], seen[5][PATH_MAX];
+    int nseen = 0, chosen = 0;
+    py_info_t info;
+    if (forced && *forced) {
+        if (!which(forced, cand, sizeof cand)) fn(ud, "MQLAB_PYTHON", forced, PY_NOT_FOUND);
+        else fn(ud, "MQLAB_PYTHON", cand, python_probe(cand, &info) ? PY_CHOSEN : PY_NO_PAHO);
+        chosen = 1;   /* it decides, whatever the others can do */
+    }
+    for (size_t i = 0; i < sizeof tries / sizeof tries[0]; i++) {
+        if (!which(tries[i], cand, sizeof cand) || !realpath(cand, real)) {
+            fn(ud, tries[i], NULL, PY_NOT_FOUND);
+            continue;
+        }
+        int dup = 0;
+        for (int j = 0; j < nseen; j++) dup |= strcmp(seen[j], real) == 0;
+        if (dup) { fn(ud, tries[i], cand, PY_SAME); continue; }
+        snprintf(seen[nseen++], PATH_MAX, "%s", real);
+        int ok = python_probe(cand, &info);
+        if (!ok) fn(ud, tries[i], cand, PY_NO_PAHO);
+        else if (forced && *forced) fn(ud, tries[i], cand, PY_OVERRIDDEN);
+        else if (chosen) fn(ud, tries[i], cand, PY_LATER);
+        else { fn(ud, tries[i], cand, PY_CHOSEN); chosen = 1; }
+    }
 }
 
 /* ---- C ---------------------------------------------------------------- */
@@ -796,7 +843,7 @@ int prog_start(prog_t **out, const prog_opts_t *o, char *err)
     p->workdir = kit_strdup(buf);
     p->name = kit_strdup(o->name);
 
-    rc = prog_find(p->dir, p->name, p->path, sizeof p->path, &p->kind, err);
+    rc = prog_find_avoiding(p->dir, p->name, o->avoid, p->path, sizeof p->path, &p->kind, err);
     if (rc != KIT_OK) goto fail;
     p->file = strrchr(p->path, '/') + 1;
 
@@ -812,6 +859,7 @@ int prog_start(prog_t **out, const prog_opts_t *o, char *err)
     if (p->o.nofile <= 0) p->o.nofile = 256;
     if (p->o.nproc <= 0) p->o.nproc = SBX_NPROC_DEFAULT;
     p->o.ro = p->o.rw = NULL;
+    p->o.avoid = NULL;
     p->ro = strv_copy(o->ro);
     p->rw = strv_copy(o->rw);
 

@@ -37,6 +37,11 @@ enum prog_kind { PROG_NONE = 0, PROG_PY, PROG_LUA, PROG_C, PROG_SH, PROG_EXE };
  * err then lists the names that were tried. */
 int prog_find(const char *dir, const char *name, char *path, size_t pathlen,
               enum prog_kind *kind, char *err);
+/* The same, but the files named in avoid (base names, NULL-terminated,
+ * e.g. the lab's unchanged starter "hello.py") are taken only when no
+ * other form of E is there. avoid may be NULL. */
+int prog_find_avoiding(const char *dir, const char *name, const char *const *avoid,
+                       char *path, size_t pathlen, enum prog_kind *kind, char *err);
 
 const char *prog_kind_name(enum prog_kind k);   /* "python", "lua", "c", ... */
 
@@ -45,6 +50,19 @@ const char *prog_kind_name(enum prog_kind k);   /* "python", "lua", "c", ... */
  * can import paho.mqtt.client. Cached. NULL with err (KIT_EMISSING text
  * naming the Debian package python3-paho-mqtt) when none can. */
 const char *prog_python(char *err);
+
+/* For mqlab doctor: every Python prog_python would consider, in its
+ * order, and what became of it. path is NULL when not found. Probes
+ * each one (a second or so in all). */
+enum py_status {
+    PY_CHOSEN,      /* the one used */
+    PY_NOT_FOUND,   /* no such executable */
+    PY_SAME,        /* the same file as one listed before */
+    PY_NO_PAHO,     /* cannot import paho.mqtt.client */
+    PY_LATER,       /* would do, but an earlier one was chosen */
+    PY_OVERRIDDEN,  /* would do, but MQLAB_PYTHON names another */
+};
+void prog_python_candidates(void (*fn)(void *ud, const char *name, const char *path, enum py_status st), void *ud);
 
 typedef struct {
     const char *dir;        /* submission folder (the program's cwd) */
@@ -63,6 +81,8 @@ typedef struct {
                                path (NULL-terminated, may be NULL) */
     const char *const *rw;  /* ... and writable (give them to sbx_uid() first) */
     int no_sandbox;         /* run outside the sandbox even when it is on */
+    const char *const *avoid; /* forms of E used only when nothing else is
+                                 there (prog_find_avoiding); may be NULL */
 } prog_opts_t;
 
 /* The process-wide switch. Until set, it is on when sbx_available().

@@ -414,7 +414,14 @@ int store_use_hint(store_t *s, const char *student, const char *lab,
         goto cleanup;
     }
     used = sqlite3_column_int(cnt, 0);
-    int idx = used < nhints - 1 ? used : nhints - 1;
+    if (used >= nhints) {
+        /* Every hint was shown already: nothing new to record. */
+        if (exec(s, "COMMIT", err) != KIT_OK) goto cleanup;
+        if (index) *index = nhints;
+        ret = KIT_OK;
+        goto cleanup;
+    }
+    int idx = used;
 
     if (prepare(s, &ins, "INSERT INTO hints(student, lab, idx, used_ms) VALUES (?1, ?2, ?3, ?4)",
                 err) != KIT_OK)

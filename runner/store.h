@@ -41,8 +41,8 @@ int store_summary(store_t *s, const char *student, const char *lab,
                   store_summary_t *out, char *err);
 
 /* Record that the student asked for a hint. Returns in *index the 0-based
- * index of the hint to show: the count used before this call, capped at
- * nhints-1 (asking again after the last repeats the last, recorded too). */
+ * index of the hint to show: the count used before this call. Once every
+ * hint was shown, *index is nhints and nothing more is recorded. */
 int store_use_hint(store_t *s, const char *student, const char *lab,
                    int nhints, int *index, char *err);
 

@@ -89,9 +89,9 @@ local checks = {
                  en = "the broker refused the connection of '%s': CONNACK with code %s\n%s\n%s" },
                d.client, tostring(rc), wire.block(e), wire.block(ack))
       end
-      t:pass({ es = "el proxy vio CONNECT de «%s» (MQTT nivel %d, clean session %s, keepalive %d s) y el broker lo aceptó (CONNACK 0)",
-               en = "the proxy saw CONNECT from '%s' (MQTT level %d, clean session %s, keepalive %d s), and the broker accepted it (CONNACK 0)" },
-             d.client, e.level or 0, tostring(e.clean), e.keepalive or 0)
+      t:pass({ es = "el proxy vio CONNECT de «%s» (%s, clean session %s, keepalive %d s) y el broker lo aceptó (CONNACK 0)",
+               en = "the proxy saw CONNECT from '%s' (%s, clean session %s, keepalive %d s), and the broker accepted it (CONNACK 0)" },
+             d.client, wire.version(e.level), tostring(e.clean), e.keepalive or 0)
     end,
   },
 
@@ -580,6 +580,14 @@ end
 -- Grade one filters.txt answer by subscribing with it on the broker.
 function H.filter(t, ctx, key)
   local d, p = ctx.data, ctx.p
+  -- No filters.txt at all: said once, on F1; the others are not run.
+  if d.no_filters then
+    if key == FILTER_KEYS[1] then
+      t:fail({ es = "no hay filters.txt en tu carpeta: créalo con una línea por pregunta, de F1 a F4 (por ejemplo «F1 acme/v1/...»)",
+               en = "there is no filters.txt in your folder: create it with one line per question, F1 to F4 (for example \"F1 acme/v1/...\")" })
+    end
+    t:skip({ es = "no se evalúa: no hay filters.txt (mira F1)", en = "not run: there is no filters.txt (see F1)" })
+  end
   local filters = d.answers[key]
   if not filters or #filters == 0 then
     t:fail({ es = "filters.txt no tiene respuesta para %s (escribe una línea «%s filtro»)",
@@ -648,7 +656,9 @@ local function setup(ctx)
   H.read_trace(d, p)
   d.stdout = d.prog and d.prog:stdout() or ""
 
-  d.answers = probe.parse_answers(ctx:file("filters.txt"), FILTER_KEYS)
+  local filters_txt = ctx:file("filters.txt")
+  d.no_filters = filters_txt == nil
+  d.answers = probe.parse_answers(filters_txt, FILTER_KEYS)
   local asked = {}
   for _, k in ipairs(FILTER_KEYS) do
     local f = d.answers[k]

@@ -88,18 +88,35 @@ local checks = {
       end
       for i = 2, #connects do
         if connects[i].client_id ~= p.client_id then
-          t:fail({ es = "la conexión %d usó el client id «%s»: usa siempre el mismo, o el broker lo toma por otro dispositivo\n%s",
-                   en = "connection %d used the client id '%s': always use the same one, or the broker takes it for another device\n%s" },
-                 i, connects[i].client_id or "", wire.block(connects[i]))
+          t:fail({ es = "la conexión n.º %d usó el client id «%s»: usa siempre el mismo, o el broker lo toma por otro dispositivo\n%s",
+                   en = "connection #%d used the client id '%s': always use the same one, or the broker takes it for another device\n%s" },
+                 connects[i].conn or i, connects[i].client_id or "", wire.block(connects[i]))
         end
       end
       if #connects == 1 then
         t:pass({ es = "CONNECT con el client id de MQTT_CLIENT_ID:\n%s", en = "CONNECT with the client id in MQTT_CLIENT_ID:\n%s" },
                wire.block(first))
       else
-        t:pass({ es = "CONNECT con el client id de MQTT_CLIENT_ID, el mismo en sus %d conexiones:\n%s",
-                 en = "CONNECT with the client id in MQTT_CLIENT_ID, the same in all its %d connections:\n%s" },
-               #connects, wire.block(first))
+        -- Numbered as the proxy numbers them (and as the other checks
+        -- name them): the attempts it refused during a cut are
+        -- connections too, only without a CONNECT.
+        local nums = {}
+        for i, c in ipairs(connects) do nums[i] = "#" .. tostring(c.conn or i) end
+        local refused = {}
+        for _, ev in ipairs(d.events) do
+          if ev.kind == "refused" and ev.conn then refused[#refused + 1] = "#" .. tostring(ev.conn) end
+        end
+        local rnote = ""
+        if #refused > 0 then
+          rnote = ctx:text(#refused == 1 and { es = "; la %s fue un intento que el proxy rechazó durante un corte",
+                                               en = "; %s was an attempt the proxy refused during a cut" }
+                           or { es = "; las %s fueron intentos que el proxy rechazó durante los cortes",
+                                en = "; %s were attempts the proxy refused during the cuts" }, table.concat(refused, ", "))
+        end
+        t:pass({ es = "CONNECT con el client id de MQTT_CLIENT_ID, el mismo en las %d conexiones que enviaron CONNECT (%s%s):\n%s",
+                 en = "CONNECT with the client id in MQTT_CLIENT_ID, the same on all %d connections that sent one (%s%s):\n%s" },
+               #connects, table.concat(nums, ", "), rnote,
+               wire.block(first))
       end
     end,
   },
@@ -373,7 +390,7 @@ local checks = {
 
   -- What the steps are for: every reading reaches the subscriber.
   check {
-    id = "all-arrive", points = 3,
+    id = "all-arrive", points = 3, after = "connects",
     title = { es = "Todas las lecturas llegan", en = "Every reading arrives" },
     run = function(t, ctx)
       local d, p = ctx.data, ctx.p

@@ -332,8 +332,19 @@ function M.title(labdef, lang)
   return text.pick(labdef.title, lang)
 end
 
+-- What the kit itself fills in the texts, beside the lab's parameters:
+-- {{python}}, the Python the kit runs .py programs with (the one that
+-- imports paho here; MQLAB_PYTHON overrides), so that "{{python}}
+-- sensor.py" in the instructions runs the same as a grading does.
+local function with_kit_params(p)
+  local q = {}
+  for k, v in pairs(p) do q[k] = v end
+  q.python = programs.python() or "python3"
+  return q
+end
+
 function M.instructions(labdef, student, lang)
-  local p = M.params(labdef, student)
+  local p = with_kit_params(M.params(labdef, student))
   local body = labdef.instructions
   if type(body) == "function" then body = body(p, lang) end
   local file = labdef._instructions_file
@@ -428,7 +439,7 @@ function M.text_problems(labdef)
 end
 
 function M.hint(labdef, i, student, lang)
-  local p = M.params(labdef, student)
+  local p = with_kit_params(M.params(labdef, student))
   return text.fill(text.pick(labdef.hints[i], lang), p, labdef.id .. " hint " .. i)
 end
 
@@ -568,11 +579,36 @@ function Ctx:env(extra)
   return env
 end
 
+-- The forms a program may take, in the order the kit prefers them.
+local FORMS = { ".py", ".lua", ".c", ".sh", "" }
+
+-- The forms of program `name` in the submission (file names, in the
+-- kit's order), and which of them are the lab's starter file unchanged.
+function Ctx:program_forms(name)
+  local listed = {}
+  for _, f in ipairs(kit.listdir(self.copy) or {}) do listed[f] = true end
+  local forms, starters = {}, {}
+  for _, ext in ipairs(FORMS) do
+    local f = name .. ext
+    if listed[f] then
+      forms[#forms + 1] = f
+      local want = self.starters and self.starters[f]
+      if want and self:file(f) == want then starters[#starters + 1] = f end
+    end
+  end
+  return forms, starters
+end
+
 -- Start the student's program `name`, in the grading's private copy of
 -- the submission (made once, kept through every start and restart). The
 -- program may also write ctx.scratch, and read the files the lab hands
 -- it: MQTT_CAFILE, and whatever opts.ro lists. Returns prog, or nil,
 -- message (already in the student's language), code.
+--
+-- With several forms of it (hello.py and hello.sh), the kit's order
+-- decides, except that the lab's starter file, unchanged, is taken only
+-- when nothing else is there: a hello.sh written next to the untouched
+-- hello.py runs. The verdict says which one ran and which were ignored.
 function Ctx:program(name, opts)
   opts = opts or {}
   if not self.copy then
@@ -583,11 +619,12 @@ function Ctx:program(name, opts)
   local ro = {}
   for _, path in ipairs(opts.ro or {}) do ro[#ro + 1] = path end
   if env.MQTT_CAFILE then ro[#ro + 1] = env.MQTT_CAFILE end
+  local forms, starters = self:program_forms(name)
   local prog, msg, code = programs.start {
     dir = self.copy, name = name, workdir = self.workdir,
     env = env, timeout = opts.timeout or 20,
     grace = opts.grace, link_sqlite = opts.link_sqlite,
-    rw = { self.scratch }, ro = ro,
+    rw = { self.scratch }, ro = ro, avoid = starters,
   }
   if not prog then
     if code == "notfound" then
@@ -597,32 +634,83 @@ function Ctx:program(name, opts)
     end
     return nil, msg, code
   end
+  if #forms > 1 and not self._forms_said[name] then
+    self._forms_said[name] = true
+    local ran = prog:path():match("[^/]*$")
+    local ignored, unchanged = {}, {}
+    for _, f in ipairs(forms) do
+      if f ~= ran then ignored[#ignored + 1] = f end
+    end
+    for _, f in ipairs(starters) do
+      if f ~= ran then unchanged[#unchanged + 1] = f end
+    end
+    local why = #unchanged > 0
+      and self:text({ es = " (%s sigue igual que el fichero de partida)", en = " (%s is still the starter file, unchanged)" },
+                    table.concat(unchanged, ", "))
+      or self:text({ es = " (el kit prueba .py, .lua, .c, .sh y luego un ejecutable, en ese orden)",
+                     en = " (the kit tries .py, .lua, .c, .sh and then an executable, in that order)" })
+    self._notes[#self._notes + 1] = self:text(
+      #ignored == 1 and { es = "hay varias versiones de %s: se ejecutó %s y se ignoró %s%s",
+                          en = "there are several versions of %s: %s ran, and %s was ignored%s" }
+        or { es = "hay varias versiones de %s: se ejecutó %s y se ignoraron %s%s",
+             en = "there are several versions of %s: %s ran, and %s were ignored%s" },
+      name, ran, table.concat(ignored, ", "), why)
+  end
   return self:own(prog)
 end
 
--- Why the program `name` was not found, in the student's words: the
--- names the kit runs, and the files that look like a misnamed one
--- (Hello.py, hello_final.py, hello.PY), which otherwise look exactly like
--- an empty folder.
+-- Levenshtein distance between two short strings.
+local function distance(a, b)
+  local prev = {}
+  for j = 0, #b do prev[j] = j end
+  for i = 1, #a do
+    local cur = { [0] = i }
+    for j = 1, #b do
+      local cost = a:sub(i, i) == b:sub(j, j) and 0 or 1
+      cur[j] = math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost)
+    end
+    prev = cur
+  end
+  return prev[#b]
+end
+
+-- Why the program `name` was not found, in the student's words, as one
+-- sentence: the names the kit runs, and the file that looks like a
+-- misnamed one (helo.py, Hello.py, hello_final.py, hello.PY), which
+-- otherwise looks exactly like an empty folder.
 function Ctx:missing_program(name, raw)
-  local found = {}
   local lname = name:lower()
+  local guess, guess_rank, guess_ext
   for _, f in ipairs(kit.listdir(self.copy) or {}) do
-    local lf = f:lower()
-    if lf:sub(1, #lname) == lname or lf:find(lname, 1, true) then found[#found + 1] = f end
+    local base, ext = f:match("^(.-)(%.[^.]*)$")
+    if not base or base == "" then base, ext = f, "" end
+    local lext = ext:lower()
+    local known = lext == "" or lext == ".py" or lext == ".lua" or lext == ".c" or lext == ".sh"
+    if known and f ~= name then
+      -- A near spelling of the base name (helo, Hello, helloo), or one
+      -- that holds it (hello_final, my-hello), the nearest first.
+      local lbase = base:lower()
+      local d = distance(lbase, lname)
+      local rank = d <= 2 and d or (lbase:find(lname, 1, true) and 3) or nil
+      if rank and (not guess_rank or rank < guess_rank) then
+        guess, guess_rank, guess_ext = f, rank, lext
+      end
+    end
   end
-  local msg = self:text({ es = "no encuentro el programa «%s» en %s: el kit ejecuta %s.py, %s.c, %s.lua, %s.sh o un ejecutable %s",
-                          en = "cannot find the program '%s' in %s: the kit runs %s.py, %s.c, %s.lua, %s.sh or an executable %s" },
-                        name, self.dir, name, name, name, name, name)
+  local tried = string.format("%s.py, %s.c, %s.lua, %s.sh", name, name, name, name)
   if raw and raw:find("not executable", 1, true) then
-    msg = msg .. self:text({ es = " (%s existe, pero no es ejecutable: chmod +x %s)",
-                             en = " (%s is there, but it is not executable: chmod +x %s)" }, name, name)
-  elseif #found > 0 then
-    if #found > 5 then found = { found[1], found[2], found[3], found[4], found[5], "..." } end
-    msg = msg .. self:text({ es = "; encontré %s: ¿hay que cambiarle el nombre?",
-                             en = "; found %s: does it need a new name?" }, table.concat(found, ", "))
+    return self:text({ es = "%s está en %s, pero no es ejecutable: dale permiso con chmod +x %s, o escribe %s.py, %s.c, %s.lua o %s.sh",
+                       en = "%s is in %s, but it is not executable: make it so with chmod +x %s, or write %s.py, %s.c, %s.lua or %s.sh" },
+                     name, self.dir, name, name, name, name, name)
   end
-  return msg
+  if guess then
+    return self:text({ es = "no hay ningún %s en %s, pero sí %s: ¿querías decir %s? (el kit ejecuta %s o un ejecutable %s)",
+                       en = "there is no %s in %s, but there is %s: did you mean %s? (the kit runs %s or an executable %s)" },
+                     name, self.dir, guess, name .. guess_ext, tried, name)
+  end
+  return self:text({ es = "no hay ningún programa %s en %s: escribe %s o un ejecutable %s",
+                     en = "there is no program %s in %s: write %s or an executable %s" },
+                   name, self.dir, tried, name)
 end
 
 -- A kit client connected to the lab's broker.
@@ -701,6 +789,16 @@ function Check:fail(msg, ...)
   error(FAIL, 0)
 end
 
+-- End the check as not run (shown as skipped, no points), saying why:
+-- for a check that has nothing to judge because of what an earlier one
+-- already reported (lab 01's F2..F4 when there is no filters.txt).
+function Check:skip(msg, ...)
+  if msg then self:say(msg, ...) end
+  self.failed = true
+  self.skipped = true
+  error(FAIL, 0)
+end
+
 function Check:expect(cond, msg, ...)
   if not cond then
     if msg then self:say(msg, ...) end
@@ -717,7 +815,8 @@ function M.begin(labdef, opts)
   local ctx = setmetatable({
     lab = labdef, id = labdef.id, lang = opts.lang or "en", student = opts.student,
     dir = opts.dir, copy = opts.copy, scratch = opts.scratch, workdir = opts.workdir,
-    results = {}, _owned = {}, data = {}, _status = opts.status,
+    results = {}, _owned = {}, data = {}, _status = opts.status, starters = opts.starters or {},
+    _notes = {}, _forms_said = {},
   }, Ctx)
   ctx.p = M.params(labdef, opts.student)
   return ctx
@@ -765,6 +864,17 @@ local function deps_failed(ctx, c)
   end
 end
 
+-- What the kit has to say about the submission itself (which form of a
+-- program ran), put before the message of the next check to be reported.
+function M.with_notes(ctx, res)
+  if #ctx._notes > 0 then
+    local notes = table.concat(ctx._notes, "\n")
+    res.message = res.message ~= "" and (notes .. "\n" .. res.message) or notes
+    ctx._notes = {}
+  end
+  return res
+end
+
 -- Run check i. Returns a plain table for the C side. The C side arms
 -- the check's time budget around this call; once it is spent, every
 -- instruction raises again, so a lab's own pcall cannot hold on, and the
@@ -779,7 +889,7 @@ function M.check(ctx, i)
     res.skipped = true
     res.message = ctx:text({ es = "no se evalúa: antes debe pasar «%s» (%s)",
                              en = "not run: \"%s\" (%s) has to pass first" }, depres.title, dep)
-    return res
+    return M.with_notes(ctx, res)
   end
   local t = setmetatable({ lines = {}, failed = false, lang = ctx.lang, p = ctx.p }, Check)
   ctx._check = t
@@ -793,9 +903,10 @@ function M.check(ctx, i)
     t:say({ es = "error interno del laboratorio: %s", en = "internal error in the lab: %s" }, msg)
   end
   res.passed = not t.failed
+  res.skipped = t.skipped and true or false
   res.points = res.passed and c.points or 0
   res.message = table.concat(t.lines, "\n")
-  return res
+  return M.with_notes(ctx, res)
 end
 
 -- Check i did not finish within budget_s: what it said so far, and why

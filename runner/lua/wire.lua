@@ -158,6 +158,13 @@ function M.quote(ev)
   return string.format("%+9.1f ms  %s  %s%s", ev.t or 0, arrow, ev.text or ev.type or ev.kind, fate)
 end
 
+-- The MQTT version a CONNECT's protocol level field stands for:
+-- 3 is 3.1, 4 is 3.1.1, 5 is 5.0 ("MQTT 3.1.1"; "MQTT ?" when unknown).
+local VERSIONS = { [3] = "3.1", [4] = "3.1.1", [5] = "5.0" }
+function M.version(level)
+  return "MQTT " .. (VERSIONS[level] or ("? (" .. tostring(level) .. ")"))
+end
+
 -- The packet as an indented line, for a block of feedback under the
 -- sentence that explains it.
 function M.block(ev) return "    " .. M.quote(ev) end

@@ -871,7 +871,7 @@ def test_misnamed():
         msg = json.loads(p.stdout)["checks"][0]["message"]
     except (ValueError, KeyError, IndexError):
         msg = p.stdout + p.stderr
-    report(p.returncode == 1 and "found Hello.py" in msg and "hello.py, hello.c" in msg,
+    report(p.returncode == 1 and "there is Hello.py" in msg and "did you mean hello.py?" in msg and "hello.py, hello.c" in msg,
            "check names Hello.py and the names the kit runs", msg)
     os.chmod(os.path.join(sub, "Hello.py"), 0o644)
     os.rename(os.path.join(sub, "Hello.py"), os.path.join(sub, "hello"))
@@ -1620,6 +1620,9 @@ def test_guided():
     steps = sorted(r[0] for r in con.execute("SELECT step FROM guide_steps WHERE student='ana' AND lab='01-hello'"))
     con.close()
     report(steps == ["publish", "subscribe"], "the steps met are recorded", steps)
+    pr = mqlab(["progress", "--student", "ana"], extra_env={"MQLAB_DB": db})
+    report(pr.returncode == 0 and re.search(r"01-hello .*guided 2/2", pr.stdout), "progress shows the guided steps met",
+           pr.stdout)
 
     def lab03(pane, port, procs):
         cid, topic = pane.param("client_id"), pane.param("topic")
@@ -2066,6 +2069,228 @@ def test_live():
            repr(out[:300]))
 
 
+# ------------------------------------------------------------ a first hour without friction
+
+def friction_workspace(name):
+    """A fresh workspace of student ana under RUN_TMP, and the env that
+    makes the commands use its own database."""
+    ws = os.path.join(RUN_TMP, name)
+    p = mqlab(["init", ws, "--student", "ana"])
+    if p.returncode != 0:
+        report(False, f"init {name}", p.stderr)
+    return ws, {"MQLAB_DB": ""}
+
+
+def verdict_of(p):
+    try:
+        return json.loads(p.stdout)
+    except ValueError:
+        return {"checks": [], "raw": p.stdout + p.stderr}
+
+
+def check_msg(v, cid):
+    for c in v.get("checks", []):
+        if c["id"] == cid:
+            return c
+    return {"message": "", "passed": None, "skipped": None}
+
+
+def test_friction_hint():
+    print("friction: hint past the last one says so and records nothing")
+    ws, wenv = friction_workspace("fr-hint")
+    outs = [mqlab(["hint", "01"], cwd=ws, extra_env=wenv) for _ in range(4)]
+    report(all(p.returncode == 0 for p in outs) and [f" {i}/4:" in p.stdout for i, p in enumerate(outs, 1)] == [True] * 4,
+           "hints 1 to 4 come in order", "".join(p.stdout for p in outs))
+    p5 = mqlab(["hint", "01"], cwd=ws, extra_env=wenv)
+    p6 = mqlab(["hint", "01", "--lang", "es"], cwd=ws, extra_env=wenv)
+    report(p5.returncode == 0 and "no more hints" in p5.stdout and "Hint 4/4" in p5.stdout,
+           "the fifth says there are no more, and shows the last again", p5.stdout + p5.stderr)
+    report(p6.returncode == 0 and "No quedan más pistas" in p6.stdout, "the same in Spanish", p6.stdout + p6.stderr)
+    p = mqlab(["progress", "--json"], cwd=ws, extra_env=wenv)
+    try:
+        l1 = [l for l in json.loads(p.stdout)["labs"] if l["lab"] == "01-hello"][0]
+        ok = l1["hints_used"] == 4
+    except (ValueError, KeyError, IndexError):
+        ok, l1 = False, p.stdout + p.stderr
+    report(ok, "progress counts 4 hints for a lab with 4, not 6", l1)
+
+
+def test_friction_progress():
+    print("friction: progress says '-' for a lab never graded, and attempt/attempts right")
+    ws, wenv = friction_workspace("fr-progress")
+    p = mqlab(["progress"], cwd=ws, extra_env=wenv)
+    report(p.returncode == 0 and "0/0" not in p.stdout and re.search(r"01-hello\s+0 attempts\s+best -", p.stdout),
+           "never graded: best -, no 0/0", p.stdout + p.stderr)
+    c = mqlab(["check", "01"], cwd=os.path.join(ws, "01-hello"), extra_env=wenv)
+    mqlab(["hint", "01"], cwd=ws, extra_env=wenv)
+    p = mqlab(["progress"], cwd=ws, extra_env=wenv)
+    line = [l for l in p.stdout.splitlines() if "01-hello" in l]
+    line = line[0] if line else p.stdout
+    report(c.returncode == 1 and re.search(r"\b1 attempt\b", line) and "attempts" not in line and "/13" in line
+           and re.search(r"\b1 hint\b", line) and "0/0" not in p.stdout,
+           "graded once: 1 attempt, score/max, 1 hint", p.stdout + c.stderr)
+    p = mqlab(["progress", "--lang", "es"], cwd=ws, extra_env=wenv)
+    line = [l for l in p.stdout.splitlines() if "01-hello" in l]
+    line = line[0] if line else p.stdout
+    report(re.search(r"\b1 intento\b", line) and "intentos" not in line and re.search(r"\b1 pista\b", line)
+           and re.search(r"02-topics\s+0 intentos\s+mejor -", p.stdout), "the same in Spanish", p.stdout)
+
+
+def test_friction_broker():
+    print("friction: broker --port is validated, and the profiles are listed")
+    for bad in ("1884x", "99999", "0", "-5", ""):
+        p = mqlab(["broker", "--port", bad], timeout=20)
+        report(p.returncode == 2 and "1 to 65535" in p.stderr and "--help" in p.stderr and not p.stdout,
+               f"--port '{bad}' is a usage error (exit 2)", p.stdout + p.stderr)
+    p = mqlab(["broker", "--port", "7x", "--lang", "es"], timeout=20)
+    report(p.returncode == 2 and "de 1 a 65535" in p.stderr, "the same in Spanish", p.stderr)
+    p = mqlab(["broker", "nope"], timeout=20)
+    report(p.returncode == 2 and "nope" in p.stderr and all(n in p.stderr for n in ("plain", "tls", "persistence", "sys")),
+           "an unknown profile: exit 2, and the profiles named", p.stderr)
+    p = mqlab(["broker", "--help"])
+    report(p.returncode == 0 and re.search(r"Profiles: .*plain", p.stdout) and "tls" in p.stdout,
+           "broker --help lists the profiles", p.stdout)
+
+
+def test_friction_outside():
+    print("friction: check outside a workspace, in a folder with nothing of the lab, grades nothing")
+    db = os.path.join(RUN_TMP, "fr-outside.db")
+    env = {"MQLAB_DB": db}
+    p = mqlab(["check", "3"], cwd=ROOT, extra_env=env)
+    report(p.returncode == 2 and "not inside an mqlab workspace" in p.stderr and "sensor.py" in p.stderr and not p.stdout,
+           "check 3 from the repository root: exit 2, says why", p.stdout + p.stderr)
+    report(not os.path.exists(db) or sqlite3.connect(db).execute("select count(*) from attempts").fetchone()[0] == 0,
+           "and records no attempt", db)
+    here = os.path.join(RUN_TMP, "fr-outside")
+    os.makedirs(here)
+    ws = os.path.join(here, "mqlab-work")
+    mqlab(["init", ws, "--student", "ana"])
+    p = mqlab(["check", "01", "--lang", "es"], cwd=here, extra_env=env)
+    report(p.returncode == 2 and "no está dentro de un espacio de trabajo" in p.stderr and f"cd {os.path.realpath(ws)}" in p.stderr,
+           "it points at ./mqlab-work when there is one (Spanish)", p.stderr)
+    p = mqlab(["check", "01", here], cwd=ROOT, extra_env=env)
+    report(p.returncode == 2 and "Your workspace is" not in p.stderr and "mqlab init" in p.stderr,
+           "a folder given explicitly, no workspace around: how to make one", p.stderr)
+    # Inside a workspace an emptied lab folder is still graded.
+    lab = os.path.join(ws, "01-hello")
+    for f in os.listdir(lab):
+        os.remove(os.path.join(lab, f))
+    p = mqlab(["check", "01", "--no-record", "--format", "json"], cwd=lab)
+    report(p.returncode == 1 and verdict_of(p).get("max_score") == 13, "an empty lab folder inside a workspace is graded", p.stderr)
+
+
+def test_friction_variants():
+    print("friction: with several forms of a program, the verdict says which ran")
+    sub = os.path.join(RUN_TMP, "fr-variants")
+    os.makedirs(sub)
+    for f in os.listdir(os.path.join(ROOT, "labs", "01-hello", "starter")):
+        shutil.copy(os.path.join(ROOT, "labs", "01-hello", "starter", f), sub)
+    with open(os.path.join(sub, "hello.sh"), "w") as f:
+        f.write("#!/bin/sh\necho 'hello.sh ran' >&2\nexit 3\n")
+    p = mqlab(["check", "01", sub, "--no-record", "--format", "json"])
+    msg = check_msg(verdict_of(p), "connects")["message"]
+    report("hello.sh ran, and hello.py was ignored" in msg and "starter file, unchanged" in msg
+           and "hello.sh ran" in msg.split("\n", 1)[1] and "not written yet" not in msg,
+           "hello.sh beside the unchanged starter hello.py: hello.sh runs, and the verdict says so", msg)
+    p = mqlab(["check", "01", sub, "--no-record", "--format", "json", "--lang", "es"])
+    msg = check_msg(verdict_of(p), "connects")["message"]
+    report("se ejecutó hello.sh y se ignoró hello.py" in msg, "the same in Spanish", msg)
+    # The student's own hello.py (not the starter) still comes first.
+    shutil.copy(os.path.join(ROOT, "solutions", "01-hello", "hello.py"), sub)
+    p = mqlab(["check", "01", sub, "--no-record", "--format", "json"])
+    v = verdict_of(p)
+    msg = check_msg(v, "connects")["message"]
+    report(check_msg(v, "connects")["passed"] and "hello.py ran, and hello.sh was ignored" in msg,
+           "a written hello.py runs before hello.sh, said too", msg)
+    # One form only: nothing to say.
+    os.remove(os.path.join(sub, "hello.sh"))
+    p = mqlab(["check", "01", sub, "--no-record", "--format", "json"])
+    v = verdict_of(p)
+    report(check_msg(v, "connects")["passed"] and "several versions" not in p.stdout, "a single form: no note", p.stdout[:400])
+
+
+def test_friction_missing():
+    print("friction: the missing program, a misnamed one, and no filters.txt")
+    ws, wenv = friction_workspace("fr-missing")
+    lab = os.path.join(ws, "01-hello")
+    for f in os.listdir(lab):
+        os.remove(os.path.join(lab, f))
+    open(os.path.join(lab, "helo.py"), "w").close()
+    p = mqlab(["check", "01", "--no-record", "--format", "json"], cwd=lab)
+    msg = check_msg(verdict_of(p), "connects")["message"]
+    report("did you mean hello.py?" in msg and "helo.py" in msg and msg.count("\n") == 0, "helo.py: did you mean hello.py?", msg)
+    p = mqlab(["check", "01", "--no-record", "--format", "json", "--lang", "es"], cwd=lab)
+    msg = check_msg(verdict_of(p), "connects")["message"]
+    english = [w for w in ("cannot", "found", "the kit", "program '", "tried") if w in msg]
+    report("¿querías decir hello.py?" in msg and not english, "in Spanish, all Spanish", msg)
+    os.remove(os.path.join(lab, "helo.py"))
+    p = mqlab(["check", "01", "--no-record", "--format", "json"], cwd=lab)
+    v = verdict_of(p)
+    msg = check_msg(v, "connects")["message"]
+    report(msg.startswith("there is no program hello in") and msg.count("hello.py") == 1, "an empty folder: one clean sentence", msg)
+    text = json.dumps(v)
+    f1, f2 = check_msg(v, "filter-1"), check_msg(v, "filter-2")
+    skipped = [check_msg(v, f"filter-{i}")["skipped"] for i in (2, 3, 4)]
+    report(text.count("there is no filters.txt in your folder") == 1 and "has no answer" not in text
+           and not f1["passed"] and not f1["skipped"] and skipped == [True] * 3 and "see F1" in f2["message"],
+           "no filters.txt: said once (F1), F2 to F4 not run", [c["message"] for c in v.get("checks", [])][-4:])
+
+
+def test_friction_version():
+    print("friction: lab 01 names the MQTT version, not a level number")
+    p = mqlab(["check", "01", os.path.join(ROOT, "solutions", "01-hello"), "--no-record", "--format", "json"])
+    msg = check_msg(verdict_of(p), "connects")["message"]
+    report(p.returncode == 0 and "MQTT 3.1.1" in msg and "level" not in msg, "CONNECT from paho: MQTT 3.1.1", msg)
+    p = mqlab(["check", "01", os.path.join(ROOT, "solutions", "01-hello"), "--no-record", "--format", "json", "--lang", "es"])
+    msg = check_msg(verdict_of(p), "connects")["message"]
+    report("MQTT 3.1.1" in msg and "nivel" not in msg, "the same in Spanish", msg)
+
+
+def test_friction_lab03():
+    print("friction: lab 03 numbers connections one way, and skips 'every reading arrives' with no program")
+    p = mqlab(["check", "03", os.path.join(ROOT, "solutions", "03-qos-loss"), "--no-record", "--format", "json"])
+    v = verdict_of(p)
+    conn = check_msg(v, "connects")["message"]
+    rec = check_msg(v, "reconnects")["message"]
+    head = conn.split("\n")[0]
+    sent = re.search(r"all (\d+) connections that sent one \(([^;)]*)", head)
+    listed = set(re.findall(r"#(\d+)", sent.group(2))) if sent else set()
+    refused = set(re.findall(r"#(\d+)", head.split(";", 1)[1])) if ";" in head else set()
+    named = set(re.findall(r"connection #(\d+)", rec))
+    report(p.returncode == 0 and sent and int(sent.group(1)) == len(listed) and named and named <= listed
+           and refused and not refused & listed and "refused" in head,
+           "the connections counted are the ones numbered", conn + "\n" + rec)
+    ws, wenv = friction_workspace("fr-lab03")
+    lab = os.path.join(ws, "03-qos-loss")
+    for f in os.listdir(lab):
+        os.remove(os.path.join(lab, f))
+    p = mqlab(["check", "03", "--no-record", "--format", "json"], cwd=lab)
+    v = verdict_of(p)
+    arrive = check_msg(v, "all-arrive")
+    report(p.returncode == 1 and arrive["skipped"] and not check_msg(v, "connects")["passed"],
+           "no program: every-reading-arrives is skipped, after connects", arrive)
+
+
+def test_friction_python():
+    print("friction: show fills in the Python the kit uses; doctor says which and why")
+    fake = os.path.join(RUN_TMP, "fr-python")
+    os.makedirs(fake)
+    mine = os.path.join(fake, "my-python")
+    os.symlink("/usr/bin/python3", mine)
+    p = mqlab(["show", "03"], extra_env={"MQLAB_PYTHON": mine})
+    report(p.returncode == 0 and f"{mine} sensor.py" in p.stdout and "{{" not in p.stdout,
+           "show 03 with MQLAB_PYTHON: that Python in the command line", p.stdout[-400:] + p.stderr)
+    chosen = subprocess.run([MQLAB, "doctor"], env=env_for(fresh_tmp()), capture_output=True, text=True, timeout=120)
+    used = re.search(r"Python with paho-mqtt \(for \.py programs\): (\S+)", chosen.stdout)
+    p = mqlab(["show", "09", "--lang", "es"])
+    report(used and f"{used.group(1)} consumer.py" in p.stdout, "show 09 (Spanish) names the Python doctor found", chosen.stdout + p.stdout[-300:])
+    report(used and re.search(r"used: it imports paho", chosen.stdout) and re.search(r"python3.*: (not found|not used|the same|used)", chosen.stdout),
+           "doctor lists the Pythons tried, and why each was or was not used", chosen.stdout)
+    p = mqlab(["doctor"], extra_env={"MQLAB_PYTHON": mine})
+    report(re.search(r"MQLAB_PYTHON \(" + re.escape(mine) + r"\): used", p.stdout) and "MQLAB_PYTHON names the one to use" in p.stdout,
+           "with MQLAB_PYTHON, doctor says it decides", p.stdout)
+
+
 def main():
     if not os.access(MQLAB, os.X_OK):
         print("mqlab is not built; run make first")
@@ -2076,7 +2301,12 @@ def main():
     if REPEAT == 1:
         tests += [("contract", test_contract), ("workspace", test_workspace), ("grade", test_grade),
                   ("sigint", test_sigint), ("sweep", test_sweep), ("hostile", test_hostile), ("stuck", test_stuck), ("no-sandbox", test_no_sandbox), ("misnamed", test_misnamed), ("jobs", test_jobs), ("class", test_class), ("resume", test_resume), ("fair", test_fair), ("guide", test_guide), ("guided", test_guided), ("tour", test_tour), ("new-lab", test_newlab), ("verify", test_verify), ("own-labs", test_own_labs), ("trace", test_trace), ("proxy-api", test_proxy_api), ("brokerlog", test_brokerlog), ("lab-tools", test_labtools), ("certs", test_certs), ("brokerconf", test_brokerconf),
-                  ("bench", test_bench), ("watch", test_watch), ("live", test_live)]
+                  ("bench", test_bench), ("watch", test_watch), ("live", test_live),
+                  ("friction-hint", test_friction_hint), ("friction-progress", test_friction_progress),
+                  ("friction-broker", test_friction_broker), ("friction-outside", test_friction_outside),
+                  ("friction-variants", test_friction_variants), ("friction-missing", test_friction_missing),
+                  ("friction-version", test_friction_version), ("friction-lab03", test_friction_lab03),
+                  ("friction-python", test_friction_python)]
     t0 = time.time()
     try:
         for name, fn in tests:

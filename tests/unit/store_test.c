@@ -324,7 +324,7 @@ static void TEST_hints_progress_and_cap(void)
 {
     open_store();
     int idx = -1;
-    int want[] = { 0, 1, 2, 2, 2 };
+    int want[] = { 0, 1, 2, 3, 3 };
     for (int i = 0; i < 5; i++) {
         idx = -1;
         CU_ASSERT(store_use_hint(st, "ana", "01-hello", 3, &idx, err) == KIT_OK);
@@ -332,7 +332,7 @@ static void TEST_hints_progress_and_cap(void)
     }
     store_summary_t sum;
     CU_ASSERT(store_summary(st, "ana", "01-hello", &sum, err) == KIT_OK);
-    CU_ASSERT(sum.hints_used == 5);   /* repeats of the last are recorded too */
+    CU_ASSERT(sum.hints_used == 3);   /* asking past the last records nothing */
     CU_ASSERT(sum.attempts == 0);
 
     /* Per lab and per student. */
@@ -341,11 +341,12 @@ static void TEST_hints_progress_and_cap(void)
     CU_ASSERT(store_use_hint(st, "bob", "01-hello", 3, &idx, err) == KIT_OK);
     CU_ASSERT(idx == 0);
 
-    /* A single hint repeats. */
+    /* A single hint, then no more. */
     CU_ASSERT(store_use_hint(st, "dan", "01-hello", 1, &idx, err) == KIT_OK);
     CU_ASSERT(idx == 0);
     CU_ASSERT(store_use_hint(st, "dan", "01-hello", 1, &idx, err) == KIT_OK);
-    CU_ASSERT(idx == 0);
+    CU_ASSERT(idx == 1);
+    CU_ASSERT(raw_int("SELECT count(*) FROM hints WHERE student = 'dan'") == 1);
 
     /* A lab without hints is a caller error, and records nothing. */
     CU_ASSERT(store_use_hint(st, "eve", "01-hello", 0, &idx, err) == KIT_EINVAL);
