@@ -364,6 +364,67 @@ local checks = {
   },
 }
 
+-- Guided mode (mqlab start 02): a practice fleet of the kit's, not the
+-- student's plant (that design is the lab's work), to try '+' and '#'
+-- live: two subscribers, then the kit publishes the whole list.
+local DEMO = {
+  { topic = "demo/v1/planta-a/norte/sensor-01/temp", payload = "21.5" },
+  { topic = "demo/v1/planta-a/norte/sensor-01/humedad", payload = "48" },
+  { topic = "demo/v1/planta-a/norte/sensor-01/estado", payload = "online" },
+  { topic = "demo/v1/planta-a/sur/bomba-02/caudal", payload = "3.2" },
+  { topic = "demo/v1/planta-a/sur/bomba-02/cmd", payload = "parar" },
+  { topic = "demo/v1/planta-b/este/sensor-03/temp", payload = "19.0" },
+  { topic = "demo/v1/planta-b/este/sensor-03/estado", payload = "offline" },
+  { topic = "demo/v1/planta-b/oeste/valvula-04/cmd", payload = "abrir" },
+}
+local DEMO_WANT = {
+  temp = { ["demo/v1/planta-a/norte/sensor-01/temp"] = true, ["demo/v1/planta-b/este/sensor-03/temp"] = true },
+  plant = { ["demo/v1/planta-b/este/sensor-03/temp"] = true, ["demo/v1/planta-b/este/sensor-03/estado"] = true,
+            ["demo/v1/planta-b/oeste/valvula-04/cmd"] = true },
+}
+local DEMO_LIST = {}
+for _, t in ipairs(DEMO) do DEMO_LIST[#DEMO_LIST + 1] = "    " .. t.topic end
+
+local guide = {
+  step {
+    id = "plus",
+    title = { es = "«+»: todas las temperaturas", en = "'+': every temperature" },
+    text = {
+      es = "Practicamos con una flota de ejemplo (no es tu planta). Estos son sus topics:\n\n"
+        .. table.concat(DEMO_LIST, "\n") .. "\n\n"
+        .. "En otra terminal, deja abierto un suscriptor cuyo filtro seleccione TODAS las temperaturas y nada más. «+» sustituye a un nivel entero:\n\n"
+        .. "    mosquitto_sub -h {{host}} -p {{port}} -t 'FILTRO' -v",
+      en = "We practise on an example fleet (not your plant). These are its topics:\n\n"
+        .. table.concat(DEMO_LIST, "\n") .. "\n\n"
+        .. "In another terminal, leave running a subscriber whose filter selects EVERY temperature and nothing else. '+' stands for one whole level:\n\n"
+        .. "    mosquitto_sub -h {{host}} -p {{port}} -t 'FILTER' -v",
+    },
+    on = function(ev, ctx) return H.guide_filter(ev, ctx, "temp") end,
+  },
+  step {
+    id = "hash",
+    title = { es = "«#»: todo lo de planta-b", en = "'#': everything of planta-b" },
+    text = {
+      es = "Deja el primero abierto y, en una tercera terminal, otro suscriptor que reciba todo lo de planta-b (datos y comandos, de cualquier zona y dispositivo) y nada de planta-a. «#» va al final y cubre todos los niveles que quedan:\n\n"
+        .. "    mosquitto_sub -h {{host}} -p {{port}} -t 'FILTRO' -v",
+      en = "Leave the first one running and, in a third terminal, another subscriber that gets everything of planta-b (data and commands, any zone, any device) and nothing of planta-a. '#' goes last and covers every level that is left:\n\n"
+        .. "    mosquitto_sub -h {{host}} -p {{port}} -t 'FILTER' -v",
+    },
+    on = function(ev, ctx) return H.guide_filter(ev, ctx, "plant") end,
+  },
+  step {
+    id = "deliver",
+    title = { es = "El broker reparte la lista entera", en = "The broker sorts out the whole list" },
+    text = {
+      es = "Ahora publico los 8 topics de la flota, uno por uno. Mira tus dos terminales: cada suscriptor imprime solo lo que su filtro selecciona.",
+      en = "Now I publish the fleet's 8 topics, one by one. Watch your two terminals: each subscriber prints only what its filter selects.",
+    },
+    prompt = { es = "Pulsa Enter y publico la flota entera.", en = "Press Enter and I publish the whole fleet." },
+    act = function(ctx) return H.guide_publish_all(ctx) end,
+    on = function(ev, ctx) return H.guide_delivered(ev, ctx) end,
+  },
+}
+
 local hints = {
   { es = "Empieza por D1: {{company}}/v1/planta/zona/dispositivo/medida. Los demás datos siguen la misma forma.",
     en = "Start with D1: {{company}}/v1/plant/zone/device/measure. The other data points follow the same shape." },
@@ -372,6 +433,105 @@ local hints = {
   { es = "Una respuesta puede llevar varios filtros separados por espacios, pero casi siempre basta uno con + bien colocado.",
     en = "An answer may hold several filters separated by spaces, but one filter with a well-placed + is almost always enough." },
 }
+
+---------------------------------------------------------------- guided mode
+
+-- Steps 1 and 2: a SUBSCRIBE whose filters select exactly DEMO_WANT[key]
+-- among the practice fleet, judged before anything is published.
+function H.guide_filter(ev, ctx, key)
+  local d = ctx.data
+  if ev.kind ~= "packet" or ev.dir ~= "up" or ev.type ~= "SUBSCRIBE" then return nil end
+  local got, shown = {}, {}
+  for _, f in ipairs(ev.filters or {}) do
+    local filter = f.filter or ""
+    shown[#shown + 1] = filter
+    if filter == "#" then
+      return false, { es = "te suscribiste a «#» desde la raíz: recibirías la flota entera, y eso nunca; este paso pide solo una parte",
+                      en = "you subscribed to '#' from the root: you would get the whole fleet, never do that; this step asks for only a part" }
+    end
+    local ok, why = topics.valid_filter(filter)
+    if not ok then
+      return false, { es = string.format("«%s» no es un filtro válido (%s): «+» y «#» ocupan un nivel entero, y «#» solo al final", filter, tostring(why)),
+                      en = string.format("'%s' is not a valid filter (%s): '+' and '#' take a whole level, and '#' only the last", filter, tostring(why)) }
+    end
+    for _, t in ipairs(DEMO) do
+      if topics.matches(filter, t.topic) then got[t.topic] = true end
+    end
+  end
+  local want = DEMO_WANT[key]
+  local missing, extra = {}, {}
+  for _, t in ipairs(DEMO) do
+    if want[t.topic] and not got[t.topic] then missing[#missing + 1] = t.topic end
+    if got[t.topic] and not want[t.topic] then extra[#extra + 1] = t.topic end
+  end
+  local fs = table.concat(shown, " ")
+  if next(got) == nil then
+    local lv = topics.levels(shown[1] or "")
+    return false, { es = string.format("%s no selecciona ninguno de los 8 topics: tiene %d niveles y los topics 6, y «+» vale exactamente uno", fs, lv),
+                    en = string.format("%s selects none of the 8 topics: it has %d levels and the topics have 6, and '+' stands for exactly one", fs, lv) }
+  end
+  if #extra > 0 then
+    return false, { es = string.format("%s selecciona también lo que no se pide: %s", fs, table.concat(extra, ", ")),
+                    en = string.format("%s also selects what is not asked for: %s", fs, table.concat(extra, ", ")) }
+  end
+  if #missing > 0 then
+    return false, { es = string.format("%s deja fuera: %s", fs, table.concat(missing, ", ")),
+                    en = string.format("%s leaves out: %s", fs, table.concat(missing, ", ")) }
+  end
+  d.guide_subs = d.guide_subs or {}
+  d.guide_subs[key] = ev.conn
+  local n = 0
+  for _ in pairs(want) do n = n + 1 end
+  return true, { es = string.format("%s selecciona justo los %d topics pedidos", fs, n),
+                 en = string.format("%s selects just the %d topics asked for", fs, n) }
+end
+
+-- Step 3: the kit publishes every topic of the fleet (again when a
+-- subscriber comes back), each connection's deliveries are collected.
+function H.guide_publish_all(ctx)
+  local d = ctx.data
+  d.guide_got = { temp = {}, plant = {} }
+  if not d.guide_pub then d.guide_pub = assert(ctx:client { id = "mqlab-guide-pub", clean = true }) end
+  for _, t in ipairs(DEMO) do d.guide_pub:publish(t.topic, t.payload, { qos = 1 }) end
+  return { es = "Publicados los 8 topics.", en = "Published the 8 topics." }
+end
+
+function H.guide_delivered(ev, ctx)
+  local d = ctx.data
+  local subs = d.guide_subs or {}
+  local key_of = {}
+  for k, c in pairs(subs) do key_of[c] = k end
+  if ev.kind == "close" and key_of[ev.conn] then
+    local k = key_of[ev.conn]
+    return false, { es = string.format("tu suscriptor de %s se cerró: vuelve a abrirlo con el mismo filtro y publico otra vez", k == "temp" and "temperaturas" or "planta-b"),
+                    en = string.format("your %s subscriber closed: open it again with the same filter and I publish again", k == "temp" and "temperature" or "planta-b") }
+  end
+  if ev.kind ~= "packet" then return nil end
+  if ev.dir == "up" and ev.type == "SUBSCRIBE" then
+    -- A subscriber that came back: judged as before, then the fleet again.
+    for _, key in ipairs({ "temp", "plant" }) do
+      local saved = d.guide_subs and d.guide_subs[key]
+      local ok = H.guide_filter(ev, ctx, key)
+      if ok then
+        H.guide_publish_all(ctx)
+        return false, { es = "suscriptor de vuelta: publico la flota otra vez", en = "subscriber back: I publish the fleet again" }
+      end
+      if d.guide_subs then d.guide_subs[key] = saved end
+    end
+    return nil
+  end
+  if ev.dir ~= "down" or ev.type ~= "PUBLISH" or not key_of[ev.conn] then return nil end
+  local key = key_of[ev.conn]
+  local got = d.guide_got[key]
+  got[ev.topic or ""] = true
+  for _, k in ipairs({ "temp", "plant" }) do
+    for t in pairs(DEMO_WANT[k]) do
+      if not d.guide_got[k][t] then return nil end
+    end
+  end
+  return true, { es = "el broker entregó a cada suscriptor solo lo que su filtro selecciona: las 2 temperaturas a uno, los 3 topics de planta-b al otro (la temperatura de planta-b, a los dos)",
+                 en = "the broker delivered to each subscriber only what its filter selects: the 2 temperatures to one, the 3 topics of planta-b to the other (planta-b's temperature, to both)" }
+end
 
 ---------------------------------------------------------------- helpers
 
@@ -564,4 +724,5 @@ return lab {
   setup = setup,
   checks = checks,
   hints = hints,
+  guide = guide,
 }

@@ -365,6 +365,46 @@ local checks = {
   },
 }
 
+-- Guided mode (mqlab start 07). The proxy reads only plain MQTT, so the
+-- first step is on the plain side: what a listener without TLS gives
+-- away. Then the kit opens its own TLS broker (judged from its log) and
+-- an impostor (judged from what the client sent it), on Enter.
+local H = {}   -- the guide's helpers, defined in "guided mode" below
+
+local guide = {
+  step {
+    id = "clear",
+    title = { es = "Sin TLS, todo viaja en claro", en = "Without TLS, everything travels in clear" },
+    text = {
+      es = "Este puerto es MQTT sin TLS, y el kit mira desde el medio, como lo haría cualquiera en la red. En otra terminal, publica una lectura con un usuario y una contraseña:\n\n    mosquitto_pub -h {{host}} -p {{port}} -i {{client_id}} -u {{client_id}} -P secreto -t '{{topic}}' -q 1 -m '{\"id\":\"g1\",\"ts\":1700000000000,\"v\":21.5}'",
+      en = "This port is MQTT without TLS, and the kit watches from the middle, as anyone on the network could. In another terminal, publish a reading with a user name and a password:\n\n    mosquitto_pub -h {{host}} -p {{port}} -i {{client_id}} -u {{client_id}} -P secret -t '{{topic}}' -q 1 -m '{\"id\":\"g1\",\"ts\":1700000000000,\"v\":21.5}'",
+    },
+    on = function(ev, ctx) return H.guide_clear(ev, ctx) end,
+  },
+  step {
+    id = "tls",
+    title = { es = "El mismo mensaje por TLS, verificando al broker", en = "The same message over TLS, verifying the broker" },
+    text = {
+      es = "Ahora abro el broker del kit con un listener TLS (certificado para «localhost», firmado por la CA del kit). Publica lo mismo por él, verificando el certificado con --cafile y conectando a «localhost», el nombre que lleva.",
+      en = "Now I open the kit's broker with a TLS listener (a certificate for \"localhost\", signed by the kit's CA). Publish the same through it, verifying the certificate with --cafile and connecting to \"localhost\", the name it carries.",
+    },
+    prompt = { es = "Pulsa Enter y abro el listener TLS.", en = "Press Enter and I open the TLS listener." },
+    act = function(ctx) return H.guide_tls_start(ctx) end,
+    poll = function(ctx) return H.guide_tls_poll(ctx) end,
+  },
+  step {
+    id = "impostor",
+    title = { es = "Un impostor: tu cliente debe negarse", en = "An impostor: your client must refuse" },
+    text = {
+      es = "Ahora arranco un broker falso: presenta un certificado para «localhost», pero firmado por otra CA. Lanza contra él la misma orden (mismo --cafile): mosquitto_pub debe abortar el handshake y no enviarle nada, ni el CONNECT.",
+      en = "Now I start a fake broker: it presents a certificate for \"localhost\", but signed by another CA. Run the same command against it (same --cafile): mosquitto_pub must abort the handshake and send it nothing, not even the CONNECT.",
+    },
+    prompt = { es = "Pulsa Enter y arranco el impostor.", en = "Press Enter and I start the impostor." },
+    act = function(ctx) return H.guide_impostor_start(ctx) end,
+    poll = function(ctx) return H.guide_impostor_poll(ctx) end,
+  },
+}
+
 ---------------------------------------------------------------- helpers
 
 -- The impostors: which certificate each one presents, and what is wrong
@@ -543,6 +583,110 @@ function judge_impostor(t, ctx, name)
   t:pass({ es = "tu cliente dijo: %s", en = "your client said: %s" }, said)
 end
 
+---------------------------------------------------------------- guided mode
+
+-- Step 1: on the plain port, a CONNECT with a user name and a password,
+-- and a PUBLISH on the topic: the proxy read both.
+function H.guide_clear(ev, ctx)
+  local p, d = ctx.p, ctx.data
+  if ev.kind ~= "packet" or ev.dir ~= "up" then return nil end
+  if ev.type == "CONNECT" then
+    d.creds = d.creds or {}
+    d.creds[ev.conn] = ev.username and ev.password
+    if not (ev.username and ev.password) then
+      return false, { es = string.format("el CONNECT de «%s» no lleva usuario y contraseña: añade -u y -P, para ver que también ellos viajan en claro", ev.client_id or ""),
+                      en = string.format("the CONNECT of '%s' carries no user name and password: add -u and -P, to see that they too travel in clear", ev.client_id or "") }
+    end
+    return nil
+  end
+  if ev.type ~= "PUBLISH" then return nil end
+  if ev.topic ~= p.topic then
+    return false, { es = string.format("publicaste en %s; tu topic es %s", ev.topic or "", p.topic),
+                    en = string.format("you published on %s; your topic is %s", ev.topic or "", p.topic) }
+  end
+  if not (d.creds and d.creds[ev.conn]) then return nil end
+  return true, { es = string.format("el proxy leyó, sin descifrar nada: el client id «%s», que había usuario y contraseña (sus bytes, en el CONNECT), el topic %s y la lectura %s. Cualquiera en el camino lee lo mismo",
+                                    ev.client or "", ev.topic, ev.payload or ""),
+                 en = string.format("the proxy read, deciphering nothing: client id '%s', that there was a user name and a password (their bytes, in the CONNECT), topic %s and the reading %s. Anyone on the path reads the same",
+                                    ev.client or "", ev.topic, ev.payload or "") }
+end
+
+-- Step 2: the kit's TLS broker, started on Enter; its log says whether
+-- the client came in over TLS and published.
+function H.guide_tls_start(ctx)
+  local p, d = ctx.p, ctx.data
+  d.certs = d.certs or tls.certs()
+  local kb, msg = brokermod.start { profile = "tls", certs = d.certs }
+  if not kb then error("the kit's TLS broker did not start: " .. tostring(msg), 0) end
+  d.kb = ctx:own(kb)
+  -- Its own readiness probe is logged as a failed TLS session: skip it.
+  d.kb_from = #brokerlog.parse(kb:log()) + 1
+  local cmd = string.format("    mosquitto_pub -h localhost -p %d --cafile %s/ca.crt -i %s -t '%s' -q 1 -m '{\"id\":\"g2\",\"ts\":1700000000000,\"v\":21.5}'",
+                            kb:port(), d.certs, p.client_id, p.topic)
+  return { es = "Listener TLS abierto en el puerto " .. kb:port() .. ":\n\n" .. cmd,
+           en = "TLS listener open on port " .. kb:port() .. ":\n\n" .. cmd }
+end
+
+function H.guide_tls_poll(ctx)
+  local p, d = ctx.p, ctx.data
+  local log = brokerlog.parse(d.kb:log())
+  local said
+  for i = d.kb_from, #log do
+    local e = log[i]
+    if e.kind == "tls_failure" then
+      local why = tostring(e.why)
+      if why:find("wrong version number", 1, true) or why:find("packet length", 1, true) or why:find("http request", 1, true) then
+        said = { es = "el listener TLS rechazó una conexión (" .. why .. "): le hablaste sin TLS. Sin --cafile, mosquitto_pub envía MQTT en claro a un puerto TLS",
+                 en = "the TLS listener turned a connection away (" .. why .. "): you talked to it without TLS. Without --cafile, mosquitto_pub sends plain MQTT to a TLS port" }
+      elseif why:find("alert", 1, true) or why:find("certificate", 1, true) then
+        said = { es = "tu cliente rechazó el certificado del broker (" .. why .. "): --cafile debe ser la CA del kit, la ruta de arriba, y -h el nombre del certificado, localhost",
+                 en = "your client refused the broker's certificate (" .. why .. "): --cafile must be the kit's CA, the path above, and -h the certificate's name, localhost" }
+      else
+        said = { es = "el handshake TLS falló (" .. why .. ")", en = "the TLS handshake failed (" .. why .. ")" }
+      end
+    elseif e.kind == "publish_in" and e.topic == p.topic then
+      return true, { es = string.format("el broker recibió por TLS el CONNECT de «%s» y tu PUBLISH en %s; en el cable, solo registros TLS cifrados", e.client or "", p.topic),
+                     en = string.format("the broker got over TLS the CONNECT of '%s' and your PUBLISH on %s; on the wire, only encrypted TLS records", e.client or "", p.topic) }
+    end
+  end
+  -- A client that refused the broker's certificate leaves nothing useful
+  -- in the broker's log; the proxy's port is the other usual slip.
+  return nil, said
+end
+
+-- Step 3: an impostor (another CA's certificate for localhost); met when
+-- a client reached it and aborted the handshake with nothing sent.
+function H.guide_impostor_start(ctx)
+  local p, d = ctx.p, ctx.data
+  d.certs = d.certs or tls.certs()
+  local imp, err = tls.impostor { cert = d.certs .. "/impostor.crt", key = d.certs .. "/impostor.key" }
+  if not imp then error("the impostor could not start: " .. tostring(err), 0) end
+  d.imp = ctx:own(imp)
+  local cmd = string.format("    mosquitto_pub -h localhost -p %d --cafile %s/ca.crt -i %s -t '%s' -q 1 -m '{\"id\":\"g3\",\"ts\":1700000000000,\"v\":21.5}'",
+                            imp:port(), d.certs, p.client_id, p.topic)
+  return { es = "Impostor escuchando en el puerto " .. imp:port() .. ":\n\n" .. cmd,
+           en = "Impostor listening on port " .. imp:port() .. ":\n\n" .. cmd }
+end
+
+function H.guide_impostor_poll(ctx)
+  local d = ctx.data
+  local r = d.imp:report()
+  if r.connect_seen and not d.imp_fooled then
+    d.imp_fooled = true
+    return false, { es = "tu cliente terminó el handshake con el impostor y le envió su CONNECT (client id " .. table.concat(r.client_ids, ", ") .. "): no verificó el certificado. Usa --cafile con la CA del kit y nunca --insecure",
+                    en = "your client finished the handshake with the impostor and sent it its CONNECT (client id " .. table.concat(r.client_ids, ", ") .. "): it did not verify the certificate. Use --cafile with the kit's CA and never --insecure" }
+  end
+  -- A connection whose handshake never finished: a refusal, once the
+  -- count holds for one more poll (not a handshake still under way).
+  if r.connections <= r.handshakes then d.imp_pending = nil; return nil end
+  if d.imp_pending ~= r.connections then d.imp_pending = r.connections; return nil end
+  do
+    local alert = r.alerts[1] and (" (" .. r.alerts[1] .. ")") or ""
+    return true, { es = "tu cliente abortó el handshake" .. alert .. " y no envió ni un byte de MQTT: el impostor no se quedó ni con tu client id",
+                   en = "your client aborted the handshake" .. alert .. " and sent not a single MQTT byte: the impostor did not even get your client id" }
+  end
+end
+
 ---------------------------------------------------------------- setup
 
 -- Start both brokers, and run the client once against the kit's.
@@ -620,6 +764,7 @@ return lab {
   params = params,
   setup = setup,
   checks = checks,
+  guide = guide,
 
   hints = {
     { es = "El listener TLS es un bloque: «listener 8883» y, justo debajo, cafile certs/ca.crt, certfile certs/server.crt, keyfile certs/server.key y tls_version tlsv1.2. Si falta certfile o keyfile, mosquitto arranca ese listener en claro sin quejarse.",

@@ -656,6 +656,45 @@ local checks = {
   },
 }
 
+-- Guided mode (mqlab start 08): the kit's broker with an ACL of the
+-- kit's for this plant (no passwords: the guide is about authorisation;
+-- anonymous clients get nothing), a dashboard that reads the plant, a
+-- sensor that may write its readings, and a compromised sensor that the
+-- broker acknowledges but does not let through.
+local H = {}   -- the guide's helpers, defined in "guided mode" below
+
+local guide = {
+  step {
+    id = "dashboard",
+    title = { es = "El dashboard lee la planta", en = "The dashboard reads the plant" },
+    text = {
+      es = "Este broker lleva una ACL para tu planta (la del kit, no la tuya). En otra terminal, el dashboard, con su usuario como client id (déjalo abierto):\n\n    mosquitto_sub -h {{host}} -p {{port}} -i {{dash}} -u {{dash}} -P {{dash_pw}} -t '{{plant_filter}}' -v",
+      en = "This broker has an ACL for your plant (the kit's, not yours). In another terminal, the dashboard, with its user name as its client id (leave it running):\n\n    mosquitto_sub -h {{host}} -p {{port}} -i {{dash}} -u {{dash}} -P {{dash_pw}} -t '{{plant_filter}}' -v",
+    },
+    on = function(ev, ctx) return H.guide_dashboard(ev, ctx) end,
+  },
+  step {
+    id = "sensor",
+    title = { es = "Un sensor publica donde puede", en = "A sensor publishes where it may" },
+    text = {
+      es = "En una tercera terminal, el sensor {{s1}} publica una lectura en uno de SUS topics de medida:\n\n    mosquitto_pub -h {{host}} -p {{port}} -i {{s1}} -u {{s1}} -P {{s1_pw}} -t '{{s1_data1}}' -q 1 -m 21.5\n\nTu dashboard la imprime.",
+      en = "In a third terminal, sensor {{s1}} publishes a reading on one of ITS measure topics:\n\n    mosquitto_pub -h {{host}} -p {{port}} -i {{s1}} -u {{s1}} -P {{s1_pw}} -t '{{s1_data1}}' -q 1 -m 21.5\n\nYour dashboard prints it.",
+    },
+    on = function(ev, ctx) return H.guide_sensor(ev, ctx) end,
+  },
+  step {
+    id = "denied",
+    title = { es = "Un sensor comprometido: PUBACK, pero nada pasa", en = "A compromised sensor: PUBACK, yet nothing gets through" },
+    text = {
+      es = "Ahora el kit se hace pasar por {{s1}} (con su usuario, como un equipo robado) y publica con QoS 1 una lectura falsa en {{s2_data1}} y un comando en {{s2_cmd}}; después una lectura suya, en {{s1_data2}}. Mira el dashboard: Mosquitto 2 responde PUBACK también a lo que la ACL le prohíbe, así que el PUBACK no prueba nada; lo que cuenta es qué se entrega.",
+      en = "Now the kit poses as {{s1}} (with its user name, like a stolen device) and publishes at QoS 1 a fake reading on {{s2_data1}} and a command on {{s2_cmd}}; then a reading of its own, on {{s1_data2}}. Watch the dashboard: Mosquitto 2 answers PUBACK even to what the ACL forbids, so a PUBACK proves nothing; what counts is what gets delivered.",
+    },
+    prompt = { es = "Pulsa Enter y el sensor comprometido publica.", en = "Press Enter and the compromised sensor publishes." },
+    act = function(ctx) return H.guide_compromised(ctx) end,
+    on = function(ev, ctx) return H.guide_denied(ev, ctx) end,
+  },
+}
+
 ---------------------------------------------------------------- small helpers
 
 -- Seeing what got through needs an observer that may read everything. The
@@ -1025,6 +1064,147 @@ local function setup(ctx)
   end
 end
 
+---------------------------------------------------------------- guided mode
+
+-- The guide's broker: the kit's plain profile plus an ACL written from
+-- the plant (each sensor writes its two measures and reads its cmd; the
+-- dashboard reads the plant; the gateway reads it and writes commands).
+function H.guide_broker(ctx)
+  local p = ctx.p
+  local dir = kit.tmpdir("mqlab-guide-acl")
+  -- Owned before the broker, so removed after it.
+  ctx:own({ close = function() kit.rmdir(dir) end })
+  local lines = {}
+  for _, s in ipairs(p.sensors) do
+    lines[#lines + 1] = "user " .. s.name
+    lines[#lines + 1] = "topic write " .. s.data[1]
+    lines[#lines + 1] = "topic write " .. s.data[2]
+    lines[#lines + 1] = "topic read " .. s.cmd
+    lines[#lines + 1] = ""
+  end
+  lines[#lines + 1] = "user " .. p.dash
+  lines[#lines + 1] = "topic read " .. p.plant_filter
+  lines[#lines + 1] = ""
+  lines[#lines + 1] = "user " .. p.gw
+  lines[#lines + 1] = "topic read " .. p.plant_filter
+  lines[#lines + 1] = "topic write " .. p.cmd_filter
+  assert(kit.write_file(dir .. "/acl", table.concat(lines, "\n") .. "\n"))
+  return { profile = "plain", extra = "acl_file " .. dir .. "/acl\n" }
+end
+
+-- A CONNECT of the guide: a user name, and the client id it asks for.
+function H.guide_connect(ev, want)
+  if ev.type ~= "CONNECT" or ev.dir ~= "up" then return nil end
+  if not ev.username then
+    return false, { es = string.format("tu CONNECT no lleva usuario: en este broker un cliente anónimo no puede leer ni escribir nada. Añade -u %s -P ...", want),
+                    en = string.format("your CONNECT carries no user name: on this broker an anonymous client may read and write nothing. Add -u %s -P ...", want) }
+  end
+  if ev.client_id ~= want then
+    return false, { es = string.format("te conectaste como «%s»; este paso es del dispositivo %s (-i %s -u %s)", ev.client_id or "", want, want, want),
+                    en = string.format("you connected as '%s'; this step belongs to device %s (-i %s -u %s)", ev.client_id or "", want, want, want) }
+  end
+end
+
+-- Step 1: the dashboard subscribes to the plant.
+function H.guide_dashboard(ev, ctx)
+  local p, d = ctx.p, ctx.data
+  if ev.kind ~= "packet" or ev.dir ~= "up" then return nil end
+  if ev.type == "CONNECT" then
+    d.user_conns = d.user_conns or {}
+    d.user_conns[ev.conn] = ev.username and true or nil
+    return H.guide_connect(ev, p.dash)
+  end
+  -- An anonymous dashboard was told already: it would get nothing.
+  if ev.type ~= "SUBSCRIBE" or ev.client ~= p.dash or not (d.user_conns or {})[ev.conn] then return nil end
+  for _, f in ipairs(ev.filters or {}) do
+    if f.filter == "#" then
+      return false, { es = string.format("suscrito a «#»: Mosquitto lo concede (SUBACK), pero la ACL solo le entregaría lo de su planta. Pide lo que el dashboard puede leer: %s", p.plant_filter),
+                      en = string.format("subscribed to '#': Mosquitto grants it (SUBACK), yet the ACL would deliver only the plant. Ask for what the dashboard may read: %s", p.plant_filter) }
+    end
+    if f.filter ~= p.plant_filter then
+      return false, { es = string.format("te suscribiste a %s; el dashboard lee %s", f.filter or "", p.plant_filter),
+                      en = string.format("you subscribed to %s; the dashboard reads %s", f.filter or "", p.plant_filter) }
+    end
+  end
+  d.dash_conn = ev.conn
+  return true, { es = string.format("el dashboard %s, con usuario, suscrito a %s", p.dash, p.plant_filter),
+                 en = string.format("dashboard %s, with a user name, subscribed to %s", p.dash, p.plant_filter) }
+end
+
+-- Step 2: a reading of sensor 1 on its own topic, delivered to the
+-- dashboard. A PUBLISH the ACL forbids is named as such: it gets its
+-- PUBACK and goes nowhere.
+function H.guide_sensor(ev, ctx)
+  local p, d = ctx.p, ctx.data
+  local s1 = p.sensors[1]
+  if ev.kind == "close" and ev.conn == d.dash_conn then
+    return false, { es = "tu dashboard se cerró: ábrelo otra vez, como en el paso 1", en = "your dashboard closed: open it again, as in step 1" }
+  end
+  if ev.kind ~= "packet" then return nil end
+  if ev.dir == "up" and ev.type == "SUBSCRIBE" and ev.client == p.dash then
+    for _, f in ipairs(ev.filters or {}) do
+      if f.filter == p.plant_filter then d.dash_conn = ev.conn end
+    end
+    return nil
+  end
+  if ev.dir == "up" and ev.type == "CONNECT" and ev.client_id ~= p.dash then return H.guide_connect(ev, s1.name) end
+  if ev.type ~= "PUBLISH" then return nil end
+  if ev.dir == "up" and ev.client == s1.name and ev.topic ~= s1.data[1] and ev.topic ~= s1.data[2] then
+    return false, { es = string.format("%s no puede publicar en %s: el broker le responderá PUBACK igualmente y lo tirará, y tu dashboard no recibe nada. Sus topics: %s y %s",
+                                       s1.name, ev.topic or "", s1.data[1], s1.data[2]),
+                    en = string.format("%s may not publish on %s: the broker will answer PUBACK all the same and drop it, and your dashboard gets nothing. Its topics: %s and %s",
+                                       s1.name, ev.topic or "", s1.data[1], s1.data[2]) }
+  end
+  if ev.dir == "down" and ev.conn == d.dash_conn and (ev.topic == s1.data[1] or ev.topic == s1.data[2]) then
+    return true, { es = string.format("la ACL dejó pasar la lectura de %s en %s, y el dashboard la recibió", s1.name, ev.topic),
+                   en = string.format("the ACL let %s's reading on %s through, and the dashboard got it", s1.name, ev.topic) }
+  end
+end
+
+-- Step 3: the kit, through the proxy (so the trace shows it), publishes
+-- as sensor 1 twice where it may not and once where it may. The last is
+-- the marker: once it reaches the dashboard, the two before it (same
+-- client, QoS 1, in order) were dropped, not late.
+function H.guide_compromised(ctx)
+  local p, d = ctx.p, ctx.data
+  local s1, s2 = p.sensors[1], p.sensors[2]
+  d.denied, d.acked = { [s2.data[1]] = true, [s2.cmd] = true }, {}
+  local c, msg = ctx:client { host = p.host, port = p.port, id = s1.name, username = s1.name, password = s1.password,
+                              clean = true, timeout = 5 }
+  if not c then return { es = "no pude conectar el sensor: " .. tostring(msg), en = "could not connect the sensor: " .. tostring(msg) } end
+  c:publish(s2.data[1], "99.9", { qos = 1 })
+  c:publish(s2.cmd, "reinicio", { qos = 1 })
+  c:publish(s1.data[2], "42", { qos = 1 })
+  c:disconnect()
+  return { es = "Publicado, como " .. s1.name .. ": " .. s2.data[1] .. ", " .. s2.cmd .. " y " .. s1.data[2] .. ".",
+           en = "Published, as " .. s1.name .. ": " .. s2.data[1] .. ", " .. s2.cmd .. " and " .. s1.data[2] .. "." }
+end
+
+function H.guide_denied(ev, ctx)
+  local p, d = ctx.p, ctx.data
+  local s1 = p.sensors[1]
+  if ev.kind ~= "packet" then return nil end
+  if ev.type == "PUBLISH" and ev.dir == "up" and ev.client == s1.name and d.denied[ev.topic or ""] then
+    d.ids = d.ids or {}
+    d.ids[ev.conn .. ":" .. tostring(ev.id)] = ev.topic
+    return nil
+  end
+  if ev.type == "PUBACK" and ev.dir == "down" and d.ids and d.ids[ev.conn .. ":" .. tostring(ev.id)] then
+    d.acked[#d.acked + 1] = d.ids[ev.conn .. ":" .. tostring(ev.id)]
+    return false, { es = string.format("PUBACK del broker para %s, prohibido por la ACL", d.ids[ev.conn .. ":" .. tostring(ev.id)]),
+                    en = string.format("PUBACK from the broker for %s, which the ACL forbids", d.ids[ev.conn .. ":" .. tostring(ev.id)]) }
+  end
+  if ev.type ~= "PUBLISH" or ev.dir ~= "down" or ev.conn ~= d.dash_conn then return nil end
+  if d.denied[ev.topic or ""] then
+    return false, { es = string.format("¡el dashboard recibió %s, que la ACL prohíbe a %s!", ev.topic, s1.name),
+                    en = string.format("the dashboard got %s, which the ACL forbids to %s!", ev.topic, s1.name) }
+  end
+  if ev.topic == s1.data[2] then
+    return true, { es = string.format("el dashboard recibió solo %s: el broker confirmó con PUBACK %d publicaciones prohibidas y no las entregó a nadie. Con Mosquitto 2, una ACL se juzga por lo que se entrega, no por el PUBACK", s1.data[2], #d.acked),
+                   en = string.format("the dashboard got only %s: the broker confirmed %d forbidden publishes with PUBACK and delivered them to no one. With Mosquitto 2, judge an ACL by what gets delivered, not by the PUBACK", s1.data[2], #d.acked) }
+  end
+end
+
 ---------------------------------------------------------------- the lab
 
 return lab {
@@ -1035,6 +1215,8 @@ return lab {
   setup = setup,
   setup_timeout = 30,
   checks = checks,
+  guide = guide,
+  guide_broker = function(ctx) return H.guide_broker(ctx) end,
 
   hints = {
     { es = "Empieza por quién entra: allow_anonymous false y password_file passwd. Crea el fichero con mosquitto_passwd -c passwd {{s1}} y añade los demás con mosquitto_passwd -b passwd USUARIO CONTRASEÑA. Si ya lo tienes en claro, mosquitto_passwd -U passwd lo convierte a hashes.",

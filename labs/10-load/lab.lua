@@ -354,6 +354,33 @@ local checks = {
   quiz_check(1), quiz_check(2), quiz_check(3), quiz_check(4), quiz_check(5), quiz_check(6),
 }
 
+-- Guided mode (mqlab start 10): the student watches the connected count
+-- in $SYS, then the kit brings a fleet in and takes it away.
+local SYS_CONNECTED = "$SYS/broker/clients/connected"
+
+local guide = {
+  step {
+    id = "sys-connected",
+    title = { es = "Suscríbete a $SYS/broker/clients/connected", en = "Subscribe to $SYS/broker/clients/connected" },
+    text = {
+      es = "El broker cuenta sus clientes y lo publica en $SYS. En otra terminal (déjalo abierto; comillas simples, o el shell se come «$SYS»):\n\n    mosquitto_sub -h {{host}} -p {{port}} -i {{client_id}} -t '$SYS/broker/clients/connected' -v",
+      en = "The broker counts its clients and publishes the count under $SYS. In another terminal (leave it running; single quotes, or the shell eats '$SYS'):\n\n    mosquitto_sub -h {{host}} -p {{port}} -i {{client_id}} -t '$SYS/broker/clients/connected' -v",
+    },
+    on = function(ev, ctx) return H.guide_sys(ev, ctx) end,
+  },
+  step {
+    id = "fleet",
+    title = { es = "Llega una flota y se va: la cuenta sube y cae", en = "A fleet comes and goes: the count rises and falls" },
+    text = {
+      es = "Ahora conecto {{fleet}} clientes a la vez y, cuando veas la cuenta arriba, los desconecto todos de golpe: la caída brusca que tu monitor debe avisar con ALERT clients. Mira tu suscriptor.",
+      en = "Now I connect {{fleet}} clients at once and, once you see the count up, I disconnect them all together: the sharp fall your monitor has to report with ALERT clients. Watch your subscriber.",
+    },
+    prompt = { es = "Pulsa Enter y conecto la flota.", en = "Press Enter and I connect the fleet." },
+    act = function(ctx) return H.guide_fleet(ctx) end,
+    on = function(ev, ctx) return H.guide_rise_fall(ev, ctx) end,
+  },
+}
+
 ---------------------------------------------------------------- the monitor
 
 local function now(m) return kit.now() - m.t0 end
@@ -1244,6 +1271,90 @@ CASES = {
   },
 }
 
+---------------------------------------------------------------- guided mode
+
+-- Step 1: a SUBSCRIBE whose filter takes $SYS/broker/clients/connected,
+-- then the broker's report of it on that connection.
+function H.guide_sys(ev, ctx)
+  local d = ctx.data
+  if ev.kind ~= "packet" then return nil end
+  if ev.dir == "up" and ev.type == "SUBSCRIBE" then
+    for _, f in ipairs(ev.filters or {}) do
+      local filter = f.filter or ""
+      if filter == "#" or filter:match("^[+]/") or filter == "+" then
+        return false, { es = string.format("te suscribiste a «%s»: un comodín en el primer nivel nunca recoge los topics que empiezan por $; pide $SYS/... por su nombre", filter),
+                        en = string.format("you subscribed to '%s': a wildcard in the first level never takes topics that start with $; ask for $SYS/... by name", filter) }
+      end
+      if filter:sub(1, 1) == "/" and topics.matches("$SYS" .. filter, SYS_CONNECTED) then
+        return false, { es = string.format("tu filtro llegó como «%s»: el shell cambió «$SYS» por nada (comillas dobles o ninguna). Usa comillas simples: -t '%s'", filter, SYS_CONNECTED),
+                        en = string.format("your filter arrived as '%s': the shell replaced '$SYS' with nothing (double quotes or none). Use single quotes: -t '%s'", filter, SYS_CONNECTED) }
+      end
+      if topics.valid_filter(filter) and topics.matches(filter, SYS_CONNECTED) then
+        d.sys_conn = ev.conn
+        return nil
+      end
+      return false, { es = string.format("«%s» no selecciona %s", filter, SYS_CONNECTED),
+                      en = string.format("'%s' does not select %s", filter, SYS_CONNECTED) }
+    end
+    return nil
+  end
+  if ev.dir == "down" and ev.type == "PUBLISH" and ev.topic == SYS_CONNECTED and ev.conn == d.sys_conn then
+    d.base = tonumber(ev.payload)
+    return true, { es = string.format("el broker te dice cuántos clientes hay conectados: %s (el tuyo entre ellos); lo vuelve a publicar cuando cambia", ev.payload or "?"),
+                   en = string.format("the broker tells you how many clients are connected: %s (yours among them); it publishes again whenever it changes", ev.payload or "?") }
+  end
+end
+
+-- Step 2: p.fleet kit clients connect; once the student's subscriber
+-- shows the count up by that many, they all go at once, and the step is
+-- met when it shows the fall.
+function H.guide_fleet(ctx)
+  local d, p = ctx.data, ctx.p
+  d.fleet = {}
+  for i = 1, p.fleet do
+    local c = ctx:client { id = string.format("mqlab-fleet-%03d", i), clean = true, keepalive = 60 }
+    if c then d.fleet[#d.fleet + 1] = c end
+  end
+  return { es = string.format("Conectados %d clientes.", #d.fleet), en = string.format("%d clients connected.", #d.fleet) }
+end
+
+function H.guide_drop_fleet(d)
+  for _, c in ipairs(d.fleet or {}) do pcall(function() c:disconnect() end) end
+  d.fleet = {}
+end
+
+function H.guide_rise_fall(ev, ctx)
+  local d, p = ctx.data, ctx.p
+  if ev.kind == "close" and ev.conn == d.sys_conn then
+    return false, { es = "tu suscriptor de $SYS se cerró: ábrelo otra vez (mosquitto_sub ... -t '$SYS/broker/clients/connected')",
+                    en = "your $SYS subscriber closed: open it again (mosquitto_sub ... -t '$SYS/broker/clients/connected')" }
+  end
+  if ev.kind ~= "packet" then return nil end
+  if ev.dir == "up" and ev.type == "SUBSCRIBE" then
+    for _, f in ipairs(ev.filters or {}) do
+      if topics.valid_filter(f.filter or "") and topics.matches(f.filter, SYS_CONNECTED) then d.sys_conn = ev.conn end
+    end
+    return nil
+  end
+  if ev.dir ~= "down" or ev.type ~= "PUBLISH" or ev.topic ~= SYS_CONNECTED or ev.conn ~= d.sys_conn then return nil end
+  local v = tonumber(ev.payload)
+  if not v then return nil end
+  local base = d.base or 1
+  if not d.peak then
+    if v >= base + p.fleet - 1 then
+      d.peak = v
+      H.guide_drop_fleet(d)
+      return false, { es = string.format("la cuenta subió de %d a %d; ahora los desconecto todos a la vez", base, v),
+                      en = string.format("the count rose from %d to %d; now I disconnect them all at once", base, v) }
+    end
+    return false, { es = string.format("la cuenta va por %d", v), en = string.format("the count is at %d", v) }
+  end
+  if v <= d.peak - p.fleet + 1 then
+    return true, { es = string.format("subió a %d y cayó a %d: una caída a la mitad o menos y de 10 o más, justo lo que tu monitor debe avisar", d.peak, v),
+                   en = string.format("it rose to %d and fell to %d: a fall to half or less and by 10 or more, just what your monitor has to report", d.peak, v) }
+  end
+end
+
 ---------------------------------------------------------------- the lab
 
 local function setup(ctx)
@@ -1271,6 +1382,7 @@ return lab {
   params = params,
   setup = setup,
   checks = checks,
+  guide = guide,
 
   hints = {
     { es = "Suscríbete con client.subscribe(os.environ['MQTT_TOPIC']) en on_connect, y en on_message mira msg.topic: $SYS/broker/clients/connected y $SYS/broker/store/messages/count traen un número como texto (int(msg.payload)). Ignora los mensajes con msg.retain, que son el último valor guardado y pueden ser viejos.",

@@ -61,7 +61,9 @@ end
 -- of the proxy and answers true when the step is met, or false (or nil)
 -- and what it saw, for the student: "your SUBSCRIBE asked for QoS 0".
 -- A fault step has `act(ctx)`, run when the student presses Enter (after
--- `prompt`), and may then wait with `on` for what follows.
+-- `prompt`), and may then wait with `on` for what follows. `poll(ctx)`,
+-- called about every quarter second while the step waits, answers as
+-- `on` does: for what no proxy event shows (a log, a quiet wire).
 local function step(def)
   need(type(def) == "table", 2, "step{} expects a table")
   need(type(def.id) == "string" and def.id:match("^[%w%-_]+$"), 2,
@@ -72,7 +74,8 @@ local function step(def)
   need(both(def.text), 2, "%s: 'text' must be {es=..., en=...}", where)
   need(def.on == nil or type(def.on) == "function", 2, "%s: 'on' must be a function(ev, ctx)", where)
   need(def.act == nil or type(def.act) == "function", 2, "%s: 'act' must be a function(ctx)", where)
-  need(def.on or def.act, 2, "%s: a step needs 'on' (what it waits for on the wire) or 'act' (a fault the student starts)", where)
+  need(def.poll == nil or type(def.poll) == "function", 2, "%s: 'poll' must be a function(ctx)", where)
+  need(def.on or def.act or def.poll, 2, "%s: a step needs 'on' (what it waits for on the wire), 'poll' or 'act' (a fault the student starts)", where)
   need(def.prompt == nil or both(def.prompt), 2, "%s: 'prompt' must be {es=..., en=...}", where)
   need(def.done == nil or both(def.done), 2, "%s: 'done' must be {es=..., en=...}", where)
   local info = debug.getinfo(2, "Sl")
@@ -949,9 +952,18 @@ local function say(ctx, msg, ...)
   io.stdout:flush()
 end
 
+-- A lab's `guide_broker = function(ctx)` may return the options of
+-- mqlab.broker's start for the guide's broker (lab 08: its own ACL in
+-- `extra`); it is always on a unix socket behind the proxy.
 function M.guide_setup(ctx, want_port)
   local labdef = ctx.lab
-  local b, msg, code = brokermod.start { profile = labdef.broker or "plain", unix = true }
+  local opts = { profile = labdef.broker or "plain" }
+  if type(labdef.guide_broker) == "function" then
+    local o = labdef.guide_broker(ctx)
+    if type(o) == "table" then for k, v in pairs(o) do opts[k] = v end end
+  end
+  opts.unix = true
+  local b, msg, code = brokermod.start(opts)
   if not b then return nil, code == "missing" and "missing" or "error", msg end
   ctx.broker = ctx:own(b)
   local px = ctx:proxy_start { port = want_port }
@@ -1009,13 +1021,25 @@ function M.guide_step(ctx, i)
     local m = st.act(ctx)
     if m then say(ctx, m) end
   end
-  if st.on then
+  if st.on or st.poll then
     local from = ctx.guide_from or 1
     local last
+    local function met(m)
+      say(ctx, { es = "✔ %s", en = "✔ %s" }, m and ctx:text(m) or ctx:text(st.done or { es = "hecho", en = "done" }))
+      return st.id
+    end
     while true do
+      if st.poll then
+        local ok, m = st.poll(ctx)
+        if ok then ctx.guide_from = px:count() + 1; return met(m) end
+        if m then
+          m = ctx:text(m)
+          if m ~= last then say(ctx, { es = "  · %s", en = "  · %s" }, m); last = m end
+        end
+      end
       local n_now = px:count()
       if n_now >= from then
-        for _, ev in ipairs(px:events(from, n_now)) do
+        for _, ev in ipairs(st.on and px:events(from, n_now) or {}) do
           local ok, m = st.on(ev, ctx)
           if ok then
             ctx.guide_from = (ev.i or n_now) + 1

@@ -1798,6 +1798,132 @@ def test_guided():
 
     guided("09", lab09)
 
+    def lab02(pane, port, procs):
+        base = ["-h", "127.0.0.1", "-p", str(port)]
+        # Wrong first: '#' from the root, then a '+' short of levels.
+        subprocess.run(["timeout", "2", sub] + base + ["-t", "#"])
+        report(pane.wait("you subscribed to '#' from the root"), "start 02: '#' from the root gets the right correction",
+               pane.screen()[-1500:])
+        subprocess.run(["timeout", "2", sub] + base + ["-t", "demo/v1/+/temp"])
+        report(pane.wait("selects none of the 8 topics: it has 4 levels"), "start 02: a filter short of levels is told so",
+               pane.screen()[-1500:])
+        procs.append(bg([sub] + base + ["-t", "demo/v1/+/+/+/temp", "-v"]))
+        report(pane.wait("✔ demo/v1/+/+/+/temp selects just the 2 topics"), "start 02: step 1 met by demo/v1/+/+/+/temp",
+               pane.screen()[-1500:])
+        subprocess.run(["timeout", "2", sub] + base + ["-t", "demo/v1/planta-b/+"])
+        report(pane.wait("demo/v1/planta-b/+ selects none"), "start 02: planta-b/+ is told it selects nothing",
+               pane.screen()[-1500:])
+        procs.append(bg([sub] + base + ["-t", "demo/v1/planta-b/#", "-v"]))
+        report(pane.wait("✔ demo/v1/planta-b/# selects just the 3 topics"), "start 02: step 2 met by demo/v1/planta-b/#",
+               pane.screen()[-1500:])
+        report(pane.wait("Press Enter and I publish the whole fleet."), "start 02: the publish waits for Enter",
+               pane.screen()[-800:])
+        pane.keys("Enter")
+        report(pane.wait("✔ the broker delivered to each subscriber only what its filter selects"),
+               "start 02: each subscriber gets just its topics", pane.screen()[-1500:])
+        report(pane.wait("All 3 steps done", 10), "start 02 ends its steps", pane.screen()[-800:])
+
+    guided("02", lab02)
+
+    def lab07(pane, port, procs):
+        cid, topic = pane.param("client_id"), pane.param("topic")
+        base = ["-h", "127.0.0.1", "-p", str(port), "-i", cid, "-t", topic, "-q", "1"]
+        # Wrong first: no user name or password, so nothing to see in clear.
+        subprocess.run([pub] + base + ["-m", '{"v": 1}'])
+        report(pane.wait("carries no user name and password"), "start 07: a CONNECT without credentials gets the right correction",
+               pane.screen()[-1500:])
+        subprocess.run([pub] + base + ["-u", cid, "-P", "secret", "-m", '{"v": 21.5}'])
+        report(pane.wait("✔ the proxy read, deciphering nothing"), "start 07: step 1 shows credentials and payload in clear",
+               pane.screen()[-1500:])
+        report(pane.wait("Press Enter and I open the TLS listener."), "start 07: the TLS listener waits for Enter",
+               pane.screen()[-800:])
+        pane.keys("Enter")
+        pane.wait("TLS listener open on port")
+        m = re.search(r"TLS listener open on port (\d+)", pane.screen())
+        ca = re.search(r"--cafile (\S+/ca\.crt)", pane.screen())
+        report(bool(m and ca), "start 07 opens a TLS listener and names the CA", pane.screen()[-800:])
+        if not (m and ca):
+            return
+        tls = ["-h", "localhost", "-p", m.group(1), "-i", cid, "-t", topic, "-q", "1", "-m", '{"v": 21.5}']
+        # Wrong: no --cafile, so plain MQTT to the TLS port.
+        subprocess.run(["timeout", "5", pub] + tls, stderr=subprocess.DEVNULL)
+        report(pane.wait("Without --cafile, mosquitto_pub sends plain MQTT to a TLS port"),
+               "start 07: plain MQTT to the TLS port gets the right correction", pane.screen()[-1500:])
+        subprocess.run(["timeout", "5", pub] + tls + ["--cafile", ca.group(1)])
+        report(pane.wait("✔ the broker got over TLS the CONNECT of '" + cid + "'"), "start 07: step 2 met over TLS",
+               pane.screen()[-1500:])
+        report(pane.wait("Press Enter and I start the impostor."), "start 07: the impostor waits for Enter", pane.screen()[-800:])
+        pane.keys("Enter")
+        pane.wait("Impostor listening on port")
+        m = re.search(r"Impostor listening on port (\d+)", pane.screen())
+        report(bool(m), "start 07 starts an impostor", pane.screen()[-800:])
+        if not m:
+            return
+        tls[3] = m.group(1)
+        subprocess.run(["timeout", "5", pub] + tls + ["--cafile", ca.group(1)], stderr=subprocess.DEVNULL)
+        report(pane.wait("✔ your client aborted the handshake"), "start 07: mosquitto_pub refuses the impostor",
+               pane.screen()[-1500:])
+        report(pane.wait("All 3 steps done", 10), "start 07 ends its steps", pane.screen()[-800:])
+
+    guided("07", lab07)
+
+    def lab08(pane, port, procs):
+        base = ["-h", "127.0.0.1", "-p", str(port)]
+        m = re.search(r"-i (dashboard-\w+) -u \S+ -P (\w+) -t '([^']+)'", pane.screen())
+        report(bool(m), "start 08 shows the dashboard's command", pane.screen()[-800:])
+        if not m:
+            return
+        dash, dpw, plant = m.groups()
+        # Wrong first: an anonymous dashboard, then one that asks for '#'.
+        subprocess.run(["timeout", "2", sub] + base + ["-i", dash, "-t", plant])
+        report(pane.wait("your CONNECT carries no user name"), "start 08: an anonymous dashboard gets the right correction",
+               pane.screen()[-1500:])
+        subprocess.run(["timeout", "2", sub] + base + ["-i", dash, "-u", dash, "-P", dpw, "-t", "#"])
+        report(pane.wait("subscribed to '#': Mosquitto grants it (SUBACK)"), "start 08: '#' from the dashboard is told about the ACL",
+               pane.screen()[-1500:])
+        procs.append(bg([sub] + base + ["-i", dash, "-u", dash, "-P", dpw, "-t", plant, "-v"]))
+        report(pane.wait("✔ dashboard " + dash), "start 08: step 1 met by the dashboard with its user", pane.screen()[-1500:])
+        m = re.search(r"mosquitto_pub .* -i (sensor-\w+) -u \S+ -P (\w+) -t '([^']+)/(\w+)'", pane.screen())
+        report(bool(m), "start 08 shows the sensor's command", pane.screen()[-800:])
+        if not m:
+            return
+        s1, spw, root, _ = m.groups()
+        # Wrong: the sensor publishes a command on its own cmd topic.
+        subprocess.run([pub] + base + ["-i", s1, "-u", s1, "-P", spw, "-t", root + "/cmd", "-q", "1", "-m", "reinicio"])
+        report(pane.wait(f"{s1} may not publish on {root}/cmd: the broker will answer PUBACK all the same"),
+               "start 08: a sensor publishing a command is told the ACL drops it", pane.screen()[-1500:])
+        subprocess.run([pub] + base + ["-i", s1, "-u", s1, "-P", spw, "-t", root + "/temp", "-q", "1", "-m", "21.5"])
+        report(pane.wait("✔ the ACL let " + s1 + "'s reading"), "start 08: step 2 met by a reading on the sensor's topic",
+               pane.screen()[-1500:])
+        report(pane.wait("Press Enter and the compromised sensor publishes."), "start 08: the attack waits for Enter",
+               pane.screen()[-800:])
+        pane.keys("Enter")
+        report(pane.wait("which the ACL forbids") and pane.wait("✔ the dashboard got only", 20),
+               "start 08: the forbidden publishes get PUBACK and are not delivered", pane.screen()[-1500:])
+        report(pane.wait("All 3 steps done", 10), "start 08 ends its steps", pane.screen()[-800:])
+
+    guided("08", lab08)
+
+    def lab10(pane, port, procs):
+        cid = pane.param("client_id")
+        base = ["-h", "127.0.0.1", "-p", str(port)]
+        # Wrong first: '#' (no $SYS), then the filter a shell leaves of "$SYS/...".
+        subprocess.run(["timeout", "2", sub] + base + ["-t", "#"])
+        report(pane.wait("never takes topics that start with $"), "start 10: '#' is told it gets no $SYS", pane.screen()[-1500:])
+        subprocess.run(["timeout", "2", sub] + base + ["-t", "/broker/clients/connected"])
+        report(pane.wait("the shell replaced '$SYS' with nothing"), "start 10: a $SYS eaten by the shell is named",
+               pane.screen()[-1500:])
+        procs.append(bg([sub] + base + ["-i", cid, "-t", "$SYS/broker/clients/connected", "-v"]))
+        report(pane.wait("✔ the broker tells you how many clients are connected"), "start 10: step 1 met by the $SYS subscriber",
+               pane.screen()[-1500:])
+        report(pane.wait("Press Enter and I connect the fleet."), "start 10: the fleet waits for Enter", pane.screen()[-800:])
+        pane.keys("Enter")
+        report(pane.wait("the count rose from", 20), "start 10: the student sees the count rise", pane.screen()[-1500:])
+        report(pane.wait("✔ it rose to", 20), "start 10: and fall", pane.screen()[-1500:])
+        report(pane.wait("All 2 steps done", 10), "start 10 ends its steps", pane.screen()[-800:])
+
+    guided("10", lab10)
+
     # Ctrl-C in the middle of a step, with a client connected: the broker
     # and the proxy go, the steps met so far are kept.
     def interrupted(pane, port, procs):
@@ -1831,7 +1957,11 @@ def test_guided():
         a.keys("C-c")
         a.wait("EXIT=", 20)
         a.close()
-    p = mqlab(["start", "02"])
+    # A lab without a guide says so: the scaffold without its guide.
+    parent = fresh_tmp()
+    mqlab(["new-lab", "94-noguide", parent])
+    edit(os.path.join(parent, "94-noguide", "lab.lua"), "  guide = guide,\n", "")
+    p = mqlab(["start", os.path.join(parent, "94-noguide")])
     report(p.returncode == 2 and "no guided mode yet" in p.stderr, "a lab without a guide says so", p.stderr)
 
 
