@@ -310,7 +310,18 @@ local checks = {
         t:fail({ es = "antes de que el kit lo matara, tu programa solo envió %d lectura: no hay ritmo que medir",
                  en = "before the kit killed it your program sent only %d reading: there is no pace to measure" }, #first)
       end
-      local gap = (first[#first].t - first[1].t) / (#first - 1)
+      -- The pace is read from the readings' own ts (when each was taken),
+      -- else from when the proxy saw them: a reading queued before the
+      -- CONNACK leaves late on a busy machine, and the next one, on time,
+      -- would look early.
+      local function ts(ev)
+        local r = wire.reading(ev.payload or "")
+        return r and type(r.ts) == "number" and r.ts or nil
+      end
+      local t1, tn = ts(first[1]), ts(first[#first])
+      local gap
+      if t1 and tn and t1 >= 1e12 then gap = (tn - t1) / (#first - 1)
+      else gap = (first[#first].t - first[1].t) / (#first - 1) end
       if gap < PACE_LO * p.interval_ms or gap > PACE_HI * p.interval_ms then
         t:fail({ es = "tus primeras %d lecturas salieron cada %.0f ms de media, y LAB_INTERVAL_MS es %d: usa el valor del entorno",
                  en = "your first %d readings went out every %.0f ms on average, and LAB_INTERVAL_MS is %d: use the value from the environment" },

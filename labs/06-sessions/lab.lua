@@ -902,6 +902,11 @@ function H.pace(pubs, n_down)
   end
   local n = first and #first or 0
   if n < 2 then return nil, n end
+  -- From the readings' own ts (when each was taken) when they are in ms:
+  -- a reading queued before the CONNACK leaves late on a busy machine,
+  -- and the next one, on time, would look early on the wire.
+  local r1, rn = wire.reading(first[1].payload or ""), wire.reading(first[n].payload or "")
+  if r1 and rn and r1.ts >= 1e12 and rn.ts >= 1e12 then return (rn.ts - r1.ts) / (n - 1), n end
   return (first[n].t - first[1].t) / (n - 1), n
 end
 
