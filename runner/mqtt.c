@@ -239,6 +239,16 @@ void mq_cleanup(void)
     poll_cap = 0;
 }
 
+/* A packet just queued by a manual_ack client goes out now, while the
+ * client holds no message: once one arrives (a PUBLISH queued for this
+ * session, ahead of the SUBACK) nothing is written until mq_ack, and a
+ * SUBSCRIBE still in the queue would never leave. */
+static void flush_queued(mq_client_t *c)
+{
+    if (c->manual_ack && c->nunacked == 0 && sock_of(c) >= 0 && mosquitto_want_write(c->mosq))
+        mosquitto_loop_write(c->mosq, 1);
+}
+
 int mq_pump(int timeout_ms)
 {
     size_t n = 0;
@@ -248,14 +258,17 @@ int mq_pump(int timeout_ms)
 
     for (mq_client_t *c = registry; c; c = c->next) {
         int fd = sock_of(c);
-        if (fd < 0 || c->nunacked > 0) continue;   /* held until mq_ack */
+        if (fd < 0) continue;
         if (n == poll_cap) {
             poll_cap = poll_cap ? poll_cap * 2 : 16;
             poll_fds = kit_xrealloc(poll_fds, poll_cap * sizeof *poll_fds);
             poll_who = kit_xrealloc(poll_who, poll_cap * sizeof *poll_who);
         }
         poll_fds[n].fd = fd;
-        poll_fds[n].events = POLLIN | (mosquitto_want_write(c->mosq) ? POLLOUT : 0);
+        /* A client holding unacknowledged messages (manual_ack) is still
+         * read, so that a SUBACK or CONNACK behind a queued PUBLISH gets
+         * in, but nothing is written: its PUBACKs wait for mq_ack. */
+        poll_fds[n].events = POLLIN | (c->nunacked == 0 && mosquitto_want_write(c->mosq) ? POLLOUT : 0);
         poll_fds[n].revents = 0;
         poll_who[n++] = c;
     }
@@ -270,7 +283,7 @@ int mq_pump(int timeout_ms)
          * the socket and calls on_disconnect, so check it again. */
         if (poll_fds[i].revents & (POLLIN | POLLHUP | POLLERR))
             mosquitto_loop_read(c->mosq, 1);
-        if ((poll_fds[i].revents & POLLOUT) && sock_of(c) >= 0)
+        if ((poll_fds[i].revents & POLLOUT) && sock_of(c) >= 0 && c->nunacked == 0)
             mosquitto_loop_write(c->mosq, 1);
     }
     /* Keepalive: PINGREQ when due, and a dead peer noticed. */
@@ -687,6 +700,7 @@ int mq_publish_nowait(mq_client_t *c, const char *topic, const void *payload, in
 
     int m = 0;
     int mrc = mosquitto_publish(c->mosq, &m, topic, len, payload, qos, retain ? true : false);
+    if (mrc == MOSQ_ERR_SUCCESS) flush_queued(c);
     switch (mrc) {
     case MOSQ_ERR_SUCCESS: break;
     case MOSQ_ERR_INVAL:
@@ -738,6 +752,7 @@ int mq_subscribe(mq_client_t *c, const char *filter, int qos, int timeout_ms,
 
     int m = 0;
     mrc = mosquitto_subscribe(c->mosq, &m, filter, qos);
+    if (mrc == MOSQ_ERR_SUCCESS) flush_queued(c);
     if (mrc == MOSQ_ERR_INVAL || mrc == MOSQ_ERR_MALFORMED_UTF8) return filter_error(filter, mrc, err);
     if (mrc == MOSQ_ERR_NO_CONN || mrc == MOSQ_ERR_CONN_LOST) return not_connected(c, err);
     if (mrc != MOSQ_ERR_SUCCESS)
@@ -771,6 +786,7 @@ int mq_unsubscribe(mq_client_t *c, const char *filter, int timeout_ms, char *err
 
     int m = 0;
     mrc = mosquitto_unsubscribe(c->mosq, &m, filter);
+    if (mrc == MOSQ_ERR_SUCCESS) flush_queued(c);
     if (mrc == MOSQ_ERR_INVAL || mrc == MOSQ_ERR_MALFORMED_UTF8) return filter_error(filter, mrc, err);
     if (mrc == MOSQ_ERR_NO_CONN || mrc == MOSQ_ERR_CONN_LOST) return not_connected(c, err);
     if (mrc != MOSQ_ERR_SUCCESS)

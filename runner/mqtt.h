@@ -45,7 +45,8 @@ typedef struct {
     /* Manual acknowledgement: the PUBACK (PUBCOMP at QoS 2) of a message
      * received at QoS 1 or 2 leaves only when mq_ack() is called for it,
      * so a consumer can acknowledge after its own commit. Until then the
-     * client is held: nothing more is read or written on its socket. */
+     * client is held: it is still read (a SUBACK behind a queued PUBLISH
+     * gets in), but nothing is written on its socket. */
     int manual_ack;
 } mq_opts_t;
 
