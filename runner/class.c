@@ -139,7 +139,7 @@ static char **entries(const char *dir, int *n)
     while ((e = readdir(d))) {
         /* Hidden files, and the interpreters' caches (__pycache__), are
          * no one's work. */
-        if (e->d_name[0] == '.' || strncmp(e->d_name, "__", 2) == 0) continue;
+        if (kit_not_work(e->d_name)) continue;
         /* A link is listed as a file: a class is not followed out of
          * itself (class/evil -> / would walk the whole machine). */
         char *p = kit_strdup_printf("%s/%s", dir, e->d_name);

@@ -94,11 +94,6 @@ static int find_repo(const char *id, char *out, size_t len)
     return 0;
 }
 
-static int skip_name(const char *name)
-{
-    return name[0] == '.' || strncmp(name, "__", 2) == 0;
-}
-
 /* Every folder under root (root included) that holds a file other than
  * README.md: each is one reference solution. */
 static void find_solutions(const char *root, char ***out, int *n)
@@ -110,7 +105,7 @@ static void find_solutions(const char *root, char ***out, int *n)
     char **subs = NULL;
     int nsubs = 0;
     while ((e = readdir(d))) {
-        if (skip_name(e->d_name)) continue;
+        if (kit_not_work(e->d_name)) continue;
         char *p = kit_strdup_printf("%s/%s", root, e->d_name);
         if (kit_is_dir(p)) {
             subs = kit_xrealloc(subs, sizeof *subs * (size_t)(nsubs + 1));
@@ -468,7 +463,7 @@ static int verify_lab(host_t *h, const char *id, tally_t *all)
     int nbads = 0;
     struct dirent *e;
     while (d && (e = readdir(d))) {
-        if (skip_name(e->d_name)) continue;
+        if (kit_not_work(e->d_name)) continue;
         char *p = kit_strdup_printf("%s/%s", bad_root, e->d_name);
         char *ex = kit_strdup_printf("%s/EXPECT", p);
         if (kit_file_exists(ex)) {

@@ -52,7 +52,7 @@ typedef struct {
 static int ignored(const char *name)
 {
     size_t n = strlen(name);
-    if (n == 0 || name[0] == '.' || name[n - 1] == '~' || strncmp(name, "__", 2) == 0) return 1;
+    if (n == 0 || kit_not_work(name) || name[n - 1] == '~') return 1;
     if (strcmp(name, "4913") == 0) return 1;
     if (name[0] == '#' && name[n - 1] == '#') return 1;        /* emacs autosave */
     static const char *const ends[] = { ".swp", ".swx", ".swo", ".swpx", ".tmp", ".pyc" };

@@ -180,6 +180,11 @@ int kit_file_exists(const char *path)
     return stat(path, &st) == 0;
 }
 
+int kit_not_work(const char *name)
+{
+    return name[0] == '.' || strncmp(name, "__", 2) == 0;
+}
+
 int kit_is_dir(const char *path)
 {
     struct stat st;

@@ -63,6 +63,9 @@ int kit_mkdir_p(const char *path, int mode, char *err);
 int kit_rm_rf(const char *path);
 int kit_file_exists(const char *path);
 int kit_is_dir(const char *path);
+/* A folder entry that is nobody's work: hidden (.git, .mqlab) or a
+ * cache (__pycache__). Class grading, verify and watch skip them. */
+int kit_not_work(const char *name);
 
 
 /* A TCP port on 127.0.0.1 that was free a moment ago (0 on failure). */
