@@ -66,7 +66,7 @@ SAN_ENV   := ASAN_OPTIONS=detect_leaks=1:check_initialization_order=1:strict_ini
 # binding per module), then the command line.
 CORE_SRC := runner/util.c runner/cleanup.c runner/verdict.c runner/topics.c \
             runner/store.c runner/programs.c runner/broker.c runner/mqtt.c \
-            runner/report.c runner/packet.c runner/proxy.c runner/trace.c \
+            runner/report.c runner/packet.c runner/proxy.c runner/px_rules.c runner/px_trace.c runner/trace.c \
             runner/tls.c runner/net.c runner/hist.c runner/bench.c runner/benchcmd.c \
             runner/sandbox.c runner/policy.c runner/worker.c
 LUA_SRC  := runner/host.c runner/lab.c runner/lua_mqtt.c runner/lua_topics.c \

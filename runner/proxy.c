@@ -1,29 +1,32 @@
 /*
- * proxy.c - the fault proxy: one thread running one epoll loop, each
- * client connection paired with its own upstream connection to the broker.
+ * proxy.c - the fault proxy's transport: one thread running one event
+ * loop (net.h), each client connection paired with its own upstream
+ * connection to the broker. The rules (px_rules.c) say what becomes of
+ * each packet; the trace (px_trace.c) records it.
  *
  * Ownership: the proxy thread owns every socket of every connection. The
- * API side only changes shared state under p->mu and wakes the loop
- * through an eventfd; commands that must have happened when the call
- * returns (cut_all, blackhole_all) wait for the loop's acknowledgement.
- * Everything the loop does after one epoll_wait (reads, rules, trace
- * appends, writes) runs under a single lock, so the API never sees half
- * a batch and the lock is taken once per batch, not once per packet.
+ * API side only changes shared state under p->mu and wakes the loop;
+ * commands that must have happened when the call returns (cut_all,
+ * blackhole_all) wait for the loop's acknowledgement. Everything the loop
+ * does after one wait (reads, rules, trace appends, writes) runs under a
+ * single lock, so the API never sees half a batch and the lock is taken
+ * once per batch, not once per packet.
  *
- * The trace is a fixed table of chunk pointers: an event never moves once
- * written, so readers use it without the lock once proxy_count() has
- * said it exists.
+ * The trace never moves an event once written, so readers use it without
+ * the lock once proxy_count() has said it exists.
  */
 #include "proxy.h"
 #include "cleanup.h"
+#include "net.h"
 #include "packet.h"
+#include "px_rules.h"
+#include "px_trace.h"
 #include "util.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -31,18 +34,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/epoll.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
-#define EV_PER_CHUNK 1024
-#define EV_CHUNKS 1024                  /* 1M events, then events_lost */
 #define READ_SIZE (64 * 1024)
 /* A few reads per wake-up per socket: enough for throughput, and one
- * busy connection cannot starve the others (epoll is level-triggered,
+ * busy connection cannot starve the others (the loop is level-triggered,
  * so what is left is reported again). */
 #define READS_PER_WAKE 4
 /* Bytes waiting in one direction (unwritten or held) before the proxy
@@ -50,7 +49,6 @@
  * reaches the sender instead of the proxy's memory growing. */
 #define BACKLOG_LIMIT ((size_t)4 << 20)
 #define DEFAULT_MAX_PACKET ((size_t)16 << 20)
-#define MAX_EPOLL 256
 /* How long accept() rests after running out of descriptors; a
  * level-triggered listen socket would otherwise spin. */
 #define LISTEN_PAUSE_US 100000
@@ -59,18 +57,25 @@
  * every CONNECT_RETRY_US for CONNECT_PATIENCE_US before it gives up. */
 #define CONNECT_RETRY_US 10000
 #define CONNECT_PATIENCE_US 5000000
+/* A client that has not finished its TLS or WebSocket handshake by then
+ * is closed. */
+#define HANDSHAKE_US 10000000
 
 enum { SIDE_CLIENT = 0, SIDE_BROKER = 1 };
-enum { TAG_LISTEN = 1, TAG_WAKE, TAG_SOCK };
 
 typedef struct px_conn px_conn;
 
-/* What an epoll event points at. */
+/* One socket of a connection. */
 typedef struct {
-    int kind;
+    net_io io;                  /* in the loop while the socket is open */
+    net_conn *nc;               /* NULL once closed (or not yet opened) */
     px_conn *c;
-    int side;
-} px_tag;
+    int s;
+    unsigned rd_need;           /* a read would block on this (net.h) */
+    unsigned wr_need;           /* a write would block on this */
+    unsigned hs_need;           /* the handshake would block on this */
+    int unflushed;              /* the variant holds output not yet written */
+} px_side;
 
 /* A chunk held back by PX_DELAY (or queued behind one), or a packet
  * held aside by PX_REORDER. */
@@ -97,10 +102,13 @@ typedef struct {
 
 struct px_conn {
     px_conn *next, *prev;
+    proxy *p;
     unsigned id;
-    int fd[2];                  /* SIDE_CLIENT, SIDE_BROKER; -1 once closed */
-    px_tag tags[2];
-    uint32_t mask[2];           /* epoll events registered */
+    int transport;              /* PX_TR_* */
+    int peer_port;              /* the client's */
+    px_side sd[2];              /* SIDE_CLIENT, SIDE_BROKER */
+    int handshaking;            /* the client's TLS or WebSocket handshake */
+    int64_t handshake_until;
     int connecting;             /* the upstream connect() is in progress */
     int64_t retry_at;           /* unix upstream: connect again then (0: not waiting) */
     int64_t give_up_at;         /* ... until then */
@@ -117,21 +125,14 @@ struct px_conn {
     int done;
 };
 
-typedef struct {
-    px_rule r;
-    int active;
-    uint64_t matched;           /* matching packets since added */
-    unsigned fired;
-    uint64_t bytes;             /* PX_CUT_BYTES: forwarded since added */
-    int spent;                  /* PX_CUT_BYTES: has cut */
-} px_rule_state;
-
 struct proxy {
     pthread_mutex_t mu;
     pthread_cond_t cond;        /* trace grew, a command was done, stopped */
     pthread_t thread;
     int thread_started;         /* API side only */
-    int lfd, epfd, wakefd;
+    net_loop *loop;
+    int lfd;
+    net_io lio;
     int port;
     union {
         struct sockaddr sa;
@@ -142,12 +143,12 @@ struct proxy {
     int up_unix;
     char up_text[sizeof(struct sockaddr_un) + 16];
     size_t max_packet;
-    int64_t t0_us;
+    int transport;              /* of every client (PX_TR_*) */
+    struct ssl_ctx_st *tls;
 
     /* Shared with the API, under mu. */
     int stopping, stopped;
-    px_rule_state *rules;
-    int nrules, caprules;
+    px_rules rules;
     int64_t refuse_until_us;
     unsigned cmd_seq, done_seq;
     int cut_all_pending;
@@ -157,29 +158,19 @@ struct proxy {
     size_t published;
 
     /* The loop's own (also only touched under mu). */
-    px_event **chunks;
-    size_t nev;
+    px_trace tr;
     px_conn *conns, *dead;
     unsigned next_id;
     size_t nheld;
     size_t nreord;              /* packets held by PX_REORDER */
     unsigned nretry;            /* connections waiting to retry their upstream */
+    unsigned nhandshaking;
     char failure[KIT_ERRLEN];   /* why the loop ended by itself; "" while it runs */
     int64_t listen_paused_until;
-    px_tag ltag, wtag;
     uint8_t *rbuf;
 };
 
-static const char *const action_names[] = {
-    NULL, "drop", "duplicate", "delay", "cut_before", "cut_after", "blackhole", "cut_bytes", "reorder"
-};
-
-static int64_t now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
+#define now_us net_now_us
 
 static const char *side_name(int s)
 {
@@ -189,40 +180,9 @@ static const char *side_name(int s)
 /* ------------------------------------------------------------------ */
 /* Trace                                                              */
 
-static char *dup_bytes(const uint8_t *b, size_t n)
-{
-    char *s = kit_xmalloc(n + 1);
-    if (n) memcpy(s, b, n);
-    s[n] = '\0';
-    return s;
-}
-
-/* A new zeroed event, counted but not yet published; NULL when the
- * trace is full (counted in events_lost instead). */
 static px_event *ev_new(proxy *p, px_conn *c, int kind, int dir)
 {
-    if (p->nev >= (size_t)EV_CHUNKS * EV_PER_CHUNK) {
-        p->st.events_lost++;
-        return NULL;
-    }
-    size_t k = p->nev / EV_PER_CHUNK;
-    if (!p->chunks[k]) {
-        p->chunks[k] = calloc(EV_PER_CHUNK, sizeof(px_event));
-        if (!p->chunks[k]) {
-            p->st.events_lost++;
-            return NULL;
-        }
-    }
-    px_event *e = &p->chunks[k][p->nev % EV_PER_CHUNK];
-    memset(e, 0, sizeof *e);
-    e->t_us = now_us() - p->t0_us;
-    e->conn = c ? c->id : 0;
-    e->kind = (uint8_t)kind;
-    e->dir = (uint8_t)dir;
-    e->packet_id = -1;
-    e->reason = -1;
-    p->nev++;
-    return e;
+    return px_trace_new(&p->tr, c ? c->id : 0, c ? c->transport : p->transport, kind, dir);
 }
 
 static void ev_text(proxy *p, px_conn *c, int kind, int dir, const char *fmt, ...)
@@ -230,116 +190,18 @@ static void ev_text(proxy *p, px_conn *c, int kind, int dir, const char *fmt, ..
 
 static void ev_text(proxy *p, px_conn *c, int kind, int dir, const char *fmt, ...)
 {
-    px_event *e = ev_new(p, c, kind, dir);
-    if (!e) return;
-    char buf[KIT_ERRLEN];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(buf, sizeof buf, fmt, ap);
+    px_trace_vtext(&p->tr, c ? c->id : 0, c ? c->transport : p->transport, kind, dir, fmt, ap);
     va_end(ap);
-    e->text = kit_strdup(buf);
-}
-
-static void ev_free_strings(px_event *e)
-{
-    free(e->client_id);
-    free(e->topic);
-    free(e->payload);
-    for (int i = 0; i < e->nfilters; i++) free(e->filters[i]);
-    free(e->filters);
-    free(e->filter_qos);
-    free(e->text);
 }
 
 /* Make what this batch appended visible to readers (mu held). */
 static void publish(proxy *p)
 {
-    if (p->published == p->nev) return;
-    p->published = p->nev;
+    if (p->published == p->tr.n) return;
+    p->published = p->tr.n;
     pthread_cond_broadcast(&p->cond);
-}
-
-static void ev_packet(proxy *p, px_conn *c, int dir, const uint8_t *buf, size_t size,
-                      const pkt *k, int decoded, const char *why, int fate)
-{
-    px_event *e = ev_new(p, c, PX_EV_PACKET, dir);
-    if (!e) return;
-    /* From the bytes, not from *k: they are known even when decoding failed. */
-    int type = buf[0] >> 4, flags = buf[0] & 0x0f;
-    e->type = (uint8_t)type;
-    e->flags = (uint8_t)flags;
-    e->fate = (uint8_t)fate;
-    e->size = size > UINT32_MAX ? UINT32_MAX : (uint32_t)size;
-    e->decoded = (int8_t)(decoded ? 1 : 0);
-    if (type == PKT_PUBLISH) {
-        e->qos = (int8_t)((flags >> 1) & 3);
-        e->dup = (int8_t)((flags >> 3) & 1);
-        e->retain = (int8_t)(flags & 1);
-    }
-    if (!decoded) {
-        e->text = kit_strdup_printf("malformed %s: %s", pkt_type_name(type), why);
-        return;
-    }
-    e->packet_id = k->packet_id;
-    e->reason = k->reason;
-    const pkt_bytes *pl = NULL;
-    switch (type) {
-    case PKT_CONNECT:
-        e->level = (int8_t)k->level;
-        e->clean = (int8_t)k->clean;
-        e->will = (int8_t)k->will;
-        e->will_qos = (int8_t)k->will_qos;
-        e->will_retain = (int8_t)k->will_retain;
-        e->has_username = (int8_t)k->has_username;
-        e->has_password = (int8_t)k->has_password;
-        e->keepalive = (uint16_t)k->keepalive;
-        e->client_id = dup_bytes(k->client_id.p, k->client_id.len);
-        if (k->will) {
-            e->topic = dup_bytes(k->will_topic.p, k->will_topic.len);
-            pl = &k->will_payload;
-        }
-        break;
-    case PKT_CONNACK:
-        e->session_present = (int8_t)k->session_present;
-        break;
-    case PKT_PUBLISH:
-        e->topic = dup_bytes(k->topic.p, k->topic.len);
-        pl = &k->payload;
-        break;
-    case PKT_SUBSCRIBE:
-    case PKT_UNSUBSCRIBE: {
-        int n = k->nfilters < PKT_MAX_FILTERS ? k->nfilters : PKT_MAX_FILTERS;
-        if (n > 0) {
-            e->filters = kit_xmalloc((size_t)n * sizeof *e->filters);
-            e->filter_qos = kit_xmalloc((size_t)n);
-            for (int i = 0; i < n; i++) {
-                e->filters[i] = dup_bytes(k->filters[i].filter.p, k->filters[i].filter.len);
-                e->filter_qos[i] = (int8_t)k->filters[i].qos;
-            }
-            e->nfilters = n;
-        }
-        break;
-    }
-    case PKT_SUBACK:
-    case PKT_UNSUBACK: {
-        int n = k->ncodes < PKT_MAX_FILTERS ? k->ncodes : PKT_MAX_FILTERS;
-        if (n > 0) {
-            memcpy(e->codes, k->codes, (size_t)n);
-            e->ncodes = n;
-        }
-        break;
-    }
-    default:
-        break;
-    }
-    if (pl) {
-        size_t kept = pl->len < PX_PAYLOAD_KEEP ? pl->len : PX_PAYLOAD_KEEP;
-        e->payload = dup_bytes(pl->p, kept);
-        e->payload_len = pl->len > UINT32_MAX ? UINT32_MAX : (uint32_t)pl->len;
-        e->payload_kept = (uint32_t)kept;
-    }
-    char sum[1024];
-    e->text = kit_strdup(pkt_summary(k, sum, sizeof sum));
 }
 
 /* ------------------------------------------------------------------ */
@@ -440,18 +302,46 @@ static void emit(proxy *p, px_conn *c, int dir, const uint8_t *b, size_t n, int 
 
 static void set_interest(proxy *p, px_conn *c, int s)
 {
-    if (c->fd[s] < 0) return;
-    uint32_t want = 0;
+    (void)p;
+    px_side *sd = &c->sd[s];
+    if (!sd->nc) return;
+    unsigned want = 0;
     if (s == SIDE_BROKER && c->connecting) {
-        want = EPOLLOUT;
+        want = NET_OUT;
+    } else if (s == SIDE_CLIENT && c->handshaking) {
+        want = sd->hs_need ? sd->hs_need : NET_IN;
     } else {
-        if (!c->rd_eof[s] && (c->blackhole || backlog(&c->d[s]) < BACKLOG_LIMIT)) want |= EPOLLIN;
+        if (!c->rd_eof[s] && (c->blackhole || backlog(&c->d[s]) < BACKLOG_LIMIT))
+            want |= sd->rd_need ? sd->rd_need : NET_IN;
         const px_dir *o = &c->d[1 - s];
-        if (!c->wr_done[s] && o->off < o->len) want |= EPOLLOUT;
+        if (!c->wr_failed[s] && ((!c->wr_done[s] && o->off < o->len) || sd->unflushed))
+            want |= sd->wr_need ? sd->wr_need : NET_OUT;
     }
-    if (want == c->mask[s]) return;
-    struct epoll_event ev = { .events = want, .data.ptr = &c->tags[s] };
-    if (epoll_ctl(p->epfd, EPOLL_CTL_MOD, c->fd[s], &ev) == 0) c->mask[s] = want;
+    net_set(&sd->io, want);
+}
+
+/* Side s can take nothing more: the peer is gone. What it sent before
+ * going is still read and forwarded the other way. */
+static void write_failed(proxy *p, px_conn *c, int s, int err)
+{
+    if (c->closer < 0) {
+        c->closer = s;
+        c->close_errno = err ? err : EPIPE;
+    }
+    c->wr_done[s] = c->wr_failed[s] = 1;
+    c->sd[s].unflushed = 0;
+    discard_dir_output(p, &c->d[1 - s]);
+}
+
+/* Let side s's variant write what it holds (a WebSocket frame, a pong). */
+static void side_flush(proxy *p, px_conn *c, int s)
+{
+    px_side *sd = &c->sd[s];
+    if (!sd->nc || c->wr_failed[s] || (s == SIDE_BROKER && c->connecting)) return;
+    int r = net_flush(sd->nc);
+    sd->unflushed = r == NET_AGAIN;
+    if (r == NET_AGAIN) sd->wr_need = sd->nc->want;
+    else if (r == NET_FAIL) write_failed(p, c, s, sd->nc->err);
 }
 
 /* Write what dir has ready to its destination, until the socket is full. */
@@ -459,26 +349,26 @@ static void flush_dir(proxy *p, px_conn *c, int dir)
 {
     int dst = 1 - dir;
     px_dir *d = &c->d[dir];
-    if (c->fd[dst] < 0 || c->wr_done[dst] || (dst == SIDE_BROKER && c->connecting)) return;
+    px_side *sd = &c->sd[dst];
+    if (!sd->nc || c->wr_done[dst] || (dst == SIDE_BROKER && c->connecting) ||
+        (dst == SIDE_CLIENT && c->handshaking))
+        return;
+    sd->wr_need = 0;
     while (d->off < d->len) {
-        ssize_t w = send(c->fd[dst], d->out + d->off, d->len - d->off, MSG_NOSIGNAL);
+        ssize_t w = net_write(sd->nc, d->out + d->off, d->len - d->off);
         if (w > 0) {
             d->off += (size_t)w;
             continue;
         }
-        if (w < 0 && errno == EINTR) continue;
-        if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
-        /* The peer is gone: nothing more can reach it. What it sent
-         * before going is still read and forwarded the other way. */
-        if (c->closer < 0) {
-            c->closer = dst;
-            c->close_errno = errno;
+        if (w == NET_AGAIN || w == 0) {
+            sd->wr_need = w == 0 ? NET_OUT : sd->nc->want;
+            break;
         }
-        c->wr_done[dst] = c->wr_failed[dst] = 1;
-        discard_dir_output(p, d);
+        write_failed(p, c, dst, sd->nc->err);
         break;
     }
     if (d->off == d->len) d->off = d->len = 0;
+    side_flush(p, c, dst);
 }
 
 /* Read and throw away what is pending, so that close() sends FIN, not
@@ -494,26 +384,30 @@ static void drain(int fd)
     }
 }
 
+static void close_side_how(px_conn *c, int s, int reset)
+{
+    px_side *sd = &c->sd[s];
+    if (!sd->nc) return;
+    net_del(&sd->io);
+    net_close(sd->nc, reset);
+    sd->nc = NULL;
+    sd->unflushed = 0;
+    c->rd_eof[s] = c->wr_done[s] = 1;
+}
+
 static void close_side(px_conn *c, int s)
 {
-    if (c->fd[s] < 0) return;
-    close(c->fd[s]);            /* also leaves the epoll set */
-    c->fd[s] = -1;
-    c->mask[s] = 0;
-    c->rd_eof[s] = c->wr_done[s] = 1;
+    close_side_how(c, s, 0);
 }
 
 /* Close with RST instead of FIN. */
 static void reset_side(px_conn *c, int s)
 {
-    if (c->fd[s] < 0) return;
-    struct linger lg = { .l_onoff = 1, .l_linger = 0 };
-    setsockopt(c->fd[s], SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
-    close_side(c, s);
+    close_side_how(c, s, 1);
 }
 
 /* The connection is over: unlink it; it is freed after the batch, since
- * epoll events of this batch may still point at it. */
+ * a handler of this batch may still hold it. */
 static void conn_finish(proxy *p, px_conn *c, const char *why)
 {
     if (c->done) return;
@@ -521,6 +415,10 @@ static void conn_finish(proxy *p, px_conn *c, const char *why)
     if (c->retry_at) {
         c->retry_at = 0;
         p->nretry--;
+    }
+    if (c->handshaking) {
+        c->handshaking = 0;
+        p->nhandshaking--;
     }
     if (why) ev_text(p, c, PX_EV_CLOSE, PX_UP, "%s", why);
     for (int dir = 0; dir < 2; dir++) discard_dir_output(p, &c->d[dir]);
@@ -545,8 +443,8 @@ static void hard_close(proxy *p, px_conn *c, const char *why)
         flush_dir(p, c, dir);
     }
     for (int s = 0; s < 2; s++) {
-        if (c->fd[s] < 0 || (s == SIDE_BROKER && c->connecting)) continue;
-        drain(c->fd[s]);
+        if (!c->sd[s].nc || (s == SIDE_BROKER && c->connecting)) continue;
+        drain(c->sd[s].nc->fd);
     }
     conn_finish(p, c, why);
 }
@@ -564,11 +462,12 @@ static void close_text(const px_conn *c, char *buf, size_t len)
 }
 
 /* After anything happened on c: write, pass closes on, close what is
- * finished, and ask epoll for what is still needed. */
+ * finished, and ask the loop for what is still needed. */
 static void conn_pump(proxy *p, px_conn *c)
 {
     if (c->done) return;
-    if (c->connecting) {
+    if (c->connecting || c->handshaking) {
+        side_flush(p, c, SIDE_CLIENT);
         set_interest(p, c, SIDE_CLIENT);
         set_interest(p, c, SIDE_BROKER);
         return;
@@ -579,11 +478,11 @@ static void conn_pump(proxy *p, px_conn *c)
         /* A partition: the side that closed goes, the other stays open
          * and silent, as it would on a real network. */
         for (int s = 0; s < 2; s++) {
-            if (c->fd[s] < 0 || !c->rd_eof[s]) continue;
+            if (!c->sd[s].nc || !c->rd_eof[s]) continue;
             close_side(c, s);
             discard_dir_output(p, &c->d[1 - s]);
             ev_text(p, c, PX_EV_CLOSE, PX_UP, "blackholed side closed by the %s", side_name(s));
-            if (c->fd[1 - s] < 0) {
+            if (!c->sd[1 - s].nc) {
                 conn_finish(p, c, NULL);
                 return;
             }
@@ -594,14 +493,15 @@ static void conn_pump(proxy *p, px_conn *c)
         for (int dir = 0; dir < 2; dir++) {
             int dst = 1 - dir;
             px_dir *d = &c->d[dir];
-            if (!c->rd_eof[dir] || c->wr_done[dst] || c->fd[dst] < 0) continue;
+            if (!c->rd_eof[dir] || c->wr_done[dst] || !c->sd[dst].nc) continue;
             if (d->off < d->len || d->hq) continue;
-            shutdown(c->fd[dst], SHUT_WR);
+            net_shutdown(c->sd[dst].nc);
             c->wr_done[dst] = 1;
+            side_flush(p, c, dst);
         }
         for (int s = 0; s < 2; s++)
-            if (c->fd[s] >= 0 && c->rd_eof[s] && c->wr_done[s]) close_side(c, s);
-        if (c->fd[0] < 0 && c->fd[1] < 0) {
+            if (c->sd[s].nc && c->rd_eof[s] && c->wr_done[s] && !c->sd[s].unflushed) close_side(c, s);
+        if (!c->sd[0].nc && !c->sd[1].nc) {
             char why[256];
             close_text(c, why, sizeof why);
             conn_finish(p, c, why);
@@ -615,56 +515,10 @@ static void conn_pump(proxy *p, px_conn *c)
 /* ------------------------------------------------------------------ */
 /* Rules                                                              */
 
-static int rule_matches(const px_rule_state *ru, const px_conn *c, int dir, int type)
+static void conn_state(const px_conn *c, px_connstate *cs)
 {
-    if (!ru->active) return 0;
-    if (ru->r.type != 0 && ru->r.type != type) return 0;
-    if (ru->r.dir != PX_ANY && ru->r.dir != dir) return 0;
-    if (ru->r.client_id[0] && (!c->have_id || strcmp(ru->r.client_id, c->client_id) != 0)) return 0;
-    return 1;
-}
-
-/* What the rules say about one packet: the first rule firing of each
- * action (-1 when none), and for delays the longest one. */
-typedef struct {
-    int slot[PX_NACTIONS];
-    uint64_t match_no[PX_NACTIONS];
-    int delay_ms;
-} px_decision;
-
-static void decide(proxy *p, px_conn *c, int dir, int type, px_decision *dn)
-{
-    for (int a = 0; a < PX_NACTIONS; a++) dn->slot[a] = -1;
-    dn->delay_ms = 0;
-    for (int i = 0; i < p->nrules; i++) {
-        px_rule_state *ru = &p->rules[i];
-        if (ru->r.action == PX_CUT_BYTES || !rule_matches(ru, c, dir, type)) continue;
-        ru->matched++;
-        uint64_t nth = ru->r.nth ? ru->r.nth : 1, times = ru->r.times ? ru->r.times : 1;
-        if (ru->matched < nth || ru->matched - nth >= times) continue;
-        int a = ru->r.action;
-        if (a == PX_DELAY) {
-            if (dn->slot[a] < 0 || ru->r.delay_ms > dn->delay_ms) {
-                dn->slot[a] = i;
-                dn->match_no[a] = ru->matched;
-                dn->delay_ms = ru->r.delay_ms;
-            }
-        } else if (dn->slot[a] < 0) {
-            dn->slot[a] = i;
-            dn->match_no[a] = ru->matched;
-        }
-    }
-}
-
-static void rule_cut_text(proxy *p, int idx, uint64_t match_no, int dir, char *buf, size_t len)
-{
-    const px_rule *r = &p->rules[idx].r;
-    if (r->action == PX_CUT_BYTES)
-        snprintf(buf, len, "cut by rule %d (cut_bytes %llu B %s)", idx + 1,
-                 (unsigned long long)r->bytes, px_dir_name(dir));
-    else
-        snprintf(buf, len, "cut by rule %d (%s %s #%llu)", idx + 1, action_names[r->action],
-                 r->type ? pkt_type_name(r->type) : "any packet", (unsigned long long)match_no);
+    cs->client_id = c->have_id ? c->client_id : NULL;
+    cs->blackhole = c->blackhole;
 }
 
 static void refuse_for(proxy *p, int ms)
@@ -678,7 +532,7 @@ static void refuse_for(proxy *p, int ms)
  * match the same rule have gone out, or its hold time is over. */
 static void hold_aside(proxy *p, px_conn *c, int dir, int rule, const uint8_t *b, size_t n)
 {
-    const px_rule *r = &p->rules[rule].r;
+    const px_rule *r = &p->rules.v[rule].r;
     px_dir *d = &c->d[dir];
     px_held *h = kit_xmalloc(sizeof *h + n);
     h->next = NULL;
@@ -699,13 +553,14 @@ static void hold_aside(proxy *p, px_conn *c, int dir, int rule, const uint8_t *b
 static int release_aside(proxy *p, px_conn *c, int dir, int type, int64_t now)
 {
     px_dir *d = &c->d[dir];
+    px_connstate cs;
+    conn_state(c, &cs);
     int n = 0;
     px_held **pp = &d->rq, *prev = NULL;
     while (*pp) {
         px_held *h = *pp;
         int go = type == 0 && h->release_us <= now;
-        if (type > 0 && h->rule < p->nrules && rule_matches(&p->rules[h->rule], c, dir, type) && --h->left == 0)
-            go = 1;
+        if (type > 0 && px_rules_match(&p->rules, h->rule, &cs, dir, type) && --h->left == 0) go = 1;
         if (!go) {
             prev = h;
             pp = &h->next;
@@ -726,7 +581,7 @@ static void overtaken(proxy *p, px_conn *c, int dir, int type)
     if (c->d[dir].rq) release_aside(p, c, dir, type, 0);
 }
 
-/* One whole packet read in dir: decode, apply the rules, record, act. */
+/* One whole packet read in dir: decode, judge, record, act. */
 static void handle_packet(proxy *p, px_conn *c, int dir, const uint8_t *buf, size_t size)
 {
     pkt k;
@@ -744,116 +599,29 @@ static void handle_packet(proxy *p, px_conn *c, int dir, const uint8_t *buf, siz
         c->have_id = 1;
     }
 
-    if (c->blackhole) {
-        ev_packet(p, c, dir, buf, size, &k, decoded, why, PX_BLACKHOLED);
-        return;
-    }
+    px_connstate cs;
+    conn_state(c, &cs);
+    px_verdict v;
+    px_rules_judge(&p->rules, &cs, dir, type, size, &v);
+    if (v.blackhole) c->blackhole = 1;
+    px_trace_packet(&p->tr, c->id, c->transport, dir, buf, size, &k, decoded, why, v.fate);
+    if (v.fate == PX_BLACKHOLED) return;
 
-    px_decision dn;
-    decide(p, c, dir, type, &dn);
-    int fate = PX_SENT, copies = 1, delay = 0, cut = -1, refuse = 0, reorder = -1;
-    uint64_t cut_no = 0;
-    if (dn.slot[PX_CUT_BEFORE] >= 0) {
-        fate = PX_CUT_BEFORE_F;
-        copies = 0;
-        cut = dn.slot[PX_CUT_BEFORE];
-        cut_no = dn.match_no[PX_CUT_BEFORE];
-    } else if (dn.slot[PX_BLACKHOLE] >= 0) {
-        fate = PX_BLACKHOLED;
-        copies = 0;
-        p->rules[dn.slot[PX_BLACKHOLE]].fired++;
-        c->blackhole = 1;
-    } else if (dn.slot[PX_DROP] >= 0) {
-        fate = PX_DROPPED;
-        copies = 0;
-        p->rules[dn.slot[PX_DROP]].fired++;
-        /* Dropped and then cut: nothing of it went out, so the trace
-         * says cut before it. */
-        if (dn.slot[PX_CUT_AFTER] >= 0) {
-            fate = PX_CUT_BEFORE_F;
-            cut = dn.slot[PX_CUT_AFTER];
-            cut_no = dn.match_no[PX_CUT_AFTER];
-        }
+    uint64_t left = v.allow;
+    if (v.reorder >= 0 && v.fate == PX_REORDERED) {
+        for (int i = 0; i < v.copies; i++) hold_aside(p, c, dir, v.reorder, buf, size);
     } else {
-        if (dn.slot[PX_DUPLICATE] >= 0) {
-            fate = PX_DUPLICATED;
-            copies = 2;
-            p->rules[dn.slot[PX_DUPLICATE]].fired++;
-        }
-        if (dn.slot[PX_CUT_AFTER] >= 0) {
-            /* The cut releases everything held at once, so a delay
-             * would change nothing: cut_after wins over it. */
-            fate = PX_CUT_AFTER_F;
-            cut = dn.slot[PX_CUT_AFTER];
-            cut_no = dn.match_no[PX_CUT_AFTER];
-        } else if (dn.slot[PX_REORDER] >= 0) {
-            /* Held aside, it is overtaken by what follows; a delay on
-             * top would only stretch the hold. */
-            reorder = dn.slot[PX_REORDER];
-            p->rules[reorder].fired++;
-            fate = PX_REORDERED;
-        } else if (dn.slot[PX_DELAY] >= 0) {
-            delay = dn.delay_ms;
-            p->rules[dn.slot[PX_DELAY]].fired++;
-            if (fate == PX_SENT) fate = PX_DELAYED;
-        }
-    }
-
-    /* Byte budgets: the packet that reaches one is cut where it is
-     * reached. */
-    uint64_t total = (uint64_t)copies * size, allow = total;
-    if (fate != PX_CUT_BEFORE_F && fate != PX_BLACKHOLED) {
-        int bytes_rule = -1;
-        for (int i = 0; i < p->nrules; i++) {
-            px_rule_state *ru = &p->rules[i];
-            if (ru->r.action != PX_CUT_BYTES || ru->spent || !rule_matches(ru, c, dir, type)) continue;
-            uint64_t left = ru->r.bytes > ru->bytes ? ru->r.bytes - ru->bytes : 0;
-            if (total < left) continue;
-            ru->spent = 1;
-            ru->fired++;
-            if (ru->r.refuse_ms > refuse) refuse = ru->r.refuse_ms;
-            if (bytes_rule < 0 || left < allow) {
-                bytes_rule = i;
-                allow = left;
-            }
-        }
-        if (bytes_rule >= 0) {
-            if (cut < 0 || allow < total) {
-                cut = bytes_rule;
-                cut_no = 0;
-            }
-            fate = allow == 0 ? PX_CUT_BEFORE_F : allow < total ? PX_CUT_MID : PX_CUT_AFTER_F;
-            delay = 0;
-        } else {
-            for (int i = 0; i < p->nrules; i++) {
-                px_rule_state *ru = &p->rules[i];
-                if (ru->r.action == PX_CUT_BYTES && !ru->spent && rule_matches(ru, c, dir, type))
-                    ru->bytes += total;
-            }
-        }
-    }
-    if (cut >= 0 && p->rules[cut].r.action != PX_CUT_BYTES) {
-        p->rules[cut].fired++;
-        if (p->rules[cut].r.refuse_ms > refuse) refuse = p->rules[cut].r.refuse_ms;
-    }
-
-    ev_packet(p, c, dir, buf, size, &k, decoded, why, fate);
-
-    uint64_t left = allow;
-    if (reorder >= 0 && fate == PX_REORDERED) {
-        for (int i = 0; i < copies; i++) hold_aside(p, c, dir, reorder, buf, size);
-    } else {
-        for (int i = 0; i < copies && left > 0; i++) {
+        for (int i = 0; i < v.copies && left > 0; i++) {
             size_t n = left < size ? (size_t)left : size;
-            emit(p, c, dir, buf, n, delay);
+            emit(p, c, dir, buf, n, v.delay_ms);
             left -= n;
         }
-        if (fate == PX_SENT || fate == PX_DUPLICATED || fate == PX_DELAYED) overtaken(p, c, dir, type);
+        if (v.fate == PX_SENT || v.fate == PX_DUPLICATED || v.fate == PX_DELAYED) overtaken(p, c, dir, type);
     }
-    if (cut >= 0) {
+    if (v.cut >= 0) {
         char text[256];
-        rule_cut_text(p, cut, cut_no, dir, text, sizeof text);
-        refuse_for(p, refuse);
+        px_rules_cut_text(&p->rules, v.cut, v.cut_no, dir, text, sizeof text);
+        refuse_for(p, v.refuse_ms);
         hard_close(p, c, text);
     }
 }
@@ -917,29 +685,39 @@ static void source_ended(proxy *p, px_conn *c, int s, int err)
  * limit, or the hang-up would be reported again and again. */
 static void on_readable(proxy *p, px_conn *c, int s, int hup)
 {
+    px_side *sd = &c->sd[s];
     for (int i = 0; i < READS_PER_WAKE; i++) {
-        if (c->done || c->fd[s] < 0 || c->rd_eof[s]) return;
+        if (c->done || !sd->nc || c->rd_eof[s]) return;
         if (!hup && !c->blackhole && backlog(&c->d[s]) >= BACKLOG_LIMIT) return;
-        ssize_t n = recv(c->fd[s], p->rbuf, READ_SIZE, 0);
+        sd->rd_need = 0;
+        ssize_t n = net_read(sd->nc, p->rbuf, READ_SIZE);
         if (n > 0) {
             p->st.bytes[s] += (uint64_t)n;
             take_bytes(p, c, s, p->rbuf, (size_t)n);
-            if (n < READ_SIZE) return;
+            if (n < READ_SIZE && !(sd->nc && net_pending(sd->nc))) return;
             continue;
         }
         if (n == 0) {
             source_ended(p, c, s, 0);
             return;
         }
-        if (errno == EINTR) continue;
-        if (errno == EAGAIN || errno == EWOULDBLOCK) return;
-        source_ended(p, c, s, errno);
+        if (n == NET_AGAIN) {
+            sd->rd_need = sd->nc->want;
+            return;
+        }
+        ev_text(p, c, PX_EV_ERROR, s, "reading from the %s failed: %s", side_name(s), sd->nc->why);
+        source_ended(p, c, s, sd->nc->err ? sd->nc->err : EIO);
         return;
     }
+    /* Bytes the variant holds (TLS, WebSocket) that the socket will not
+     * announce again: read them on the next turn. */
+    if (!c->done && sd->nc && !c->rd_eof[s] && net_pending(sd->nc)) net_again(&sd->io);
 }
 
 /* ------------------------------------------------------------------ */
 /* Connections                                                        */
+
+static void on_io(net_io *io, unsigned ev);
 
 static void connect_failed(proxy *p, px_conn *c, int err)
 {
@@ -949,16 +727,16 @@ static void connect_failed(proxy *p, px_conn *c, int err)
 
 static void finish_connect(proxy *p, px_conn *c)
 {
-    int soerr = 0;
-    socklen_t sl = sizeof soerr;
-    if (getsockopt(c->fd[SIDE_BROKER], SOL_SOCKET, SO_ERROR, &soerr, &sl) != 0) soerr = errno;
-    if (soerr == EINPROGRESS || soerr == EALREADY) return;
+    px_side *sd = &c->sd[SIDE_BROKER];
+    int err = net_connect_result(sd->nc->fd);
+    if (err == EINPROGRESS || err == EALREADY) return;
     c->connecting = 0;
-    if (soerr) {
+    if (err) {
         /* Nothing was read from the broker: the client's side decides. */
-        close(c->fd[SIDE_BROKER]);
-        c->fd[SIDE_BROKER] = -1;
-        connect_failed(p, c, soerr);
+        net_del(&sd->io);
+        net_close(sd->nc, 0);
+        sd->nc = NULL;
+        connect_failed(p, c, err);
         return;
     }
     set_interest(p, c, SIDE_BROKER);
@@ -969,36 +747,23 @@ static void finish_connect(proxy *p, px_conn *c)
  * listener's backlog is full, try again later). */
 static int up_connect(proxy *p, px_conn *c)
 {
-    int fd = socket(p->up.sa.sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) return errno;
-    /* Latency matters: the bench compares QoS 1 streams through the proxy
-     * with direct ones, and Nagle would add tens of ms per exchange. */
-    int one = 1;
-    if (!p->up_unix) setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     int connecting = 0;
-    if (connect(fd, &p->up.sa, p->up_len) != 0) {
-        int e = errno;
-        if (e != EINPROGRESS) {
-            close(fd);
-            return e;
-        }
-        connecting = 1;
-    }
-    struct epoll_event ev = { .events = connecting ? EPOLLOUT : EPOLLIN, .data.ptr = &c->tags[SIDE_BROKER] };
-    if (epoll_ctl(p->epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
-        int e = errno;
+    int fd = net_connect(&p->up.sa, p->up_len, &connecting);
+    if (fd < 0) return errno;
+    px_side *sd = &c->sd[SIDE_BROKER];
+    int e = net_add(p->loop, &sd->io, fd, connecting ? NET_OUT : NET_IN, on_io, sd);
+    if (e) {
         close(fd);
         return e;
     }
-    c->fd[SIDE_BROKER] = fd;
-    c->mask[SIDE_BROKER] = ev.events;
+    sd->nc = net_tcp(fd);
     c->connecting = connecting;
     return 0;
 }
 
 /* A unix upstream is waiting for room in the broker's backlog: no
- * socket meanwhile (an unconnected unix socket reports a hang-up to
- * epoll), only c->connecting and a time to try again. */
+ * socket meanwhile (an unconnected unix socket reports a hang-up),
+ * only c->connecting and a time to try again. */
 static void retry_later(proxy *p, px_conn *c, int64_t now)
 {
     if (!c->retry_at) {
@@ -1032,21 +797,76 @@ static void retry_connects(proxy *p, int64_t now)
     }
 }
 
-static void conn_open(proxy *p, int cfd, const struct sockaddr_in *peer)
+/* The client is ready for MQTT: open its upstream, and say so. */
+static void conn_ready(proxy *p, px_conn *c)
+{
+    int err = up_connect(p, c);
+    if (err == EAGAIN && p->up_unix) {
+        retry_later(p, c, now_us());
+        err = 0;
+    }
+    /* The upstream's local port is what the broker's log names ("New
+     * connection from 127.0.0.1:PORT"), so the trace says it. A unix
+     * socket has no such port: the broker names its own path instead. */
+    char how[32] = "";
+    if (c->transport != PX_TR_TCP) snprintf(how, sizeof how, " over %s", px_transport_name(c->transport));
+    if (p->up_unix) {
+        ev_text(p, c, PX_EV_OPEN, PX_UP, "client 127.0.0.1:%d connected%s; upstream -> %s", c->peer_port, how,
+                p->up_text);
+    } else {
+        int uport = c->sd[SIDE_BROKER].nc ? net_local_port(c->sd[SIDE_BROKER].nc->fd) : 0;
+        ev_text(p, c, PX_EV_OPEN, PX_UP, "client 127.0.0.1:%d connected%s; upstream 127.0.0.1:%d -> %s",
+                c->peer_port, how, uport, p->up_text);
+    }
+    if (err) connect_failed(p, c, err);
+}
+
+/* Drive the client's TLS or WebSocket handshake; once it is done, the
+ * upstream opens. A client that fails it never reaches the broker. */
+static void client_handshake(proxy *p, px_conn *c)
+{
+    px_side *sd = &c->sd[SIDE_CLIENT];
+    int r = net_handshake(sd->nc);
+    if (r == NET_AGAIN) {
+        sd->hs_need = sd->nc->want;
+        return;
+    }
+    c->handshaking = 0;
+    p->nhandshaking--;
+    if (r == NET_FAIL) {
+        ev_text(p, c, PX_EV_ERROR, PX_UP, "client 127.0.0.1:%d: the %s handshake failed: %s", c->peer_port,
+                px_transport_name(c->transport), sd->nc->why);
+        side_flush(p, c, SIDE_CLIENT);     /* an HTTP error answer, a close frame */
+        hard_close(p, c, "closed: the handshake failed");
+        return;
+    }
+    conn_ready(p, c);
+}
+
+static net_conn *client_conn(proxy *p, int fd)
+{
+    net_conn *nc = p->tls ? net_tls(fd, p->tls, 1, NULL) : net_tcp(fd);
+    return nc;
+}
+
+static void conn_open(proxy *p, int cfd, int peer_port)
 {
     px_conn *c = calloc(1, sizeof *c);
-    if (!c) {
+    net_conn *nc = c ? client_conn(p, cfd) : NULL;
+    if (!nc) {
+        free(c);
         close(cfd);
         return;
     }
+    c->p = p;
     c->id = ++p->next_id;
-    c->fd[SIDE_CLIENT] = cfd;
-    c->fd[SIDE_BROKER] = -1;
+    c->transport = p->transport;
+    c->peer_port = peer_port;
     c->closer = -1;
     for (int s = 0; s < 2; s++) {
-        c->tags[s].kind = TAG_SOCK;
-        c->tags[s].c = c;
-        c->tags[s].side = s;
+        c->sd[s].c = c;
+        c->sd[s].s = s;
+        c->sd[s].io.fd = -1;
         pkt_stream_init(&c->d[s].in, p->max_packet);
     }
     c->next = p->conns;
@@ -1055,51 +875,36 @@ static void conn_open(proxy *p, int cfd, const struct sockaddr_in *peer)
     p->open_conns++;
     p->st.connections++;
 
-    int one = 1;
-    setsockopt(cfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    struct epoll_event ev = { .events = EPOLLIN, .data.ptr = &c->tags[SIDE_CLIENT] };
-    int err = epoll_ctl(p->epfd, EPOLL_CTL_ADD, cfd, &ev) == 0 ? 0 : errno;
-    c->mask[SIDE_CLIENT] = err ? 0 : EPOLLIN;
-    if (!err) err = up_connect(p, c);
-    if (err == EAGAIN && p->up_unix) {
-        retry_later(p, c, now_us());
-        err = 0;
+    int err = net_add(p->loop, &c->sd[SIDE_CLIENT].io, cfd, NET_IN, on_io, &c->sd[SIDE_CLIENT]);
+    if (err) {
+        net_close(nc, 0);
+        ev_text(p, c, PX_EV_ERROR, PX_UP, "cannot watch client 127.0.0.1:%d: %s", peer_port, strerror(err));
+        conn_finish(p, c, "closed: the proxy could not watch it");
+        return;
     }
-
-    /* The upstream's local port is what the broker's log names ("New
-     * connection from 127.0.0.1:PORT"), so the trace says it. A unix
-     * socket has no such port: the broker names its own path instead. */
-    if (p->up_unix) {
-        ev_text(p, c, PX_EV_OPEN, PX_UP, "client 127.0.0.1:%d connected; upstream -> %s",
-                ntohs(peer->sin_port), p->up_text);
-    } else {
-        struct sockaddr_in local = { 0 };
-        socklen_t ll = sizeof local;
-        int uport = 0;
-        if (c->fd[SIDE_BROKER] >= 0 &&
-            getsockname(c->fd[SIDE_BROKER], (struct sockaddr *)&local, &ll) == 0)
-            uport = ntohs(local.sin_port);
-        ev_text(p, c, PX_EV_OPEN, PX_UP, "client 127.0.0.1:%d connected; upstream 127.0.0.1:%d -> %s",
-                ntohs(peer->sin_port), uport, p->up_text);
-    }
-    if (err) connect_failed(p, c, err);
+    c->sd[SIDE_CLIENT].nc = nc;
+    c->handshaking = 1;
+    c->handshake_until = now_us() + HANDSHAKE_US;
+    p->nhandshaking++;
+    client_handshake(p, c);
+    conn_pump(p, c);
 }
 
 static void accept_all(proxy *p)
 {
     for (;;) {
-        struct sockaddr_in peer;
+        struct sockaddr_storage peer;
         socklen_t pl = sizeof peer;
-        int fd = accept4(p->lfd, (struct sockaddr *)&peer, &pl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        int fd = net_accept(p->lfd, &peer, &pl);
         if (fd < 0) {
-            if (errno == EINTR || errno == ECONNABORTED) continue;
+            if (errno == ECONNABORTED) continue;
             if (errno == EAGAIN || errno == EWOULDBLOCK) return;
             ev_text(p, NULL, PX_EV_ERROR, PX_UP, "cannot accept a connection: %s", strerror(errno));
             p->listen_paused_until = now_us() + LISTEN_PAUSE_US;
-            struct epoll_event ev = { .events = 0, .data.ptr = &p->ltag };
-            epoll_ctl(p->epfd, EPOLL_CTL_MOD, p->lfd, &ev);
+            net_set(&p->lio, 0);
             return;
         }
+        int peer_port = ntohs(((struct sockaddr_in *)&peer)->sin_port);
         int64_t now = now_us();
         if (now < p->refuse_until_us) {
             unsigned id = ++p->next_id;
@@ -1109,14 +914,46 @@ static void accept_all(proxy *p)
             px_event *e = ev_new(p, NULL, PX_EV_REFUSED, PX_UP);
             if (e) {
                 e->conn = id;
-                e->text = kit_strdup_printf("client 127.0.0.1:%d refused (refusing for %lld ms more)",
-                                            ntohs(peer.sin_port),
+                e->text = kit_strdup_printf("client 127.0.0.1:%d refused (refusing for %lld ms more)", peer_port,
                                             (long long)((p->refuse_until_us - now + 999) / 1000));
             }
             continue;
         }
-        conn_open(p, fd, &peer);
+        conn_open(p, fd, peer_port);
     }
+}
+
+static void on_listen(net_io *io, unsigned ev)
+{
+    (void)ev;
+    accept_all(io->ud);
+}
+
+static void on_io(net_io *io, unsigned e)
+{
+    px_side *sd = io->ud;
+    px_conn *c = sd->c;
+    proxy *p = c->p;
+    int s = sd->s;
+    if (c->done || !sd->nc) return;
+    if (s == SIDE_BROKER && c->connecting) {
+        finish_connect(p, c);
+        conn_pump(p, c);
+        return;
+    }
+    if (s == SIDE_CLIENT && c->handshaking) {
+        client_handshake(p, c);
+        conn_pump(p, c);
+        return;
+    }
+    if ((e & (NET_IN | NET_ERR | NET_HUP)) || ((e & NET_OUT) && sd->rd_need == NET_OUT))
+        on_readable(p, c, s, (e & (NET_ERR | NET_HUP)) != 0);
+    /* HUP: the peer can take no more bytes either; what was queued for it
+     * is lost (as it would be without the proxy). Without this a hung-up
+     * socket with nothing left to read would be reported forever. */
+    if (!c->done && sd->nc && (e & NET_HUP) && c->rd_eof[s] && !c->wr_done[s]) write_failed(p, c, s, 0);
+    if (!c->done && (e & NET_OUT)) flush_dir(p, c, 1 - s);
+    conn_pump(p, c);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1148,9 +985,11 @@ static int next_timeout_ms(proxy *p)
                     if (next < 0 || h->release_us < next) next = h->release_us;
             }
     }
-    if (p->nretry)
-        for (const px_conn *c = p->conns; c; c = c->next)
+    if (p->nretry || p->nhandshaking)
+        for (const px_conn *c = p->conns; c; c = c->next) {
             if (c->retry_at && (next < 0 || c->retry_at < next)) next = c->retry_at;
+            if (c->handshaking && (next < 0 || c->handshake_until < next)) next = c->handshake_until;
+        }
     if (p->listen_paused_until && (next < 0 || p->listen_paused_until < next))
         next = p->listen_paused_until;
     if (next < 0) return -1;
@@ -1180,87 +1019,64 @@ static void apply_commands(proxy *p)
     pthread_cond_broadcast(&p->cond);
 }
 
-static void dispatch(proxy *p, const struct epoll_event *ev)
+/* Held packets whose time has come, upstream retries, handshakes that
+ * took too long, a paused listener. */
+static void run_timers(proxy *p)
 {
-    px_tag *t = ev->data.ptr;
-    if (t->kind == TAG_WAKE) {
-        uint64_t v;
-        while (read(p->wakefd, &v, sizeof v) > 0) {}
-        return;
+    int64_t now = now_us();
+    if (p->nretry) retry_connects(p, now);
+    if (p->nheld || p->nreord || p->nhandshaking) {
+        px_conn *next;
+        for (px_conn *c = p->conns; c; c = next) {
+            next = c->next;
+            if (c->handshaking && c->handshake_until <= now) {
+                ev_text(p, c, PX_EV_ERROR, PX_UP, "client 127.0.0.1:%d did not finish its %s handshake in %d s",
+                        c->peer_port, px_transport_name(c->transport), HANDSHAKE_US / 1000000);
+                hard_close(p, c, "closed: no handshake in time");
+                continue;
+            }
+            int released = 0;
+            for (int dir = 0; dir < 2; dir++) {
+                if (c->d[dir].hq && c->d[dir].hq->release_us <= now) {
+                    release_held(p, c, dir, 0, now);
+                    released = 1;
+                }
+                if (c->d[dir].rq && release_aside(p, c, dir, 0, now) > 0) released = 1;
+            }
+            if (released) conn_pump(p, c);
+        }
     }
-    if (t->kind == TAG_LISTEN) {
-        accept_all(p);
-        return;
+    if (p->listen_paused_until && now >= p->listen_paused_until) {
+        p->listen_paused_until = 0;
+        net_set(&p->lio, NET_IN);
     }
-    px_conn *c = t->c;
-    int s = t->side;
-    if (c->done || c->fd[s] < 0) return;      /* closed earlier in this batch */
-    uint32_t e = ev->events;
-    if (s == SIDE_BROKER && c->connecting) {
-        finish_connect(p, c);
-        conn_pump(p, c);
-        return;
-    }
-    if (e & (EPOLLIN | EPOLLERR | EPOLLHUP)) on_readable(p, c, s, (e & (EPOLLERR | EPOLLHUP)) != 0);
-    /* HUP: the peer can take no more bytes either; what was queued for it
-     * is lost (as it would be without the proxy). Without this a hung-up
-     * socket with nothing left to read would be reported forever. */
-    if (!c->done && c->fd[s] >= 0 && (e & EPOLLHUP) && c->rd_eof[s] && !c->wr_done[s]) {
-        c->wr_done[s] = c->wr_failed[s] = 1;
-        discard_dir_output(p, &c->d[1 - s]);
-    }
-    if (!c->done && (e & EPOLLOUT)) flush_dir(p, c, 1 - s);
-    conn_pump(p, c);
 }
 
 static void *proxy_main(void *arg)
 {
     proxy *p = arg;
-    struct epoll_event evs[MAX_EPOLL];
     const char *why = "closed by proxy_stop";
     for (;;) {
-        int n = epoll_wait(p->epfd, evs, MAX_EPOLL, next_timeout_ms(p));
-        int werr = n < 0 ? errno : 0;
-        if (werr == EINTR) continue;
+        int n = net_wait(p->loop, next_timeout_ms(p));
+        if (n == -EINTR) continue;
         pthread_mutex_lock(&p->mu);
         if (p->stopping) break;
-        if (werr) {
+        if (n < 0) {
             /* Nothing can be waited on any more, and a loop that went on
              * would spin. End it; the owner reads why (proxy_error), and
              * new clients are refused rather than left hanging. */
             snprintf(p->failure, sizeof p->failure, "the proxy's event loop failed (epoll_wait: %s)",
-                     strerror(werr));
+                     strerror(-n));
             ev_text(p, NULL, PX_EV_ERROR, PX_UP, "%s; it stopped and closed every connection", p->failure);
+            net_del(&p->lio);
             close(p->lfd);
             p->lfd = -1;
             why = "closed: the proxy's event loop failed";
             break;
         }
         apply_commands(p);
-        for (int i = 0; i < n; i++) dispatch(p, &evs[i]);
-
-        int64_t now = now_us();
-        if (p->nretry) retry_connects(p, now);
-        if (p->nheld || p->nreord) {
-            px_conn *next;
-            for (px_conn *c = p->conns; c; c = next) {
-                next = c->next;
-                int released = 0;
-                for (int dir = 0; dir < 2; dir++) {
-                    if (c->d[dir].hq && c->d[dir].hq->release_us <= now) {
-                        release_held(p, c, dir, 0, now);
-                        released = 1;
-                    }
-                    if (c->d[dir].rq && release_aside(p, c, dir, 0, now) > 0) released = 1;
-                }
-                if (released) conn_pump(p, c);
-            }
-        }
-        if (p->listen_paused_until && now >= p->listen_paused_until) {
-            p->listen_paused_until = 0;
-            struct epoll_event ev = { .events = EPOLLIN, .data.ptr = &p->ltag };
-            epoll_ctl(p->epfd, EPOLL_CTL_MOD, p->lfd, &ev);
-        }
+        net_dispatch(p->loop);
+        run_timers(p);
         reap_dead(p);
         publish(p);
         pthread_mutex_unlock(&p->mu);
@@ -1278,13 +1094,6 @@ static void *proxy_main(void *arg)
 /* ------------------------------------------------------------------ */
 /* API                                                                */
 
-static void wake(proxy *p)
-{
-    uint64_t one = 1;
-    ssize_t w = write(p->wakefd, &one, sizeof one);
-    (void)w;    /* a full counter already means "wake up" */
-}
-
 static void timed_wait_slice(proxy *p, int ms)
 {
     struct timespec ts;
@@ -1300,7 +1109,7 @@ static void timed_wait_slice(proxy *p, int ms)
 static void run_command(proxy *p)
 {
     unsigned my = ++p->cmd_seq;
-    wake(p);
+    net_wake(p->loop);
     while (p->thread_started && !p->stopped && (int)(p->done_seq - my) < 0)
         timed_wait_slice(p, 50);
 }
@@ -1319,6 +1128,7 @@ int proxy_start(const px_opts *o, proxy **out, char *err)
     if (path && (!*path || strlen(path) >= sizeof ((struct sockaddr_un *)0)->sun_path))
         return kit_seterr(err, KIT_EINVAL, "proxy: the broker's socket path '%s' is empty or too long "
                           "(at most %zu bytes)", path, sizeof ((struct sockaddr_un *)0)->sun_path - 1);
+    if (o->websocket) return kit_seterr(err, KIT_EINVAL, "proxy: WebSockets are not built in yet");
     const char *host = o->upstream_host ? o->upstream_host : "127.0.0.1";
     struct sockaddr_in up = { .sin_family = AF_INET, .sin_port = htons((uint16_t)o->upstream_port) };
     if (!path && inet_pton(AF_INET, host, &up.sin_addr) != 1)
@@ -1327,7 +1137,8 @@ int proxy_start(const px_opts *o, proxy **out, char *err)
     int rc = KIT_ERR;
     proxy *p = calloc(1, sizeof *p);
     if (!p) return kit_seterr(err, KIT_ERR, "proxy: out of memory");
-    p->lfd = p->epfd = p->wakefd = -1;
+    p->lfd = -1;
+    p->lio.fd = -1;
     if (path) {
         p->up.un.sun_family = AF_UNIX;
         memcpy(p->up.un.sun_path, path, strlen(path) + 1);
@@ -1340,54 +1151,39 @@ int proxy_start(const px_opts *o, proxy **out, char *err)
         snprintf(p->up_text, sizeof p->up_text, "%s:%d", host, o->upstream_port);
     }
     p->max_packet = o->max_packet ? o->max_packet : DEFAULT_MAX_PACKET;
-    p->ltag.kind = TAG_LISTEN;
-    p->wtag.kind = TAG_WAKE;
+    p->tls = o->tls;
+    p->transport = o->websocket ? (o->tls ? PX_TR_WSS : PX_TR_WS) : (o->tls ? PX_TR_TLS : PX_TR_TCP);
     pthread_mutex_init(&p->mu, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&p->cond, &ca);
     pthread_condattr_destroy(&ca);
-    p->chunks = calloc(EV_CHUNKS, sizeof *p->chunks);
     p->rbuf = malloc(READ_SIZE);
-    if (!p->chunks || !p->rbuf) {
+    if (px_trace_init(&p->tr, now_us()) != 0 || !p->rbuf) {
         rc = kit_seterr(err, KIT_ERR, "proxy: out of memory");
         goto cleanup;
     }
 
-    p->lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    char why[KIT_ERRLEN];
+    p->lfd = net_listen_local(o->listen_port, 128, &p->port, why);
     if (p->lfd < 0) {
-        rc = kit_seterr(err, KIT_ERR, "proxy: socket: %s", strerror(errno));
+        rc = kit_seterr(err, KIT_ERR, "proxy: %s", why);
         goto cleanup;
     }
-    int one = 1;
-    setsockopt(p->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    struct sockaddr_in la = { .sin_family = AF_INET, .sin_port = htons((uint16_t)o->listen_port) };
-    la.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t ll = sizeof la;
-    if (bind(p->lfd, (struct sockaddr *)&la, sizeof la) != 0 || listen(p->lfd, 128) != 0 ||
-        getsockname(p->lfd, (struct sockaddr *)&la, &ll) != 0) {
-        rc = kit_seterr(err, KIT_ERR, "proxy: cannot listen on 127.0.0.1:%d: %s", o->listen_port,
-                        strerror(errno));
+    p->loop = net_loop_new(why);
+    if (!p->loop) {
+        rc = kit_seterr(err, KIT_ERR, "proxy: %s", why);
         goto cleanup;
     }
-    p->port = ntohs(la.sin_port);
-
-    p->epfd = epoll_create1(EPOLL_CLOEXEC);
-    p->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (p->epfd < 0 || p->wakefd < 0) {
-        rc = kit_seterr(err, KIT_ERR, "proxy: epoll/eventfd: %s", strerror(errno));
-        goto cleanup;
-    }
-    struct epoll_event lev = { .events = EPOLLIN, .data.ptr = &p->ltag };
-    struct epoll_event wev = { .events = EPOLLIN, .data.ptr = &p->wtag };
-    if (epoll_ctl(p->epfd, EPOLL_CTL_ADD, p->lfd, &lev) != 0 ||
-        epoll_ctl(p->epfd, EPOLL_CTL_ADD, p->wakefd, &wev) != 0) {
-        rc = kit_seterr(err, KIT_ERR, "proxy: epoll_ctl: %s", strerror(errno));
+    int e = net_wake_init(p->loop, NULL, NULL);
+    if (!e) e = net_add(p->loop, &p->lio, p->lfd, NET_IN, on_listen, p);
+    if (e) {
+        rc = kit_seterr(err, KIT_ERR, "proxy: cannot watch its sockets: %s", strerror(e));
         goto cleanup;
     }
 
-    p->t0_us = now_us();
+    p->tr.t0_us = now_us();
     /* Every signal blocked in the new thread (it inherits the mask), so
      * SIGINT and SIGCHLD always reach the main thread, whose waits watch
      * for them. */
@@ -1420,28 +1216,8 @@ int proxy_add_rule(proxy *p, const px_rule *r, char *err)
         kit_seterr(err, KIT_EINVAL, "proxy_add_rule: no proxy or no rule");
         return -1;
     }
-    const char *bad = NULL;
-    if (r->action < PX_DROP || r->action > PX_REORDER) bad = "unknown action";
-    else if (r->type < 0 || r->type > 15) bad = "the packet type must be 0 (any) or 1..15";
-    else if (r->dir != PX_UP && r->dir != PX_DOWN && r->dir != PX_ANY) bad = "the direction must be up, down or any";
-    else if (r->delay_ms < 0) bad = "delay_ms must not be negative";
-    else if (r->refuse_ms < 0) bad = "refuse_ms must not be negative";
-    else if (!memchr(r->client_id, '\0', sizeof r->client_id)) bad = "client_id is not NUL-terminated";
-    if (bad) {
-        kit_seterr(err, KIT_EINVAL, "proxy rule: %s", bad);
-        return -1;
-    }
     pthread_mutex_lock(&p->mu);
-    if (p->nrules == p->caprules) {
-        int ncap = p->caprules ? p->caprules * 2 : 8;
-        p->rules = kit_xrealloc(p->rules, (size_t)ncap * sizeof *p->rules);
-        p->caprules = ncap;
-    }
-    int idx = p->nrules++;
-    px_rule_state *ru = &p->rules[idx];
-    memset(ru, 0, sizeof *ru);
-    ru->r = *r;
-    ru->active = 1;
+    int idx = px_rules_add(&p->rules, r, err);
     pthread_mutex_unlock(&p->mu);
     return idx;
 }
@@ -1450,7 +1226,7 @@ unsigned proxy_rule_fired(proxy *p, int idx)
 {
     if (!p) return 0;
     pthread_mutex_lock(&p->mu);
-    unsigned n = idx >= 0 && idx < p->nrules ? p->rules[idx].fired : 0;
+    unsigned n = px_rules_fired(&p->rules, idx);
     pthread_mutex_unlock(&p->mu);
     return n;
 }
@@ -1458,10 +1234,8 @@ unsigned proxy_rule_fired(proxy *p, int idx)
 void proxy_clear_rules(proxy *p)
 {
     if (!p) return;
-    /* Kept, inactive, so that an index handed out earlier still answers
-     * proxy_rule_fired(). */
     pthread_mutex_lock(&p->mu);
-    for (int i = 0; i < p->nrules; i++) p->rules[i].active = 0;
+    px_rules_clear(&p->rules);
     pthread_mutex_unlock(&p->mu);
 }
 
@@ -1509,7 +1283,7 @@ const px_event *proxy_event(proxy *p, size_t i)
     size_t n = p->published;
     pthread_mutex_unlock(&p->mu);
     if (i >= n) return NULL;
-    return &p->chunks[i / EV_PER_CHUNK][i % EV_PER_CHUNK];
+    return px_trace_at(&p->tr, i);
 }
 
 int proxy_wait(proxy *p, size_t have, int timeout_ms)
@@ -1557,6 +1331,7 @@ void proxy_stats(proxy *p, px_stats *s)
     if (!p) return;
     pthread_mutex_lock(&p->mu);
     *s = p->st;
+    s->events_lost = p->tr.lost;
     pthread_mutex_unlock(&p->mu);
 }
 
@@ -1567,27 +1342,23 @@ void proxy_stop(proxy *p)
         pthread_mutex_lock(&p->mu);
         p->stopping = 1;
         pthread_mutex_unlock(&p->mu);
-        wake(p);
+        net_wake(p->loop);
         pthread_join(p->thread, NULL);
         p->thread_started = 0;
     }
+    if (p->lio.loop) net_del(&p->lio);
     if (p->lfd >= 0) close(p->lfd);
-    if (p->wakefd >= 0) close(p->wakefd);
-    if (p->epfd >= 0) close(p->epfd);
-    p->lfd = p->wakefd = p->epfd = -1;
+    p->lfd = -1;
+    net_loop_free(p->loop);
+    p->loop = NULL;
 }
 
 void proxy_free(proxy *p)
 {
     if (!p) return;
     proxy_stop(p);
-    if (p->chunks) {
-        for (size_t i = 0; i < p->nev; i++)
-            ev_free_strings(&p->chunks[i / EV_PER_CHUNK][i % EV_PER_CHUNK]);
-        for (size_t k = 0; k < EV_CHUNKS; k++) free(p->chunks[k]);
-        free(p->chunks);
-    }
-    free(p->rules);
+    px_trace_free(&p->tr);
+    px_rules_free(&p->rules);
     free(p->rbuf);
     pthread_cond_destroy(&p->cond);
     pthread_mutex_destroy(&p->mu);
@@ -1619,6 +1390,12 @@ const char *px_kind_name(int kind)
     return kind >= PX_EV_OPEN && kind <= PX_EV_ERROR ? names[kind] : "?";
 }
 
+const char *px_transport_name(int transport)
+{
+    static const char *const names[] = { "tcp", "tls", "ws", "wss" };
+    return transport >= PX_TR_TCP && transport <= PX_TR_WSS ? names[transport] : "?";
+}
+
 int px_action_from_name(const char *name)
 {
     if (!name) return -1;
@@ -1627,6 +1404,6 @@ int px_action_from_name(const char *name)
     if (n == 0 || n >= sizeof buf) return -1;
     for (size_t i = 0; i <= n; i++) buf[i] = name[i] == '-' ? '_' : name[i];
     for (int a = PX_DROP; a <= PX_REORDER; a++)
-        if (strcasecmp(buf, action_names[a]) == 0) return a;
+        if (strcasecmp(buf, px_action_name(a)) == 0) return a;
     return -1;
 }

@@ -8,9 +8,14 @@
  * with a timestamp, and fault rules decide what happens to it: forwarded,
  * dropped, duplicated, delayed, or the link cut before or after it.
  *
- * The proxy runs its own event loop (epoll, non-blocking sockets) in one
- * thread, so it keeps forwarding while the kit waits on a program or a
- * broker. That thread never calls back into the caller: the trace is an
+ * Clients may speak plain MQTT, MQTT over TLS, or MQTT over WebSockets
+ * (ws:// or wss://, as a browser does); the broker side is always plain.
+ * The trace marks each connection with its transport.
+ *
+ * Three parts: the transport (proxy.c, on the kit's event loop, net.h, in
+ * one thread, so it keeps forwarding while the kit waits on a program or
+ * a broker), the rules (px_rules.h, a pure function from a packet to its
+ * fate) and the trace (px_trace.h). That thread never calls back into the caller: the trace is an
  * append-only list that any thread reads with proxy_count() and
  * proxy_event(), and proxy_wait() sleeps until it grows.
  *
@@ -73,6 +78,9 @@ typedef struct {
                            client id; "" = any connection */
 } px_rule;
 
+/* How a client reached the proxy. */
+enum { PX_TR_TCP = 0, PX_TR_TLS, PX_TR_WS, PX_TR_WSS };
+
 /* Trace event kinds. */
 typedef enum {
     PX_EV_OPEN = 1,     /* a client connected to the proxy (dir PX_UP) */
@@ -107,6 +115,7 @@ typedef struct px_event {
     int64_t t_us;           /* microseconds since the proxy started */
     unsigned conn;          /* connection number, 1, 2, ... in accept order */
     uint8_t kind;           /* px_kind */
+    uint8_t transport;      /* PX_TR_*: the client's side of the connection */
     uint8_t dir;            /* PX_UP or PX_DOWN */
     uint8_t fate;           /* px_fate (PX_EV_PACKET only) */
     uint8_t type;           /* MQTT packet type (PX_EV_PACKET only) */
@@ -154,6 +163,10 @@ typedef struct {
     size_t max_packet;          /* largest packet framed; 0 = 16 MiB. A
                                    larger one is an error event and the
                                    stream is passed through unparsed */
+    int websocket;              /* clients speak MQTT over WebSockets */
+    struct ssl_ctx_st *tls;     /* clients speak TLS (a server context,
+                                   borrowed: it must outlive the proxy);
+                                   with websocket, wss:// */
 } px_opts;
 
 /*
@@ -220,6 +233,8 @@ void proxy_free(proxy *p);
 const char *px_dir_name(int dir);
 const char *px_fate_name(int fate);
 const char *px_kind_name(int kind);
+/* "tcp", "tls", "ws", "wss" */
+const char *px_transport_name(int transport);
 /* The action for a name ("drop", "duplicate", "delay", "cut_before",
  * "cut_after", "blackhole", "cut_bytes"; '-' is read as '_'); -1 if unknown. */
 int px_action_from_name(const char *name);
