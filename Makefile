@@ -8,6 +8,7 @@
 #                   with AddressSanitizer (leaks too) and UBSan
 #   make bench      grading time of the solutions, start time of `mqlab list`
 #   make slides     render slides/*.md to build/slides/*.html
+#   make fuzz       the WebSocket codec under libFuzzer (FUZZ_SECONDS=60)
 #   make deps       install the Debian packages (or print the command)
 #   make install PREFIX=/usr/local DESTDIR=
 #   make clean
@@ -67,11 +68,11 @@ SAN_ENV   := ASAN_OPTIONS=detect_leaks=1:check_initialization_order=1:strict_ini
 CORE_SRC := runner/util.c runner/cleanup.c runner/verdict.c runner/topics.c \
             runner/store.c runner/programs.c runner/broker.c runner/mqtt.c \
             runner/report.c runner/packet.c runner/proxy.c runner/px_rules.c runner/px_trace.c runner/trace.c \
-            runner/tls.c runner/net.c runner/hist.c runner/bench.c runner/benchcmd.c \
-            runner/sandbox.c runner/policy.c runner/worker.c
+            runner/pki.c runner/tlsprobe.c runner/impostor.c runner/net.c runner/ws.c runner/http.c runner/hist.c \
+            runner/bench.c runner/benchcmd.c runner/sandbox.c runner/policy.c runner/worker.c
 LUA_SRC  := runner/host.c runner/lab.c runner/lua_mqtt.c runner/lua_topics.c \
             runner/lua_broker.c runner/lua_programs.c runner/lua_kit.c \
-            runner/lua_proxy.c runner/lua_tls.c runner/lua_sqlite.c runner/lua_bench.c \
+            runner/lua_proxy.c runner/lua_http.c runner/lua_tls.c runner/lua_sqlite.c runner/lua_bench.c \
             runner/class.c
 SRC      := $(CORE_SRC) $(LUA_SRC)
 OBJ      := $(SRC:runner/%.c=$(BUILD)/%.o) $(BUILD)/embedded.o
@@ -93,7 +94,7 @@ else
 Q := @
 endif
 
-.PHONY: all run test test-repeat sanitize bench slides deps install clean check-pkgs FORCE
+.PHONY: all run test test-repeat sanitize bench slides deps install clean check-pkgs fuzz FORCE
 
 all: $(BIN) certs/ca.crt
 
@@ -188,6 +189,32 @@ bench: $(BIN) $(BUILD)/unit-tests
 
 slides:
 	@python3 slides/render.py $(BUILD)/slides
+
+# make fuzz: the WebSocket codec (runner/ws.c, and the little it links:
+# net.c, util.c, OpenSSL) under libFuzzer with ASan and UBSan, for
+# FUZZ_SECONDS. The committed seeds stay as they are: what libFuzzer
+# finds goes to $(FUZZ_DIR)/corpus, a crash to $(FUZZ_DIR)/crash-*.
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_DIR     := $(BUILD)/fuzz
+FUZZ_CFLAGS  := -g -O1 -std=c11 -Wall -Wextra -D_GNU_SOURCE -Irunner \
+                -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
+FUZZ_SRC     := tests/fuzz/ws_fuzz.c runner/ws.c runner/net.c runner/util.c
+
+$(FUZZ_DIR)/ws_fuzz: $(FUZZ_SRC) runner/ws.h runner/net.h runner/util.h
+	@mkdir -p $(FUZZ_DIR)/corpus
+	@echo "CC $@ ($(FUZZ_CC), libFuzzer)"
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $(FUZZ_SRC) $(shell pkg-config --libs openssl 2>/dev/null || echo -lssl -lcrypto) || \
+	  { echo "make fuzz needs clang with libFuzzer: apt-get install clang libclang-rt-14-dev"; exit 3; }
+
+fuzz: $(FUZZ_DIR)/ws_fuzz
+	@echo "== ws_fuzz for $(FUZZ_SECONDS) s (log: $(FUZZ_DIR)/ws_fuzz.log)"
+	@$(FUZZ_DIR)/ws_fuzz -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	  -artifact_prefix=$(abspath $(FUZZ_DIR))/ $(FUZZ_DIR)/corpus tests/fuzz/ws_seeds \
+	  > $(FUZZ_DIR)/ws_fuzz.log 2>&1; rc=$$?; \
+	grep -E '^(stat::number_of_executed_units|stat::average_exec_per_sec|Done)' $(FUZZ_DIR)/ws_fuzz.log; \
+	if [ $$rc -ne 0 ]; then tail -40 $(FUZZ_DIR)/ws_fuzz.log; echo "fuzz: FOUND something (exit $$rc)"; exit 1; fi; \
+	echo "fuzz: nothing found in $(FUZZ_SECONDS) s; corpus: $$(ls $(FUZZ_DIR)/corpus | wc -l) inputs"
 
 install: $(BIN)
 	install -d $(DESTDIR)$(PREFIX)/bin

@@ -24,6 +24,7 @@ int luaopen_mqlab_broker(lua_State *L);
 int luaopen_mqlab_programs(lua_State *L);
 int luaopen_mqlab_kit(lua_State *L);
 int luaopen_mqlab_proxy(lua_State *L);
+int luaopen_mqlab_http(lua_State *L);
 int luaopen_mqlab_tls(lua_State *L);
 int luaopen_mqlab_sqlite(lua_State *L);
 int luaopen_mqlab_bench(lua_State *L);
@@ -284,6 +285,7 @@ host_t *host_new(char *err)
     preload(L, "mqlab.broker", luaopen_mqlab_broker);
     preload(L, "mqlab.programs", luaopen_mqlab_programs);
     preload(L, "mqlab.proxy", luaopen_mqlab_proxy);
+    preload(L, "mqlab.http", luaopen_mqlab_http);
     preload(L, "mqlab.tls", luaopen_mqlab_tls);
     preload(L, "mqlab.sqlite", luaopen_mqlab_sqlite);
     preload(L, "mqlab.bench", luaopen_mqlab_bench);

@@ -22,9 +22,12 @@
 #include "mqtt.h"
 #include "packet.h"
 #include "proxy.h"
+#include "net.h"
 #include "util.h"
 
 #include <lauxlib.h>
+#include <openssl/ssl.h>
+#include <stdio.h>
 #include <lua.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +43,7 @@ typedef struct {
     const char **client;
     size_t nclient;
     size_t scanned;
+    SSL_CTX *tls;           /* wss:// or TLS clients: outlives p */
 } lproxy;
 
 static lproxy *toproxy(lua_State *L, int i)
@@ -82,8 +86,11 @@ static int opt_sec_field(lua_State *L, int t, const char *key, int def_ms)
     return (int)(s * 1000 + 0.5);
 }
 
-/* start{upstream = PORT | upstream_path = PATH, port = 0, max_packet = 0}
- * -> proxy | nil, msg */
+/* start{upstream = PORT | upstream_path = PATH, port = 0, max_packet = 0,
+ *       websocket = false, ws_port = 0, tls = CERTS_DIR} -> proxy | nil, msg
+ * websocket: a second port for MQTT over WebSockets (a browser's mqtt.js),
+ * with the same rules and trace; tls: that port is wss://, with the kit's
+ * server certificate from CERTS_DIR (server.crt, server.key). */
 static int l_start(lua_State *L)
 {
     char err[KIT_ERRLEN] = "";
@@ -100,10 +107,31 @@ static int l_start(lua_State *L)
                                    "(its unix socket), one of them");
     o.listen_port = opt_int_field(L, 1, "port", 0, 0, 65535);
     o.max_packet = (size_t)opt_int_field(L, 1, "max_packet", 0, 0, PKT_MAX_REMAINING);
+    lua_getfield(L, 1, "websocket");
+    o.websocket = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    o.ws_port = opt_int_field(L, 1, "ws_port", 0, 0, 65535);
+    int tt = lua_getfield(L, 1, "tls");     /* stays on the stack */
+    if (tt != LUA_TNIL && tt != LUA_TSTRING)
+        return luaL_argerror(L, 1, "field 'tls' must be the kit's certificates folder (tls.certs())");
+    const char *certs = lua_tostring(L, -1);
 
     lproxy *h = (lproxy *)lua_newuserdatauv(L, sizeof *h, 0);
     memset(h, 0, sizeof *h);
     luaL_setmetatable(L, PROXY_MT);
+    if (certs) {
+        char crt[4096], key[4096];
+        snprintf(crt, sizeof crt, "%s/server.crt", certs);
+        snprintf(key, sizeof key, "%s/server.key", certs);
+        h->tls = net_tls_server_ctx(crt, key, err);
+        if (!h->tls) {
+            luaL_pushfail(L);
+            lua_pushstring(L, err);
+            lua_pushliteral(L, "error");
+            return 3;
+        }
+        o.ws_tls = h->tls;
+    }
     if (proxy_start(&o, &h->p, err) != KIT_OK) {
         h->p = NULL;
         luaL_pushfail(L);
@@ -118,6 +146,16 @@ static int l_start(lua_State *L)
 static int l_port(lua_State *L)
 {
     lua_pushinteger(L, checkproxy(L, 1)->port);
+    return 1;
+}
+
+/* The WebSocket port, or nil when the proxy has none. */
+static int l_ws_port(lua_State *L)
+{
+    lproxy *h = checkproxy(L, 1);
+    int port = h->p ? proxy_ws_port(h->p) : 0;
+    if (port) lua_pushinteger(L, port);
+    else lua_pushnil(L);
     return 1;
 }
 
@@ -318,6 +356,7 @@ static void push_event(lua_State *L, lproxy *h, size_t i)
     lua_setfield(L, -2, "t");
     set_int(L, "conn", e->conn);
     set_str(L, "kind", px_kind_name(e->kind));
+    set_str(L, "transport", px_transport_name(e->transport));
     set_str(L, "dir", px_dir_name(e->dir));
     if (e->conn < h->nclient) set_str(L, "client", h->client[e->conn]);
     set_str(L, "text", e->text);
@@ -514,6 +553,8 @@ static int l_close(lua_State *L)
     lproxy *h = toproxy(L, 1);
     proxy_free(h->p);
     h->p = NULL;
+    SSL_CTX_free(h->tls);
+    h->tls = NULL;
     free(h->client);
     h->client = NULL;
     h->nclient = h->scanned = 0;
@@ -530,6 +571,7 @@ static int l_tostring(lua_State *L)
 
 static const luaL_Reg methods[] = {
     { "port", l_port },
+    { "ws_port", l_ws_port },
     { "rule", l_rule },
     { "fired", l_fired },
     { "clear_rules", l_clear_rules },

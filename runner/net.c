@@ -615,6 +615,25 @@ net_conn *net_tls(int fd, SSL_CTX *ctx, int server, const char *host)
     return c;
 }
 
+SSL_CTX *net_tls_server_ctx(const char *certfile, const char *keyfile, char *err)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    if (!ctx) {
+        kit_seterr(err, KIT_ERR, "TLS: no context: %s", ERR_reason_error_string(ERR_get_error()));
+        return NULL;
+    }
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    if (SSL_CTX_use_certificate_chain_file(ctx, certfile) != 1 ||
+        SSL_CTX_use_PrivateKey_file(ctx, keyfile, SSL_FILETYPE_PEM) != 1 || SSL_CTX_check_private_key(ctx) != 1) {
+        const char *why = ERR_reason_error_string(ERR_get_error());
+        ERR_clear_error();
+        kit_seterr(err, KIT_ERR, "TLS: cannot use %s and %s: %s", certfile, keyfile, why ? why : "unknown error");
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
+    return ctx;
+}
+
 SSL *net_tls_ssl(net_conn *c)
 {
     return c && c->ops == &tls_ops ? ((tls_impl *)c->impl)->ssl : NULL;

@@ -172,6 +172,9 @@ net_conn *net_tcp(int fd);
  * host is not NULL (a name, or an IP literal) and SNI for a name. */
 typedef struct ssl_ctx_st SSL_CTX;
 net_conn *net_tls(int fd, SSL_CTX *ctx, int server, const char *host);
+/* A server context for net_tls(..., 1, ...): TLS 1.2 at least, with the
+ * certificate chain and key in these PEM files. NULL with err set. */
+SSL_CTX *net_tls_server_ctx(const char *certfile, const char *keyfile, char *err);
 /* The OpenSSL session of a TLS connection (NULL for another variant). */
 typedef struct ssl_st SSL;
 SSL *net_tls_ssl(net_conn *c);

@@ -22,6 +22,7 @@
 #include "px_rules.h"
 #include "px_trace.h"
 #include "util.h"
+#include "ws.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -125,15 +126,22 @@ struct px_conn {
     int done;
 };
 
+typedef struct {
+    proxy *p;
+    int fd;                     /* -1 once closed */
+    net_io io;
+    int port;
+    int transport;              /* PX_TR_* of its clients */
+} px_listener;
+
 struct proxy {
     pthread_mutex_t mu;
     pthread_cond_t cond;        /* trace grew, a command was done, stopped */
     pthread_t thread;
     int thread_started;         /* API side only */
     net_loop *loop;
-    int lfd;
-    net_io lio;
-    int port;
+    px_listener ls[2];          /* plain MQTT; MQTT over WebSockets */
+    int nls;
     union {
         struct sockaddr sa;
         struct sockaddr_in in;
@@ -143,8 +151,7 @@ struct proxy {
     int up_unix;
     char up_text[sizeof(struct sockaddr_un) + 16];
     size_t max_packet;
-    int transport;              /* of every client (PX_TR_*) */
-    struct ssl_ctx_st *tls;
+    struct ssl_ctx_st *tls;     /* wss:// */
 
     /* Shared with the API, under mu. */
     int stopping, stopped;
@@ -182,7 +189,7 @@ static const char *side_name(int s)
 
 static px_event *ev_new(proxy *p, px_conn *c, int kind, int dir)
 {
-    return px_trace_new(&p->tr, c ? c->id : 0, c ? c->transport : p->transport, kind, dir);
+    return px_trace_new(&p->tr, c ? c->id : 0, c ? c->transport : PX_TR_TCP, kind, dir);
 }
 
 static void ev_text(proxy *p, px_conn *c, int kind, int dir, const char *fmt, ...)
@@ -192,7 +199,7 @@ static void ev_text(proxy *p, px_conn *c, int kind, int dir, const char *fmt, ..
 {
     va_list ap;
     va_start(ap, fmt);
-    px_trace_vtext(&p->tr, c ? c->id : 0, c ? c->transport : p->transport, kind, dir, fmt, ap);
+    px_trace_vtext(&p->tr, c ? c->id : 0, c ? c->transport : PX_TR_TCP, kind, dir, fmt, ap);
     va_end(ap);
 }
 
@@ -832,6 +839,7 @@ static void client_handshake(proxy *p, px_conn *c)
         return;
     }
     c->handshaking = 0;
+    sd->hs_need = 0;
     p->nhandshaking--;
     if (r == NET_FAIL) {
         ev_text(p, c, PX_EV_ERROR, PX_UP, "client 127.0.0.1:%d: the %s handshake failed: %s", c->peer_port,
@@ -841,18 +849,23 @@ static void client_handshake(proxy *p, px_conn *c)
         return;
     }
     conn_ready(p, c);
+    /* Bytes that came with the handshake (a CONNECT right behind the
+     * upgrade request) sit in the variant, where the socket cannot
+     * announce them. */
+    if (!c->done && sd->nc && net_pending(sd->nc)) net_again(&sd->io);
 }
 
-static net_conn *client_conn(proxy *p, int fd)
+static net_conn *client_conn(proxy *p, int fd, int transport)
 {
-    net_conn *nc = p->tls ? net_tls(fd, p->tls, 1, NULL) : net_tcp(fd);
-    return nc;
+    if (transport == PX_TR_TCP) return net_tcp(fd);
+    net_conn *nc = transport == PX_TR_WSS ? net_tls(fd, p->tls, 1, NULL) : net_tcp(fd);
+    return nc ? ws_server(nc, NULL) : NULL;
 }
 
-static void conn_open(proxy *p, int cfd, int peer_port)
+static void conn_open(proxy *p, int cfd, int peer_port, int transport)
 {
     px_conn *c = calloc(1, sizeof *c);
-    net_conn *nc = c ? client_conn(p, cfd) : NULL;
+    net_conn *nc = c ? client_conn(p, cfd, transport) : NULL;
     if (!nc) {
         free(c);
         close(cfd);
@@ -860,7 +873,7 @@ static void conn_open(proxy *p, int cfd, int peer_port)
     }
     c->p = p;
     c->id = ++p->next_id;
-    c->transport = p->transport;
+    c->transport = transport;
     c->peer_port = peer_port;
     c->closer = -1;
     for (int s = 0; s < 2; s++) {
@@ -890,18 +903,18 @@ static void conn_open(proxy *p, int cfd, int peer_port)
     conn_pump(p, c);
 }
 
-static void accept_all(proxy *p)
+static void accept_all(proxy *p, px_listener *l)
 {
     for (;;) {
         struct sockaddr_storage peer;
         socklen_t pl = sizeof peer;
-        int fd = net_accept(p->lfd, &peer, &pl);
+        int fd = net_accept(l->fd, &peer, &pl);
         if (fd < 0) {
             if (errno == ECONNABORTED) continue;
             if (errno == EAGAIN || errno == EWOULDBLOCK) return;
             ev_text(p, NULL, PX_EV_ERROR, PX_UP, "cannot accept a connection: %s", strerror(errno));
             p->listen_paused_until = now_us() + LISTEN_PAUSE_US;
-            net_set(&p->lio, 0);
+            for (int i = 0; i < p->nls; i++) net_set(&p->ls[i].io, 0);
             return;
         }
         int peer_port = ntohs(((struct sockaddr_in *)&peer)->sin_port);
@@ -919,14 +932,15 @@ static void accept_all(proxy *p)
             }
             continue;
         }
-        conn_open(p, fd, peer_port);
+        conn_open(p, fd, peer_port, l->transport);
     }
 }
 
 static void on_listen(net_io *io, unsigned ev)
 {
     (void)ev;
-    accept_all(io->ud);
+    px_listener *l = io->ud;
+    accept_all(l->p, l);
 }
 
 static void on_io(net_io *io, unsigned e)
@@ -954,6 +968,16 @@ static void on_io(net_io *io, unsigned e)
     if (!c->done && sd->nc && (e & NET_HUP) && c->rd_eof[s] && !c->wr_done[s]) write_failed(p, c, s, 0);
     if (!c->done && (e & NET_OUT)) flush_dir(p, c, 1 - s);
     conn_pump(p, c);
+}
+
+static void close_listeners(proxy *p)
+{
+    for (int i = 0; i < p->nls; i++) {
+        px_listener *l = &p->ls[i];
+        if (l->io.loop) net_del(&l->io);
+        if (l->fd >= 0) close(l->fd);
+        l->fd = -1;
+    }
 }
 
 /* ------------------------------------------------------------------ */
@@ -1048,7 +1072,7 @@ static void run_timers(proxy *p)
     }
     if (p->listen_paused_until && now >= p->listen_paused_until) {
         p->listen_paused_until = 0;
-        net_set(&p->lio, NET_IN);
+        for (int i = 0; i < p->nls; i++) net_set(&p->ls[i].io, NET_IN);
     }
 }
 
@@ -1068,9 +1092,7 @@ static void *proxy_main(void *arg)
             snprintf(p->failure, sizeof p->failure, "the proxy's event loop failed (epoll_wait: %s)",
                      strerror(-n));
             ev_text(p, NULL, PX_EV_ERROR, PX_UP, "%s; it stopped and closed every connection", p->failure);
-            net_del(&p->lio);
-            close(p->lfd);
-            p->lfd = -1;
+            close_listeners(p);
             why = "closed: the proxy's event loop failed";
             break;
         }
@@ -1128,7 +1150,6 @@ int proxy_start(const px_opts *o, proxy **out, char *err)
     if (path && (!*path || strlen(path) >= sizeof ((struct sockaddr_un *)0)->sun_path))
         return kit_seterr(err, KIT_EINVAL, "proxy: the broker's socket path '%s' is empty or too long "
                           "(at most %zu bytes)", path, sizeof ((struct sockaddr_un *)0)->sun_path - 1);
-    if (o->websocket) return kit_seterr(err, KIT_EINVAL, "proxy: WebSockets are not built in yet");
     const char *host = o->upstream_host ? o->upstream_host : "127.0.0.1";
     struct sockaddr_in up = { .sin_family = AF_INET, .sin_port = htons((uint16_t)o->upstream_port) };
     if (!path && inet_pton(AF_INET, host, &up.sin_addr) != 1)
@@ -1137,8 +1158,6 @@ int proxy_start(const px_opts *o, proxy **out, char *err)
     int rc = KIT_ERR;
     proxy *p = calloc(1, sizeof *p);
     if (!p) return kit_seterr(err, KIT_ERR, "proxy: out of memory");
-    p->lfd = -1;
-    p->lio.fd = -1;
     if (path) {
         p->up.un.sun_family = AF_UNIX;
         memcpy(p->up.un.sun_path, path, strlen(path) + 1);
@@ -1151,8 +1170,7 @@ int proxy_start(const px_opts *o, proxy **out, char *err)
         snprintf(p->up_text, sizeof p->up_text, "%s:%d", host, o->upstream_port);
     }
     p->max_packet = o->max_packet ? o->max_packet : DEFAULT_MAX_PACKET;
-    p->tls = o->tls;
-    p->transport = o->websocket ? (o->tls ? PX_TR_WSS : PX_TR_WS) : (o->tls ? PX_TR_TLS : PX_TR_TCP);
+    p->tls = o->ws_tls;
     pthread_mutex_init(&p->mu, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
@@ -1166,18 +1184,26 @@ int proxy_start(const px_opts *o, proxy **out, char *err)
     }
 
     char why[KIT_ERRLEN];
-    p->lfd = net_listen_local(o->listen_port, 128, &p->port, why);
-    if (p->lfd < 0) {
-        rc = kit_seterr(err, KIT_ERR, "proxy: %s", why);
-        goto cleanup;
-    }
     p->loop = net_loop_new(why);
     if (!p->loop) {
         rc = kit_seterr(err, KIT_ERR, "proxy: %s", why);
         goto cleanup;
     }
     int e = net_wake_init(p->loop, NULL, NULL);
-    if (!e) e = net_add(p->loop, &p->lio, p->lfd, NET_IN, on_listen, p);
+    int ports[2] = { o->listen_port, o->ws_port };
+    int kinds[2] = { PX_TR_TCP, o->ws_tls ? PX_TR_WSS : PX_TR_WS };
+    for (int i = 0; i < (o->websocket ? 2 : 1) && !e; i++) {
+        px_listener *l = &p->ls[i];
+        l->p = p;
+        l->transport = kinds[i];
+        l->fd = net_listen_local(ports[i], 128, &l->port, why);
+        if (l->fd < 0) {
+            rc = kit_seterr(err, KIT_ERR, "proxy: %s%s", i ? "WebSocket port: " : "", why);
+            goto cleanup;
+        }
+        p->nls++;
+        e = net_add(p->loop, &l->io, l->fd, NET_IN, on_listen, l);
+    }
     if (e) {
         rc = kit_seterr(err, KIT_ERR, "proxy: cannot watch its sockets: %s", strerror(e));
         goto cleanup;
@@ -1207,7 +1233,12 @@ cleanup:
 
 int proxy_port(const proxy *p)
 {
-    return p ? p->port : 0;
+    return p ? p->ls[0].port : 0;
+}
+
+int proxy_ws_port(const proxy *p)
+{
+    return p && p->nls > 1 ? p->ls[1].port : 0;
 }
 
 int proxy_add_rule(proxy *p, const px_rule *r, char *err)
@@ -1346,9 +1377,7 @@ void proxy_stop(proxy *p)
         pthread_join(p->thread, NULL);
         p->thread_started = 0;
     }
-    if (p->lio.loop) net_del(&p->lio);
-    if (p->lfd >= 0) close(p->lfd);
-    p->lfd = -1;
+    close_listeners(p);
     net_loop_free(p->loop);
     p->loop = NULL;
 }
@@ -1392,7 +1421,7 @@ const char *px_kind_name(int kind)
 
 const char *px_transport_name(int transport)
 {
-    static const char *const names[] = { "tcp", "tls", "ws", "wss" };
+    static const char *const names[] = { "tcp", "ws", "wss" };
     return transport >= PX_TR_TCP && transport <= PX_TR_WSS ? names[transport] : "?";
 }
 

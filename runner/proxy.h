@@ -8,9 +8,10 @@
  * with a timestamp, and fault rules decide what happens to it: forwarded,
  * dropped, duplicated, delayed, or the link cut before or after it.
  *
- * Clients may speak plain MQTT, MQTT over TLS, or MQTT over WebSockets
- * (ws:// or wss://, as a browser does); the broker side is always plain.
- * The trace marks each connection with its transport.
+ * Clients speak plain MQTT on the proxy's port and, when asked, MQTT over
+ * WebSockets (ws:// or wss://, as a browser does) on a second port; the
+ * broker side is always plain. Both ports share the rules and the trace,
+ * which marks each connection with its transport.
  *
  * Three parts: the transport (proxy.c, on the kit's event loop, net.h, in
  * one thread, so it keeps forwarding while the kit waits on a program or
@@ -79,7 +80,7 @@ typedef struct {
 } px_rule;
 
 /* How a client reached the proxy. */
-enum { PX_TR_TCP = 0, PX_TR_TLS, PX_TR_WS, PX_TR_WSS };
+enum { PX_TR_TCP = 0, PX_TR_WS, PX_TR_WSS };
 
 /* Trace event kinds. */
 typedef enum {
@@ -163,10 +164,12 @@ typedef struct {
     size_t max_packet;          /* largest packet framed; 0 = 16 MiB. A
                                    larger one is an error event and the
                                    stream is passed through unparsed */
-    int websocket;              /* clients speak MQTT over WebSockets */
-    struct ssl_ctx_st *tls;     /* clients speak TLS (a server context,
-                                   borrowed: it must outlive the proxy);
-                                   with websocket, wss:// */
+    int websocket;              /* also listen for MQTT over WebSockets
+                                   (a browser's mqtt.js) on ws_port */
+    int ws_port;                /* 0 = any free port on 127.0.0.1 */
+    struct ssl_ctx_st *ws_tls;  /* wss:// on that port: a TLS server
+                                   context, borrowed (it must outlive
+                                   the proxy) */
 } px_opts;
 
 /*
@@ -177,6 +180,8 @@ typedef struct {
  */
 int proxy_start(const px_opts *o, proxy **out, char *err);
 int proxy_port(const proxy *p);
+/* The WebSocket port (0 when there is none). */
+int proxy_ws_port(const proxy *p);
 
 /* Add a rule (copied). Returns its index (>= 0), or -1 with err set
  * when the rule makes no sense (unknown action, delay_ms < 0, ...). */
@@ -233,7 +238,7 @@ void proxy_free(proxy *p);
 const char *px_dir_name(int dir);
 const char *px_fate_name(int fate);
 const char *px_kind_name(int kind);
-/* "tcp", "tls", "ws", "wss" */
+/* "tcp", "ws", "wss" */
 const char *px_transport_name(int transport);
 /* The action for a name ("drop", "duplicate", "delay", "cut_before",
  * "cut_after", "blackhole", "cut_bytes"; '-' is read as '_'); -1 if unknown. */
