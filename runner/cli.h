@@ -31,6 +31,8 @@ struct cli_opt {
     int all;                /* --all */
     int no_record;          /* --no-record */
     int port;               /* --port */
+    int ws_port;            /* --ws-port (broker): 0 unset (9001 when free, else
+                               any), -1 none, -2 any free port */
     int no_sandbox;         /* --no-sandbox */
     int jobs;               /* --jobs (grade): 0 default, -1 invalid */
     int resume;             /* --resume (grade) */

@@ -8,6 +8,7 @@
 #include "embedded.h"
 #include "mqtt.h"
 #include "programs.h"
+#include "proxy.h"
 #include "report.h"
 #include "tls.h"
 #include "trace.h"
@@ -105,6 +106,26 @@ int cmd_broker(int argc, char **argv)
     else
         printf(T("Try: mosquitto_sub -h 127.0.0.1 -p %d -t 'acme/#' -v\n", "Prueba: mosquitto_sub -h 127.0.0.1 -p %d -t 'acme/#' -v\n"),
                broker_port(b));
+    /* MQTT over WebSockets, through the kit's proxy: Debian's mosquitto
+     * has none of its own. The course's port when it is free. */
+    proxy *wsp = NULL;
+    if (opt.ws_port != -1) {
+        px_opts po = { .upstream_host = "127.0.0.1", .upstream_port = broker_port(b), .websocket = 1,
+                       .ws_port = opt.ws_port > 0 ? opt.ws_port : opt.ws_port == -2 ? 0 : 9001 };
+        rc = proxy_start(&po, &wsp, err);
+        if (rc != KIT_OK && opt.ws_port == 0) {
+            po.ws_port = 0;
+            rc = proxy_start(&po, &wsp, err);
+        }
+        if (rc != KIT_OK) {
+            fprintf(stderr, "mqlab broker: %s\n", err);
+            broker_free(b);
+            return EXIT_USAGE;
+        }
+        printf(T("MQTT over WebSockets (mqtt.js in a browser): ws://127.0.0.1:%d%s\n",
+                 "MQTT sobre WebSockets (mqtt.js en un navegador): ws://127.0.0.1:%d%s\n"), proxy_ws_port(wsp),
+               opt.ws_port == 0 && proxy_ws_port(wsp) != 9001 ? T(" (9001 was taken)", " (9001 estaba ocupado)") : "");
+    }
     printf("----\n");
     fflush(stdout);
     size_t shown = 0;
@@ -117,6 +138,7 @@ int cmd_broker(int argc, char **argv)
     }
     int died = !cleanup_interrupted();
     cleanup_clear_interrupt();
+    proxy_free(wsp);
     broker_free(b);
     if (died) { fprintf(stderr, "mqlab broker: %s\n", T("the broker stopped by itself", "el broker se paró solo")); return EXIT_FAIL; }
     printf("\n%s\n", T("Broker stopped.", "Broker parado."));

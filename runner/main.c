@@ -118,10 +118,17 @@ static const command_help_t helps[] = {
       "El script recibe las globales `mqtt` (require \"mqlab.mqtt\") y `arg`.\n"
       "Ejemplo: local c = mqtt.connect{port = 1883, id = \"gw-1\"}; c:publish(\"acme/v1/x\", \"hola\", {qos = 1})\n"
       "Un script que funciona hasta recibir SIGTERM llama antes a mqtt.catch_sigterm() y sale de su bucle cuando mqtt.sigterm() es true." },
-    { "broker", "[PROFILE] [--port P]", "a bundled Mosquitto in the foreground, to explore freely (Ctrl-C stops it)",
+    { "broker", "[PROFILE] [--port P] [--ws-port P|0|none]",
+      "a bundled Mosquitto in the foreground, to explore freely (Ctrl-C stops it)",
       "un Mosquitto del kit en primer plano para explorar (Ctrl-C lo para)",
-      "PROFILE defaults to plain. It listens on 127.0.0.1 only and prints its log as it goes.",
-      "PROFILE es plain por defecto. Escucha solo en 127.0.0.1 y muestra su log en vivo." },
+      "PROFILE defaults to plain. It listens on 127.0.0.1 only and prints its log as it goes.\n"
+      "It also takes MQTT over WebSockets (a browser's mqtt.js) through the kit's proxy, on the course's\n"
+      "port 9001 when it is free, else on a free one: --ws-port picks it (0: any free port; none: no\n"
+      "WebSocket port). Debian's mosquitto has no WebSockets of its own.",
+      "PROFILE es plain por defecto. Escucha solo en 127.0.0.1 y muestra su log en vivo.\n"
+      "También acepta MQTT sobre WebSockets (el mqtt.js de un navegador) por el proxy del kit, en el\n"
+      "puerto 9001 del curso si está libre, si no en uno libre: --ws-port lo elige (0: uno libre; none:\n"
+      "sin puerto WebSocket). El mosquitto de Debian no trae WebSockets propios." },
     { "trace", "[--port P] [--to HOST:PORT] [--format text|json] [FAULTS...]",
       "a proxy that prints the live packet exchange, and can break the link on purpose",
       "un proxy que imprime en vivo el intercambio de paquetes, y puede romper el enlace a propósito",
@@ -319,7 +326,7 @@ int main(int argc, char **argv)
         { "no-record", no_argument, 0, 'n' }, { "port", required_argument, 0, 'p' },
         { "no-sandbox", no_argument, 0, 'S' }, { "jobs", required_argument, 0, 'J' },
         { "resume", no_argument, 0, 'R' }, { "out", required_argument, 0, 'o' },
-        { "attempt", required_argument, 0, 'A' },
+        { "attempt", required_argument, 0, 'A' }, { "ws-port", required_argument, 0, 'W' },
         { "help", no_argument, 0, 'h' }, { "version", no_argument, 0, 'V' }, { 0, 0, 0, 0 }
     };
     const char *cmd = NULL;
@@ -362,7 +369,7 @@ int main(int argc, char **argv)
         for (int k = 0; k < sub_argc; k++) av[k + 1] = sub_argv[k];
         av[sub_argc + 1] = NULL;
         int ac = sub_argc + 1;
-        const char *port_arg = NULL;
+        const char *port_arg = NULL, *ws_port_arg = NULL;
         opterr = 0;
         while ((c = getopt_long(ac, av, "h", longopts, NULL)) != -1) {
             switch (c) {
@@ -384,6 +391,7 @@ int main(int argc, char **argv)
             case 'o': opt.out = optarg; break;
             case 'A': opt.attempt = optarg; break;
             case 'p': port_arg = optarg; break;
+            case 'W': ws_port_arg = optarg; break;
             case 'h': free(av); return print_help(cmd);
             case 'V': printf("mqlab %s\n", MQLAB_VERSION); free(av); return EXIT_PASS;
             default: {
@@ -394,24 +402,34 @@ int main(int argc, char **argv)
             }
             }
         }
-        if (port_arg) {
+        const char *parg[2] = { port_arg, ws_port_arg };
+        int *pdst[2] = { &opt.port, &opt.ws_port };
+        for (int k = 0; k < 2; k++) {
+            if (!parg[k]) continue;
             /* Checked once every option is read, so that --lang after it
              * still counts. Digits only, 1..65535: "1884x" or "99999" is
-             * a usage error, not a broker that fails to start. */
+             * a usage error, not a broker that fails to start. --ws-port
+             * also takes 0 (a free port) and "none". */
+            if (k == 1 && strcmp(parg[k], "none") == 0) {
+                opt.ws_port = -1;
+                continue;
+            }
             long v = 0;
-            int ok = *port_arg != '\0';
-            for (const char *q = port_arg; *q && ok; q++) {
+            int ok = *parg[k] != '\0';
+            for (const char *q = parg[k]; *q && ok; q++) {
                 ok = *q >= '0' && *q <= '9';
                 if (ok) v = v * 10 + (*q - '0');
                 if (v > 65535) ok = 0;
             }
-            if (!ok || v < 1) {
-                int r = usage_error(cmd, T("--port wants a port number from 1 to 65535, digits only (not '%s')",
-                                           "--port quiere un número de puerto de 1 a 65535, solo dígitos (no «%s»)"), port_arg);
+            if (!ok || v < (k == 1 ? 0 : 1)) {
+                int r = k == 0 ? usage_error(cmd, T("--port wants a port number from 1 to 65535, digits only (not '%s')",
+                                                    "--port quiere un número de puerto de 1 a 65535, solo dígitos (no «%s»)"), parg[k])
+                               : usage_error(cmd, T("--ws-port wants a port number from 0 to 65535, or none (not '%s')",
+                                                    "--ws-port quiere un número de puerto de 0 a 65535, o none (no «%s»)"), parg[k]);
                 free(av);
                 return r;
             }
-            opt.port = (int)v;
+            *pdst[k] = k == 1 && v == 0 ? -2 : (int)v;
         }
         sub_argc = ac - optind;
         /* Keep the operands alive after av is freed: they point into argv. */
