@@ -69,11 +69,12 @@ CORE_SRC := runner/util.c runner/cleanup.c runner/verdict.c runner/topics.c \
             runner/store.c runner/programs.c runner/broker.c runner/mqtt.c \
             runner/report.c runner/packet.c runner/proxy.c runner/px_rules.c runner/px_trace.c runner/trace.c \
             runner/pki.c runner/tlsprobe.c runner/impostor.c runner/net.c runner/ws.c runner/http.c runner/hist.c \
-            runner/bench.c runner/benchcmd.c runner/sandbox.c runner/policy.c runner/worker.c
+            runner/bench.c runner/benchcmd.c runner/sandbox.c runner/policy.c runner/worker.c \
+            runner/json.c runner/browser.c
 LUA_SRC  := runner/host.c runner/lab.c runner/lua_mqtt.c runner/lua_topics.c \
             runner/lua_broker.c runner/lua_programs.c runner/lua_kit.c \
             runner/lua_proxy.c runner/lua_http.c runner/lua_tls.c runner/lua_sqlite.c runner/lua_bench.c \
-            runner/class.c
+            runner/lua_browser.c runner/class.c
 SRC      := $(CORE_SRC) $(LUA_SRC)
 OBJ      := $(SRC:runner/%.c=$(BUILD)/%.o) $(BUILD)/embedded.o
 # The command line: main.c dispatches to one file per command family.
@@ -163,6 +164,7 @@ run:
 	@$(abspath $(BIN)) tour
 
 test: $(BIN) $(BUILD)/unit-tests
+	@sh tests/deps.sh --npm
 	@echo "== unit tests (CUnit)"
 	@$(BUILD)/unit-tests
 	@echo "== integration tests (real brokers on 127.0.0.1)"

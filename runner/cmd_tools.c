@@ -3,6 +3,8 @@
  * doctor and tour.
  */
 #include "benchcmd.h"
+#include "browser.h"
+#include "json.h"
 #include "broker.h"
 #include "cleanup.h"
 #include "embedded.h"
@@ -228,6 +230,58 @@ static void python_candidate(void *ud, const char *name, const char *path, enum 
     else printf("      %s: %s\n", name, what);
 }
 
+/* The first line a command prints (its version), or "" (out gets it). */
+static void first_output_line(const char *cmd, char *out, size_t len)
+{
+    out[0] = '\0';
+    FILE *p = popen(cmd, "r");
+    if (!p) return;
+    if (!fgets(out, (int)len, p)) out[0] = '\0';
+    pclose(p);
+    out[strcspn(out, "\n")] = '\0';
+}
+
+/* The browser labs (optional: no built-in lab needs them yet): Chromium,
+ * Node and mqtt.js's browser bundle, each with how to install it. */
+static void doctor_browser(void)
+{
+    char path[PATH_MAX], err[KIT_ERRLEN], line[PATH_MAX + KIT_ERRLEN], ver[256];
+    int ok = browser_find_chromium(NULL, path, sizeof path, err) == KIT_OK;
+    if (ok) {
+        char cmd[PATH_MAX + 64];
+        snprintf(cmd, sizeof cmd, "'%s' --version 2>/dev/null", path);
+        first_output_line(strchr(path, '\'') ? "false" : cmd, ver, sizeof ver);
+        snprintf(line, sizeof line, "%s (%s)", *ver ? ver : "?", path);
+    } else {
+        snprintf(line, sizeof line, "%s", T("not installed (apt-get install -y chromium)",
+                                            "no instalado (apt-get install -y chromium)"));
+    }
+    doctor_line(ok, T("Chromium (optional, for browser labs)", "Chromium (opcional, labs de navegador)"), line);
+    first_output_line("node --version 2>/dev/null", ver, sizeof ver);
+    doctor_line(*ver != '\0', T("Node.js (optional, for browser labs)", "Node.js (opcional, labs de navegador)"),
+                *ver ? ver : T("not installed (apt-get install -y nodejs npm)", "no instalado (apt-get install -y nodejs npm)"));
+    ok = browser_find_mqttjs(path, sizeof path, err) == KIT_OK;
+    if (ok) {
+        /* Its version, from the package.json one folder up. */
+        char pkg[PATH_MAX + 32];
+        snprintf(pkg, sizeof pkg, "%s", path);
+        char *slash = strrchr(pkg, '/');
+        if (slash) snprintf(slash, sizeof pkg - (size_t)(slash - pkg), "/../package.json");
+        size_t n;
+        char *text = kit_read_file(pkg, &n, NULL);
+        json_t *v = text ? json_parse(text, n, NULL) : NULL;
+        const char *version = json_get_str(v, "version");
+        snprintf(line, sizeof line, "mqtt %s (%s)", version ? version : "?", path);
+        json_free(v);
+        free(text);
+    } else {
+        snprintf(line, sizeof line, "%s", T("not installed (make deps, in mqlab's source folder; it needs npm)",
+                                            "no instalado (make deps, en la carpeta fuente de mqlab; necesita npm)"));
+    }
+    doctor_line(ok, T("mqtt.js browser bundle (optional, for browser labs)",
+                      "mqtt.js para el navegador (opcional, labs de navegador)"), line);
+}
+
 int cmd_doctor(int argc, char **argv)
 {
     (void)argv;
@@ -262,6 +316,7 @@ int cmd_doctor(int argc, char **argv)
     int mclients = system("command -v mosquitto_sub >/dev/null 2>&1") == 0;
     doctor_line(mclients, T("mosquitto_pub/sub (optional, to explore)", "mosquitto_pub/sub (opcional, para explorar)"),
                 mclients ? "" : "apt-get install -y mosquitto-clients");
+    doctor_browser();
     if (*path) {
         int ok = doctor_roundtrip(detail, sizeof detail);
         missing += !doctor_line(ok, T("a private broker and a message through it", "un broker privado y un mensaje a través de él"), detail);

@@ -28,6 +28,7 @@ int luaopen_mqlab_http(lua_State *L);
 int luaopen_mqlab_tls(lua_State *L);
 int luaopen_mqlab_sqlite(lua_State *L);
 int luaopen_mqlab_bench(lua_State *L);
+int luaopen_mqlab_browser(lua_State *L);
 
 struct host {
     lua_State *L;
@@ -289,6 +290,7 @@ host_t *host_new(char *err)
     preload(L, "mqlab.tls", luaopen_mqlab_tls);
     preload(L, "mqlab.sqlite", luaopen_mqlab_sqlite);
     preload(L, "mqlab.bench", luaopen_mqlab_bench);
+    preload(L, "mqlab.browser", luaopen_mqlab_browser);
     preload(L, "mqlab.kit", luaopen_mqlab_kit);
     preload(L, "mqlab.host", luaopen_mqlab_host);
 

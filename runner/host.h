@@ -27,7 +27,7 @@ typedef struct host host_t;
 
 /* A new state with the safe standard libraries and the kit's modules
  * (mqlab.mqtt, mqlab.topics, mqlab.broker, mqlab.programs, mqlab.proxy,
- * mqlab.tls, mqlab.sqlite, mqlab.bench, mqlab.kit)
+ * mqlab.tls, mqlab.sqlite, mqlab.bench, mqlab.browser, mqlab.kit)
  * in package.preload, and the prelude loaded. */
 host_t *host_new(char *err);
 void host_free(host_t *h);

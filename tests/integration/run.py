@@ -694,6 +694,55 @@ def test_labtools():
     report(not files and not procs, "labtools.lua leaves nothing behind", f"{files} {procs}")
 
 
+def mqttjs_dir():
+    """The npm package mqtt that `make deps` installs (build/npm), or None."""
+    d = os.path.join(ROOT, "build", "npm", "node_modules", "mqtt")
+    return d if os.path.isfile(os.path.join(d, "dist", "mqtt.min.js")) else None
+
+
+def test_mqttjs_node():
+    print("mqtt.js (the npm package mqtt, pinned in npm/package.json) loads in Node")
+    node = shutil.which("node")
+    d = mqttjs_dir()
+    if not node or not d:
+        print("  skip  " + ("node is not installed (apt-get install nodejs npm)" if not node
+                            else "mqtt.js is not installed in build/npm (make deps)"))
+        return
+    want = json.load(open(os.path.join(ROOT, "npm", "package.json")))["dependencies"]["mqtt"]
+    p = subprocess.run([node, "-e", "const m = require(process.argv[1]);"
+                        "if (typeof m.connect !== 'function') process.exit(1);"
+                        "console.log(require(process.argv[1] + '/package.json').version)", d],
+                       capture_output=True, text=True, timeout=60)
+    report(p.returncode == 0 and p.stdout.strip() == want, f"require('mqtt') has connect, version {want}",
+           p.stdout + p.stderr)
+
+
+def test_browser():
+    print("mqlab.browser: headless Chromium loads a page with mqtt.js, outside and inside the sandbox")
+    tmpdir = fresh_tmp()
+    page = os.path.join(RUN_TMP, "browser-page")
+    os.makedirs(page, exist_ok=True)
+    os.chmod(RUN_TMP, 0o755)   # the sandbox uid reads the page beside it
+    os.chmod(page, 0o777)
+    p = mqlab(["run", os.path.join("tests", "integration", "browser.lua"), page], tmpdir=tmpdir, timeout=240)
+    for l in p.stdout.splitlines():
+        if l.startswith("skip: "):
+            print("  skip  " + l[6:])
+        elif l.startswith("ok "):
+            report(True, l[3:])
+        elif l.startswith("FAIL "):
+            name, _, detail = l[5:].partition(": ")
+            report(False, name, detail)
+    report(p.returncode == 0 and "done" in p.stdout, "browser.lua ran to the end", f"exit {p.returncode}: {p.stderr}")
+    files, procs = leftovers(tmpdir)
+    report(not files and not procs, "no Chromium process nor profile folder left", f"{files} {procs}")
+    p = mqlab(["run", os.path.join("tests", "integration", "browser.lua"), page], tmpdir=tmpdir, timeout=60,
+              extra_env={"MQLAB_CHROMIUM": "/nonexistent/chromium"})
+    report(p.returncode == 0 and "ok no Chromium" in p.stdout, "without Chromium: 'missing' and how to install it",
+           p.stdout + p.stderr)
+    shutil.rmtree(page, ignore_errors=True)
+
+
 HOSTILE = os.path.join(ROOT, "tests", "hostile")
 # What a hostile submission may leave running: the markers in its scripts.
 HOSTILE_MARKS = r"sleep 410[1-5]|4103-flood|sleep 0\.4104|mqlab-hostile"
@@ -2436,7 +2485,8 @@ def main():
                   ("friction-broker", test_friction_broker), ("friction-outside", test_friction_outside),
                   ("friction-variants", test_friction_variants), ("friction-missing", test_friction_missing),
                   ("friction-version", test_friction_version), ("friction-lab03", test_friction_lab03),
-                  ("friction-python", test_friction_python)]
+                  ("friction-python", test_friction_python),
+                  ("mqttjs-node", test_mqttjs_node), ("browser", test_browser)]
     t0 = time.time()
     try:
         for name, fn in tests:

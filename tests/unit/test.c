@@ -30,6 +30,8 @@ int init_cleanup_tests(void);
 int init_px_rules_tests(void);
 int init_net_tests(void);
 int init_ws_tests(void);
+int init_json_tests(void);
+int init_browser_tests(void);
 int sbx_init_main(int argc, char **argv);
 int init_start_cost_suite(int n);
 
@@ -58,7 +60,8 @@ int main(int argc, char **argv)
         init_mqtt_tests() || init_lab_tests() || init_report_tests() || init_packet_tests() ||
         init_proxy_tests() || init_trace_tests() || init_tls_tests() ||
         init_hist_tests() || init_bench_tests() || init_sandbox_tests() || init_cleanup_tests() ||
-        init_px_rules_tests() || init_net_tests() || init_ws_tests()) {
+        init_px_rules_tests() || init_net_tests() || init_ws_tests() ||
+        init_json_tests() || init_browser_tests()) {
         fprintf(stderr, "could not register the test suites\n");
         CU_cleanup_registry();
         return 1;
