@@ -1,12 +1,12 @@
 /*
  * bench.c - the load generator (see bench.h).
  *
- * Every client is one non-blocking TCP socket (optionally wrapped in a
- * non-blocking OpenSSL session) in one epoll set, speaking MQTT 3.1.1
- * through the kit's own codec: packet.c's encoder writes, its pkt_frame()
- * and pkt_stream frame what comes back, pkt_decode() reads it. No client
- * library: libmosquitto keeps a socket pair beside each client's socket
- * (three fds a client) and writes each packet with its own syscall.
+ * Every client is one net_conn (net.h: plain TCP, or TLS over it) in one
+ * net_loop, speaking MQTT 3.1.1 through the kit's own codec: packet.c's
+ * encoder writes, its pkt_frame() and pkt_stream frame what comes back,
+ * pkt_decode() reads it. No client library: libmosquitto keeps a socket
+ * pair beside each client's socket (three fds a client) and writes each
+ * packet with its own syscall.
  *
  * Writing is batched. A client's packets go into its output buffer; the
  * buffers of every client touched are sent once per turn of the loop,
@@ -26,10 +26,11 @@
  * the difference round-robin over the connected publishers. A slow turn
  * thus catches up instead of lowering the rate.
  *
- * Memory: an idle client is its struct (168 bytes). Output buffers
+ * Memory: an idle client is its struct (200 bytes) and its net_conn
+ * (240, most of it the room for a failure in words). Output buffers
  * are freed as soon as they are sent, input buffers as soon as no part
  * of a packet is left in them, so ten thousand held connections cost a
- * couple of megabytes. Reads go through one 64 KB buffer per run. A TLS
+ * few megabytes. Reads go through one 64 KB buffer per run. A TLS
  * client adds OpenSSL's session, some 40 KB even with its buffers
  * released when idle.
  *
@@ -41,6 +42,7 @@
 #include "bench.h"
 
 #include "cleanup.h"
+#include "net.h"
 #include "packet.h"
 #include "util.h"
 
@@ -49,13 +51,10 @@
 #include <math.h>
 #include <netdb.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <arpa/inet.h>
-#include <sys/epoll.h>
 #include <sys/random.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -64,7 +63,7 @@
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
-#include <openssl/x509v3.h>
+#include <openssl/x509.h>
 
 #define KEEPALIVE_S 60
 /* Connections being set up at once. mosquitto listens with a backlog of
@@ -113,7 +112,6 @@
 #define PACE_MAX_NS 200000
 #define PACE_MAX_RATE_NS 100000
 #define PACE_FROM_RATE 20000.0
-#define EVENTS 512
 #define RBUF_SIZE (64 * 1024)
 #define TLS_TURN_BYTES (256 * 1024)
 #define MAX_ADDRS 4
@@ -133,14 +131,14 @@ typedef struct {
 
 typedef struct {
     bench *b;
-    int fd;                    /* in the epoll set, or -1 */
+    net_conn *conn;            /* NULL while closed */
+    net_io io;                 /* conn's socket in b->loop */
     int idx;                   /* publisher index; -1 for the subscriber */
     uint8_t state, phase;
-    uint8_t out_armed;         /* EPOLLOUT asked for: the socket was full */
+    uint8_t out_armed;         /* NET_OUT asked for: the socket was full */
     uint8_t queued;            /* in b->dirty, to be flushed this turn */
     uint8_t subscribed;        /* SUBACK: 1 granted, 2 refused */
     uint8_t ping_out, addr;
-    uint8_t again;             /* in b->again: OpenSSL holds more to read */
     uint16_t next_id;          /* next packet id to try */
     uint16_t topic_len;
     uint32_t seq;              /* next sequence number */
@@ -154,7 +152,6 @@ typedef struct {
     pkt_stream in;             /* a partial packet left from the last read */
     flight *fl;                /* `window` slots, publishers only */
     char *topic;
-    SSL *ssl;
 } bclient;
 
 typedef struct {
@@ -165,11 +162,12 @@ typedef struct {
 struct bench {
     const bench_opts *o;
     bench_result *r;
-    int ep;
+    net_loop *loop;
     bclient *c;                /* publishers (or conn clients), then the subscriber */
     int npub;
     bclient *sub;
     uint32_t magic;
+    int pid;                   /* for the client ids (getpid is a syscall) */
     int size;
     int window;
     int64_t pace_ns;           /* shortest turn (0: no rest between turns) */
@@ -181,8 +179,6 @@ struct bench {
     uint8_t *rbuf;             /* RBUF_SIZE, shared by every read */
     bclient **dirty;           /* clients with output to send this turn */
     int ndirty;
-    bclient **again;           /* TLS clients to read again next turn */
-    int nagain;
     struct sockaddr_storage addr[MAX_ADDRS];
     socklen_t alen[MAX_ADDRS];
     int naddr, addr_pref;      /* the address that worked last */
@@ -312,23 +308,18 @@ static char *topic_for(const char *tmpl, int idx)
 
 static void arm_out(bclient *c, int on)
 {
-    if (c->fd < 0 || c->out_armed == on) return;
-    struct epoll_event ev = { .events = EPOLLIN | (on ? EPOLLOUT : 0), .data.ptr = c };
-    if (epoll_ctl(c->b->ep, EPOLL_CTL_MOD, c->fd, &ev) == 0) c->out_armed = (uint8_t)on;
+    if (!c->conn || c->out_armed == on) return;
+    if (net_set(&c->io, NET_IN | (on ? NET_OUT : 0)) == 0) c->out_armed = (uint8_t)on;
 }
 
-/* Close the socket and free every buffer (the struct stays). */
+/* Close the connection and free every buffer (the struct stays). */
 static void client_close(bclient *c)
 {
-    if (c->ssl) {
-        SSL_free(c->ssl);
-        c->ssl = NULL;
+    if (c->conn) {
+        net_del(&c->io);
+        net_close(c->conn, 0);
+        c->conn = NULL;
     }
-    if (c->fd >= 0) {
-        epoll_ctl(c->b->ep, EPOLL_CTL_DEL, c->fd, NULL);
-        close(c->fd);
-    }
-    c->fd = -1;
     c->out_armed = 0;
     free(c->obuf);
     c->obuf = NULL;
@@ -367,32 +358,35 @@ static void client_downf(bclient *c, const char *fmt, ...)
     client_down(c, why);
 }
 
-/* Why an OpenSSL call failed, as a sentence. */
-static void tls_reason(bclient *c, int ret, int e, char *out, size_t len)
+/* The connection failed (NET_FAIL): say why, in bench's words. A TLS
+ * failure names the certificate check when that is what refused the
+ * broker, as a student reading first_error needs to know. */
+static void conn_failed(bclient *c)
 {
-    long v = SSL_get_verify_result(c->ssl);
-    unsigned long code = ERR_peek_error();
-    if (v != X509_V_OK) {
-        snprintf(out, len, "TLS: the broker's certificate was not accepted (%s)", X509_verify_cert_error_string(v));
-    } else if (code) {
-        char buf[200];
-        ERR_error_string_n(code, buf, sizeof buf);
-        snprintf(out, len, "TLS: %s", buf);
-    } else if (e == SSL_ERROR_SYSCALL && ret < 0 && errno) {
+    net_conn *k = c->conn;
+    SSL *ssl = net_tls_ssl(k);
+    if (!ssl) {
         char eb[128];
-        snprintf(out, len, "TLS: %s", errstr(errno, eb, sizeof eb));
-    } else if (e == SSL_ERROR_ZERO_RETURN || e == SSL_ERROR_SYSCALL) {
-        snprintf(out, len, "the broker closed the connection");
-    } else {
-        snprintf(out, len, "TLS error %d", e);
+        client_down(c, net_why(k)[0] ? net_why(k) : errstr(k->err, eb, sizeof eb));
+        return;
     }
-    ERR_clear_error();
+    long v = SSL_get_verify_result(ssl);
+    if (v != X509_V_OK)
+        client_downf(c, "TLS: the broker's certificate was not accepted (%s)", X509_verify_cert_error_string(v));
+    else if (k->err == ECONNRESET && !strstr(net_why(k), "reset"))
+        /* net.c's ECONNRESET without the word: an end of stream in the
+         * middle of TLS, not a reset */
+        client_down(c, "the broker closed the connection");
+    else if (strncmp(net_why(k), "TLS", 3) == 0)
+        client_down(c, net_why(k));
+    else
+        client_downf(c, "TLS: %s", net_why(k));
 }
 
 /* Room for n more bytes of output; NULL once the client is down. */
 static uint8_t *out_room(bclient *c, size_t n)
 {
-    if (c->fd < 0) return NULL;
+    if (!c->conn) return NULL;
     size_t need = (size_t)c->olen + n;
     if (need > UINT32_MAX) {
         client_down(c, "more than 4 GB of output pending");
@@ -418,7 +412,7 @@ static uint8_t *out_room(bclient *c, size_t n)
 /* Send it this turn (with whatever else the client has by then). */
 static void queue_out(bclient *c)
 {
-    if (c->queued || c->out_armed || c->fd < 0) return;
+    if (c->queued || c->out_armed || !c->conn) return;
     c->queued = 1;
     c->b->dirty[c->b->ndirty++] = c;
 }
@@ -428,32 +422,18 @@ static void queue_out(bclient *c)
 static int flush(bclient *c)
 {
     bench *b = c->b;
-    if (c->fd < 0) return -1;
+    if (!c->conn) return -1;
     while (c->ooff < c->olen) {
-        size_t len = c->olen - c->ooff;
-        ssize_t n;
-        if (c->ssl) {
-            ERR_clear_error();
-            int k = SSL_write(c->ssl, c->obuf + c->ooff, len > INT32_MAX ? INT32_MAX : (int)len);
-            if (k <= 0) {
-                int e = SSL_get_error(c->ssl, k);
-                if (e == SSL_ERROR_WANT_WRITE) { arm_out(c, 1); return 0; }
-                if (e == SSL_ERROR_WANT_READ) return 0;   /* retried on the next EPOLLIN */
-                char why[256];
-                tls_reason(c, k, e, why, sizeof why);
-                client_down(c, why);
-                return -1;
-            }
-            n = k;
-        } else {
-            n = send(c->fd, c->obuf + c->ooff, len, MSG_NOSIGNAL);
-            if (n < 0) {
-                if (errno == EINTR) continue;
-                if (errno == EAGAIN || errno == EWOULDBLOCK) { arm_out(c, 1); return 0; }
-                char eb[128];
-                client_down(c, errstr(errno, eb, sizeof eb));
-                return -1;
-            }
+        ssize_t n = net_write(c->conn, c->obuf + c->ooff, c->olen - c->ooff);
+        if (n == NET_AGAIN) {
+            /* A TLS write that must read first is retried on the next
+             * NET_IN (service() flushes after reading). */
+            if (c->conn->want & NET_OUT) arm_out(c, 1);
+            return 0;
+        }
+        if (n < 0) {
+            conn_failed(c);
+            return -1;
         }
         c->ooff += (uint32_t)n;
         c->tx_ms = b->now_ms;
@@ -478,7 +458,7 @@ static void flush_dirty(bench *b)
     for (int i = 0; i < b->ndirty; i++) {
         bclient *c = b->dirty[i];
         c->queued = 0;
-        if (c->fd >= 0 && !c->out_armed) flush(c);
+        if (c->conn && !c->out_armed) flush(c);
     }
     b->ndirty = 0;
 }
@@ -497,8 +477,8 @@ static void send_connect(bclient *c)
     bench *b = c->b;
     const bench_opts *o = b->o;
     char id[80];
-    if (c->idx < 0) snprintf(id, sizeof id, "mqlab-bench-%d-%04x-sub", (int)getpid(), b->magic & 0xffff);
-    else snprintf(id, sizeof id, "mqlab-bench-%d-%04x-%d", (int)getpid(), b->magic & 0xffff, c->idx);
+    if (c->idx < 0) snprintf(id, sizeof id, "mqlab-bench-%d-%04x-sub", b->pid, b->magic & 0xffff);
+    else snprintf(id, sizeof id, "mqlab-bench-%d-%04x-%d", b->pid, b->magic & 0xffff, c->idx);
     pkt_connect_opts co = { .client_id = id, .clean = 1, .keepalive = KEEPALIVE_S,
                             .username = o->username, .password = o->username ? o->password : NULL };
     size_t need = 32 + strlen(id) + (o->username ? strlen(o->username) : 0) + (o->password ? strlen(o->password) : 0);
@@ -528,30 +508,27 @@ static const char *connack_reason(int rc)
 
 /* ---- connecting ----------------------------------------------------------- */
 
-/* Open the socket towards address k and start the TCP handshake. */
+static void on_io(net_io *io, unsigned events);
+
+/* Open the socket towards address k and start the TCP handshake (with
+ * TCP_NODELAY: net_connect sets it). */
 static int tcp_start(bclient *c, int k)
 {
     bench *b = c->b;
     char eb[128];
     c->addr = (uint8_t)k;
     c->phase = P_TCP;
-    int fd = socket(b->addr[k].ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int in_progress;
+    int fd = net_connect((struct sockaddr *)&b->addr[k], b->alen[k], &in_progress);
     if (fd < 0) {
         client_down(c, errstr(errno, eb, sizeof eb));
         return -1;
     }
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    c->fd = fd;
-    int rc = connect(fd, (struct sockaddr *)&b->addr[k], b->alen[k]);
-    if (rc != 0 && errno != EINPROGRESS) {
-        client_down(c, errstr(errno, eb, sizeof eb));
-        return -1;
-    }
-    /* EPOLLOUT says when the handshake is over (either way). */
-    struct epoll_event ev = { .events = EPOLLIN | EPOLLOUT, .data.ptr = c };
-    if (epoll_ctl(b->ep, EPOLL_CTL_ADD, fd, &ev) != 0) {
-        client_down(c, errstr(errno, eb, sizeof eb));
+    c->conn = net_tcp(fd);
+    /* NET_OUT says when the handshake is over (either way). */
+    int e = net_add(b->loop, &c->io, fd, NET_IN | NET_OUT, on_io, c);
+    if (e) {
+        client_down(c, errstr(e, eb, sizeof eb));
         return -1;
     }
     c->out_armed = 1;
@@ -573,42 +550,38 @@ static void client_start(bench *b, bclient *c)
 
 static void tls_step(bclient *c)
 {
-    ERR_clear_error();
-    int k = SSL_connect(c->ssl);
-    if (k == 1) {
+    int k = net_handshake(c->conn);
+    if (k == 0) {
         arm_out(c, 0);
         send_connect(c);
         return;
     }
-    int e = SSL_get_error(c->ssl, k);
-    if (e == SSL_ERROR_WANT_READ) { arm_out(c, 0); return; }
-    if (e == SSL_ERROR_WANT_WRITE) { arm_out(c, 1); return; }
-    char why[256];
-    tls_reason(c, k, e, why, sizeof why);
-    client_down(c, why);
-}
-
-static int is_ip_literal(const char *host)
-{
-    unsigned char buf[sizeof(struct in6_addr)];
-    return inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1;
+    if (k == NET_AGAIN) {
+        arm_out(c, (c->conn->want & NET_OUT) != 0);
+        return;
+    }
+    conn_failed(c);
 }
 
 /* The TCP handshake is over: go on with TLS, or with CONNECT. */
 static void tcp_done(bclient *c)
 {
     bench *b = c->b;
+    /* NET_OUT (or an error) on a connecting socket: the connect is over,
+     * and SO_ERROR alone says how. (net_connect_result would also ask
+     * getpeername, one more syscall per connection, to tell a connect
+     * still going, which epoll does not report.) */
     int e = 0;
     socklen_t l = sizeof e;
-    if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &e, &l) != 0) e = errno;
+    if (getsockopt(c->conn->fd, SOL_SOCKET, SO_ERROR, &e, &l) != 0) e = errno;
     if (e) {
         char eb[128];
         /* "localhost" may name ::1 first while the broker listens on
          * 127.0.0.1 only: try the next address before giving up. */
         if (c->addr + 1 < b->naddr) {
-            epoll_ctl(b->ep, EPOLL_CTL_DEL, c->fd, NULL);
-            close(c->fd);
-            c->fd = -1;
+            net_del(&c->io);
+            net_close(c->conn, 0);
+            c->conn = NULL;
             c->out_armed = 0;
             tcp_start(c, c->addr + 1);
             return;
@@ -622,21 +595,16 @@ static void tcp_done(bclient *c)
         send_connect(c);
         return;
     }
-    c->ssl = SSL_new(b->tls);
-    if (!c->ssl || SSL_set_fd(c->ssl, c->fd) != 1) {
+    /* TLS takes the socket over from the plain connection (same fd, same
+     * net_io). net_tls checks the certificate names the host we dialled,
+     * as libmosquitto does unless told to be insecure. */
+    net_conn *t = net_tls(c->conn->fd, b->tls, 0, b->o->host);
+    if (!t) {
         client_down(c, "TLS: cannot set up the session");
         return;
     }
-    /* Check the certificate names the host we dialled, as libmosquitto
-     * does unless told to be insecure. */
-    const char *host = b->o->host;
-    if (is_ip_literal(host)) {
-        X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(c->ssl), host);
-    } else {
-        SSL_set_tlsext_host_name(c->ssl, host);
-        SSL_set1_host(c->ssl, host);
-    }
-    SSL_set_connect_state(c->ssl);
+    net_conn_free(c->conn);
+    c->conn = t;
     c->phase = P_TLS;
     tls_step(c);
 }
@@ -742,7 +710,7 @@ static int handle(bclient *c, const uint8_t *buf, size_t len)
         b->connected++;
         c->state = C_CONNECTED;
         if (c->idx < 0) subscribe(c);
-        return c->fd >= 0 ? 0 : -1;
+        return c->conn ? 0 : -1;
     }
     flight *f;
     switch (p.type) {
@@ -784,7 +752,7 @@ static int handle(bclient *c, const uint8_t *buf, size_t len)
         note_error(b, "unexpected %s from the broker", pkt_type_name(p.type));
         break;
     }
-    return c->fd >= 0 ? 0 : -1;
+    return c->conn ? 0 : -1;
 }
 
 /* How many bytes the packet starting at buf[0..len) has in all, or, when
@@ -833,63 +801,64 @@ static void take_bytes(bclient *c, const uint8_t *data, size_t n)
     if (off < n && pkt_stream_feed(&c->in, data + off, n - off) != KIT_OK) client_down(c, "out of memory");
 }
 
+/*
+ * Plain TCP: one read per turn (level-triggered, the rest is announced
+ * again). TLS: SSL_read gives one record at a time (mosquitto sends one
+ * per packet), and with read-ahead OpenSSL keeps what it pulled from the
+ * socket where epoll cannot see it: read until it needs the socket
+ * again. So that a busy connection cannot hold the loop, after
+ * TLS_TURN_BYTES what OpenSSL still holds (net_pending) waits for the
+ * next turn (net_again).
+ */
 static void on_readable(bclient *c)
 {
     bench *b = c->b;
-    char eb[128];
-    if (!c->ssl) {
-        ssize_t n = recv(c->fd, b->rbuf, RBUF_SIZE, 0);
-        if (n > 0) take_bytes(c, b->rbuf, (size_t)n);
-        else if (n == 0) client_down(c, "the broker closed the connection");
-        else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) client_down(c, errstr(errno, eb, sizeof eb));
-        return;
-    }
-    /* SSL_read gives one record at a time (mosquitto sends one per
-     * packet), and with read-ahead OpenSSL keeps what it pulled from
-     * the socket where epoll cannot see it: read until it needs the
-     * socket again. So that a busy connection cannot hold the loop,
-     * after TLS_TURN_BYTES the rest waits for the next turn (again). */
+    int tls = b->tls != NULL;
     size_t got = 0;
     for (;;) {
-        ERR_clear_error();
-        int n = SSL_read(c->ssl, b->rbuf, RBUF_SIZE);
-        if (n <= 0) {
-            int e = SSL_get_error(c->ssl, n);
-            if (e == SSL_ERROR_WANT_READ) return;
-            if (e == SSL_ERROR_WANT_WRITE) { arm_out(c, 1); return; }
-            char why[256];
-            tls_reason(c, n, e, why, sizeof why);
-            client_down(c, why);
+        ssize_t n = net_read(c->conn, b->rbuf, RBUF_SIZE);
+        if (n == NET_AGAIN) {
+            if (c->conn->want & NET_OUT) arm_out(c, 1);
+            return;
+        }
+        if (n == 0) {
+            client_down(c, "the broker closed the connection");
+            return;
+        }
+        if (n < 0) {
+            conn_failed(c);
             return;
         }
         take_bytes(c, b->rbuf, (size_t)n);
-        if (c->fd < 0) return;
+        if (!c->conn || !tls) return;
         got += (size_t)n;
         if (got >= TLS_TURN_BYTES) {
-            if (SSL_has_pending(c->ssl) && !c->again) {
-                c->again = 1;
-                b->again[b->nagain++] = c;
-            }
+            if (net_pending(c->conn)) net_again(&c->io);
             return;
         }
     }
 }
 
-static void service(bclient *c, uint32_t events)
+static void service(bclient *c, unsigned events)
 {
-    if (c->fd < 0) return;
+    if (!c->conn) return;
     if (c->state == C_CONNECTING && c->phase == P_TCP) {
-        if (events & (EPOLLOUT | EPOLLERR | EPOLLHUP)) tcp_done(c);
+        if (events & (NET_OUT | NET_ERR | NET_HUP)) tcp_done(c);
         return;
     }
     if (c->state == C_CONNECTING && c->phase == P_TLS) {
         tls_step(c);
         return;
     }
-    if (events & (EPOLLIN | EPOLLERR | EPOLLHUP)) on_readable(c);
-    /* Output waits on a full socket (EPOLLOUT), or on OpenSSL wanting
+    if (events & (NET_IN | NET_ERR | NET_HUP)) on_readable(c);
+    /* Output waits on a full socket (NET_OUT), or on OpenSSL wanting
      * to read first: either way, try again now. */
-    if (c->fd >= 0 && c->ooff < c->olen && (c->out_armed || c->ssl)) flush(c);
+    if (c->conn && c->ooff < c->olen && (c->out_armed || c->b->tls)) flush(c);
+}
+
+static void on_io(net_io *io, unsigned events)
+{
+    service(io->ud, events);
 }
 
 /* ---- publishing ------------------------------------------------------------- */
@@ -942,7 +911,6 @@ static int publish_one(bench *b, bclient *c)
  * what is ready, send the answers. */
 static void turn(bench *b, int ms)
 {
-    struct epoll_event ev[EVENTS];
     flush_dirty(b);
     if (b->pace_ns > 0) {
         int64_t left = b->turn_ns + b->pace_ns - now_ns();
@@ -952,19 +920,11 @@ static void turn(bench *b, int ms)
         }
         b->turn_ns = now_ns();
     }
-    int n = epoll_wait(b->ep, ev, EVENTS, ms < 0 || b->nagain ? 0 : ms);
+    /* net_wait does not sleep while TLS clients are left with records to
+     * read (net_again); net_dispatch serves them after the sockets. */
+    int n = net_wait(b->loop, ms < 0 ? 0 : ms);
     b->now_ms = kit_now_ms();
-    /* TLS clients left with records to read: those added meanwhile
-     * (at na and after) wait for the next turn. */
-    int na = b->nagain;
-    for (int i = 0; i < na; i++) {
-        bclient *c = b->again[i];
-        c->again = 0;
-        if (c->fd >= 0 && c->ssl) service(c, EPOLLIN);
-    }
-    memmove(b->again, b->again + na, (size_t)(b->nagain - na) * sizeof *b->again);
-    b->nagain -= na;
-    for (int i = 0; i < n; i++) service(ev[i].data.ptr, ev[i].events);
+    if (n >= 0) net_dispatch(b->loop);
     flush_dirty(b);
 }
 
@@ -976,7 +936,7 @@ static void misc_all(bench *b)
     int tmo = b->o->connect_timeout_ms > 0 ? b->o->connect_timeout_ms : 10000;
     for (int i = 0; i <= b->npub; i++) {
         bclient *c = &b->c[i];
-        if (c->fd < 0) continue;
+        if (!c->conn) continue;
         if (c->state == C_CONNECTING && now - c->started_ms > tmo) {
             client_down(c, c->phase == P_TCP ? "no TCP connection in time"
                            : c->phase == P_TLS ? "no TLS handshake in time" : "no CONNACK in time");
@@ -1216,7 +1176,7 @@ static void close_all(bench *b)
     int n = b->npub + 1;
     for (int i = 0; i < n; i++) {
         bclient *c = &b->c[i];
-        if (c->fd < 0 || c->state != C_CONNECTED) continue;
+        if (!c->conn || c->state != C_CONNECTED) continue;
         uint8_t *p = out_room(c, 2);
         if (!p) continue;
         c->olen += (uint32_t)pkt_enc_disconnect(p, 2);
@@ -1227,17 +1187,14 @@ static void close_all(bench *b)
     while (kit_now_ms() < until) {
         int busy = 0;
         for (int i = 0; i < n && !busy; i++)
-            if (b->c[i].fd >= 0 && b->c[i].state == C_CONNECTED && b->c[i].ooff < b->c[i].olen) busy = 1;
+            if (b->c[i].conn && b->c[i].state == C_CONNECTED && b->c[i].ooff < b->c[i].olen) busy = 1;
         if (!busy) break;
         turn(b, 10);
     }
     for (int i = 0; i < n; i++) {
         bclient *c = &b->c[i];
-        if (c->ssl && c->state == C_CONNECTED) {
-            ERR_clear_error();
-            SSL_shutdown(c->ssl);          /* close_notify, not waited for */
-            ERR_clear_error();
-        }
+        /* TLS: close_notify, not waited for. */
+        if (c->conn && c->state == C_CONNECTED && b->tls) net_shutdown(c->conn);
         client_close(c);
         free(c->topic);
         c->topic = NULL;
@@ -1357,26 +1314,26 @@ int bench_run(const bench_opts *o_in, bench_result *r, char *err)
     b.window = o.qos == 2 ? WINDOW_QOS2 : WINDOW_QOS1;
     b.now_ms = kit_now_ms();
     int code = KIT_OK;
-    b.ep = epoll_create1(EPOLL_CLOEXEC);
-    if (b.ep < 0) return kit_seterr(err, KIT_ERR, "epoll: %s", strerror(errno));
+    b.loop = net_loop_new(err);
+    if (!b.loop) return KIT_ERR;
     b.c = calloc((size_t)b.npub + 1, sizeof *b.c);
     b.dirty = calloc((size_t)b.npub + 1, sizeof *b.dirty);
-    b.again = calloc((size_t)b.npub + 1, sizeof *b.again);
     b.payload = calloc(1, (size_t)o.size);
     b.seen = calloc((size_t)b.npub, sizeof *b.seen);
     b.rbuf = malloc(RBUF_SIZE);
     b.filter = malloc(strlen(o.topic) + 1);
     b.s_lat = hist_new();
-    if (!b.c || !b.dirty || !b.again || !b.payload || !b.seen || !b.rbuf || !b.filter) {
+    if (!b.c || !b.dirty || !b.payload || !b.seen || !b.rbuf || !b.filter) {
         code = kit_seterr(err, KIT_ERR, "out of memory");
         goto cleanup;
     }
     bench_topic_filter(o.topic, b.filter, strlen(o.topic) + 1);
-    if (getrandom(&b.magic, sizeof b.magic, 0) != sizeof b.magic) b.magic = (uint32_t)now_ns() ^ (uint32_t)getpid();
+    b.pid = (int)getpid();
+    if (getrandom(&b.magic, sizeof b.magic, 0) != sizeof b.magic) b.magic = (uint32_t)now_ns() ^ (uint32_t)b.pid;
     for (int i = 0; i <= b.npub; i++) {
         bclient *c = &b.c[i];
         c->b = &b;
-        c->fd = -1;
+        c->io.fd = -1;
         c->idx = i < b.npub ? i : -1;
         c->next_id = 1;
     }
@@ -1418,7 +1375,7 @@ int bench_run(const bench_opts *o_in, bench_result *r, char *err)
 cleanup:
     if (b.c && b.dirty) close_all(&b);
     else if (b.c) for (int i = 0; i <= b.npub; i++) free(b.c[i].topic);
-    if (b.ep >= 0) close(b.ep);
+    net_loop_free(b.loop);
     if (b.tls) SSL_CTX_free(b.tls);
     r->rss_mb = peak_rss_mb();
     if (r->sent) {
@@ -1431,7 +1388,6 @@ cleanup:
     free(b.seen);
     free(b.payload);
     free(b.dirty);
-    free(b.again);
     free(b.rbuf);
     free(b.filter);
     free(b.c);

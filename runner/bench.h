@@ -1,10 +1,9 @@
 /*
  * bench.h - the load generator behind `mqlab bench` (no Lua).
  *
- * One process, one thread, one epoll loop over every client's socket:
- * thousands of MQTT connections on raw sockets with the kit's own codec
- * (no client library, whose select() loop
- * (which stops at 1024 fds). Publishers stamp each payload with the run,
+ * One process, one thread, one event loop (net.h) over every client's
+ * socket: thousands of MQTT connections on raw sockets with the kit's own
+ * codec (no client library, whose select() loop stops at 1024 fds). Publishers stamp each payload with the run,
  * their index, a sequence number and the monotonic send time; one
  * subscriber on the topic filter measures end-to-end latency and counts
  * what was lost or duplicated.
