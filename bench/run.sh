@@ -9,6 +9,8 @@
 #   - how fast `mqlab watch` reacts to a change, and prints the verdict
 #     once the grading ends (bench/watch.sh; target < 1 s)
 #   - a QoS 1 stream through the proxy against direct (bench/proxy.sh)
+#   - mqtt.js's QoS 1 stream through the proxy's WebSocket port against
+#     its plain port (bench/ws.sh; target >= 0.7)
 #   - the load generator against mosquitto_pub and paho (bench/load.sh)
 #   - a class of 40 students x 10 labs, --jobs 1 against the default
 #     (bench/class.sh; target <= 5 min with the default on 2 cores)
@@ -84,6 +86,9 @@ sh bench/watch.sh
 
 echo
 sh bench/proxy.sh
+
+echo
+sh bench/ws.sh
 
 echo
 sh bench/load.sh

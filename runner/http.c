@@ -11,6 +11,7 @@
 #include "util.h"
 #include "ws.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -28,6 +29,8 @@
 #define MAX_CONNS 256
 #define WS_BACKLOG_LIMIT ((size_t)8 << 20)
 #define READ_CHUNK 16384
+#define LINGER_US 2000000           /* how long a closing connection is drained */
+#define LINGER_MAX ((size_t)1 << 20)    /* and how much of it */
 
 enum { R_FILE = 1, R_BYTES, R_WS };
 
@@ -56,6 +59,10 @@ typedef struct hconn {
     unsigned rd_need, wr_need;
     int close_after;            /* close once out is written */
     int eof;
+    int upgrade_wait;           /* an upgrade waits for out to be written */
+    int lingering;              /* answered, FIN sent: draining, then close */
+    size_t drained;
+    net_timer linger;
 } hconn;
 
 typedef struct bmsg {
@@ -130,6 +137,7 @@ static void out_add(hconn *c, const void *b, size_t n)
 
 static void conn_free(http_server *s, hconn *c)
 {
+    net_timer_cancel(s->loop, &c->linger);
     net_del(&c->io);
     net_close(c->nc, 0);
     if (c->prev) c->prev->next = c->next;
@@ -141,7 +149,8 @@ static void conn_free(http_server *s, hconn *c)
     free(c);
 }
 
-/* Write what waits; 0, or -1 when the connection is finished or failed. */
+/* Write what waits: 0, 1 when all is written and the connection is to
+ * close, or -1 when it failed. */
 static int pump_out(hconn *c)
 {
     c->wr_need = 0;
@@ -164,7 +173,7 @@ static int pump_out(hconn *c)
         return 0;
     }
     if (r == NET_FAIL) return -1;
-    return c->close_after ? -1 : 0;
+    return c->close_after ? 1 : 0;
 }
 
 static void set_interest(hconn *c)
@@ -219,7 +228,10 @@ static int decode_path(const char *p, size_t n, char *out, size_t cap)
     for (size_t i = 0; i < n; i++) {
         int ch = (unsigned char)p[i];
         if (ch == '%') {
-            if (i + 2 >= n) return -1;
+            /* Two hex digits, nothing else: strtol alone would take
+             * "%+1" or "% 1". */
+            if (i + 2 >= n || !isxdigit((unsigned char)p[i + 1]) || !isxdigit((unsigned char)p[i + 2]))
+                return -1;
             char hex[3] = { p[i + 1], p[i + 2], 0 };
             char *end;
             long v = strtol(hex, &end, 16);
@@ -280,7 +292,9 @@ static uint8_t *load_file(http_server *s, const char *fs, int check_root, size_t
     return b;
 }
 
-/* One parsed request. Returns 1 when the connection became a WebSocket. */
+/* One parsed request. Returns 1 when the connection became a WebSocket,
+ * 2 when an upgrade must wait for out to be written (the request is left
+ * unread). */
 static int serve(http_server *s, hconn *c, const ws_http *h)
 {
     int head_only = h->method_len == 4 && memcmp(h->method, "HEAD", 4) == 0;
@@ -303,6 +317,22 @@ static int serve(http_server *s, hconn *c, const ws_http *h)
             log_request(s, h->method, h->method_len, path, 426);
             respond_text(c, 426, "a WebSocket endpoint\n", head_only, keep);
             return 0;
+        }
+        /* A bad upgrade is answered here, so the log has its status,
+         * not a 101 the variant would then take back. */
+        ws_upgrade u;
+        if (ws_upgrade_check(h, 0, &u) != WS_OK) {
+            char buf[512];
+            log_request(s, h->method, h->method_len, path, u.status);
+            out_add(c, buf, ws_response_error(buf, sizeof buf, u.status, u.why));
+            c->close_after = 1;
+            return 0;
+        }
+        /* Answers to requests pipelined before the upgrade go out first,
+         * as HTTP: written after it they would be framed as a message. */
+        if (c->off < c->len) {
+            c->upgrade_wait = 1;
+            return 2;
         }
         log_request(s, h->method, h->method_len, path, 101);
         ws_opts wo = { 0 };
@@ -359,7 +389,7 @@ static void take_requests(http_server *s, hconn *c)
             return;
         }
         size_t used = h.len;
-        if (serve(s, c, &h)) return;    /* a WebSocket now: its bytes went with it */
+        if (serve(s, c, &h)) return;    /* a WebSocket now (its bytes went with it), or soon */
         memmove(c->in, c->in + used, c->inlen - used);
         c->inlen -= used;
     }
@@ -397,32 +427,78 @@ static void ws_step(http_server *s, hconn *c)
     net_again(&c->io);
 }
 
+static void linger_end(net_timer *t)
+{
+    hconn *c = t->ud;
+    conn_free(c->s, c);
+}
+
+/* Close gently once the last answer is written: FIN now, then read and
+ * drop what the client still sends until it closes, for LINGER_US at
+ * most. Closing a socket with unread bytes sends a reset, which may
+ * destroy the answer before the client reads it: a 431 for a head that
+ * went on, a 400 for garbage (RFC 9112 9.6). */
+static void start_linger(http_server *s, hconn *c)
+{
+    net_shutdown(c->nc);
+    c->lingering = 1;
+    net_timer_at(s->loop, &c->linger, net_now_us() + LINGER_US, linger_end, c);
+    net_set(&c->io, NET_IN);
+}
+
+/* Read request bytes while there is room for them. */
+static void read_heads(hconn *c)
+{
+    while (c->inlen < sizeof c->in) {
+        c->rd_need = 0;
+        ssize_t n = net_read(c->nc, c->in + c->inlen, sizeof c->in - c->inlen);
+        if (n > 0) {
+            c->inlen += (size_t)n;
+            continue;
+        }
+        if (n == NET_AGAIN) c->rd_need = c->nc->want;
+        else c->eof = 1;
+        return;
+    }
+}
+
 static void on_conn(net_io *io, unsigned ev)
 {
     hconn *c = io->ud;
     http_server *s = c->s;
+    if (c->lingering) {
+        uint8_t buf[4096];
+        for (int i = 0; i < 16; i++) {
+            ssize_t n = net_read(c->nc, buf, sizeof buf);
+            if (n == NET_AGAIN) return;
+            if (n <= 0 || (c->drained += (size_t)n) > LINGER_MAX) {
+                conn_free(s, c);
+                return;
+            }
+        }
+        return;                 /* level-triggered: the rest next turn */
+    }
     if (c->ws) {
         ws_step(s, c);
-    } else if (ev & (NET_IN | NET_HUP | NET_ERR)) {
-        for (;;) {
-            if (c->inlen == sizeof c->in) break;
-            c->rd_need = 0;
-            ssize_t n = net_read(c->nc, c->in + c->inlen, sizeof c->in - c->inlen);
-            if (n > 0) {
-                c->inlen += (size_t)n;
-                continue;
-            }
-            if (n == NET_AGAIN) c->rd_need = c->nc->want;
-            else c->eof = 1;
-            break;
-        }
+    } else {
+        if (ev & (NET_IN | NET_HUP | NET_ERR)) read_heads(c);
         take_requests(s, c);
         if (c->ws) ws_step(s, c);
         else if (c->eof && c->off == c->len) c->close_after = 1;
     }
-    if (pump_out(c) != 0 || (c->eof && c->off == c->len && !c->ws)) {
+    int r = pump_out(c);
+    if (r < 0 || (c->eof && c->off == c->len && !c->ws)) {
         conn_free(s, c);
         return;
+    }
+    if (r > 0) {
+        if (c->ws) conn_free(s, c);    /* the variant sent its close */
+        else start_linger(s, c);
+        return;
+    }
+    if (c->upgrade_wait && c->off == c->len) {
+        c->upgrade_wait = 0;
+        net_again(&c->io);      /* the upgrade left in c->in, now */
     }
     set_interest(c);
 }
@@ -466,24 +542,16 @@ static void deliver(http_server *s)
         hconn *next;
         for (hconn *c = s->conns; c; c = next) {
             next = c->next;
-            if (!c->ws || c->close_after || strcmp(c->ws_path, m->path) != 0) continue;
-            if (c->len - c->off > WS_BACKLOG_LIMIT) {
+            /* A client whose 101 is not yet written is not yet counted
+             * (http_ws_clients) and gets nothing. */
+            if (!c->ws || c->handshaking || c->close_after || strcmp(c->ws_path, m->path) != 0) continue;
+            if (ws_unsent(c->nc) > WS_BACKLOG_LIMIT) {
                 conn_free(s, c);            /* it cannot keep up */
                 continue;
             }
-            /* One message per write: the variant frames each write. */
-            if (c->off < c->len || c->handshaking) {
-                out_add(c, m->data, m->len);   /* behind what waits; order kept */
-            } else {
-                size_t done = 0;
-                while (done < m->len) {
-                    ssize_t w = net_write(c->nc, m->data + done, m->len - done);
-                    if (w <= 0) break;
-                    done += (size_t)w;
-                }
-                if (done < m->len) out_add(c, m->data + done, m->len - done);
-            }
-            if (pump_out(c) != 0) {
+            /* Each message whole, as one frame: write() would cut a
+             * large one into several at the variant's high mark. */
+            if (ws_send_message(c->nc, WS_BINARY, m->data, m->len) != 0 || pump_out(c) != 0) {
                 conn_free(s, c);
                 continue;
             }

@@ -159,7 +159,7 @@ static void conn_feed(tls_impostor_t *imp, imp_conn *c, const unsigned char *buf
  * match them ("tlsv1 alert unknown ca", "wrong version number"). */
 static void conn_failed(tls_impostor_t *imp, imp_conn *c)
 {
-    const char *why = c->nc->why;
+    const char *why = net_why(c->nc);
     char buf[256];
     int reason = strncmp(why, "TLS: ", 5) == 0;
     if (reason) why += 5;

@@ -368,10 +368,13 @@ int net_peer_port(int fd)
 int net_fail(net_conn *c, int e, const char *fmt, ...)
 {
     c->err = e;
+    char buf[256];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(c->why, sizeof c->why, fmt, ap);
+    vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
+    free(c->why);
+    c->why = kit_strdup(buf);
     return NET_FAIL;
 }
 
@@ -386,6 +389,7 @@ net_conn *net_conn_new(const net_conn_ops *ops, int fd)
 
 void net_conn_free(net_conn *c)
 {
+    if (c) free(c->why);
     free(c);
 }
 

@@ -126,7 +126,7 @@ int net_peer_port(int fd);
 
 enum {
     NET_AGAIN = -2,             /* would block: see c->want */
-    NET_FAIL = -1               /* failed for good: see c->err, c->why */
+    NET_FAIL = -1               /* failed for good: see c->err, net_why(c) */
 };
 
 typedef struct net_conn net_conn;
@@ -159,7 +159,9 @@ struct net_conn {
     int fd;
     unsigned want;              /* after NET_AGAIN: NET_IN or NET_OUT */
     int err;                    /* errno of a failure, or 0 */
-    char why[200];              /* a failure in words ("" when none) */
+    char *why;                  /* a failure in words (NULL: none; read it
+                                   with net_why). Allocated only on a
+                                   failure: an idle connection stays small */
     net_conn *inner;            /* a layered variant's transport */
     void *impl;                 /* the variant's own state */
 };
@@ -186,6 +188,9 @@ static inline int net_flush(net_conn *c) { return c->ops->flush(c); }
 static inline size_t net_pending(net_conn *c) { return c->ops->pending(c); }
 static inline int net_shutdown(net_conn *c) { return c->ops->shutdown(c); }
 static inline void net_close(net_conn *c, int reset) { if (c) c->ops->close(c, reset); }
+
+/* The failure in words ("" when there is none). */
+static inline const char *net_why(const net_conn *c) { return c->why ? c->why : ""; }
 
 /* For variants: record a failure (errno e, may be 0) and return NET_FAIL. */
 int net_fail(net_conn *c, int e, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

@@ -59,7 +59,7 @@
 #define CONNECT_RETRY_US 10000
 #define CONNECT_PATIENCE_US 5000000
 /* A client that has not finished its TLS or WebSocket handshake by then
- * is closed. */
+ * is closed (px_opts.handshake_ms changes it). */
 #define HANDSHAKE_US 10000000
 
 enum { SIDE_CLIENT = 0, SIDE_BROKER = 1 };
@@ -152,6 +152,7 @@ struct proxy {
     char up_text[sizeof(struct sockaddr_un) + 16];
     size_t max_packet;
     struct ssl_ctx_st *tls;     /* wss:// */
+    int64_t handshake_us;       /* HANDSHAKE_US, or px_opts.handshake_ms */
 
     /* Shared with the API, under mu. */
     int stopping, stopped;
@@ -712,7 +713,7 @@ static void on_readable(proxy *p, px_conn *c, int s, int hup)
             sd->rd_need = sd->nc->want;
             return;
         }
-        ev_text(p, c, PX_EV_ERROR, s, "reading from the %s failed: %s", side_name(s), sd->nc->why);
+        ev_text(p, c, PX_EV_ERROR, s, "reading from the %s failed: %s", side_name(s), net_why(sd->nc));
         source_ended(p, c, s, sd->nc->err ? sd->nc->err : EIO);
         return;
     }
@@ -843,7 +844,7 @@ static void client_handshake(proxy *p, px_conn *c)
     p->nhandshaking--;
     if (r == NET_FAIL) {
         ev_text(p, c, PX_EV_ERROR, PX_UP, "client 127.0.0.1:%d: the %s handshake failed: %s", c->peer_port,
-                px_transport_name(c->transport), sd->nc->why);
+                px_transport_name(c->transport), net_why(sd->nc));
         side_flush(p, c, SIDE_CLIENT);     /* an HTTP error answer, a close frame */
         hard_close(p, c, "closed: the handshake failed");
         return;
@@ -897,7 +898,7 @@ static void conn_open(proxy *p, int cfd, int peer_port, int transport)
     }
     c->sd[SIDE_CLIENT].nc = nc;
     c->handshaking = 1;
-    c->handshake_until = now_us() + HANDSHAKE_US;
+    c->handshake_until = now_us() + p->handshake_us;
     p->nhandshaking++;
     client_handshake(p, c);
     conn_pump(p, c);
@@ -1054,8 +1055,8 @@ static void run_timers(proxy *p)
         for (px_conn *c = p->conns; c; c = next) {
             next = c->next;
             if (c->handshaking && c->handshake_until <= now) {
-                ev_text(p, c, PX_EV_ERROR, PX_UP, "client 127.0.0.1:%d did not finish its %s handshake in %d s",
-                        c->peer_port, px_transport_name(c->transport), HANDSHAKE_US / 1000000);
+                ev_text(p, c, PX_EV_ERROR, PX_UP, "client 127.0.0.1:%d did not finish its %s handshake in %lld ms",
+                        c->peer_port, px_transport_name(c->transport), (long long)(p->handshake_us / 1000));
                 hard_close(p, c, "closed: no handshake in time");
                 continue;
             }
@@ -1171,6 +1172,7 @@ int proxy_start(const px_opts *o, proxy **out, char *err)
     }
     p->max_packet = o->max_packet ? o->max_packet : DEFAULT_MAX_PACKET;
     p->tls = o->ws_tls;
+    p->handshake_us = o->handshake_ms > 0 ? (int64_t)o->handshake_ms * 1000 : HANDSHAKE_US;
     pthread_mutex_init(&p->mu, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);

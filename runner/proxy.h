@@ -170,6 +170,9 @@ typedef struct {
     struct ssl_ctx_st *ws_tls;  /* wss:// on that port: a TLS server
                                    context, borrowed (it must outlive
                                    the proxy) */
+    int handshake_ms;           /* a WebSocket or TLS client that has not
+                                   finished its handshake by then is
+                                   closed; 0 = 10000 */
 } px_opts;
 
 /*

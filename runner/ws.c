@@ -782,7 +782,7 @@ static void queue_close(ws_impl *w, unsigned code, const char *reason)
 static int inner_failed(net_conn *c)
 {
     net_conn *in = c->inner;
-    return net_fail(c, in->err, "%s", in->why[0] ? in->why : "the connection failed");
+    return net_fail(c, in->err, "%s", net_why(in)[0] ? net_why(in) : "the connection failed");
 }
 
 /* Write the output buffer through the inner connection. */
@@ -961,7 +961,7 @@ static int ws_handshake(net_conn *c)
         case ST_OPEN:
             return 0;
         default:
-            if (!c->why[0]) net_fail(c, EPIPE, "the WebSocket is closed");
+            if (!net_why(c)[0]) net_fail(c, EPIPE, "the WebSocket is closed");
             return NET_FAIL;
         }
     }
@@ -985,7 +985,7 @@ static ssize_t ws_read(net_conn *c, void *buf, size_t n)
         return 0;
     }
     if (w->state != ST_OPEN) {
-        if (!c->why[0]) net_fail(c, ENOTCONN, "WebSocket read before the handshake");
+        if (!net_why(c)[0]) net_fail(c, ENOTCONN, "WebSocket read before the handshake");
         return NET_FAIL;
     }
     if (n == 0) return 0;
@@ -1195,5 +1195,17 @@ int ws_ping(net_conn *c, const void *payload, size_t len)
     if (len > 125) return net_fail(c, EINVAL, "a ping payload longer than 125 bytes");
     if (w->state != ST_OPEN || w->close_sent) return net_fail(c, ENOTCONN, "the WebSocket is not open");
     queue_frame(w, WS_PING, payload, len);
+    return 0;
+}
+
+int ws_send_message(net_conn *c, int opcode, const void *payload, size_t len)
+{
+    if (!ws_is(c)) return NET_FAIL;
+    ws_impl *w = c->impl;
+    if (opcode != WS_BINARY && opcode != WS_TEXT) return net_fail(c, EINVAL, "not a data opcode");
+    if (w->state != ST_OPEN || w->close_sent) return net_fail(c, ENOTCONN, "the WebSocket is not open");
+    /* One frame, whatever its size: write() would cut a large one at
+     * OUT_HIGH into several messages. The caller bounds its backlog. */
+    queue_frame(w, opcode, payload, len);
     return 0;
 }

@@ -262,5 +262,11 @@ unsigned ws_peer_close_code(const net_conn *c);
 /* Queue a ping with payload (at most 125 bytes); flush() sends it. 0, or
  * NET_FAIL. */
 int ws_ping(net_conn *c, const void *payload, size_t len);
+/* Queue payload as one whole message (WS_BINARY or WS_TEXT, one frame)
+ * whatever its size, for a sender of messages (the HTTP server's push)
+ * rather than of a byte stream, whose write() cuts at its buffer's high
+ * mark; flush() sends it. The caller bounds its backlog (ws_unsent). 0,
+ * or NET_FAIL when the WebSocket is not open. */
+int ws_send_message(net_conn *c, int opcode, const void *payload, size_t len);
 
 #endif

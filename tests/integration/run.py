@@ -670,6 +670,89 @@ def test_proxy_api():
     report(not files and not procs, "proxy_api.lua leaves nothing behind", f"{files} {procs}")
 
 
+def mqttjs_dir():
+    """mqtt.js for Node: $MQLAB_MQTTJS_DIR (a node_modules/mqtt folder), else
+    the one `make deps` puts under build/npm; None when there is neither."""
+    for d in (os.environ.get("MQLAB_MQTTJS_DIR"), os.path.join(ROOT, "build", "npm", "node_modules", "mqtt")):
+        if d and os.path.isfile(os.path.join(d, "package.json")):
+            return os.path.abspath(d)
+    return None
+
+
+def ws_round(name, url_fmt, certs, tmpdir):
+    """websocket.lua (a broker, a proxy with a WebSocket port) beside
+    ws_client.js (mqtt.js) on ws:// or wss://; the script's assertions and
+    the client's are reported."""
+    script = os.path.join("tests", "integration", "websocket.lua")
+    proc = subprocess.Popen([MQLAB, "run", script] + ([certs] if certs else []), cwd=ROOT, env=env_for(tmpdir),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    ports = None
+    lines = []
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        lines.append(line)
+        m = re.match(r"ports (\d+) (\d+)", line)
+        if m:
+            ports = (int(m.group(1)), int(m.group(2)))
+            break
+    if not ports:
+        proc.kill()
+        out, err = proc.communicate()
+        report(False, f"{name}: websocket.lua printed its ports", "".join(lines) + out + err)
+        return
+    env = dict(os.environ, MQLAB_MQTTJS_DIR=mqttjs_dir())
+    args = ["node", os.path.join(ROOT, "tests", "integration", "ws_client.js"), url_fmt % ports[1]]
+    if certs:
+        args.append(os.path.join(certs, "ca.crt"))
+    try:
+        c = subprocess.run(args, env=env, capture_output=True, text=True, timeout=180)
+        crc, cout, cerr = c.returncode, c.stdout, c.stderr
+    except subprocess.TimeoutExpired as e:
+        crc, cout, cerr = -1, e.stdout or "", "timed out"
+    try:
+        verdict = json.loads(cout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        verdict = {}
+    report(crc == 0 and verdict.get("ok") and verdict.get("sizes") == [21, 300 * 1024],
+           f"{name}: mqtt.js got both QoS 1 messages back intact (21 B and 300 KiB)", f"exit {crc}: {cout} {cerr}")
+    if crc != 0:
+        proc.send_signal(signal.SIGINT)     # the script would wait for a DISCONNECT that never comes
+    try:
+        out, err = proc.communicate(timeout=200)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+    for l in out.splitlines():
+        if l.startswith("ok "):
+            report(True, f"{name}: {l[3:]}")
+        elif l.startswith("FAIL "):
+            n, _, detail = l[5:].partition(": ")
+            report(False, f"{name}: {n}", detail)
+    report(proc.returncode == 0 and "done" in out, f"{name}: websocket.lua ran to the end",
+           f"exit {proc.returncode}: {err}")
+
+
+def test_websocket():
+    print("MQTT over WebSockets: mqtt.js through the proxy's ws:// and wss:// port")
+    node, mj = shutil.which("node"), mqttjs_dir()
+    if not node or not mj:
+        print("  skip  websocket: " + ("no node on PATH" if not node else
+              "no mqtt.js (set MQLAB_MQTTJS_DIR to a node_modules/mqtt folder, or run make deps)"))
+        return
+    tmpdir = fresh_tmp()
+    ws_round("ws://", "ws://127.0.0.1:%d/mqtt", None, tmpdir)
+    # wss://: the kit's PKI in a folder of this run, never the real HOME's.
+    certs = os.path.join(RUN_TMP, "ws-pki")
+    p = mqlab(["certs", certs])
+    report(p.returncode == 0 and os.path.isfile(os.path.join(certs, "ca.crt")), "mqlab certs made a PKI for wss://",
+           p.stdout + p.stderr)
+    ws_round("wss://", "wss://127.0.0.1:%d/mqtt", certs, tmpdir)
+    files, procs = leftovers(tmpdir)
+    report(not files and not procs, "websocket.lua leaves nothing behind", f"{files} {procs}")
+
 def test_brokerlog():
     print("the broker log parser, against hostile client ids, usernames and topics")
     tmpdir = fresh_tmp()
@@ -2479,7 +2562,7 @@ def main():
     tests = [("solutions", test_solutions), ("bad", test_bad)]
     if REPEAT == 1:
         tests += [("contract", test_contract), ("workspace", test_workspace), ("grade", test_grade),
-                  ("sigint", test_sigint), ("sweep", test_sweep), ("hostile", test_hostile), ("stuck", test_stuck), ("no-sandbox", test_no_sandbox), ("misnamed", test_misnamed), ("jobs", test_jobs), ("class", test_class), ("resume", test_resume), ("fair", test_fair), ("guide", test_guide), ("guided", test_guided), ("tour", test_tour), ("new-lab", test_newlab), ("verify", test_verify), ("own-labs", test_own_labs), ("trace", test_trace), ("proxy-api", test_proxy_api), ("brokerlog", test_brokerlog), ("lab-tools", test_labtools), ("certs", test_certs), ("brokerconf", test_brokerconf),
+                  ("sigint", test_sigint), ("sweep", test_sweep), ("hostile", test_hostile), ("stuck", test_stuck), ("no-sandbox", test_no_sandbox), ("misnamed", test_misnamed), ("jobs", test_jobs), ("class", test_class), ("resume", test_resume), ("fair", test_fair), ("guide", test_guide), ("guided", test_guided), ("tour", test_tour), ("new-lab", test_newlab), ("verify", test_verify), ("own-labs", test_own_labs), ("trace", test_trace), ("proxy-api", test_proxy_api), ("websocket", test_websocket), ("brokerlog", test_brokerlog), ("lab-tools", test_labtools), ("certs", test_certs), ("brokerconf", test_brokerconf),
                   ("bench", test_bench), ("watch", test_watch), ("live", test_live),
                   ("friction-hint", test_friction_hint), ("friction-progress", test_friction_progress),
                   ("friction-broker", test_friction_broker), ("friction-outside", test_friction_outside),

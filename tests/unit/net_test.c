@@ -213,7 +213,7 @@ static void TEST_tcp_conn(void)
     }
     CU_ASSERT_EQUAL(n, NET_FAIL);
     CU_ASSERT_TRUE(s->err == ECONNRESET || s->err == EPIPE);
-    CU_ASSERT_TRUE(s->why[0] != '\0');
+    CU_ASSERT_TRUE(net_why(s)[0] != '\0');
     net_close(s, 0);
     close(lfd);
 }

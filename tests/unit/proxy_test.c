@@ -34,6 +34,7 @@
 #include "mqtt.h"
 #include "packet.h"
 #include "proxy.h"
+#include "testutil.h"
 #include "cleanup.h"
 #include "util.h"
 
@@ -69,85 +70,6 @@ static int suite_clean(void)
 
 /* ------------------------------------------------------------------ */
 /* Hand-built MQTT 3.1.1                                              */
-
-static size_t put_str(uint8_t *b, const char *s)
-{
-    size_t n = strlen(s);
-    b[0] = (uint8_t)(n >> 8);
-    b[1] = (uint8_t)n;
-    memcpy(b + 2, s, n);
-    return n + 2;
-}
-
-static size_t frame(uint8_t *out, uint8_t first, const uint8_t *body, size_t n)
-{
-    size_t k = 0;
-    out[k++] = first;
-    size_t rem = n;
-    do {
-        uint8_t byte = rem % 128;
-        rem /= 128;
-        if (rem) byte |= 0x80;
-        out[k++] = byte;
-    } while (rem);
-    memcpy(out + k, body, n);
-    return k + n;
-}
-
-/* CONNECT, clean session; a will when will_topic is not NULL. */
-static size_t mk_connect(uint8_t *out, const char *id, int keepalive, const char *will_topic,
-                         const char *will_payload, int will_qos)
-{
-    uint8_t body[512];
-    size_t n = put_str(body, "MQTT");
-    body[n++] = 4;
-    uint8_t flags = 0x02;
-    if (will_topic) flags |= (uint8_t)(0x04 | (will_qos << 3));
-    body[n++] = flags;
-    body[n++] = (uint8_t)(keepalive >> 8);
-    body[n++] = (uint8_t)keepalive;
-    n += put_str(body + n, id);
-    if (will_topic) {
-        n += put_str(body + n, will_topic);
-        n += put_str(body + n, will_payload);
-    }
-    return frame(out, 0x10, body, n);
-}
-
-/* out must hold len + strlen(topic) + 9 bytes. */
-static size_t mk_publish(uint8_t *out, const char *topic, const void *payload, size_t len, int qos, int id)
-{
-    uint8_t *body = kit_xmalloc(len + strlen(topic) + 4);
-    size_t n = put_str(body, topic);
-    if (qos) {
-        body[n++] = (uint8_t)(id >> 8);
-        body[n++] = (uint8_t)id;
-    }
-    memcpy(body + n, payload, len);
-    n += len;
-    size_t total = frame(out, (uint8_t)(0x30 | (qos << 1)), body, n);
-    free(body);
-    return total;
-}
-
-static size_t mk_subscribe(uint8_t *out, int id, const char *filter, int qos)
-{
-    uint8_t body[300];
-    body[0] = (uint8_t)(id >> 8);
-    body[1] = (uint8_t)id;
-    size_t n = 2 + put_str(body + 2, filter);
-    body[n++] = (uint8_t)qos;
-    return frame(out, 0x82, body, n);
-}
-
-static size_t mk_puback(uint8_t *out, int id)
-{
-    out[0] = 0x40;
-    out[1] = 2;
-    out[2] = (uint8_t)(id >> 8);
-    out[3] = (uint8_t)id;
-    return 4;
-}
 
 static const uint8_t PINGREQ[] = { 0xc0, 0x00 };
 static const uint8_t DISCONNECT[] = { 0xe0, 0x00 };
@@ -255,7 +177,7 @@ static int mqtt_open(int port, const char *id, int keepalive, const char *will_t
     int fd = tcp_connect(port);
     if (fd < 0) return -1;
     uint8_t buf[600];
-    size_t n = mk_connect(buf, id, keepalive, will_topic, will_payload, 1);
+    size_t n = tu_mk_connect(buf, id, keepalive, will_topic, will_payload, 1);
     uint8_t ack[4];
     if (write_all(fd, buf, n) != 0 || read_packet(fd, ack, sizeof ack, WAIT_MS) != 4 ||
         ack[0] != 0x20 || ack[3] != 0) {
@@ -268,7 +190,7 @@ static int mqtt_open(int port, const char *id, int keepalive, const char *will_t
 static int publish_raw(int fd, const char *topic, const char *payload, int qos, int id)
 {
     uint8_t buf[1024];
-    size_t n = mk_publish(buf, topic, payload, strlen(payload), qos, id);
+    size_t n = tu_mk_publish(buf, topic, payload, strlen(payload), qos, id);
     return write_all(fd, buf, n);
 }
 
@@ -443,12 +365,12 @@ static void TEST_forward_and_trace(void)
     int fd = tcp_connect(proxy_port(p));
     CU_ASSERT_FATAL(fd >= 0);
     uint8_t buf[1024];
-    size_t n = mk_connect(buf, "pxt-fwd", 60, NULL, NULL, 0);
+    size_t n = tu_mk_connect(buf, "pxt-fwd", 60, NULL, NULL, 0);
     CU_ASSERT_EQUAL(write_all(fd, buf, n), 0);
     CU_ASSERT_EQUAL(read_packet(fd, buf, sizeof buf, WAIT_MS), 4);
     CU_ASSERT(buf[0] == 0x20 && buf[3] == 0);
 
-    n = mk_subscribe(buf, 1, "pxt/fwd/#", 1);
+    n = tu_mk_subscribe(buf, 1, "pxt/fwd/#", 1);
     CU_ASSERT_EQUAL(write_all(fd, buf, n), 0);
     CU_ASSERT_EQUAL(read_packet(fd, buf, sizeof buf, WAIT_MS), 5);
     CU_ASSERT(buf[0] == 0x90 && buf[3] == 1 && buf[4] == 1);
@@ -469,7 +391,7 @@ static void TEST_forward_and_trace(void)
     }
     CU_ASSERT(got_puback && got_publish);
     CU_ASSERT(down_id > 0);
-    n = mk_puback(buf, down_id);
+    n = tu_mk_puback(buf, down_id);
     CU_ASSERT_EQUAL(write_all(fd, buf, n), 0);
 
     /* A big payload: many reads and partial writes in the proxy. */
@@ -477,7 +399,7 @@ static void TEST_forward_and_trace(void)
     char *payload = kit_xmalloc(big);
     for (size_t i = 0; i < big; i++) payload[i] = (char)('a' + i % 26);
     uint8_t *bigpkt = kit_xmalloc(big + 64);
-    n = mk_publish(bigpkt, "pxt/fwd/big", payload, big, 1, 3);
+    n = tu_mk_publish(bigpkt, "pxt/fwd/big", payload, big, 1, 3);
     CU_ASSERT_EQUAL(write_all(fd, bigpkt, n), 0);
     int big_acked = 0;
     for (int i = 0; i < 2; i++) {
@@ -493,7 +415,7 @@ static void TEST_forward_and_trace(void)
             CU_ASSERT(memcmp(bigpkt + (size_t)r - big, payload, big) == 0);
             int id = bigpkt[h + 2 + tl] << 8 | bigpkt[h + 3 + tl];
             uint8_t ack[4];
-            CU_ASSERT_EQUAL(write_all(fd, ack, mk_puback(ack, id)), 0);
+            CU_ASSERT_EQUAL(write_all(fd, ack, tu_mk_puback(ack, id)), 0);
         }
     }
     CU_ASSERT(big_acked);
@@ -604,7 +526,7 @@ static void TEST_split_and_batched_writes(void)
     int fd = tcp_connect(proxy_port(p));
     CU_ASSERT_FATAL(fd >= 0);
     uint8_t buf[1024];
-    size_t n = mk_connect(buf, "pxt-split", 60, "pxt/split/will", "w", 0);
+    size_t n = tu_mk_connect(buf, "pxt-split", 60, "pxt/split/will", "w", 0);
     for (size_t i = 0; i < n; i++) {
         CU_ASSERT_EQUAL(write_all(fd, buf + i, 1), 0);
         /* Let each byte leave on its own, so the proxy sees a split packet. */
@@ -614,9 +536,9 @@ static void TEST_split_and_batched_writes(void)
     CU_ASSERT(buf[0] == 0x20 && buf[3] == 0);
 
     /* Four packets in one write. */
-    n = mk_publish(buf, "pxt/split/a", "1", 1, 1, 11);
-    n += mk_publish(buf + n, "pxt/split/b", "22", 2, 0, 0);
-    n += mk_publish(buf + n, "pxt/split/c", "333", 3, 1, 12);
+    n = tu_mk_publish(buf, "pxt/split/a", "1", 1, 1, 11);
+    n += tu_mk_publish(buf + n, "pxt/split/b", "22", 2, 0, 0);
+    n += tu_mk_publish(buf + n, "pxt/split/c", "333", 3, 1, 12);
     memcpy(buf + n, PINGREQ, sizeof PINGREQ);
     n += sizeof PINGREQ;
     CU_ASSERT_EQUAL(write_all(fd, buf, n), 0);
@@ -871,7 +793,7 @@ static void TEST_disconnect_then_close_no_will(void)
         int fd = mqtt_open(proxy_port(p), "pxt-clean", 60, "pxt/clean/will", "gone");
         CU_ASSERT_FATAL(fd >= 0);
         uint8_t buf[256];
-        size_t n = mk_publish(buf, "pxt/clean/bye", "bye", 3, 0, 0);
+        size_t n = tu_mk_publish(buf, "pxt/clean/bye", "bye", 3, 0, 0);
         memcpy(buf + n, DISCONNECT, sizeof DISCONNECT);
         n += sizeof DISCONNECT;
         CU_ASSERT_EQUAL(write_all(fd, buf, n), 0);
@@ -902,7 +824,7 @@ static void TEST_cut_bytes(void)
     proxy *p = start_proxy(0);
     CU_ASSERT_PTR_NOT_NULL_FATAL(p);
     uint8_t conn_pkt[256];
-    size_t clen = mk_connect(conn_pkt, "pxt-bytes", 60, "pxt/bytes/will", "gone", 1);
+    size_t clen = tu_mk_connect(conn_pkt, "pxt-bytes", 60, "pxt/bytes/will", "gone", 1);
     char err[KIT_ERRLEN] = "";
     px_rule r;
     memset(&r, 0, sizeof r);
@@ -1071,7 +993,7 @@ static void connect_many(proxy *p, int *fds, int n, const char *prefix)
         fds[i] = tcp_connect(proxy_port(p));
         CU_ASSERT_FATAL(fds[i] >= 0);
         snprintf(id, sizeof id, "%s-%d", prefix, i);
-        size_t len = mk_connect(buf, id, 60, NULL, NULL, 0);
+        size_t len = tu_mk_connect(buf, id, 60, NULL, NULL, 0);
         CU_ASSERT_EQUAL(write_all(fds[i], buf, len), 0);
     }
     for (int i = 0; i < n; i++) {
@@ -1217,7 +1139,7 @@ static void TEST_broker_hangs_up(void)
     int fd = tcp_connect(proxy_port(p));
     CU_ASSERT_FATAL(fd >= 0);
     uint8_t buf[512];
-    size_t n = mk_connect(buf, "pxt-hangup", 60, NULL, NULL, 0);
+    size_t n = tu_mk_connect(buf, "pxt-hangup", 60, NULL, NULL, 0);
     CU_ASSERT_EQUAL(write_all(fd, buf, n), 0);
     struct pollfd pfd = { .fd = lfd, .events = POLLIN };
     CU_ASSERT_FATAL(poll(&pfd, 1, WAIT_MS) == 1);
@@ -1318,7 +1240,7 @@ static void TEST_no_leaks(void)
     int fd = mqtt_open(proxy_port(p), "pxt-leak", 60, NULL, NULL);
     CU_ASSERT_FATAL(fd >= 0);
     uint8_t buf[64];
-    size_t n = mk_publish(buf, "pxt/leak/t", "x", 1, 1, 1);
+    size_t n = tu_mk_publish(buf, "pxt/leak/t", "x", 1, 1, 1);
     CU_ASSERT_EQUAL(write_all(fd, buf, n - 1), 0);
     proxy_free(p);
     CU_ASSERT_EQUAL(read_until_eof(fd), 1);
@@ -1385,7 +1307,7 @@ static void TEST_unix_upstream(void)
     CU_ASSERT(next_msg_is(obs, "pxt/unix/up", "via-socket"));
 
     uint8_t buf[512];
-    size_t n = mk_subscribe(buf, 2, "pxt/unix/down", 0);
+    size_t n = tu_mk_subscribe(buf, 2, "pxt/unix/down", 0);
     CU_ASSERT_EQUAL(write_all(fd, buf, n), 0);
     CU_ASSERT_EQUAL(read_packet(fd, buf, sizeof buf, WAIT_MS), 5);
     CU_ASSERT(buf[0] == 0x90);
@@ -1467,7 +1389,7 @@ static void TEST_unix_backlog_retry(void)
     for (int i = 0; i < 2; i++) {
         fd[i] = tcp_connect(proxy_port(p));
         CU_ASSERT_FATAL(fd[i] >= 0);
-        size_t n = mk_connect(buf, i ? "pxt-second" : "pxt-first", 60, NULL, NULL, 0);
+        size_t n = tu_mk_connect(buf, i ? "pxt-second" : "pxt-first", 60, NULL, NULL, 0);
         CU_ASSERT_EQUAL(write_all(fd[i], buf, n), 0);
         CU_ASSERT_PTR_NOT_NULL(wait_ev(p, PX_EV_OPEN, -1, -1, (unsigned)i + 1, 1));
     }

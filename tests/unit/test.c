@@ -32,6 +32,8 @@ int init_net_tests(void);
 int init_ws_tests(void);
 int init_json_tests(void);
 int init_browser_tests(void);
+int init_http_tests(void);
+int init_proxy_ws_tests(void);
 int sbx_init_main(int argc, char **argv);
 int init_start_cost_suite(int n);
 
@@ -60,8 +62,8 @@ int main(int argc, char **argv)
         init_mqtt_tests() || init_lab_tests() || init_report_tests() || init_packet_tests() ||
         init_proxy_tests() || init_trace_tests() || init_tls_tests() ||
         init_hist_tests() || init_bench_tests() || init_sandbox_tests() || init_cleanup_tests() ||
-        init_px_rules_tests() || init_net_tests() || init_ws_tests() ||
-        init_json_tests() || init_browser_tests()) {
+        init_px_rules_tests() || init_net_tests() || init_ws_tests() || init_http_tests() ||
+        init_proxy_ws_tests() || init_json_tests() || init_browser_tests()) {
         fprintf(stderr, "could not register the test suites\n");
         CU_cleanup_registry();
         return 1;
@@ -81,7 +83,12 @@ int main(int argc, char **argv)
         CU_basic_set_mode(CU_BRM_SILENT);
         for (int k = 0; k < times; k++) {
             CU_basic_run_test(suite, test);
-            if (CU_get_number_of_tests_failed()) bad++;
+            if (CU_get_number_of_tests_failed()) {
+                /* Silent mode says nothing: name the assertions that failed. */
+                for (CU_pFailureRecord f = CU_get_failure_list(); f; f = f->pNext)
+                    printf("%s:%u: %s\n", f->strFileName, f->uiLineNumber, f->strCondition);
+                bad++;
+            }
         }
         CU_cleanup_registry();
         mq_cleanup();

@@ -4,6 +4,8 @@
 #ifndef MQLAB_TESTUTIL_H
 #define MQLAB_TESTUTIL_H
 
+#include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "programs.h"
@@ -19,5 +21,17 @@ char tu_proc_state(pid_t pid);
 int tu_pid_alive(pid_t pid);
 /* Wait until p's stdout holds text, or ms pass. 1 when it does. */
 int tu_stdout_has(prog_t *p, const char *text, int ms);
+
+
+/* Hand-built MQTT 3.1.1 packets into out; each returns its length. */
+size_t tu_put_str(uint8_t *b, const char *s);
+size_t tu_frame(uint8_t *out, uint8_t first, const uint8_t *body, size_t n);
+/* CONNECT, clean session; a will when will_topic is not NULL. */
+size_t tu_mk_connect(uint8_t *out, const char *id, int keepalive, const char *will_topic,
+                     const char *will_payload, int will_qos);
+/* out must hold len + strlen(topic) + 9 bytes. */
+size_t tu_mk_publish(uint8_t *out, const char *topic, const void *payload, size_t len, int qos, int id);
+size_t tu_mk_subscribe(uint8_t *out, int id, const char *filter, int qos);
+size_t tu_mk_puback(uint8_t *out, int id);
 
 #endif

@@ -965,7 +965,7 @@ static void TEST_variant_raw(void)
     CU_ASSERT(run_until(r.l, s_end, &r.s, 3000));
     CU_ASSERT(r.s.failed);
     CU_ASSERT(r.s.rxlen == 3 && memcmp(r.s.rx, "abc", 3) == 0);
-    CU_ASSERT(strstr(r.s.c->why, "unmasked") != NULL);
+    CU_ASSERT(strstr(net_why(r.s.c), "unmasked") != NULL);
     CU_ASSERT(raw_read(r.fd, buf, sizeof buf, r.l, 4) >= 4);
     CU_ASSERT(buf[0] == 0x88 && buf[2] == 0x03 && buf[3] == 0xea);
     raw_close(&r);
@@ -985,7 +985,7 @@ static void TEST_variant_raw(void)
     peer_step(&r.s);
     CU_ASSERT(run_until(r.l, s_done, &r.s, 3000));
     CU_ASSERT(r.s.failed && !r.s.ready);
-    CU_ASSERT(strstr(r.s.c->why, "HTTP 400") != NULL);
+    CU_ASSERT(strstr(net_why(r.s.c), "HTTP 400") != NULL);
     size_t n = raw_read(r.fd, buf, sizeof buf - 1, r.l, 12);
     buf[n] = 0;
     CU_ASSERT(strncmp((char *)buf, "HTTP/1.1 400 ", 13) == 0);
