@@ -712,7 +712,11 @@ int browser_start(const browser_opts_t *opts, browser_t **out, char *err)
     }
     args_t argv = { 0 }, envp = { 0 };
     chromium_args(&argv, exe, &o, profile);
-    chromium_env(&envp, home, tmp);
+    /* Inside, the sandbox's own /tmp (a private tmpfs): Chromium puts a
+     * unix socket in TMPDIR, and a path under a deep TMPDIR passes the
+     * 107 bytes of sun_path ("Socket path too long": the integration
+     * tests' TMPDIR did). */
+    chromium_env(&envp, home, inside ? "/tmp" : tmp);
     rc = inside ? spawn_inside(b, &o, argv.v, envp.v, logfd, err)
                 : spawn_outside(b, argv.v, envp.v, logfd, err);
     close(logfd);

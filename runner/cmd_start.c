@@ -56,7 +56,10 @@ int cmd_start(int argc, char **argv)
     start_state_t st = { .store = opt.no_record ? NULL : open_store(have_ws ? ws : NULL),
                          .student = who, .lab = lab_id(lab), .n = n };
     char err[KIT_ERRLEN];
-    int krc = lab_guide(lab, who, opt.lang, opt.port > 0 ? opt.port : 1883, step_met, &st, err, sizeof err);
+    /* The lab's folder in the workspace, else this one, as check does. */
+    char *dir = check_folder(NULL, lab_id(lab), ws, sizeof ws, &have_ws);
+    int krc = lab_guide(lab, who, opt.lang, dir, opt.port > 0 ? opt.port : 1883, step_met, &st, err, sizeof err);
+    free(dir);
     if (krc == KIT_OK) {
         printf(T("\nAll %d steps done. When your own program does the same: mqlab check %s\n",
                  "\nHechos los %d pasos. Cuando tu programa haga lo mismo: mqlab check %s\n"), n, argv[0]);

@@ -927,7 +927,7 @@ int lab_guide_steps(lab_t *lab)
     return n;
 }
 
-int lab_guide(lab_t *lab, const char *student, const char *lang, int want_port,
+int lab_guide(lab_t *lab, const char *student, const char *lang, const char *dir, int want_port,
               void (*step_met)(void *ud, int i, const char *step), void *ud, char *err, size_t errlen)
 {
     lua_State *L = host_state(lab->h);
@@ -940,8 +940,22 @@ int lab_guide(lab_t *lab, const char *student, const char *lang, int want_port,
     lua_newtable(L);
     lua_pushstring(L, student); lua_setfield(L, -2, "student");
     lua_pushstring(L, lang); lua_setfield(L, -2, "lang");
+    /* The student's folder, read-only, for a guide that serves it. */
+    char real[PATH_MAX];
+    if (dir && realpath(dir, real)) {
+        policy_add(real, POLICY_READ, NULL);
+        lua_pushstring(L, real);
+        lua_setfield(L, -2, "dir");
+    } else {
+        real[0] = '\0';
+    }
     int rc = host_call(lab->h, 2, 1, err, errlen);
-    if (rc != KIT_OK) { first_line(err); lua_settop(L, base); return rc; }
+    if (rc != KIT_OK) {
+        first_line(err);
+        if (real[0]) policy_forget(real);
+        lua_settop(L, base);
+        return rc;
+    }
     int ctx = lua_gettop(L);
 
     push_engine(lab->h, "guide_setup");
@@ -984,6 +998,7 @@ int lab_guide(lab_t *lab, const char *student, const char *lang, int want_port,
     push_engine(lab->h, "finish");
     lua_pushvalue(L, ctx);
     host_call(lab->h, 1, 1, ferr, sizeof ferr);
+    if (real[0]) policy_forget(real);
     lua_settop(L, base);
     return rc;
 }

@@ -112,9 +112,11 @@ int lab_text_problems(lab_t *lab, char ***out, int *n);
  * want_port (when free; else a free port), the student's parameters,
  * then each step until the wire shows it met (step_met is called for
  * it). KIT_OK when every step was met, KIT_EINTR on Ctrl-C, KIT_EMISSING
- * or KIT_ERR (err says why). Nothing is left running in any case. */
+ * or KIT_ERR (err says why). Nothing is left running in any case. dir:
+ * the student's folder for the lab, readable while the guide runs, which
+ * its steps may use (lab 11 serves it to a browser); NULL for none. */
 int lab_guide_steps(lab_t *lab);
-int lab_guide(lab_t *lab, const char *student, const char *lang, int want_port,
+int lab_guide(lab_t *lab, const char *student, const char *lang, const char *dir, int want_port,
               void (*step_met)(void *ud, int i, const char *step), void *ud, char *err, size_t errlen);
 
 #endif

@@ -110,6 +110,11 @@ local function lab(def)
   lab_need(def.setup == nil or type(def.setup) == "function", "setup", "lab '%s': 'setup' must be a function(ctx)", def.id)
   lab_need(def.proxy == nil or type(def.proxy) == "boolean", "proxy", "lab '%s': 'proxy' must be true or false", def.id)
   lab_need(not def.proxy or def.broker, "proxy", "lab '%s': 'proxy = true' needs a 'broker' to stand in front of", def.id)
+  lab_need(def.websocket == nil or type(def.websocket) == "boolean", "websocket",
+       "lab '%s': 'websocket' must be true or false", def.id)
+  lab_need(not def.websocket or def.proxy, "websocket", "lab '%s': 'websocket = true' needs 'proxy = true'", def.id)
+  lab_need(def.guide_start == nil or type(def.guide_start) == "function", "guide_start",
+       "lab '%s': 'guide_start' must be a function(ctx)", def.id)
   lab_need(def.tcp_broker == nil or type(def.tcp_broker) == "boolean", "tcp_broker",
        "lab '%s': 'tcp_broker' must be true or false", def.id)
   lab_need(type(def.checks) == "table" and #def.checks > 0, "checks", "lab '%s': 'checks' must list at least one check{}", def.id)
@@ -733,6 +738,8 @@ end
 
 -- A fault proxy in front of the lab's broker (see mqlab.proxy). The
 -- first one becomes ctx.proxy, the one ctx:env() sends programs to.
+-- websocket = true adds a port for MQTT over WebSockets (px:ws_port(),
+-- ws_port to ask for one), where a browser's mqtt.js connects.
 function Ctx:proxy_start(opts)
   opts = opts or {}
   assert(self.broker, "ctx:proxy_start needs the lab's broker")
@@ -742,7 +749,8 @@ function Ctx:proxy_start(opts)
     if not path then upstream = self.broker:port() end
   end
   local px, msg, code = proxymod.start { upstream = upstream, upstream_path = path, port = opts.port,
-                                         max_packet = opts.max_packet }
+                                         max_packet = opts.max_packet, websocket = opts.websocket,
+                                         ws_port = opts.ws_port }
   if not px then return nil, msg, code end
   self:own(px)
   if not self.proxy then self.proxy = px end
@@ -845,7 +853,7 @@ function M.setup(ctx)
     if not b then return nil, code == "missing" and "missing" or "error", msg end
     ctx.broker = ctx:own(b)
     if labdef.proxy then
-      local px, pmsg = ctx:proxy_start()
+      local px, pmsg = ctx:proxy_start { websocket = labdef.websocket }
       if not px then return nil, "error", pmsg end
     end
   end
@@ -945,6 +953,8 @@ end
 -- one), then the steps one at a time. Everything is owned by the ctx, so
 -- finish() closes it whatever happened.
 
+M.GUIDE_WS_PORT = 9001
+
 function M.guide_count(labdef) return labdef.guide and #labdef.guide or 0 end
 
 local function say(ctx, msg, ...)
@@ -966,10 +976,29 @@ function M.guide_setup(ctx, want_port)
   local b, msg, code = brokermod.start(opts)
   if not b then return nil, code == "missing" and "missing" or "error", msg end
   ctx.broker = ctx:own(b)
-  local px = ctx:proxy_start { port = want_port }
-  if not px and want_port then px = ctx:proxy_start {} end
+  -- A browser lab's page speaks MQTT over WebSockets: the course's port
+  -- 9001 when it is free, as 1883 for the plain port.
+  -- Each port asked for, then a free one where it is taken.
+  local ws = labdef.websocket and M.GUIDE_WS_PORT or nil
+  local px
+  for _, try in ipairs({ { want_port, ws }, { want_port, nil }, { nil, ws }, { nil, nil } }) do
+    px = ctx:proxy_start { port = try[1], websocket = labdef.websocket, ws_port = try[2] }
+    if px then break end
+  end
   if not px then return nil, "error", "cannot start the proxy" end
   ctx.p.host, ctx.p.port = "127.0.0.1", px:port()
+  if labdef.websocket then
+    ctx.p.ws_port = px:ws_port()
+    ctx.p.ws_url = string.format("ws://127.0.0.1:%d/mqtt", ctx.p.ws_port)
+    ctx.guide_want_ws = ws
+  end
+  -- A lab's `guide_start = function(ctx)` starts what else its guide
+  -- needs (lab 11: an HTTP server on the student's folder, ctx.dir);
+  -- nil, message means the machine lacks it (exit code 3).
+  if type(labdef.guide_start) == "function" then
+    local ok, gmsg = labdef.guide_start(ctx)
+    if ok == nil and gmsg then return nil, "missing", gmsg end
+  end
   ctx.guide_want = want_port
   ctx.guide_from = 1
   return px:port()
@@ -984,6 +1013,11 @@ function M.guide_intro(ctx)
   if ctx.guide_want and p.port ~= ctx.guide_want then
     say(ctx, { es = "(%d estaba ocupado: usa -p %d en cada orden.)", en = "(%d was taken: use -p %d in every command.)" },
         ctx.guide_want, p.port)
+  end
+  if p.ws_url then
+    say(ctx, { es = "MQTT sobre WebSockets (mqtt.js en un navegador): %s%s", en = "MQTT over WebSockets (mqtt.js in a browser): %s%s" },
+        p.ws_url, ctx.guide_want_ws and p.ws_port ~= ctx.guide_want_ws
+          and ctx:text({ es = " (%d estaba ocupado)", en = " (%d was taken)" }, ctx.guide_want_ws) or "")
   end
   -- The parameters the steps' texts use, in the order they first appear.
   local rows, seen = {}, { host = true, port = true }

@@ -145,12 +145,50 @@ def shape(v):
     return (v["score"], v["max_score"], tuple((c["id"], c["passed"], c["skipped"]) for c in v["checks"]))
 
 
+# MQLAB_TEST_LABS=11 or 05,11: solutions, known-bads and the lab-11 tests
+# for those labs only (a lab's number or its full id).
+TEST_LABS = [x.strip() for x in os.environ.get("MQLAB_TEST_LABS", "").split(",") if x.strip()]
+
+
+def lab_wanted(lab):
+    return not TEST_LABS or any(lab == x or lab.split("-")[0] == x for x in TEST_LABS)
+
+
+def browser_missing():
+    """Why a browser lab (11-dashboard) cannot be graded here, or None."""
+    chromium = os.environ.get("MQLAB_CHROMIUM") or next(
+        (shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None)
+    if not chromium or not os.access(chromium, os.X_OK):
+        return "Chromium is not installed (apt-get install chromium)"
+    if not os.environ.get("MQLAB_MQTTJS") and not mqttjs_dir():
+        return ("mqtt.js is not installed in build/npm (make deps; it needs Node's npm: apt-get install nodejs npm)"
+                if shutil.which("npm") else "Node's npm is not installed, so make deps cannot fetch mqtt.js "
+                "(apt-get install nodejs npm)")
+    return None
+
+
+_said_skip = set()
+
+
+def lab_runnable(lab):
+    """Whether this machine can grade lab; says once why not."""
+    if not lab_wanted(lab):
+        return False
+    why = browser_missing() if lab.startswith("11-") else None
+    if why:
+        if lab not in _said_skip:
+            print(f"  skip  {lab}: {why}")
+            _said_skip.add(lab)
+        return False
+    return True
+
+
 def solution_dirs():
     out = []
     base = os.path.join(ROOT, "solutions")
     for lab in sorted(os.listdir(base)):
         top = os.path.join(base, lab)
-        if lab.startswith(".") or not os.path.isdir(top):
+        if lab.startswith(".") or not os.path.isdir(top) or not lab_runnable(lab):
             continue
         for dirpath, dirnames, filenames in os.walk(top):
             dirnames[:] = sorted(d for d in dirnames if not d.startswith((".", "__")))
@@ -164,7 +202,7 @@ def bad_dirs():
     base = os.path.join(ROOT, "tests", "bad")
     for lab in sorted(os.listdir(base)):
         top = os.path.join(base, lab)
-        if lab.startswith(".") or not os.path.isdir(top):
+        if lab.startswith(".") or not os.path.isdir(top) or not lab_runnable(lab):
             continue
         for name in sorted(os.listdir(top)):
             d = os.path.join(top, name)
@@ -824,6 +862,70 @@ def test_browser():
     report(p.returncode == 0 and "ok no Chromium" in p.stdout, "without Chromium: 'missing' and how to install it",
            p.stdout + p.stderr)
     shutil.rmtree(page, ignore_errors=True)
+
+
+def test_dashboard():
+    print("lab 11 (the browser lab): exit 3 without Chromium or mqtt.js; guided mode with Chromium as the student's browser")
+    if not lab_wanted("11-dashboard"):
+        return
+    sol = os.path.join(ROOT, "solutions", "11-dashboard")
+    for env, what, says in (({"MQLAB_CHROMIUM": "/nonexistent/chromium"}, "Chromium", "apt-get install chromium"),
+                            ({"MQLAB_MQTTJS": "/nonexistent/mqtt.min.js"}, "mqtt.js", "MQLAB_MQTTJS")):
+        tmp = fresh_tmp()
+        p = mqlab(["check", "11", sol, "--no-record"], tmpdir=tmp, extra_env=env, timeout=60)
+        report(p.returncode == 3 and says in p.stderr, f"check 11 without {what}: exit 3 (environment), saying so",
+               f"exit {p.returncode}: {p.stdout}{p.stderr}")
+        files, procs = leftovers(tmp)
+        report(not files and not procs, f"check 11 without {what} leaves nothing behind", f"{files} {procs}")
+    why = browser_missing()
+    if why:
+        print("  skip  guided mode of lab 11: " + why)
+        return
+    if not shutil.which("tmux"):
+        report(False, "tmux is installed (the guided-mode tests need it)")
+        return
+    chromium = os.environ.get("MQLAB_CHROMIUM") or next(
+        shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n))
+    # The student's folder: the reference page, where mqlab start runs.
+    site = fresh_tmp()
+    shutil.copy(os.path.join(sol, "dashboard.html"), site)
+    shutil.copy(os.path.join(sol, "dashboard.js"), site)
+    profile = fresh_tmp()
+    chrome = []   # the student's browser, with its helpers in its own session
+
+    def lab11(pane, port, procs):
+        m = re.search(r"(http://127\.0\.0\.1:\d+/dashboard\.html\?\S+)", pane.screen())
+        report(bool(m) and "ws://127.0.0.1:" in pane.screen(), "start 11 prints the page's URL and the WebSocket URL",
+               pane.screen()[-1500:])
+        if not m:
+            return
+        chrome.append(subprocess.Popen([chromium, "--headless=new", "--no-sandbox", "--disable-gpu",
+                                       "--user-data-dir=" + profile, "--remote-debugging-port=0", m.group(1)],
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True))
+        report(pane.wait("✔ CONNECT over WebSockets with your client id", 40), "step 1: the page's CONNECT over ws",
+               pane.screen()[-1500:])
+        report(pane.wait("✔ SUBSCRIBE at QoS 1 to ", 20), "step 2: its SUBSCRIBE at QoS 1", pane.screen()[-1500:])
+        pane.wait("Press Enter and I publish.", 10)
+        pane.keys("Enter")
+        report(pane.wait("✔ the broker pushed the readings", 20), "step 3: readings pushed to the page",
+               pane.screen()[-1500:])
+        pane.wait("Press Enter and I cut the link.", 10)
+        pane.keys("Enter")
+        report(pane.wait("✔ the will's 'offline' reached your page", 20), "step 4: the will reaches the page",
+               pane.screen()[-1500:])
+        report(pane.wait("EXIT=0", 20), "start 11 ends with every step met", pane.screen()[-800:])
+
+    try:
+        guided("11", lab11, cwd=site)
+    finally:
+        for pr in chrome:
+            try:
+                os.killpg(pr.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            pr.wait(5)
+        shutil.rmtree(profile, ignore_errors=True)
+        shutil.rmtree(site, ignore_errors=True)
 
 
 HOSTILE = os.path.join(ROOT, "tests", "hostile")
@@ -1634,13 +1736,14 @@ class Pane:
     """mqlab start in a tmux pane of its own server, driven as a student
     would: read the screen, press Enter, Ctrl-C."""
 
-    def __init__(self, args, tmpdir, db):
+    def __init__(self, args, tmpdir, db, cwd=None):
         self.sock = os.path.join(tmpdir, "tmux.sock")
         self.tmpdir = tmpdir
         env = " ".join(f"{k}={v}" for k, v in (("TMPDIR", tmpdir), ("HOME", RUN_HOME), ("MQLAB_DB", db),
                                                 ("MQLAB_LANG", "en"), ("NO_COLOR", "1")))
         cmd = f"env {env} {MQLAB} " + " ".join(args) + "; echo EXIT=$?; sleep 600"
-        subprocess.run(["tmux", "-S", self.sock, "new-session", "-d", "-x", "200", "-y", "200", cmd], check=True)
+        subprocess.run(["tmux", "-S", self.sock, "new-session", "-d", "-x", "200", "-y", "200"]
+                       + (["-c", cwd] if cwd else []) + [cmd], check=True)
 
     def screen(self):
         p = subprocess.run(["tmux", "-S", self.sock, "capture-pane", "-p", "-J", "-S", "-1000"],
@@ -1681,13 +1784,13 @@ def stop_all(procs):
             pr.kill()
 
 
-def guided(lab, body):
-    """Run mqlab start LAB on a free port in tmux; body(pane, port, procs)
-    drives it. Afterwards: nothing left behind, even after Ctrl-C."""
+def guided(lab, body, cwd=None):
+    """Run mqlab start LAB on a free port in tmux (in cwd); body(pane, port,
+    procs) drives it. Afterwards: nothing left behind, even after Ctrl-C."""
     tmp = fresh_tmp()
     db = os.path.join(tmp, "progress.db")
     port = free_port()
-    pane = Pane(["start", lab, "--port", str(port), "--student", "ana"], tmp, db)
+    pane = Pane(["start", lab, "--port", str(port), "--student", "ana"], tmp, db, cwd=cwd)
     procs = []
     try:
         ok = pane.wait(f"127.0.0.1:{port}", 20)
@@ -2569,7 +2672,7 @@ def main():
                   ("friction-variants", test_friction_variants), ("friction-missing", test_friction_missing),
                   ("friction-version", test_friction_version), ("friction-lab03", test_friction_lab03),
                   ("friction-python", test_friction_python),
-                  ("mqttjs-node", test_mqttjs_node), ("browser", test_browser)]
+                  ("mqttjs-node", test_mqttjs_node), ("browser", test_browser), ("dashboard", test_dashboard)]
     t0 = time.time()
     try:
         for name, fn in tests:
