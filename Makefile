@@ -53,7 +53,7 @@ SAN_BUILD ?= $(BUILD)/sanitize
 SAN_BIN   ?= $(SAN_BUILD)/mqlab
 SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined \
              -fno-omit-frame-pointer -g -O1
-SAN_TESTS ?= contract sigint watch trace proxy-api sweep class new-lab own-labs
+SAN_TESTS ?= contract sigint watch trace trace-web proxy-api sweep class new-lab own-labs
 # ASan and LSan reports go to files, one per process, so that a report
 # from an mqlab whose exit code no test looks at still fails the target.
 # UBSan ignores log_path when built with ASan: it prints on stderr and
@@ -83,8 +83,9 @@ CLI_SRC  := runner/main.c runner/cli.c runner/cmd_workspace.c runner/cmd_grade.c
 MAIN_OBJ := $(CLI_SRC:runner/%.c=$(BUILD)/%.o)
 
 # Files compiled into the binary: the Lua prelude and kit modules, the
-# labs (lab files, instructions, starter files) and the broker templates.
-EMBED := $(sort $(wildcard runner/lua/*.lua) $(shell find labs broker-config runner/newlab -type f 2>/dev/null | grep -v '~$$'))
+# labs (lab files, instructions, starter files), the broker templates and
+# the pages the kit serves (runner/web: mqlab trace --web).
+EMBED := $(sort $(wildcard runner/lua/*.lua) $(shell find labs broker-config runner/newlab runner/web -type f 2>/dev/null | grep -v '~$$'))
 
 TEST_SRC := $(wildcard tests/unit/*.c)
 TEST_OBJ := $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%.o)

@@ -129,11 +129,13 @@ static const command_help_t helps[] = {
       "También acepta MQTT sobre WebSockets (el mqtt.js de un navegador) por el proxy del kit, en el\n"
       "puerto 9001 del curso si está libre, si no en uno libre: --ws-port lo elige (0: uno libre; none:\n"
       "sin puerto WebSocket). El mosquitto de Debian no trae WebSockets propios." },
-    { "trace", "[--port P] [--to HOST:PORT] [--format text|json] [FAULTS...]",
+    { "trace", "[--port P] [--to HOST:PORT] [--format text|json] [--ws-port P] [--web] [FAULTS...]",
       "a proxy that prints the live packet exchange, and can break the link on purpose",
       "un proxy que imprime en vivo el intercambio de paquetes, y puede romper el enlace a propósito",
-      "`mqlab trace --help` lists the fault flags (--drop, --dup, --delay, --cut-before, --cut-after, ...).",
-      "`mqlab trace --help` lista las opciones de fallo (--drop, --dup, --delay, --cut-before, --cut-after, ...)." },
+      "`mqlab trace --help` lists the fault flags (--drop, --dup, --delay, --cut-before, --cut-after, ...).\n"
+      "--web also draws the diagram live on a web page, for a projector.",
+      "`mqlab trace --help` lista las opciones de fallo (--drop, --dup, --delay, --cut-before, --cut-after, ...).\n"
+      "--web dibuja además el diagrama en vivo en una página web, para el proyector." },
     { "bench", "conn|steady|burst|ramp [OPTIONS]", "the load generator: thousands of MQTT clients from one process",
       "el generador de carga: miles de clientes MQTT desde un solo proceso",
       "`mqlab bench --help` lists the modes and options (--clients, --rate, --qos, --size, --duration,\n"

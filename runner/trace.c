@@ -11,11 +11,17 @@
  *
  * or, with --format json, one JSON object per line on stdout (the banner
  * then goes to stderr, so stdout stays machine-readable).
+ *
+ * With --web the same events also go, as JSON, over a WebSocket to a page
+ * the kit serves itself (runner/web/trace.html, embedded), which draws the
+ * diagram in three lanes for a projector.
  */
 #include "trace.h"
 
 #include "broker.h"
 #include "cleanup.h"
+#include "embedded.h"
+#include "http.h"
 #include "packet.h"
 #include "proxy.h"
 #include "report.h"
@@ -44,6 +50,9 @@ typedef struct {
     int to_port;
     const char *profile;
     int json;
+    int web;                /* --web: the diagram as a page too */
+    int web_port;           /* 0: a free port */
+    int ws_port;            /* MQTT over WebSockets too: its port (0: a free one); -1: none */
     int quiet;              /* no line per packet: only the banner and the totals */
     int color;
     int duration_ms;
@@ -61,7 +70,7 @@ static int usage(const char *fmt, const char *arg)
 
 static void help(void)
 {
-    printf("%s: mqlab trace [--port P] [--to HOST:PORT] [--format text|json] [FAULTS...]\n\n", T("Usage", "Uso"));
+    printf("%s: mqlab trace [--port P] [--to HOST:PORT] [--format text|json] [--ws-port P] [--web] [FAULTS...]\n\n", T("Usage", "Uso"));
     printf("%s\n\n", T("A proxy that prints every MQTT packet between your client and the broker, live.\n"
                        "Without --to it starts a bundled broker (--profile, default plain) behind the proxy.\n"
                        "Point your client at the proxy's port (default 1884). Ctrl-C stops everything.",
@@ -76,6 +85,12 @@ static void help(void)
     printf("  --no-color          %s\n", T("no colours (also NO_COLOR=1)", "sin colores (también NO_COLOR=1)"));
     printf("  --quiet             %s\n", T("print only the banner and the totals (for benchmarks)", "imprimir solo la cabecera y los totales (para medir)"));
     printf("  --duration S        %s\n", T("stop after S seconds", "parar a los S segundos"));
+    printf("  --ws-port P         %s\n", T("also take MQTT over WebSockets (a browser's mqtt.js) on port P (0: a free one)",
+                                          "aceptar también MQTT sobre WebSockets (el mqtt.js de un navegador) en el puerto P (0: uno libre)"));
+    printf("  --web               %s\n", T("also draw the diagram live on a web page, for a projector (it prints the URL)",
+                                          "dibujar además el diagrama en vivo en una página web, para el proyector (imprime la URL)"));
+    printf("  --web-port N        %s\n", T("the page's port on 127.0.0.1 (default 0: a free one); implies --web",
+                                          "el puerto de la página en 127.0.0.1 (por defecto 0: uno libre); implica --web"));
     printf("\n%s\n", T("Faults (SPEC is [up:|down:]TYPE:N, the Nth packet of that type; up = client to broker,\n"
                        "down = broker to client, no prefix = either way; each flag may be repeated):",
                        "Fallos (SPEC es [up:|down:]TIPO:N, el N-ésimo paquete de ese tipo; up = del cliente al broker,\n"
@@ -188,6 +203,7 @@ static int parse_args(int argc, char **argv, trace_opts *o)
         if (strcmp(name, "help") == 0) { help(); return 1; }
         if (strcmp(name, "no-color") == 0) { o->color = 0; continue; }
         if (strcmp(name, "quiet") == 0) { o->quiet = 1; continue; }
+        if (strcmp(name, "web") == 0 && !val) { o->web = 1; continue; }
         if (!val && i + 1 >= argc) return usage(T("option %s needs a value", "la opción %s necesita un valor"), a);
         if (!val) val = argv[++i];
 
@@ -204,6 +220,19 @@ static int parse_args(int argc, char **argv, trace_opts *o)
             long p = strtol(val, &end, 10);
             if (end == val || *end || p < 0 || p > 65535) return usage(T("--port expects 0..65535, not '%s'", "--port espera 0..65535, no '%s'"), val);
             o->port = (int)p;
+        } else if (strcmp(name, "ws-port") == 0) {
+            char *end = NULL;
+            long p = strtol(val, &end, 10);
+            if (end == val || *end || p < 0 || p > 65535)
+                return usage(T("--ws-port expects 0..65535, not '%s'", "--ws-port espera 0..65535, no '%s'"), val);
+            o->ws_port = (int)p;
+        } else if (strcmp(name, "web-port") == 0) {
+            char *end = NULL;
+            long p = strtol(val, &end, 10);
+            if (end == val || *end || p < 0 || p > 65535)
+                return usage(T("--web-port expects 0..65535, not '%s'", "--web-port espera 0..65535, no '%s'"), val);
+            o->web_port = (int)p;
+            o->web = 1;
         } else if (strcmp(name, "to") == 0) {
             const char *c = strrchr(val, ':');
             char *end = NULL;
@@ -286,63 +315,242 @@ static void print_text(const px_event *e, int color)
     printf("\n");
 }
 
-static void json_kv_str(const char *k, const char *v, int *first)
+static void json_kv_str(FILE *f, const char *k, const char *v, int *first)
 {
     if (!v) return;
-    printf("%s\"%s\":", *first ? "" : ",", k);
-    report_json_string(stdout, v);
+    fprintf(f, "%s\"%s\":", *first ? "" : ",", k);
+    report_json_string(f, v);
     *first = 0;
 }
 
-static void json_kv_int(const char *k, long long v, int *first)
+static void json_kv_int(FILE *f, const char *k, long long v, int *first)
 {
-    printf("%s\"%s\":%lld", *first ? "" : ",", k, v);
+    fprintf(f, "%s\"%s\":%lld", *first ? "" : ",", k, v);
     *first = 0;
 }
 
-static void json_kv_bool(const char *k, int v, int *first)
+static void json_kv_bool(FILE *f, const char *k, int v, int *first)
 {
-    printf("%s\"%s\":%s", *first ? "" : ",", k, v ? "true" : "false");
+    fprintf(f, "%s\"%s\":%s", *first ? "" : ",", k, v ? "true" : "false");
     *first = 0;
 }
 
-static void print_json(const px_event *e)
+/* What the page gets beyond the --format json line: a sequence number
+ * (so a page that hears the history twice keeps each event once), the
+ * transport, the connection's client id on every event of it, and the
+ * payload's first bytes. */
+typedef struct {
+    unsigned long seq;
+    const char *cid;        /* the connection's client id, once known */
+} web_extra;
+
+#define WEB_PAYLOAD_EXCERPT 48
+
+/* The payload's first bytes when they are text (UTF-8 without control
+ * characters, cut on a character boundary), else NULL. */
+static const char *payload_excerpt(const px_event *e, char *buf, size_t cap)
+{
+    if (!e->payload || e->payload_kept == 0) return NULL;
+    size_t n = e->payload_kept < cap - 1 ? e->payload_kept : cap - 1;
+    const unsigned char *p = (const unsigned char *)e->payload;
+    size_t i = 0;
+    while (i < n) {
+        unsigned c = p[i];
+        size_t len = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 0;
+        if (len == 0 || (c < 0x20 && c != '\t') || c == 0x7f) return NULL;
+        if (i + len > n) break;         /* a character cut by the excerpt: end before it */
+        for (size_t k = 1; k < len; k++)
+            if ((p[i + k] & 0xC0) != 0x80) return NULL;
+        i += len;
+    }
+    memcpy(buf, p, i);
+    buf[i] = '\0';
+    return buf;
+}
+
+/* One event as one JSON object and a newline; x adds the page's fields. */
+static void write_json(FILE *f, const px_event *e, const web_extra *x)
 {
     int first = 1;
-    printf("{");
-    printf("\"t_ms\":%.3f", (double)e->t_us / 1000.0);
+    fprintf(f, "{");
+    if (x) fprintf(f, "\"seq\":%lu,", x->seq);
+    fprintf(f, "\"t_ms\":%.3f", (double)e->t_us / 1000.0);
     first = 0;
-    json_kv_int("conn", e->conn, &first);
-    json_kv_str("kind", px_kind_name(e->kind), &first);
-    json_kv_str("dir", px_dir_name(e->dir), &first);
+    json_kv_int(f, "conn", e->conn, &first);
+    json_kv_str(f, "kind", px_kind_name(e->kind), &first);
+    json_kv_str(f, "dir", px_dir_name(e->dir), &first);
+    if (x) {
+        json_kv_str(f, "transport", px_transport_name(e->transport), &first);
+        json_kv_str(f, "cid", x->cid, &first);
+    }
     if (e->kind == PX_EV_PACKET) {
-        json_kv_str("type", pkt_type_name(e->type), &first);
-        json_kv_str("fate", px_fate_name(e->fate), &first);
-        json_kv_int("size", e->size, &first);
-        if (e->packet_id >= 0) json_kv_int("id", e->packet_id, &first);
-        if (e->reason >= 0) json_kv_int("reason", e->reason, &first);
+        json_kv_str(f, "type", pkt_type_name(e->type), &first);
+        json_kv_str(f, "fate", px_fate_name(e->fate), &first);
+        json_kv_int(f, "size", e->size, &first);
+        if (e->packet_id >= 0) json_kv_int(f, "id", e->packet_id, &first);
+        if (e->reason >= 0) json_kv_int(f, "reason", e->reason, &first);
         if (e->type == PKT_PUBLISH) {
-            json_kv_int("qos", e->qos, &first);
-            json_kv_bool("dup", e->dup, &first);
-            json_kv_bool("retain", e->retain, &first);
-            json_kv_str("topic", e->topic, &first);
-            json_kv_int("payload_len", e->payload_len, &first);
+            json_kv_int(f, "qos", e->qos, &first);
+            json_kv_bool(f, "dup", e->dup, &first);
+            json_kv_bool(f, "retain", e->retain, &first);
+            json_kv_str(f, "topic", e->topic, &first);
+            json_kv_int(f, "payload_len", e->payload_len, &first);
+            if (x) {
+                char ex[WEB_PAYLOAD_EXCERPT + 1];
+                json_kv_str(f, "payload", payload_excerpt(e, ex, sizeof ex), &first);
+            }
         } else if (e->type == PKT_CONNECT) {
-            json_kv_str("client_id", e->client_id, &first);
-            json_kv_int("level", e->level, &first);
-            json_kv_bool("clean", e->clean, &first);
-            json_kv_int("keepalive", e->keepalive, &first);
+            json_kv_str(f, "client_id", e->client_id, &first);
+            json_kv_int(f, "level", e->level, &first);
+            json_kv_bool(f, "clean", e->clean, &first);
+            json_kv_int(f, "keepalive", e->keepalive, &first);
             if (e->will) {
-                json_kv_str("will_topic", e->topic, &first);
-                json_kv_int("will_qos", e->will_qos, &first);
-                json_kv_bool("will_retain", e->will_retain, &first);
+                json_kv_str(f, "will_topic", e->topic, &first);
+                json_kv_int(f, "will_qos", e->will_qos, &first);
+                json_kv_bool(f, "will_retain", e->will_retain, &first);
             }
         } else if (e->type == PKT_CONNACK) {
-            json_kv_bool("session_present", e->session_present, &first);
+            json_kv_bool(f, "session_present", e->session_present, &first);
         }
     }
-    json_kv_str("text", e->text, &first);
-    printf("}\n");
+    json_kv_str(f, "text", e->text, &first);
+    fprintf(f, "}\n");
+}
+
+/* ---- --web: the page, and the events pushed to it ------------------ */
+
+#define WEB_EVENTS_PATH "/events"
+#define WEB_PAGE "runner/web/trace.html"
+/* A page that connects late gets at most this many of the last events:
+ * at ~200 bytes each, well under the 8 MiB a WebSocket client may have
+ * waiting before http.c drops it (and every page hears them again). */
+#define WEB_HISTORY_RESEND 20000
+
+typedef struct {
+    http_server *http;
+    char **cids;            /* by connection number: its CONNECT's client id */
+    size_t ncids;
+    char **hist;            /* every event pushed so far, as sent */
+    size_t *hlen, nhist, caphist;
+    char *hello;            /* the first message of each page: lang, run, ports,
+                               faults; ends in "," for resend_from to follow */
+    size_t hello_len;
+    int clients;            /* WebSocket clients at the last look */
+} trace_web;
+
+static void web_free(trace_web *w)
+{
+    if (!w) return;
+    http_free(w->http);
+    for (size_t i = 0; i < w->ncids; i++) free(w->cids[i]);
+    free(w->cids);
+    for (size_t i = 0; i < w->nhist; i++) free(w->hist[i]);
+    free(w->hist);
+    free(w->hlen);
+    free(w->hello);
+    free(w);
+}
+
+static int web_start(const trace_opts *o, proxy *p, int bundled, trace_web **out, char *err)
+{
+    *out = NULL;
+    const embedded_file_t *page = embedded_find(WEB_PAGE);
+    if (!page) return kit_seterr(err, KIT_ERR, "the web page is not in this build (%s)", WEB_PAGE);
+    trace_web *w = kit_xmalloc(sizeof *w);
+    memset(w, 0, sizeof *w);
+    http_opts ho = { .port = o->web_port };
+    int rc = http_start(&ho, &w->http, err);
+    if (rc == KIT_OK) rc = http_route_bytes(w->http, "/", "text/html; charset=utf-8", page->data, page->len, err);
+    if (rc == KIT_OK) rc = http_route_ws(w->http, WEB_EVENTS_PATH, err);
+    if (rc != KIT_OK) {
+        web_free(w);
+        return rc;
+    }
+    /* The run's start time tells a page that reconnects whether it is
+     * still the same trace (then it keeps its rows) or a new one. */
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    if (!f) {
+        web_free(w);
+        return kit_seterr(err, KIT_ERR, "out of memory");
+    }
+    int first = 0;
+    fprintf(f, "{\"hello\":\"mqlab trace\"");
+    json_kv_str(f, "lang", es ? "es" : "en", &first);
+    json_kv_int(f, "run", (long long)kit_wall_ms(), &first);
+    json_kv_int(f, "proxy_port", proxy_port(p), &first);
+    if (proxy_ws_port(p)) json_kv_int(f, "ws_port", proxy_ws_port(p), &first);
+    json_kv_str(f, "broker_host", o->to_host, &first);
+    json_kv_int(f, "broker_port", o->to_port, &first);
+    json_kv_bool(f, "bundled", bundled, &first);
+    fprintf(f, ",\"faults\":[");
+    for (int i = 0; i < o->nrules; i++) {
+        if (i) fputc(',', f);
+        report_json_string(f, o->rules[i].flag);
+    }
+    fprintf(f, "]");
+    if (o->client) json_kv_str(f, "fault_client", o->client, &first);
+    if (o->refuse_ms) json_kv_int(f, "refuse_ms", o->refuse_ms, &first);
+    fputc(',', f);
+    fclose(f);
+    w->hello = buf;
+    w->hello_len = len;
+    *out = w;
+    return KIT_OK;
+}
+
+static void web_event(trace_web *w, const px_event *e, unsigned long seq)
+{
+    if (e->kind == PX_EV_PACKET && e->type == PKT_CONNECT && e->dir == PX_UP && e->client_id) {
+        if (e->conn >= w->ncids) {
+            size_t n = (size_t)e->conn + 64;
+            w->cids = kit_xrealloc(w->cids, n * sizeof *w->cids);
+            memset(w->cids + w->ncids, 0, (n - w->ncids) * sizeof *w->cids);
+            w->ncids = n;
+        }
+        free(w->cids[e->conn]);
+        w->cids[e->conn] = kit_strdup(e->client_id);
+    }
+    web_extra x = { seq, e->conn < w->ncids ? w->cids[e->conn] : NULL };
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    if (!f) return;
+    write_json(f, e, &x);
+    fclose(f);
+    if (w->nhist == w->caphist) {
+        w->caphist = w->caphist ? w->caphist * 2 : 256;
+        w->hist = kit_xrealloc(w->hist, w->caphist * sizeof *w->hist);
+        w->hlen = kit_xrealloc(w->hlen, w->caphist * sizeof *w->hlen);
+    }
+    w->hist[w->nhist] = buf;
+    w->hlen[w->nhist++] = len;
+    http_broadcast(w->http, WEB_EVENTS_PATH, buf, len);
+}
+
+/* A page that connects late gets the whole trace (or its last
+ * WEB_HISTORY_RESEND events): when the count of pages grows, the hello
+ * and the history go to every page again, and each page drops the
+ * sequence numbers it has already drawn. A page
+ * that comes while another leaves, between two looks, is missed by the
+ * count: it hears no hello, so it reconnects after a moment, and that
+ * the count does see. */
+static void web_poll(trace_web *w)
+{
+    int n = http_ws_clients(w->http, WEB_EVENTS_PATH);
+    if (n > w->clients) {
+        size_t from = w->nhist > WEB_HISTORY_RESEND ? w->nhist - WEB_HISTORY_RESEND : 0;
+        char hello[32];
+        int hl = snprintf(hello, sizeof hello, "\"resend_from\":%zu}\n", from + 1);
+        char *msg = kit_xmalloc(w->hello_len + (size_t)hl);
+        memcpy(msg, w->hello, w->hello_len);
+        memcpy(msg + w->hello_len, hello, (size_t)hl);
+        http_broadcast(w->http, WEB_EVENTS_PATH, msg, w->hello_len + (size_t)hl);
+        free(msg);
+        for (size_t i = from; i < w->nhist; i++) http_broadcast(w->http, WEB_EVENTS_PATH, w->hist[i], w->hlen[i]);
+    }
+    w->clients = n;
 }
 
 static void describe_rule(const trace_rule *tr, FILE *f)
@@ -356,6 +564,7 @@ int trace_main(int argc, char **argv, const char *lang)
     trace_opts o;
     memset(&o, 0, sizeof o);
     o.port = DEFAULT_PORT;
+    o.ws_port = -1;
     o.profile = "plain";
     o.color = report_color(stdout);
     int rc = parse_args(argc, argv, &o);
@@ -366,6 +575,7 @@ int trace_main(int argc, char **argv, const char *lang)
     char err[KIT_ERRLEN] = "";
     broker_t *b = NULL;
     proxy *p = NULL;
+    trace_web *w = NULL;
     int exit_code = 0;
     FILE *banner = o.json ? stderr : stdout;
 
@@ -381,7 +591,8 @@ int trace_main(int argc, char **argv, const char *lang)
         o.to_port = broker_port(b);
     }
 
-    px_opts po = { .upstream_host = o.to_host, .upstream_port = o.to_port, .listen_port = o.port };
+    px_opts po = { .upstream_host = o.to_host, .upstream_port = o.to_port, .listen_port = o.port,
+                   .websocket = o.ws_port >= 0, .ws_port = o.ws_port > 0 ? o.ws_port : 0 };
     if (proxy_start(&po, &p, err) != KIT_OK) {
         fprintf(stderr, "mqlab trace: %s\n", err);
         if (o.port == DEFAULT_PORT)
@@ -401,6 +612,14 @@ int trace_main(int argc, char **argv, const char *lang)
         }
     }
     if (o.refuse_ms) proxy_refuse(p, o.refuse_ms);
+    if (o.web && web_start(&o, p, b != NULL, &w, err) != KIT_OK) {
+        fprintf(stderr, "mqlab trace: %s\n", err);
+        if (o.web_port)
+            fprintf(stderr, "%s\n", T("Choose another port with --web-port (0: any free port).",
+                                      "Elige otro puerto con --web-port (0: uno libre)."));
+        exit_code = 1;
+        goto cleanup;
+    }
 
     fprintf(banner, T("mqlab trace: proxy on 127.0.0.1:%d -> broker %s:%d%s\n",
                       "mqlab trace: proxy en 127.0.0.1:%d -> broker %s:%d%s\n"),
@@ -408,6 +627,13 @@ int trace_main(int argc, char **argv, const char *lang)
     fprintf(banner, T("Point your client at 127.0.0.1:%d, e.g.  mosquitto_sub -p %d -t 'acme/#' -q 1 -v\n",
                       "Conecta tu cliente a 127.0.0.1:%d, p. ej.  mosquitto_sub -p %d -t 'acme/#' -q 1 -v\n"),
             proxy_port(p), proxy_port(p));
+    if (proxy_ws_port(p))
+        fprintf(banner, T("MQTT over WebSockets (mqtt.js in a browser): ws://127.0.0.1:%d\n",
+                          "MQTT sobre WebSockets (mqtt.js en un navegador): ws://127.0.0.1:%d\n"), proxy_ws_port(p));
+    if (w)
+        fprintf(banner, T("Live diagram: open http://127.0.0.1:%d/?lang=en in a browser\n",
+                          "Diagrama en vivo: abre http://127.0.0.1:%d/?lang=es en un navegador\n"),
+                http_port(w->http));
     for (int i = 0; i < o.nrules; i++) describe_rule(&o.rules[i], banner);
     if (o.refuse_ms) fprintf(banner, T("  refusing new connections for %.1f s\n", "  rechazando conexiones nuevas durante %.1f s\n"),
                              o.refuse_ms / 1000.0);
@@ -418,12 +644,15 @@ int trace_main(int argc, char **argv, const char *lang)
     size_t shown = 0;
     for (;;) {
         size_t n = proxy_count(p);
-        for (; shown < n && !o.quiet; shown++) {
+        for (; shown < n && (!o.quiet || w); shown++) {
             const px_event *e = proxy_event(p, shown);
-            if (o.json) print_json(e);
+            if (w) web_event(w, e, (unsigned long)shown + 1);
+            if (o.quiet) continue;
+            if (o.json) write_json(stdout, e, NULL);
             else print_text(e, o.color);
         }
         fflush(stdout);
+        if (w) web_poll(w);
         if (cleanup_interrupted()) break;
         if (end && kit_now_ms() >= end) break;
         if (b && !broker_running(b)) {
@@ -442,6 +671,7 @@ int trace_main(int argc, char **argv, const char *lang)
             st.connections, st.refused, (unsigned long long)st.packets[PX_UP], (unsigned long long)st.packets[PX_DOWN]);
 
 cleanup:
+    web_free(w);
     proxy_free(p);
     broker_free(b);
     return exit_code;

@@ -532,7 +532,7 @@ def start_trace(args, tmpdir):
         line = banner.readline()
         if not line:
             break
-        m = re.search(r"proxy on 127\.0\.0\.1:(\d+)", line)
+        m = re.search(r"proxy (?:on|en) 127\.0\.0\.1:(\d+)", line)
         if m:
             return proc, int(m.group(1))
     proc.kill()
@@ -607,6 +607,271 @@ def test_trace():
            f"mosquitto_pub exit {pub.returncode}\n{out}")
     files, procs = leftovers(tmpdir)
     report(not files and not procs, "trace (text) leaves nothing behind", f"{files} {procs}")
+
+
+class TinyWs:
+    """Just enough of a WebSocket client for the trace's push: the opening
+    handshake, then the server's frames (unmasked). The text is split on
+    newlines, as the page does, since the kit ends each event with one."""
+
+    def __init__(self, port, path, protocol=None):
+        import base64
+        import socket
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+        key = base64.b64encode(os.urandom(16)).decode()
+        proto = f"Sec-WebSocket-Protocol: {protocol}\r\n" if protocol else ""
+        self.sock.sendall((f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+                           f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+                           f"{proto}\r\n").encode())
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = self.sock.recv(4096)
+            if not chunk:
+                break
+            head += chunk
+        head, _, self.raw = head.partition(b"\r\n\r\n")
+        self.status = head.split(b"\r\n")[0].decode(errors="replace")
+        self.text = b""
+        self.objects = []
+
+    def _frame(self, deadline):
+        import socket
+        def need(n):
+            while len(self.raw) < n:
+                self.sock.settimeout(max(0.05, deadline - time.time()))
+                try:
+                    chunk = self.sock.recv(65536)
+                except socket.timeout:
+                    return False
+                if not chunk:
+                    raise EOFError
+                self.raw += chunk
+            return True
+        if not need(2):
+            return None
+        b0, b1 = self.raw[0], self.raw[1]
+        n, at = b1 & 0x7f, 2
+        if n == 126:
+            if not need(4):
+                return None
+            n, at = int.from_bytes(self.raw[2:4], "big"), 4
+        elif n == 127:
+            if not need(10):
+                return None
+            n, at = int.from_bytes(self.raw[2:10], "big"), 10
+        if not need(at + n):
+            return None
+        payload, self.raw = self.raw[at:at + n], self.raw[at + n:]
+        return b0 & 0x0f, payload
+
+    def read_until(self, pred, timeout=5):
+        """Read events until pred(objects) holds or the time is up."""
+        deadline = time.time() + timeout
+        while not pred(self.objects) and time.time() < deadline:
+            try:
+                f = self._frame(deadline)
+            except (EOFError, OSError):
+                break
+            if f is None:
+                continue
+            op, payload = f
+            if op == 8:
+                break
+            if op not in (0, 1, 2):
+                continue
+            self.text += payload
+            while b"\n" in self.text:
+                line, _, self.text = self.text.partition(b"\n")
+                if line.strip():
+                    try:
+                        self.objects.append(json.loads(line.decode()))
+                    except ValueError:
+                        self.objects.append({"bad": line.decode(errors="replace")})
+        return pred(self.objects)
+
+    def send(self, data):
+        """One binary message, masked as a client must."""
+        mask = os.urandom(4)
+        n = len(data)
+        head = bytes([0x82, 0x80 | n]) if n < 126 else bytes([0x82, 0x80 | 126]) + n.to_bytes(2, "big")
+        self.sock.sendall(head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(data)))
+
+    def close(self):
+        self.sock.close()
+
+
+def test_trace_web():
+    print("mqlab trace --web: the diagram as a page, its events over a WebSocket")
+    import urllib.request
+    p = mqlab(["trace", "--help"])
+    report(p.returncode == 0 and "--web" in p.stdout and "--web-port" in p.stdout, "trace --help lists --web", p.stdout)
+    p = mqlab(["--lang", "es", "trace", "--help"])
+    report(p.returncode == 0 and "--web" in p.stdout and "proyector" in p.stdout, "trace --help in Spanish lists --web", p.stdout)
+    p = mqlab(["trace", "--web-port", "x"])
+    report(p.returncode == 2 and "--web-port" in p.stderr, "exit 2 on trace --web-port x", p.stderr)
+
+    tmpdir = fresh_tmp()
+    proc, port = start_trace(["--web", "--web-port", "0", "--ws-port", "0", "--drop", "down:puback:1"], tmpdir)
+    report(proc is not None, "trace --web starts and prints its port", "")
+    if proc is None:
+        return
+    web = wsport = 0
+    deadline = time.time() + 10
+    while time.time() < deadline and not web:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        m = re.search(r"ws://127\.0\.0\.1:(\d+)", line)
+        if m:
+            wsport = int(m.group(1))
+        m = re.search(r"http://127\.0\.0\.1:(\d+)/", line)
+        if m:
+            web = int(m.group(1))
+    report(wsport > 0, "--ws-port: the banner prints the ws:// URL", "")
+    report(web > 0, "the banner prints the page's URL", "")
+    if not web:
+        stop_trace(proc)
+        return
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{web}/", timeout=5) as r:
+            status, ctype, body = r.status, r.headers.get("Content-Type", ""), r.read().decode()
+    except OSError as e:
+        status, ctype, body = 0, "", str(e)
+    external = re.search(r"""(src|href|url)\s*[=(]\s*["']?(https?:)?//""", body)
+    report(status == 200 and ctype.startswith("text/html") and "<title>mqlab trace" in body and "/events" in body
+           and "<script>" in body and not external,
+           "GET / is the page (HTML, its own script, nothing fetched from elsewhere)", f"{status} {ctype} {body[:300]}")
+
+    early = TinyWs(web, "/events")
+    report(early.status.startswith("HTTP/1.1 101"), "a WebSocket client is accepted on /events", early.status)
+    got_hello = early.read_until(lambda objs: any(o.get("hello") for o in objs), timeout=5)
+    hello = next((o for o in early.objects if o.get("hello")), {})
+    report(got_hello and hello.get("lang") == "en" and hello.get("proxy_port") == port
+           and hello.get("faults") == ["--drop down:puback:1"], "it hears a hello: lang, proxy port, faults", hello)
+
+    # The PUBACK is dropped, so mosquitto_pub waits: it is stopped once the page has seen it all.
+    pub = subprocess.Popen(["mosquitto_pub", "-h", "127.0.0.1", "-p", str(port), "-q", "1", "-i", "tw-1",
+                            "-t", "acme/v1/web/temp", "-m", "hola"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    early.read_until(lambda objs: any(o.get("type") == "PUBACK" for o in objs), timeout=8)
+    pub.kill()
+    pub.wait()
+    early.read_until(lambda objs: any(o.get("kind") == "close" for o in objs), timeout=5)
+
+    # A client over WebSockets (as a browser's mqtt.js would be): a CONNECT by hand.
+    browser_like = TinyWs(wsport, "/mqtt", protocol="mqtt")
+    cid = b"tw-ws"
+    rest = b"\x00\x04MQTT\x04\x02\x00\x3c" + len(cid).to_bytes(2, "big") + cid
+    browser_like.send(b"\x10" + bytes([len(rest)]) + rest)
+    early.read_until(lambda objs: any(o.get("type") == "CONNACK" and o.get("cid") == "tw-ws" for o in objs), timeout=5)
+    browser_like.close()
+    early.read_until(lambda objs: any(o.get("kind") == "close" and o.get("cid") == "tw-ws" for o in objs), timeout=5)
+    ws_events = [o for o in early.objects if o.get("cid") == "tw-ws"]
+    report(ws_events and all(o.get("transport") == "ws" for o in ws_events)
+           and any(o.get("type") == "CONNECT" for o in ws_events) and any(o.get("type") == "CONNACK" for o in ws_events),
+           "a client over WebSockets: its events say transport ws", ws_events)
+    ev = [o for o in early.objects if "seq" in o]
+    connect = [o for o in ev if o.get("type") == "CONNECT"]
+    pubs = [o for o in ev if o.get("type") == "PUBLISH"]
+    report(bool(connect) and connect[0].get("client_id") == "tw-1" and connect[0].get("dir") == "up"
+           and connect[0].get("transport") == "tcp", "the CONNECT is pushed, with client id and transport tcp", ev)
+    report(bool(pubs) and pubs[0].get("topic") == "acme/v1/web/temp" and pubs[0].get("qos") == 1
+           and pubs[0].get("payload") == "hola" and pubs[0].get("cid") == "tw-1",
+           "the PUBLISH is pushed, with topic, QoS, payload and its connection's client id", ev)
+    report(("down", "PUBACK", "dropped") in [(o.get("dir"), o.get("type"), o.get("fate")) for o in ev],
+           "the dropped PUBACK is pushed as dropped", ev)
+    seqs = [o["seq"] for o in ev]
+    report(seqs == list(range(1, len(seqs) + 1)) and all("bad" not in o for o in early.objects),
+           "events are numbered 1, 2, ... in order, each one JSON object", seqs)
+
+    late = TinyWs(web, "/events")
+    late.read_until(lambda objs: len([o for o in objs if "seq" in o]) >= len(ev), timeout=5)
+    late_ev = {o["seq"]: o for o in late.objects if "seq" in o}
+    report(late.status.startswith("HTTP/1.1 101") and all(late_ev.get(o["seq"]) == o for o in ev)
+           and any(o.get("hello") for o in late.objects), "a page that connects after the exchange gets all of it",
+           f"{len(late_ev)} of {len(ev)}")
+    early.close()
+    late.close()
+
+    code, out, err = stop_trace(proc)
+    report("CONNECT id=tw-1" in out and "PUBLISH q1" in out and "[dropped]" in out,
+           "the terminal still prints the text lines", out)
+    report(code == 0, "Ctrl-C stops trace --web with exit 0", f"exit {code}: {err}")
+    files, procs = leftovers(tmpdir)
+    report(not files and not procs, "trace --web leaves nothing behind", f"{files} {procs}")
+
+    # --quiet: no lines on the terminal, but the page still gets them.
+    tmpdir = fresh_tmp()
+    proc, port = start_trace(["--web", "--quiet"], tmpdir)
+    web = 0
+    while proc is not None and not web:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        m = re.search(r"http://127\.0\.0\.1:(\d+)/", line)
+        web = int(m.group(1)) if m else 0
+    if web:
+        subprocess.run(["mosquitto_pub", "-h", "127.0.0.1", "-p", str(port), "-q", "0", "-i", "tw-q",
+                        "-t", "acme/q", "-m", "x"], capture_output=True, timeout=20)
+        c = TinyWs(web, "/events")
+        ok = c.read_until(lambda objs: any(o.get("type") == "PUBLISH" for o in objs), timeout=5)
+        c.close()
+        code, out, err = stop_trace(proc)
+        report(ok and "PUBLISH" not in out and code == 0, "--web --quiet: the page gets the events, the terminal does not",
+               out + err)
+    else:
+        report(False, "trace --web --quiet starts", "")
+        if proc is not None:
+            stop_trace(proc)
+    files, procs = leftovers(tmpdir)
+    report(not files and not procs, "trace --web --quiet leaves nothing behind", f"{files} {procs}")
+
+    # Headless Chromium loads the page during a short exchange, checks the
+    # rows and the filter, and saves a screenshot (trace_web.lua).
+    if not shutil.which("chromium") and not shutil.which("chromium-browser"):
+        print("  skip  the page in headless Chromium: no chromium on PATH")
+        return
+    tmpdir = fresh_tmp()
+    # In Spanish: the page takes its language from the kit's --lang.
+    proc, port = start_trace(["--web", "--ws-port", "0", "--drop", "down:puback:3", "--lang", "es"], tmpdir)
+    web = wsport = 0
+    while proc is not None and not web:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        m = re.search(r"ws://127\.0\.0\.1:(\d+)", line)
+        wsport = int(m.group(1)) if m else wsport
+        m = re.search(r"http://127\.0\.0\.1:(\d+)/", line)
+        web = int(m.group(1)) if m else 0
+    if not web:
+        report(False, "trace --web starts for the browser", "")
+        if proc is not None:
+            stop_trace(proc)
+        return
+    shot = os.path.join(fresh_tmp(), "trace-web.png")   # not in tmpdir, which must end empty
+    try:
+        p = mqlab(["run", os.path.join("tests", "integration", "trace_web.lua"), str(web), str(port), str(wsport), shot, "es"],
+                  tmpdir=tmpdir, timeout=90)
+    finally:
+        code, out, err = stop_trace(proc)
+    skip = re.search(r"^skip: (.*)$", p.stdout, re.M)
+    if skip:
+        print(f"  skip  the page in headless Chromium: {skip.group(1)}")
+    else:
+        lines = [l for l in p.stdout.splitlines() if l.startswith(("ok ", "FAIL "))]
+        for l in lines:
+            if l.startswith("ok "):
+                report(True, l[3:])
+            else:
+                name, _, detail = l[5:].partition(": ")
+                report(False, name, detail)
+        report(p.returncode == 0 and "done" in p.stdout and len(lines) >= 10, "trace_web.lua ran to the end",
+               f"exit {p.returncode}: {p.stdout[-500:]} {p.stderr}")
+        with open(shot, "rb") if os.path.exists(shot) else open(os.devnull, "rb") as f:
+            head = f.read(8)
+        report(head == b"\x89PNG\r\n\x1a\n", "the screenshot is a PNG", head)
+    report(code == 0, "Ctrl-C stops the browser's trace with exit 0", f"exit {code}: {err}")
+    files, procs = leftovers(tmpdir)
+    report(not files and not procs, "the browser's trace leaves nothing behind", f"{files} {procs}")
 
 
 def test_brokerconf():
@@ -2665,7 +2930,7 @@ def main():
     tests = [("solutions", test_solutions), ("bad", test_bad)]
     if REPEAT == 1:
         tests += [("contract", test_contract), ("workspace", test_workspace), ("grade", test_grade),
-                  ("sigint", test_sigint), ("sweep", test_sweep), ("hostile", test_hostile), ("stuck", test_stuck), ("no-sandbox", test_no_sandbox), ("misnamed", test_misnamed), ("jobs", test_jobs), ("class", test_class), ("resume", test_resume), ("fair", test_fair), ("guide", test_guide), ("guided", test_guided), ("tour", test_tour), ("new-lab", test_newlab), ("verify", test_verify), ("own-labs", test_own_labs), ("trace", test_trace), ("proxy-api", test_proxy_api), ("websocket", test_websocket), ("brokerlog", test_brokerlog), ("lab-tools", test_labtools), ("certs", test_certs), ("brokerconf", test_brokerconf),
+                  ("sigint", test_sigint), ("sweep", test_sweep), ("hostile", test_hostile), ("stuck", test_stuck), ("no-sandbox", test_no_sandbox), ("misnamed", test_misnamed), ("jobs", test_jobs), ("class", test_class), ("resume", test_resume), ("fair", test_fair), ("guide", test_guide), ("guided", test_guided), ("tour", test_tour), ("new-lab", test_newlab), ("verify", test_verify), ("own-labs", test_own_labs), ("trace", test_trace), ("trace-web", test_trace_web), ("proxy-api", test_proxy_api), ("websocket", test_websocket), ("brokerlog", test_brokerlog), ("lab-tools", test_labtools), ("certs", test_certs), ("brokerconf", test_brokerconf),
                   ("bench", test_bench), ("watch", test_watch), ("live", test_live),
                   ("friction-hint", test_friction_hint), ("friction-progress", test_friction_progress),
                   ("friction-broker", test_friction_broker), ("friction-outside", test_friction_outside),
