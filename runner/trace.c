@@ -296,6 +296,9 @@ static void print_text(const px_event *e, int color)
 {
     double s = (double)e->t_us / 1e6;
     printf("%s%9.3f s%s  #%-3u ", C("2"), s, C("0"), e->conn);
+    /* A browser's connection (MQTT over WebSockets) says so on every
+     * line; plain ones keep the lines they always had. */
+    if (e->transport != PX_TR_TCP) printf("%s[%s]%s ", C("35"), px_transport_name(e->transport), C("0"));
     if (e->kind != PX_EV_PACKET) {
         const char *what = e->kind == PX_EV_OPEN ? (es ? "conexión abierta" : "connection opened")
                          : e->kind == PX_EV_REFUSED ? (es ? "conexión rechazada" : "connection refused")
@@ -379,10 +382,8 @@ static void write_json(FILE *f, const px_event *e, const web_extra *x)
     json_kv_int(f, "conn", e->conn, &first);
     json_kv_str(f, "kind", px_kind_name(e->kind), &first);
     json_kv_str(f, "dir", px_dir_name(e->dir), &first);
-    if (x) {
-        json_kv_str(f, "transport", px_transport_name(e->transport), &first);
-        json_kv_str(f, "cid", x->cid, &first);
-    }
+    json_kv_str(f, "transport", px_transport_name(e->transport), &first);
+    if (x) json_kv_str(f, "cid", x->cid, &first);
     if (e->kind == PX_EV_PACKET) {
         json_kv_str(f, "type", pkt_type_name(e->type), &first);
         json_kv_str(f, "fate", px_fate_name(e->fate), &first);

@@ -795,6 +795,10 @@ def test_trace_web():
     code, out, err = stop_trace(proc)
     report("CONNECT id=tw-1" in out and "PUBLISH q1" in out and "[dropped]" in out,
            "the terminal still prints the text lines", out)
+    ws_lines = [l for l in out.splitlines() if "tw-ws" in l or "over ws" in l]
+    tcp_lines = [l for l in out.splitlines() if "id=tw-1" in l]
+    report(ws_lines and all("[ws]" in l for l in ws_lines) and tcp_lines and not any("[ws]" in l for l in tcp_lines),
+           "text lines mark the WebSocket connection [ws], and only it", out)
     report(code == 0, "Ctrl-C stops trace --web with exit 0", f"exit {code}: {err}")
     files, procs = leftovers(tmpdir)
     report(not files and not procs, "trace --web leaves nothing behind", f"{files} {procs}")
