@@ -3,8 +3,11 @@
 # mqtt.js in Node (one connection, a window of 20 messages in flight, as
 # libmosquitto's default) through the SAME proxy in front of one broker,
 # to mqtt://127.0.0.1:PLAIN and to ws://127.0.0.1:WS/mqtt, alternating,
-# in one run. Prints the median messages/s of each and the ratio
-# (target: ws >= 0.7 x plain). Figures only: nothing here fails on a slow
+# in one run. mqtt.js has two ways to speak WebSockets in Node, and both
+# are measured (see ws_bench.js): its Node path (the ws library) and its
+# browser path (Node's own WebSocket), which is what a dashboard runs.
+# Prints the median messages/s of each and the ratios (target: ws >= 0.7
+# x plain). Figures only: nothing here fails on a slow
 # machine, except a run that cannot deliver at all.
 cd "$(dirname "$0")/.." || exit 2
 MSGS=${MSGS:-20000}
@@ -35,10 +38,34 @@ WS=$(sed -n 's/^ports \([0-9]*\) \([0-9]*\)$/\2/p' "$TMP/banner")
 
 median() { sort -n | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
 
-MQLAB_MQTTJS_DIR="$MQTTJS" node bench/ws_bench.js "mqtt://127.0.0.1:$PLAIN" "ws://127.0.0.1:$WS/mqtt" \
-    "$MSGS" "$ROUNDS" > "$TMP/rates" || { echo "ws bench: a stream failed"; cat "$TMP/rates"; exit 1; }
+# Node 20 has its WebSocket behind a flag; Node 22 has it by default.
+NODE_FLAGS=
+NATIVE=1
+node -e 'process.exit(typeof WebSocket === "function" ? 0 : 1)' 2>/dev/null ||
+    if node --experimental-websocket --no-warnings -e 'process.exit(typeof WebSocket === "function" ? 0 : 1)' 2>/dev/null; then
+        NODE_FLAGS="--experimental-websocket --no-warnings"
+    else
+        NATIVE=
+    fi
+one() { # LABEL URL MODE
+    rate=$(MQLAB_MQTTJS_DIR="$MQTTJS" node $NODE_FLAGS bench/ws_bench.js "$2" "$3" "$MSGS") || {
+        echo "ws bench: a stream failed ($1)"; exit 1; }
+    echo "$1 $rate" >> "$TMP/rates"
+}
+: > "$TMP/rates"
+r=0
+while [ $r -lt "$ROUNDS" ]; do
+    one plain "mqtt://127.0.0.1:$PLAIN" lib
+    one ws "ws://127.0.0.1:$WS/mqtt" lib
+    [ -n "$NATIVE" ] && one native "ws://127.0.0.1:$WS/mqtt" native
+    r=$((r + 1))
+done
 p=$(sed -n 's/^plain //p' "$TMP/rates" | median)
 w=$(sed -n 's/^ws //p' "$TMP/rates" | median)
-printf '%-28s %8s msg/s   (%s)\n' "mqtt.js QoS 1, plain port" "$p" "$(sed -n 's/^plain //p' "$TMP/rates" | tr '\n' ' ' | sed 's/ $//')"
-printf '%-28s %8s msg/s   (%s)\n' "mqtt.js QoS 1, ws port" "$w" "$(sed -n 's/^ws //p' "$TMP/rates" | tr '\n' ' ' | sed 's/ $//')"
-awk -v p="$p" -v w="$w" 'BEGIN { printf "%-28s %8.2f x   (median of '"$ROUNDS"' rounds of '"$MSGS"' messages; target >= 0.70)\n", "ws / plain", w / p }'
+n=$(sed -n 's/^native //p' "$TMP/rates" | median)
+row() { printf '%-40s %8s msg/s   (%s)\n' "$1" "$2" "$(sed -n "s/^$3 //p" "$TMP/rates" | tr '\n' ' ' | sed 's/ $//')"; }
+row "mqtt.js QoS 1, plain port" "$p" plain
+row "mqtt.js QoS 1, ws port (ws library)" "$w" ws
+[ -n "$n" ] && row "mqtt.js QoS 1, ws port (browser path)" "$n" native
+awk -v p="$p" -v w="$w" 'BEGIN { printf "%-40s %8.2f x   (median of '"$ROUNDS"' rounds of '"$MSGS"' messages; target >= 0.70)\n", "ws (ws library) / plain", w / p }'
+[ -n "$n" ] && awk -v p="$p" -v n="$n" 'BEGIN { printf "%-40s %8.2f x\n", "ws (browser path) / plain", n / p }'
