@@ -79,7 +79,7 @@ SRC      := $(CORE_SRC) $(LUA_SRC)
 OBJ      := $(SRC:runner/%.c=$(BUILD)/%.o) $(BUILD)/embedded.o
 # The command line: main.c dispatches to one file per command family.
 CLI_SRC  := runner/main.c runner/cli.c runner/cmd_workspace.c runner/cmd_grade.c runner/cmd_tools.c \
-            runner/cmd_author.c runner/cmd_start.c runner/cmd_watch.c
+            runner/cmd_author.c runner/cmd_start.c runner/cmd_watch.c runner/cmd_classroom.c
 MAIN_OBJ := $(CLI_SRC:runner/%.c=$(BUILD)/%.o)
 
 # Files compiled into the binary: the Lua prelude and kit modules, the

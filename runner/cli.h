@@ -104,6 +104,8 @@ int cmd_watch(int argc, char **argv);
 /* cmd_author.c */
 int cmd_verify(int argc, char **argv);
 int cmd_new_lab(int argc, char **argv);
+/* cmd_classroom.c */
+int cmd_classroom(int argc, char **argv);
 /* cmd_tools.c */
 int cmd_run(int argc, char **argv);
 int cmd_broker(int argc, char **argv);

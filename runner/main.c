@@ -224,6 +224,29 @@ static const command_help_t helps[] = {
       "acota; por defecto, todos.\n"
       "--format: csv (por defecto; una fila por estudiante, una columna por laboratorio), csv-checks,\n"
       "json, junit, gradescope o text, como en mqlab grade." },
+    { "classroom", "NN DIR [--student ID]", "instructors: a GitHub Classroom starter repository for lab NN",
+      "docentes: un repositorio de partida de GitHub Classroom para el laboratorio NN",
+      "DIR (new, or empty) gets the lab's folder with its starter files, a README with the lab's\n"
+      "instructions in English and Spanish, and .github/workflows/classroom.yml. On every push the\n"
+      "workflow builds the kit from source at a pinned tag (MQLAB_REF, from MQLAB_REPO: set both at the\n"
+      "top of the file; no .deb is published), grades the lab once with mqlab check for the repository\n"
+      "owner's GitHub login, and reports each check as a Classroom test worth its points\n"
+      "(classroom-resources/autograding-command-grader@v1 and autograding-grading-reporter@v1).\n"
+      "The feedback's language is the workflow's MQLAB_LANG (from --lang). The README's example\n"
+      "parameters are those of --student ID (default: your-github-login).\n"
+      "Exit code: 0 written, 2 an unknown lab, a DIR that is not empty, or a lab GitHub Classroom\n"
+      "cannot take (fractional points).",
+      "DIR (nueva o vacía) recibe la carpeta del laboratorio con sus ficheros de partida, un README con\n"
+      "las instrucciones en inglés y en español, y .github/workflows/classroom.yml. En cada push el\n"
+      "workflow compila el kit desde el código fuente en una etiqueta fija (MQLAB_REF, de MQLAB_REPO:\n"
+      "fija las dos al principio del fichero; no se publica un .deb), evalúa el laboratorio una vez con\n"
+      "mqlab check para el usuario de GitHub dueño del repositorio, y da cada comprobación como un test\n"
+      "de Classroom que vale sus puntos (classroom-resources/autograding-command-grader@v1 y\n"
+      "autograding-grading-reporter@v1). El idioma de los mensajes es el MQLAB_LANG del workflow (el de\n"
+      "--lang). Los parámetros de ejemplo del README son los de --student ID (por defecto,\n"
+      "your-github-login).\n"
+      "Código de salida: 0 escrito, 2 un laboratorio desconocido, una DIR que no está vacía o un\n"
+      "laboratorio que GitHub Classroom no admite (puntos con decimales)." },
     { "verify", "[NN... | PATH...]", "instructors: is a lab fit for a class? (every lab when none is named)",
       "docentes: ¿está un laboratorio listo para una clase? (todos si no se nombra ninguno)",
       "It checks, printing a row for each:\n"
@@ -310,7 +333,7 @@ static const struct { const char *name; command_fn fn; } commands[] = {
     { "init", cmd_init }, { "list", cmd_list }, { "show", cmd_show }, { "start", cmd_start }, { "check", cmd_check }, { "watch", cmd_watch },
     { "hint", cmd_hint }, { "progress", cmd_progress }, { "reset", cmd_reset }, { "run", cmd_run },
     { "broker", cmd_broker }, { "trace", cmd_trace }, { "bench", cmd_bench }, { "certs", cmd_certs }, { "grade", cmd_grade }, { "gradebook", cmd_gradebook },
-    { "verify", cmd_verify }, { "new-lab", cmd_new_lab }, { "doctor", cmd_doctor }, { "tour", cmd_tour },
+    { "classroom", cmd_classroom }, { "verify", cmd_verify }, { "new-lab", cmd_new_lab }, { "doctor", cmd_doctor }, { "tour", cmd_tour },
 };
 
 int main(int argc, char **argv)

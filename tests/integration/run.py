@@ -7,6 +7,8 @@
 - the starter files of every lab score less than full marks;
 - the verdict contract (one JSON object, fields, exit codes, NN forms);
 - the workspace commands (init, hint, progress, reset) and grade;
+- mqlab classroom: the GitHub Classroom workflow's steps, run here, give
+  each check's points (reference solution, a known-bad, the starter);
 - nothing survives a check: no mosquitto, no student program, no temporary
   folder, also when mqlab gets SIGINT in the middle of one.
 
@@ -2925,6 +2927,238 @@ def test_friction_python():
            "with MQLAB_PYTHON, doctor says it decides", p.stdout)
 
 
+def classroom_workflow(path):
+    """The generated workflow as a dict: PyYAML when it is there, else a
+    reader for exactly the shape `mqlab classroom` writes (a check on that
+    shape too)."""
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    try:
+        import yaml
+        return yaml.safe_load(text)
+    except ImportError:
+        pass
+
+    def scalar(v):
+        v = v.strip()
+        if v.startswith('"'):
+            return json.loads(v)
+        if v.startswith("'"):
+            return v[1:-1]
+        return int(v) if re.fullmatch(r"-?\d+", v) else v
+    wf = {"on": [], "env": {}, "permissions": {}}
+    steps, step, block, section = [], None, None, None
+    for line in text.splitlines():
+        if block is not None:
+            if line.startswith(" " * 8) or not line.strip():
+                step["run"] += line[8:] + "\n"
+                continue
+            block = None
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        if section == "on" and line.startswith("- "):
+            wf["on"].append(line[2:].strip())
+        elif not line.startswith(" "):
+            key, _, val = line.partition(":")
+            section = key.strip("'")
+            if val.strip():
+                wf[section] = scalar(val)
+        elif section in ("env", "permissions") and line.startswith("  ") and not line.startswith("   "):
+            k, _, v = line.strip().partition(":")
+            wf[section][k] = scalar(v)
+        elif line.startswith("    runs-on:"):
+            wf["runs-on"] = line.split(":", 1)[1].strip()
+        elif line.startswith("    - "):
+            step = {}
+            steps.append(step)
+            k, _, v = line[6:].partition(":")
+            step[k] = scalar(v)
+        elif step is not None and line.startswith("      ") and not line.startswith("       "):
+            k, _, v = line.strip().partition(":")
+            if v.strip() == "|":
+                step["run"], block = "", True
+            elif v.strip():
+                step[k] = scalar(v)
+            else:
+                step[k] = {}
+                sub = k
+        elif step is not None and line.startswith("        "):
+            k, _, v = line.strip().partition(":")
+            step[sub][k] = scalar(v)
+    wf["jobs"] = {"run-autograding-tests": {"runs-on": wf.pop("runs-on", None), "steps": steps}}
+    return wf
+
+
+def classroom_run(repo, wf, owner, tmp):
+    """Run the workflow's steps here, in order, as GitHub would: run steps
+    under bash -eo pipefail with the workflow's env, except the kit's
+    install (the mqlab built here stands in, through MQLAB); each
+    autograding-command-grader's command under /bin/sh with only PATH and
+    HOME, as that action does. Returns ({step id: exit code}, {step id:
+    max-score}, problems)."""
+    job = wf["jobs"]["run-autograding-tests"]
+    env = env_for(tmp)
+    env.update({k: str(v) for k, v in wf["env"].items()})
+    env.update({"GITHUB_REPOSITORY_OWNER": owner, "MQLAB": MQLAB, "RUNNER_TEMP": tmp,
+                "GITHUB_ENV": os.path.join(tmp, "github_env"), "GITHUB_WORKSPACE": repo})
+    codes, scores, problems = {}, {}, []
+    for st in job["steps"]:
+        sid = st.get("id", st.get("name"))
+        if "run" in st:
+            if sid == "mqlab-install":
+                continue
+            script = os.path.join(tmp, f"step-{sid}.sh")
+            with open(script, "w") as f:
+                f.write(st["run"])
+            p = subprocess.run(["bash", "--noprofile", "--norc", "-eo", "pipefail", script], cwd=repo, env=env,
+                               capture_output=True, text=True, timeout=300)
+            codes[sid] = p.returncode
+            if p.returncode != 0:
+                problems.append(f"step {sid} exited {p.returncode}: {p.stdout[-1500:]} {p.stderr[-1500:]}")
+        elif st.get("uses", "").startswith("classroom-resources/autograding-command-grader@"):
+            w = st["with"]
+            genv = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": env["HOME"]}
+            if w.get("setup-command"):
+                subprocess.run(["/bin/sh", "-c", w["setup-command"]], cwd=repo, env=genv, timeout=60)
+            p = subprocess.run(["/bin/sh", "-c", w["command"]], cwd=repo, env=genv, capture_output=True, text=True,
+                               timeout=60 * int(w.get("timeout", 10)))
+            codes[sid] = p.returncode
+            scores[sid] = int(str(w["max-score"]))
+    return codes, scores, problems
+
+
+def test_classroom():
+    tmp = fresh_tmp()
+    work = tempfile.mkdtemp(prefix="classroom-", dir=RUN_TMP)
+    try:
+        # Refusals: unknown lab, a folder that is not empty, no folder.
+        p = mqlab(["classroom", "99", os.path.join(work, "x")], tmpdir=tmp)
+        report(p.returncode == 2 and "99" in p.stderr and not os.path.exists(os.path.join(work, "x")),
+               "classroom: an unknown lab is refused", p.stderr)
+        busy = os.path.join(work, "busy")
+        os.makedirs(busy)
+        open(os.path.join(busy, "notes.txt"), "w").close()
+        p = mqlab(["classroom", "01", busy, "--lang", "es"], tmpdir=tmp)
+        report(p.returncode == 2 and "no está vacía" in p.stderr and os.listdir(busy) == ["notes.txt"],
+               "classroom: a folder that is not empty is refused (es)", p.stderr)
+        p = mqlab(["classroom", "01"], tmpdir=tmp)
+        report(p.returncode == 2 and "DIR" in p.stderr, "classroom: no folder is a usage error", p.stderr)
+        h_en = mqlab(["classroom", "--help"], tmpdir=tmp)
+        h_es = mqlab(["--lang", "es", "classroom", "--help"], tmpdir=tmp)
+        report(h_en.returncode == 0 and "GitHub Classroom" in h_en.stdout and h_es.returncode == 0
+               and "repositorio de partida" in h_es.stdout, "classroom: --help in en and es", h_en.stdout + h_es.stdout)
+
+        # The repository: into an empty folder.
+        repo = os.path.join(work, "repo")
+        os.makedirs(repo)
+        p = mqlab(["classroom", "01", repo + "/"], tmpdir=tmp)
+        files = sorted(os.path.relpath(os.path.join(d, f), repo) for d, _, fs in os.walk(repo) for f in fs)
+        report(p.returncode == 0 and files == [".github/workflows/classroom.yml", ".gitignore", "01-hello/filters.txt",
+                                               "01-hello/hello.py", "README.md"]
+               and not [f for f in os.listdir(work) if ".partial" in f],
+               "classroom: writes the lab's workspace, README and workflow", f"{p.returncode} {p.stderr} {files}")
+        with open(os.path.join(repo, "README.md"), encoding="utf-8") as f:
+            readme = f.read()
+        with open(os.path.join(ROOT, "labs", "01-hello", "starter", "hello.py"), "rb") as a, \
+                open(os.path.join(repo, "01-hello", "hello.py"), "rb") as b:
+            same_starter = a.read() == b.read()
+        with open(os.path.join(ROOT, "labs", "01-hello", "instructions.es.md"), encoding="utf-8") as f:
+            es_head = f.readline().strip()
+        report(same_starter and "# Lab 01" in readme and es_head in readme and "**English.**" in readme
+               and "**Español.**" in readme and "| `receives-own` | 2 |" in readme,
+               "classroom: README in en and es with each check's points; the starter files as init writes them")
+
+        # The workflow's structure.
+        wf = classroom_workflow(os.path.join(repo, ".github", "workflows", "classroom.yml"))
+        on = wf.get("on", wf.get(True))
+        job = wf["jobs"]["run-autograding-tests"]
+        steps = job["steps"]
+        graders = [s for s in steps if s.get("uses", "").startswith("classroom-resources/autograding-command-grader@v1")]
+        reporter = [s for s in steps if s.get("uses", "").startswith("classroom-resources/autograding-grading-reporter@v1")]
+        install = [s for s in steps if s.get("id") == "mqlab-install"]
+        grade_steps = [s for s in steps if s.get("id") == "mqlab-grade"]
+        info = mqlab(["check", "01", os.path.join(ROOT, "solutions", "01-hello"), "--format", "json", "--no-record"],
+                     tmpdir=tmp)
+        ref = json.loads(info.stdout)
+        want_ids = [c["id"] for c in ref["checks"]]
+        want_pts = {c["id"]: c["max_points"] for c in ref["checks"]}
+        problems = []
+        if "push" not in (on or []):
+            problems.append(f"on: {on}")
+        if job.get("runs-on") != "ubuntu-latest":
+            problems.append(f"runs-on: {job.get('runs-on')}")
+        if wf.get("permissions") != {"checks": "write", "actions": "read", "contents": "read"}:
+            problems.append(f"permissions: {wf.get('permissions')}")
+        if not re.fullmatch(r"v\d+\.\d+\.\d+", str(wf["env"].get("MQLAB_REF", ""))) or "MQLAB_REPO" not in wf["env"]:
+            problems.append(f"env: {wf['env']}")
+        if not install or not all(w in install[0]["run"] for w in ("apt-get install", "git clone", "$MQLAB_REF", "make")):
+            problems.append("no install step that builds the kit at MQLAB_REF")
+        if len(grade_steps) != 1 or '--student "$GITHUB_REPOSITORY_OWNER"' not in grade_steps[0]["run"] \
+                or len(re.findall(r'mqlab\}" check ', grade_steps[0]["run"])) != 1:
+            problems.append("no single grading step for the repository owner")
+        if [s["id"] for s in graders] != ["check-" + i for i in want_ids]:
+            problems.append(f"graders: {[s['id'] for s in graders]} for checks {want_ids}")
+        for s in graders:
+            w = s["with"]
+            cid = s["id"][len("check-"):]
+            if not all(k in w for k in ("test-name", "command", "timeout", "max-score")) or \
+                    float(w["max-score"]) != want_pts.get(cid):
+                problems.append(f"{s['id']}: {w}")
+        if len(reporter) != 1 or steps[-1] is not reporter[0]:
+            problems.append("the reporter is not the last step")
+        else:
+            r = reporter[0]
+            if r["with"]["runners"].split(",") != [s["id"] for s in graders]:
+                problems.append(f"runners: {r['with']['runners']}")
+            for s in graders:
+                key = s["id"].upper() + "_RESULTS"
+                if r["env"].get(key) != "${{steps.%s.outputs.result}}" % s["id"]:
+                    problems.append(f"reporter env {key}: {r['env'].get(key)}")
+        report(not problems and sum(want_pts.values()) == ref["max_score"],
+               "classroom: the workflow has one pinned grader per check (its points) and the reporter", problems)
+
+        # The reference solution, through the workflow's steps run here.
+        copy_into(os.path.join(ROOT, "solutions", "01-hello"), os.path.join(repo, "01-hello"))
+        codes, scores, probs = classroom_run(repo, wf, "reference", tmp)
+        earned = sum(scores[s] for s in scores if codes[s] == 0)
+        report(not probs and codes.get("mqlab-grade") == 0 and len(scores) == len(want_ids)
+               and all(codes[s] == 0 for s in scores) and earned == ref["max_score"],
+               f"classroom: the reference solution passes every check's step ({earned}/{ref['max_score']} points)",
+               probs + [f"{s}: {codes[s]}" for s in scores if codes[s] != 0])
+
+        # A known-bad submission loses exactly its checks, and their points.
+        bad = os.path.join(ROOT, "tests", "bad", "01-hello", "qos0")
+        repo2 = os.path.join(work, "repo-bad")
+        p = mqlab(["classroom", "01", repo2], tmpdir=tmp)
+        copy_into(bad, os.path.join(repo2, "01-hello"))
+        wf2 = classroom_workflow(os.path.join(repo2, ".github", "workflows", "classroom.yml"))
+        codes, scores, probs = classroom_run(repo2, wf2, "reference", tmp)
+        lost = sorted(s[len("check-"):] for s in scores if codes[s] != 0)
+        expect = sorted(read_expect(bad))
+        earned = sum(scores[s] for s in scores if codes[s] == 0)
+        want = ref["max_score"] - sum(want_pts[c] for c in expect)
+        report(p.returncode == 0 and not probs and lost == expect and earned == want,
+               f"classroom: known-bad qos0 loses exactly {expect} ({earned}/{ref['max_score']} points)",
+               probs + [f"lost {lost}, earned {earned}, want {want}"])
+
+        # Only the starter files: every check fails, and its step says why.
+        repo3 = os.path.join(work, "repo-starter")
+        mqlab(["classroom", "01", repo3], tmpdir=tmp)
+        wf3 = classroom_workflow(os.path.join(repo3, ".github", "workflows", "classroom.yml"))
+        codes, scores, probs = classroom_run(repo3, wf3, "ana", tmp)
+        with open(os.path.join(repo3, ".mqlab-grading", "connects"), encoding="utf-8") as f:
+            why = f.read()
+        report(not probs and scores and all(codes[s] != 0 for s in scores) and why.startswith("failed\nconnects (0/1)")
+               and len(why.strip().splitlines()) > 2,
+               "classroom: the unchanged starter scores 0, each check saying why", probs + [why])
+
+        files, procs = leftovers(tmp)
+        report(not procs and not [f for f in files if f.startswith("mqlab")],
+               "classroom: nothing left running or in TMPDIR", f"{files} {procs}")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def main():
     if not os.access(MQLAB, os.X_OK):
         print("mqlab is not built; run make first")
@@ -2940,7 +3174,7 @@ def main():
                   ("friction-broker", test_friction_broker), ("friction-outside", test_friction_outside),
                   ("friction-variants", test_friction_variants), ("friction-missing", test_friction_missing),
                   ("friction-version", test_friction_version), ("friction-lab03", test_friction_lab03),
-                  ("friction-python", test_friction_python),
+                  ("friction-python", test_friction_python), ("classroom", test_classroom),
                   ("mqttjs-node", test_mqttjs_node), ("browser", test_browser), ("dashboard", test_dashboard)]
     t0 = time.time()
     try:
