@@ -10,6 +10,8 @@
 #   make slides     render slides/*.md to build/slides/*.html
 #   make fuzz       the WebSocket codec under libFuzzer (FUZZ_SECONDS=60)
 #   make deps       install the Debian packages (or print the command)
+#   make autograder LAB=NN  a Gradescope autograder bundle for lab NN:
+#                   build/autograder-NN-name.zip (gradescope/bundle.py)
 #   make install PREFIX=/usr/local DESTDIR=
 #   make clean
 
@@ -96,7 +98,7 @@ else
 Q := @
 endif
 
-.PHONY: all run test test-repeat sanitize bench slides deps install clean check-pkgs fuzz FORCE
+.PHONY: all run test test-repeat sanitize bench slides deps install clean check-pkgs fuzz autograder FORCE
 
 all: $(BIN) certs/ca.crt
 
@@ -218,6 +220,12 @@ fuzz: $(FUZZ_DIR)/ws_fuzz
 	grep -E '^(stat::number_of_executed_units|stat::average_exec_per_sec|Done)' $(FUZZ_DIR)/ws_fuzz.log; \
 	if [ $$rc -ne 0 ]; then tail -40 $(FUZZ_DIR)/ws_fuzz.log; echo "fuzz: FOUND something (exit $$rc)"; exit 1; fi; \
 	echo "fuzz: nothing found in $(FUZZ_SECONDS) s; corpus: $$(ls $(FUZZ_DIR)/corpus | wc -l) inputs"
+
+# make autograder LAB=03: Gradescope's setup.sh and run_autograder with the
+# kit's source, zipped (MQLAB_LANG=es for feedback in Spanish).
+autograder:
+	@[ -n "$(LAB)" ] || { echo "make autograder: say which lab: make autograder LAB=NN"; exit 2; }
+	@python3 gradescope/bundle.py '$(subst ','\'',$(LAB))' $(BUILD)
 
 install: $(BIN)
 	install -d $(DESTDIR)$(PREFIX)/bin

@@ -56,9 +56,13 @@ static const command_help_t helps[] = {
     { "init", "[DIR] [--student ID]", "create a workspace: one folder per lab with instructions and starter files",
       "crea un espacio de trabajo: una carpeta por laboratorio con instrucciones y ficheros de partida",
       "DIR defaults to ./mqlab-work. Existing files are never overwritten.\n"
-      "The student id (default: $USER) chooses your own topics, ids and plant.",
+      "The student id (default: $USER) chooses your own topics, ids and plant.\n"
+      "If your course grades in Gradescope, use the id it grades you with: your student id (SID)\n"
+      "there, else your email before the @ (mqlab init --student SID).",
       "DIR es ./mqlab-work si no se indica. Nunca se sobrescriben ficheros existentes.\n"
-      "El id de estudiante (por defecto: $USER) elige tus propios topics, ids y planta." },
+      "El id de estudiante (por defecto: $USER) elige tus propios topics, ids y planta.\n"
+      "Si tu curso corrige en Gradescope, usa el id con el que te corrige: tu id de estudiante (SID)\n"
+      "allí, si no tu email antes de la @ (mqlab init --student SID)." },
     { "list", "", "the labs, their status and your best score", "los laboratorios, su estado y tu mejor nota", "", "" },
     { "show", "NN", "a lab's instructions, with your own parameters", "las instrucciones de un laboratorio, con tus parámetros",
       "NN may be 1, 01 or 01-hello.", "NN puede ser 1, 01 o 01-hello." },

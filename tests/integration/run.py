@@ -3158,6 +3158,176 @@ def test_classroom():
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
+def test_gradescope():
+    print("make autograder: a Gradescope bundle whose run_autograder grades a fake /autograder")
+    import zipfile
+    base = os.path.join(RUN_TMP, "gradescope-bundle")
+    os.makedirs(base)
+    outdir = os.path.join(base, "build")
+    env = env_for(fresh_tmp())
+    mk = lambda *a: subprocess.run(["make", "-s", "--no-print-directory", "-C", ROOT, "autograder",
+                                    "BUILD=" + outdir] + list(a), env=env, capture_output=True, text=True, timeout=120)
+    p = mk()
+    report(p.returncode == 2 and "LAB=NN" in p.stdout + p.stderr, "make autograder without LAB says how", p.stdout + p.stderr)
+    p = mk("LAB=11")
+    report(p.returncode == 2 and "snap" in p.stderr and not os.path.exists(os.path.join(outdir, "autograder-11-dashboard.zip")),
+           "lab 11 is refused: Chromium is only a snap on Ubuntu", p.stdout + p.stderr)
+    p = mk("LAB=1")
+    zpath = os.path.join(outdir, "autograder-01-hello.zip")
+    names, modes = [], {}
+    try:
+        with zipfile.ZipFile(zpath) as z:
+            names = z.namelist()
+            modes = {i.filename: (i.external_attr >> 16) & 0o777 for i in z.infolist()}
+    except (OSError, zipfile.BadZipFile) as e:
+        p.stderr += f"\n{e}"
+    want = ["setup.sh", "run_autograder", "autograder.conf", "kit/Makefile", "kit/debian-packages.txt",
+            "kit/tests/deps.sh", "kit/runner/main.c", "kit/runner/tools/embed.c", "kit/labs/01-hello/lab.lua",
+            "kit/broker-config/README.md"]
+    report(p.returncode == 0 and all(n in names for n in want) and modes.get("setup.sh") == 0o755 and
+           modes.get("run_autograder") == 0o755 and not [n for n in os.listdir(outdir) if n.startswith(".")] and
+           not any(n.startswith(("kit/build/", "kit/solutions/", "kit/tests/bad/")) or n == "kit/mqlab" for n in names),
+           "make autograder LAB=1 writes autograder-01-hello.zip: setup.sh, run_autograder, the kit's source",
+           p.stdout + p.stderr + f"\n{sorted(names)[:20]} {modes.get('run_autograder')}")
+
+    def fake_root(name, files_from, meta, student_file=None):
+        """An /autograder as Gradescope lays it out: the bundle unzipped in
+        source/, run_autograder copied to the top, the submission, and the
+        submission's metadata (None: no metadata file)."""
+        root = os.path.join(base, name)
+        src = os.path.join(root, "source")
+        with zipfile.ZipFile(zpath) as z:
+            for info in z.infolist():
+                z.extract(info, src)
+                os.chmod(os.path.join(src, info.filename), (info.external_attr >> 16) & 0o777 or 0o644)
+        shutil.copy2(os.path.join(src, "run_autograder"), os.path.join(root, "run_autograder"))
+        sub = os.path.join(root, "submission")
+        os.makedirs(sub)
+        # With a .mqlab/student, the submission is a workspace as mqlab init
+        # makes it (its lab in 01-hello/); else the lab's files at the top.
+        lab_dir = os.path.join(sub, "01-hello") if student_file else sub
+        os.makedirs(lab_dir, exist_ok=True)
+        for f in os.listdir(files_from):
+            if os.path.isfile(os.path.join(files_from, f)):
+                shutil.copy2(os.path.join(files_from, f), lab_dir)
+        if student_file:
+            os.makedirs(os.path.join(sub, ".mqlab"))
+            with open(os.path.join(sub, ".mqlab", "student"), "w") as f:
+                f.write(student_file + "\n")
+        if meta is not None:
+            with open(os.path.join(root, "submission_metadata.json"), "w") as f:
+                json.dump({"id": 1, "created_at": "2026-12-07T05:00:00Z", "assignment": {"title": "Lab 01"},
+                           "users": meta}, f)
+        return root
+
+    def run_root(root, extra=None):
+        tmpdir = fresh_tmp()
+        e = env_for(tmpdir)
+        e.update({"AUTOGRADER_ROOT": root, "MQLAB_BIN": MQLAB})
+        e.update(extra or {})
+        p = subprocess.run([os.path.join(root, "run_autograder")], env=e, capture_output=True, text=True, timeout=300)
+        try:
+            with open(os.path.join(root, "results", "results.json")) as f:
+                r = json.load(f)
+        except (OSError, ValueError) as ex:
+            r, p.stderr = None, p.stderr + f"\nresults.json: {ex}"
+        left = [n for n in os.listdir(tmpdir)]
+        procs = subprocess.run(["pgrep", "-af", root + "/"], capture_output=True, text=True).stdout.strip()
+        return p, r, left, procs, os.listdir(os.path.join(root, "results"))
+
+    def verdict_of(folder, student):
+        p = mqlab(["check", "01", folder, "--format", "json", "--no-record", "--student", student])
+        return json.loads(p.stdout)
+
+    def matches(r, v, lost=None):
+        """results.json says what the verdict says: the score, one test per
+        check with its points, and exactly `lost` failing (if given)."""
+        if not r or abs(r.get("score", -1) - v["score"]) > 1e-9:
+            return False
+        tests = r.get("tests", [])
+        if len(tests) != len(v["checks"]):
+            return False
+        for t, c in zip(tests, v["checks"]):
+            if not (t["name"].startswith(f"01-hello {c['id']}:") and t["score"] == c["points"] and
+                    t["max_score"] == c["max_points"] and t["visibility"] == "visible"):
+                return False
+        if lost is not None:
+            failing = sorted(c["id"] for c in v["checks"] if c["points"] < c["max_points"])
+            if failing != sorted(lost):
+                return False
+        return True
+
+    sol = os.path.join(ROOT, "solutions", "01-hello")
+    bad = os.path.join(ROOT, "tests", "bad", "01-hello", "bad-filters")
+    ref = verdict_of(sol, "reference")
+    badv = verdict_of(bad, "reference")
+
+    # The reference solution, from a student with no SID: the email's local part.
+    root = fake_root("ref", sol, [{"name": "Ref", "email": "reference@uni.example", "sid": ""}])
+    p, r, left, procs, res = run_root(root)
+    report(p.returncode == 0 and matches(r, ref, []) and r["score"] == ref["max_score"] and
+           "reference" in r["output"] and "email" in r["output"] and res == ["results.json"],
+           "reference solution: full marks, as mqlab check says, student id from the email's local part",
+           p.stdout + p.stderr + json.dumps(r)[:600])
+    report(not left and not procs, "run_autograder leaves nothing behind", f"{left} {procs}")
+
+    # A known-bad submission, with a SID: loses exactly what its EXPECT says.
+    root = fake_root("bad", bad, [{"name": "Ref", "email": "x@uni.example", "sid": "reference"}])
+    p, r, left, procs, res = run_root(root)
+    report(p.returncode == 0 and matches(r, badv, read_expect(bad)) and r["score"] < ref["max_score"] and
+           "SID" in r["output"],
+           f"known-bad {rel(bad)}: the verdict's score, failing exactly {read_expect(bad)}",
+           p.stdout + p.stderr + json.dumps(r)[:600])
+
+    # The id decides the parameters: the same solution under another SID
+    # loses the checks that depend on them (its filters are the reference's).
+    other = verdict_of(sol, "someone-else")
+    root = fake_root("other", sol, [{"name": "Eve", "email": "eve@uni.example", "sid": "someone-else"}])
+    p, r, left, procs, res = run_root(root)
+    report(other["score"] < ref["max_score"] and matches(r, other) and "someone-else" in r["output"],
+           "the SID seeds the parameters: the reference's answers lose points under another SID",
+           p.stdout + p.stderr + json.dumps(r)[:600])
+
+    # No metadata: the .mqlab/student of a workspace handed in whole.
+    root = fake_root("file", sol, None, student_file="reference")
+    p, r, left, procs, res = run_root(root)
+    report(p.returncode == 0 and matches(r, ref, []) and ".mqlab/student" in r["output"],
+           "without submission_metadata.json, the id comes from .mqlab/student", p.stdout + p.stderr + json.dumps(r)[:600])
+
+    # Where bwrap cannot make a sandbox (Docker may refuse namespaces): it
+    # grades unconfined, and says so.
+    fake = os.path.join(base, "fake-bwrap")
+    os.mkdir(fake)
+    with open(os.path.join(fake, "bwrap"), "w") as f:
+        f.write("#!/bin/sh\necho 'bwrap: Creating new namespace failed: Operation not permitted' >&2\nexit 1\n")
+    os.chmod(os.path.join(fake, "bwrap"), 0o755)
+    root = fake_root("nosbx", sol, [{"name": "Ref", "email": "r@uni.example", "sid": "reference"}])
+    p, r, left, procs, res = run_root(root, {"PATH": fake + ":" + os.environ.get("PATH", "/usr/bin:/bin")})
+    report(p.returncode == 0 and matches(r, ref, []) and "sandbox" in r["output"] and "--no-sandbox" in p.stdout,
+           "no sandbox here: graded with --no-sandbox, and the output says so", p.stdout + p.stderr + json.dumps(r)[:600])
+    report(not left and not procs, "unsandboxed run_autograder leaves nothing behind", f"{left} {procs}")
+
+    # mqlab cannot run: still a results.json, score 0, saying why, in Spanish
+    # when the bundle says so.
+    p = subprocess.run(["make", "-s", "--no-print-directory", "-C", ROOT, "autograder", "LAB=01-hello",
+                        "BUILD=" + os.path.join(base, "build-es")], env=dict(env, MQLAB_LANG="es"),
+                       capture_output=True, text=True, timeout=120)
+    zpath = os.path.join(base, "build-es", "autograder-01-hello.zip")
+    root = fake_root("broken", sol, [{"name": "Ref", "email": "r@uni.example", "sid": "reference"}])
+    p2, r, left, procs, res = run_root(root, {"MQLAB_BIN": "/bin/false"})
+    report(p.returncode == 0 and p2.returncode == 0 and r is not None and r.get("score") == 0 and
+           "no pudo evaluar" in r.get("output", "") and "SID" in r["output"],
+           "mqlab fails: results.json still written, score 0, why (in Spanish: MQLAB_LANG=es at bundle time)",
+           p.stdout + p.stderr + p2.stdout + p2.stderr + json.dumps(r)[:600])
+
+    # setup.sh's package list: debian-packages.txt without the browser lab's.
+    p = subprocess.run(["sh", os.path.join(root, "source", "setup.sh"), "--print-packages"],
+                       capture_output=True, text=True, timeout=60)
+    pk = p.stdout.split()
+    report(p.returncode == 0 and {"mosquitto", "liblua5.4-dev", "python3-paho-mqtt", "bubblewrap", "build-essential"} <= set(pk)
+           and not {"chromium", "nodejs", "npm"} & set(pk),
+           "setup.sh installs the kit's packages but the browser lab's", p.stdout + p.stderr)
+
 
 def main():
     if not os.access(MQLAB, os.X_OK):
@@ -3175,7 +3345,8 @@ def main():
                   ("friction-variants", test_friction_variants), ("friction-missing", test_friction_missing),
                   ("friction-version", test_friction_version), ("friction-lab03", test_friction_lab03),
                   ("friction-python", test_friction_python), ("classroom", test_classroom),
-                  ("mqttjs-node", test_mqttjs_node), ("browser", test_browser), ("dashboard", test_dashboard)]
+                  ("mqttjs-node", test_mqttjs_node), ("browser", test_browser), ("dashboard", test_dashboard),
+                  ("gradescope", test_gradescope)]
     t0 = time.time()
     try:
         for name, fn in tests:
