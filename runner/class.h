@@ -56,6 +56,18 @@ void class_free(class_t *c);
 int class_count(const class_t *c);
 class_sub_t *class_at(class_t *c, int i);
 
+/* Sharding: a class graded in N parts (N machines, or N Kubernetes pods),
+ * each part a stable 1/N of the students, whatever the order of the
+ * folders. A student's shard is the FNV-1a 64-bit hash of the student id,
+ * mod count; index is 0-based (as Kubernetes' JOB_COMPLETION_INDEX).
+ * class_parse_shard reads "I/N" (digits only, 0 <= I < N <= 10000):
+ * KIT_OK, or KIT_EINVAL. class_keep_shard drops every submission of a
+ * student of another shard (they are neither graded nor missing) and
+ * answers in *kept and *total the students kept and in the class. */
+int class_shard_of(const char *student, int count);
+int class_parse_shard(const char *arg, int *index, int *count);
+void class_keep_shard(class_t *c, int index, int count, int *kept, int *total);
+
 typedef struct {
     int jobs;           /* workers at a time */
     int resume;         /* skip what the gradebook already has, unchanged */

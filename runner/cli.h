@@ -38,6 +38,7 @@ struct cli_opt {
     int resume;             /* --resume (grade) */
     const char *out;        /* --out DIR (grade, gradebook export) */
     const char *attempt;    /* --attempt latest|best (gradebook export) */
+    const char *shard;      /* --shard I/N (grade), as given */
     int help;
 };
 extern struct cli_opt opt;

@@ -413,6 +413,11 @@ int cmd_grade(int argc, char **argv)
                                       "formato desconocido '%s' (text, json, csv, csv-checks, junit o gradescope)"), fmt);
     if (opt.jobs < 0)
         return usage_error("grade", "%s", T("--jobs wants a number from 1 to 64", "--jobs quiere un número de 1 a 64"));
+    int shard = 0, shards = 0;
+    if (opt.shard && class_parse_shard(opt.shard, &shard, &shards) != KIT_OK)
+        return usage_error("grade", T("--shard wants I/N, a part I from 0 to N-1 of N parts (0/3, 1/3, 2/3), digits only, N up to 10000; not '%s'",
+                                      "--shard quiere I/N, la parte I, de 0 a N-1, de N partes (0/3, 1/3, 2/3), solo dígitos, N hasta 10000; no «%s»"),
+                           opt.shard);
     for (int i = 1; i < argc; i++)
         if (!kit_is_dir(argv[i]))
             return usage_error("grade", T("%s is not a folder", "%s no es una carpeta"), argv[i]);
@@ -432,7 +437,14 @@ int cmd_grade(int argc, char **argv)
         lab_free_ids(labs, nlabs);
         return EXIT_USAGE;
     }
-    if (class_count(c) == 0) {
+    if (shards > 0 && class_count(c) > 0) {
+        /* An empty shard is no error: with few students and many pods,
+         * some pods have nobody, and their (empty) gradebooks merge. */
+        int kept = 0, total = 0;
+        class_keep_shard(c, shard, shards, &kept, &total);
+        fprintf(stderr, T("mqlab grade: shard %d/%d: %d of the %d students\n",
+                          "mqlab grade: parte %d/%d: %d de los %d estudiantes\n"), shard, shards, kept, total);
+    } else if (class_count(c) == 0) {
         fprintf(stderr, "mqlab grade: %s\n", T("nothing to grade there", "ahí no hay nada que evaluar"));
         class_free(c);
         lab_free_ids(labs, nlabs);
@@ -510,10 +522,34 @@ static int take(void *ud, verdict_t *v)
     return KIT_OK;
 }
 
+/* mqlab gradebook merge A.db B.db ... --db OUT.db */
+static int gradebook_merge(int argc, char **argv)
+{
+    if (argc < 1)
+        return usage_error("gradebook", "%s", T("merge expects the gradebooks to merge and --db OUT: mqlab gradebook merge A.db B.db --db OUT.db",
+                                                 "merge espera los libros de notas que unir y --db SALIDA: mqlab gradebook merge A.db B.db --db SALIDA.db"));
+    if (!opt.db)
+        return usage_error("gradebook", "%s", T("merge writes a new gradebook: give it with --db OUT.db",
+                                                 "merge escribe un libro de notas nuevo: indícalo con --db SALIDA.db"));
+    char err[KIT_ERRLEN];
+    store_merge_stats_t st;
+    int rc = store_merge(opt.db, (const char *const *)argv, argc, &st, err);
+    if (rc != KIT_OK) {
+        fprintf(stderr, "mqlab gradebook merge: %s\n", err);
+        return rc == KIT_EINVAL ? EXIT_USAGE : EXIT_FAIL;
+    }
+    fprintf(stderr, T("mqlab gradebook merge: %d gradebooks into %s: %d students, %d attempts (%d already there, kept once)\n",
+                      "mqlab gradebook merge: %d libros de notas en %s: %d estudiantes, %d intentos (%d repetidos, guardados una vez)\n"),
+            argc, opt.db, st.students, st.attempts, st.duplicates);
+    return EXIT_PASS;
+}
+
 int cmd_gradebook(int argc, char **argv)
 {
+    if (argc >= 1 && strcmp(argv[0], "merge") == 0) return gradebook_merge(argc - 1, argv + 1);
     if (argc < 1 || strcmp(argv[0], "export") != 0 || argc > 2)
-        return usage_error("gradebook", "%s", T("expects: mqlab gradebook export [LABS]", "espera: mqlab gradebook export [LABS]"));
+        return usage_error("gradebook", "%s", T("expects: mqlab gradebook export [LABS], or mqlab gradebook merge A.db B.db... --db OUT.db",
+                                                 "espera: mqlab gradebook export [LABS], o mqlab gradebook merge A.db B.db... --db SALIDA.db"));
     const char *fmt = opt.format ? opt.format : "csv";
     if (!known_format(fmt))
         return usage_error("gradebook", T("unknown format '%s' (csv, csv-checks, json, junit, gradescope or text)",

@@ -156,7 +156,7 @@ static const command_help_t helps[] = {
       "Crea una CA, un certificado de servidor para localhost y 127.0.0.1, uno de cliente, una CA impostora\n"
       "con un certificado de servidor para los mismos nombres, uno para otro host y uno caducado.\n"
       "Las claves solo las puedes leer tú. `make` lo ejecuta para certs/ del repositorio." },
-    { "grade", "LABS DIR... [--jobs N] [--resume] [--format F] [--out DIR] [--db FILE] [--student ID]",
+    { "grade", "LABS DIR... [--jobs N] [--resume] [--shard I/N] [--format F] [--out DIR] [--db FILE] [--student ID]",
       "instructors: grade a class, lab by lab or the whole course, into a gradebook",
       "docentes: evalúa una clase, por laboratorio o el curso entero, en un libro de notas",
       "LABS is one lab (03), a list (01,03,05) or all. Each DIR is looked at by one rule:\n"
@@ -180,6 +180,10 @@ static const command_help_t helps[] = {
       "Every grading is recorded in the gradebook (default ./gradebook.db) as soon as it ends. Ctrl-C\n"
       "stops everything and keeps what was graded; --resume then skips every student and lab whose\n"
       "files (by a hash of their contents) have not changed since their latest grading.\n"
+      "--shard I/N grades one part of N of the students (I is 0-based: 0/3, 1/3, 2/3, as Kubernetes'\n"
+      "JOB_COMPLETION_INDEX), each run into its own --db; mqlab gradebook merge joins them. A student's\n"
+      "part is a hash of the student id, so it does not depend on the order or place of the folders;\n"
+      "students of other parts are neither graded nor listed as missing.\n"
       "--format: text (a table and a class summary), json (the verdicts and the summary), csv (a row\n"
       "per student, a column per lab, the total), csv-checks (a row per submission, a column per\n"
       "check; one file per lab in --out DIR when there are several labs), junit (JUnit XML), gradescope\n"
@@ -207,6 +211,10 @@ static const command_help_t helps[] = {
       "Cada evaluación se guarda en el libro de notas (por defecto ./gradebook.db) en cuanto termina.\n"
       "Ctrl-C lo para todo y conserva lo evaluado; --resume se salta luego cada estudiante y\n"
       "laboratorio cuyos ficheros (por un hash de su contenido) no han cambiado desde su última evaluación.\n"
+      "--shard I/N evalúa una parte de N de los estudiantes (I empieza en 0: 0/3, 1/3, 2/3, como\n"
+      "JOB_COMPLETION_INDEX de Kubernetes), cada una en su propio --db; mqlab gradebook merge las une.\n"
+      "La parte de un estudiante es un hash de su id, así que no depende del orden ni del sitio de las\n"
+      "carpetas; los estudiantes de otras partes ni se evalúan ni salen como «sin entrega».\n"
       "--format: text (una tabla y un resumen de la clase), json (los veredictos y el resumen), csv (una\n"
       "fila por estudiante, una columna por laboratorio, el total), csv-checks (una fila por entrega, una\n"
       "columna por comprobación; un fichero por laboratorio en --out DIR si hay varios), junit (XML de\n"
@@ -214,20 +222,32 @@ static const command_help_t helps[] = {
       "con --out DIR).\n"
       "Código de salida: 0 si se evaluaron todas, 1 si alguna no se pudo, 2 uso incorrecto, 3 faltan\n"
       "herramientas, 130 interrumpido." },
-    { "gradebook", "export [LABS] [--format F] [--attempt latest|best] [--db FILE] [--out DIR]",
-      "instructors: the gradebook's results, one per student and lab",
-      "docentes: los resultados del libro de notas, uno por estudiante y laboratorio",
+    { "gradebook", "export [LABS] [--format F] [--attempt latest|best] [--db FILE] [--out DIR] | merge A.db B.db... --db OUT.db",
+      "instructors: the gradebook's results, one per student and lab (merge: join shards)",
+      "docentes: los resultados del libro de notas, uno por estudiante y laboratorio (merge: une partes)",
       "export writes one result per student and lab from the gradebook (default ./gradebook.db): the\n"
       "latest attempt (--attempt latest, the default) or the best (--attempt best). A re-grade replaces\n"
       "a result instead of counting twice. LABS (03, 01,03 or all) narrows it; the default is all.\n"
       "--format: csv (default; a row per student, a column per lab), csv-checks, json, junit,\n"
-      "gradescope or text, as in mqlab grade.",
+      "gradescope or text, as in mqlab grade.\n"
+      "merge joins gradebooks (the parts of mqlab grade --shard, graded apart) into a new one, --db\n"
+      "OUT.db, written whole or not at all (built beside it, then renamed): students, attempts with their\n"
+      "checks, hints and guided steps. An attempt found in two inputs counts once, so its export is that\n"
+      "of one grading of the whole class. A file that is not a gradebook, or of another schema version,\n"
+      "is refused with its name, and nothing is written. Exit code: 0 merged, 2 bad usage or a refused\n"
+      "input, 1 the output could not be written.",
       "export escribe un resultado por estudiante y laboratorio a partir del libro de notas (por defecto\n"
       "./gradebook.db): el último intento (--attempt latest, por defecto) o el mejor (--attempt best).\n"
       "Una reevaluación sustituye un resultado en vez de contar dos veces. LABS (03, 01,03 o all) lo\n"
       "acota; por defecto, todos.\n"
       "--format: csv (por defecto; una fila por estudiante, una columna por laboratorio), csv-checks,\n"
-      "json, junit, gradescope o text, como en mqlab grade." },
+      "json, junit, gradescope o text, como en mqlab grade.\n"
+      "merge une libros de notas (las partes de mqlab grade --shard, evaluadas por separado) en uno nuevo,\n"
+      "--db SALIDA.db, escrito entero o nada (se hace a su lado y luego se renombra): estudiantes,\n"
+      "intentos con sus comprobaciones, pistas y pasos guiados. Un intento que está en dos entradas cuenta\n"
+      "una vez, así que su exportación es la de una sola evaluación de toda la clase. Un fichero que no es\n"
+      "un libro de notas, o de otra versión del esquema, se rechaza con su nombre, y no se escribe nada.\n"
+      "Código de salida: 0 unidos, 2 uso incorrecto o una entrada rechazada, 1 no se pudo escribir la salida." },
     { "classroom", "NN DIR [--student ID]", "instructors: a GitHub Classroom starter repository for lab NN",
       "docentes: un repositorio de partida de GitHub Classroom para el laboratorio NN",
       "DIR (new, or empty) gets the lab's folder with its starter files, a README with the lab's\n"
@@ -356,6 +376,7 @@ int main(int argc, char **argv)
         { "no-sandbox", no_argument, 0, 'S' }, { "jobs", required_argument, 0, 'J' },
         { "resume", no_argument, 0, 'R' }, { "out", required_argument, 0, 'o' },
         { "attempt", required_argument, 0, 'A' }, { "ws-port", required_argument, 0, 'W' },
+        { "shard", required_argument, 0, 'K' },
         { "help", no_argument, 0, 'h' }, { "version", no_argument, 0, 'V' }, { 0, 0, 0, 0 }
     };
     const char *cmd = NULL;
@@ -419,6 +440,7 @@ int main(int argc, char **argv)
             case 'R': opt.resume = 1; break;
             case 'o': opt.out = optarg; break;
             case 'A': opt.attempt = optarg; break;
+            case 'K': opt.shard = optarg; break;
             case 'p': port_arg = optarg; break;
             case 'W': ws_port_arg = optarg; break;
             case 'h': free(av); return print_help(cmd);

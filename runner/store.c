@@ -13,10 +13,13 @@
 #include "store.h"
 #include "util.h"
 
+#include <errno.h>
+#include <limits.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 struct store {
     sqlite3 *db;
@@ -676,5 +679,228 @@ int store_guide_done(store_t *s, const char *student, const char *lab, int *n, c
     if (sqlite3_step(st) == SQLITE_ROW) *n = sqlite3_column_int(st, 0);
     else ret = dberr(s, err, "read guide steps");
     sqlite3_finalize(st);
+    return ret;
+}
+
+/* ------------------------------------------------------------ merging */
+
+/* Is path a gradebook of this build's schema? Only read; opened
+ * read-write all the same, since a read-only connection to a WAL database
+ * cannot remove the -wal and -shm files it makes when it closes. */
+static int check_gradebook(const char *path, char *err)
+{
+    if (!kit_file_exists(path) || kit_is_dir(path))
+        return kit_seterr(err, KIT_EINVAL, "%s: no such gradebook file", path);
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    int ret = KIT_EINVAL, v = -1, tables = 0;
+    int rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL);
+    if (rc != SQLITE_OK) {
+        kit_seterr(err, KIT_EINVAL, "%s: cannot open: %s", path, db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+        goto done;
+    }
+    sqlite3_extended_result_codes(db, 1);
+    sqlite3_busy_timeout(db, 5000);
+    if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK) {
+        rc = sqlite3_extended_errcode(db);
+    } else {
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) v = sqlite3_column_int(st, 0);
+    }
+    sqlite3_finalize(st);
+    st = NULL;
+    if ((rc & 0xff) == SQLITE_NOTADB || (rc & 0xff) == SQLITE_CORRUPT) {
+        kit_seterr(err, KIT_EINVAL, "%s is not a gradebook: not an SQLite database", path);
+        goto done;
+    }
+    if (rc != SQLITE_ROW) {
+        kit_seterr(err, KIT_EINVAL, "%s: cannot read: %s", path, sqlite3_errmsg(db));
+        goto done;
+    }
+    if (sqlite3_prepare_v2(db, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN"
+                               " ('students', 'attempts', 'check_results', 'hints')", -1, &st, NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
+        tables = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    if (v < 1 || tables != 4) {
+        kit_seterr(err, KIT_EINVAL, "%s is not a gradebook: an SQLite database without mqlab's tables", path);
+        goto done;
+    }
+    if (v != NMIGRATIONS) {
+        kit_seterr(err, KIT_EINVAL, "%s is a gradebook of schema version %d, and this mqlab writes version %d: %s",
+                   path, v, NMIGRATIONS, v > NMIGRATIONS ? "merge it with a newer mqlab"
+                   : "open it once with this mqlab (mqlab gradebook export --db FILE) to upgrade it, then merge");
+        goto done;
+    }
+    ret = KIT_OK;
+done:
+    sqlite3_close(db);
+    return ret;
+}
+
+/* Are a and b the same file? (out given again as an input) */
+static int same_file(const char *a, const char *b)
+{
+    char ra[PATH_MAX], rb[PATH_MAX];
+    if (!realpath(a, ra) || !realpath(b, rb)) return 0;
+    return strcmp(ra, rb) == 0;
+}
+
+/* One input, attached as src, into s in one transaction. */
+static int merge_one(store_t *s, const char *in, store_merge_stats_t *stats, char *err)
+{
+    static const char *const bulk[] = {
+        /* The students: each once, known since the earliest. */
+        "INSERT INTO main.students(id, created_ms) SELECT id, created_ms FROM src.students WHERE true"
+        " ON CONFLICT(id) DO UPDATE SET created_ms = min(created_ms, excluded.created_ms)",
+        "INSERT OR IGNORE INTO main.students(id, created_ms)"
+        " SELECT student, min(started_ms) FROM src.attempts GROUP BY student",
+        /* A hint is its index: the same hint in two inputs was used once. */
+        "INSERT INTO main.hints(student, lab, idx, used_ms) SELECT h.student, h.lab, h.idx, min(h.used_ms)"
+        " FROM src.hints h WHERE NOT EXISTS (SELECT 1 FROM main.hints m WHERE m.student = h.student"
+        " AND m.lab = h.lab AND m.idx = h.idx) GROUP BY h.student, h.lab, h.idx",
+        "INSERT INTO main.guide_steps(student, lab, step, done_ms) SELECT student, lab, step, done_ms"
+        " FROM src.guide_steps WHERE true"
+        " ON CONFLICT(student, lab, step) DO UPDATE SET done_ms = min(done_ms, excluded.done_ms)",
+    };
+    static const char cols[] = "student, lab, submission, started_ms, duration_s, score, max_score,"
+                               " error, incomplete, missing, content_hash";
+    sqlite3_stmt *att = NULL, *seen = NULL, *ins = NULL, *chk = NULL, *st = NULL;
+    int ret = KIT_ERR, rc;
+    int64_t base = 0;
+
+    if (prepare(s, &st, "ATTACH ?1 AS src", err) != KIT_OK) return KIT_ERR;
+    bind_text(st, 1, in);
+    rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    st = NULL;
+    if (rc != SQLITE_DONE)
+        return kit_seterr(err, KIT_ERR, "%s: cannot attach: %s", in, sqlite3_errmsg(s->db));
+    if (exec(s, "BEGIN IMMEDIATE", err) != KIT_OK) goto detach;
+    for (size_t i = 0; i < sizeof bulk / sizeof *bulk; i++)
+        if (exec(s, bulk[i], err) != KIT_OK) goto cleanup;
+
+    /* Attempts that an earlier input brought are the ones to compare with;
+     * two of one input are two attempts, even alike. */
+    if (prepare(s, &st, "SELECT coalesce(max(id), 0) FROM main.attempts", err) != KIT_OK) goto cleanup;
+    if (sqlite3_step(st) == SQLITE_ROW) base = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    st = NULL;
+
+    char *sql = kit_strdup_printf("SELECT id, %s FROM src.attempts ORDER BY id", cols);
+    rc = prepare(s, &att, sql, err);
+    free(sql);
+    if (rc != KIT_OK) goto cleanup;
+    if (prepare(s, &seen,
+                "SELECT 1 FROM main.attempts WHERE id <= ?12 AND student = ?1 AND lab = ?2"
+                " AND submission IS ?3 AND started_ms = ?4 AND duration_s = ?5 AND score = ?6"
+                " AND max_score = ?7 AND error IS ?8 AND incomplete = ?9 AND missing IS ?10"
+                " AND content_hash IS ?11 LIMIT 1", err) != KIT_OK)
+        goto cleanup;
+    sql = kit_strdup_printf("INSERT INTO main.attempts(%s) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)", cols);
+    rc = prepare(s, &ins, sql, err);
+    free(sql);
+    if (rc != KIT_OK) goto cleanup;
+    if (prepare(s, &chk,
+                "INSERT INTO main.check_results(attempt_id, seq, check_id, title, passed, skipped,"
+                " points, max_points, message) SELECT ?1, seq, check_id, title, passed, skipped,"
+                " points, max_points, message FROM src.check_results WHERE attempt_id = ?2 ORDER BY seq",
+                err) != KIT_OK)
+        goto cleanup;
+    while ((rc = sqlite3_step(att)) == SQLITE_ROW) {
+        sqlite3_reset(seen);
+        sqlite3_reset(ins);
+        sqlite3_reset(chk);
+        for (int k = 1; k <= 11; k++) {
+            sqlite3_bind_value(seen, k, sqlite3_column_value(att, k));
+            sqlite3_bind_value(ins, k, sqlite3_column_value(att, k));
+        }
+        sqlite3_bind_int64(seen, 12, base);
+        int r = sqlite3_step(seen);
+        if (r == SQLITE_ROW) {
+            if (stats) stats->duplicates++;
+            continue;
+        }
+        if (r != SQLITE_DONE) { dberr(s, err, "compare attempts"); goto cleanup; }
+        if (step_done(s, ins, err) != KIT_OK) goto cleanup;
+        sqlite3_bind_int64(chk, 1, sqlite3_last_insert_rowid(s->db));
+        sqlite3_bind_int64(chk, 2, sqlite3_column_int64(att, 0));
+        if (step_done(s, chk, err) != KIT_OK) goto cleanup;
+    }
+    if (rc != SQLITE_DONE) { kit_seterr(err, KIT_ERR, "%s: cannot read attempts: %s", in, sqlite3_errmsg(s->db)); goto cleanup; }
+    sqlite3_finalize(att);
+    sqlite3_finalize(seen);
+    sqlite3_finalize(ins);
+    sqlite3_finalize(chk);
+    att = seen = ins = chk = NULL;
+    if (exec(s, "COMMIT", err) != KIT_OK) goto cleanup;
+    ret = KIT_OK;
+cleanup:
+    sqlite3_finalize(att);
+    sqlite3_finalize(seen);
+    sqlite3_finalize(ins);
+    sqlite3_finalize(chk);
+    if (ret != KIT_OK) rollback(s);
+detach:
+    sqlite3_exec(s->db, "DETACH src", NULL, NULL, NULL);
+    return ret;
+}
+
+static void unlink_db(const char *path)
+{
+    static const char *const tails[] = { "", "-wal", "-shm", "-journal" };
+    for (size_t i = 0; i < sizeof tails / sizeof *tails; i++) {
+        char *p = kit_strdup_printf("%s%s", path, tails[i]);
+        unlink(p);
+        free(p);
+    }
+}
+
+int store_merge(const char *out, const char *const *ins, int n, store_merge_stats_t *stats, char *err)
+{
+    if (stats) memset(stats, 0, sizeof *stats);
+    if (!out || !*out || !ins || n < 1)
+        return kit_seterr(err, KIT_EINVAL, "store_merge: no output or no inputs");
+    for (int i = 0; i < n; i++) {
+        if (same_file(ins[i], out))
+            return kit_seterr(err, KIT_EINVAL, "%s is the output (--db) too: merge into a new file", ins[i]);
+        if (check_gradebook(ins[i], err) != KIT_OK) return KIT_EINVAL;
+    }
+    /* A journal beside out belongs to whoever has out open: renaming a
+     * new file under it would mix the two. */
+    static const char *const journals[] = { "-wal", "-journal" };
+    for (size_t i = 0; i < sizeof journals / sizeof *journals; i++) {
+        char *j = kit_strdup_printf("%s%s", out, journals[i]);
+        int there = kit_file_exists(j);
+        free(j);
+        if (there)
+            return kit_seterr(err, KIT_EINVAL, "%s%s exists: is another mqlab writing %s? Choose another --db",
+                              out, journals[i], out);
+    }
+    if (make_parent(out, err) != KIT_OK) return KIT_ERR;
+
+    char *tmp = kit_strdup_printf("%s.tmp-XXXXXX", out);
+    int fd = mkstemp(tmp);
+    if (fd < 0) {
+        kit_seterr(err, KIT_ERR, "cannot write %s: %s", out, strerror(errno));
+        free(tmp);
+        return KIT_ERR;
+    }
+    close(fd);   /* an empty file: SQLite makes it a new database */
+    store_t *s = NULL;
+    int ret = store_open(&s, tmp, err);
+    for (int i = 0; i < n && ret == KIT_OK; i++) ret = merge_one(s, ins[i], stats, err);
+    if (ret == KIT_OK && stats) {
+        ret = query_int(s, "SELECT count(*) FROM attempts", &stats->attempts, err);
+        if (ret == KIT_OK) ret = query_int(s, "SELECT count(*) FROM students", &stats->students, err);
+    }
+    /* Closing the last connection checkpoints the WAL into the file and
+     * removes it: the file is whole before it is renamed. */
+    if (ret == KIT_OK && exec(s, "PRAGMA journal_mode = DELETE", err) != KIT_OK) ret = KIT_ERR;
+    store_close(s);
+    if (ret == KIT_OK && rename(tmp, out) != 0)
+        ret = kit_seterr(err, KIT_ERR, "cannot write %s: %s", out, strerror(errno));
+    if (ret != KIT_OK) unlink_db(tmp);
+    free(tmp);
     return ret;
 }

@@ -74,4 +74,21 @@ int store_each(store_t *s, const char *const *labs, int nlabs, int best,
 int store_guide_step(store_t *s, const char *student, const char *lab, const char *step, char *err);
 int store_guide_done(store_t *s, const char *student, const char *lab, int *n, char *err);
 
+/* Merge the gradebooks ins[0..n) (the shards of one class, graded apart)
+ * into a new gradebook at out, whole or not at all: it is built in a
+ * temporary file beside out and renamed over it. Every table a result
+ * depends on is merged: students, attempts with their check results,
+ * hints and guided steps. An attempt that two inputs both hold (the same
+ * student, lab, start, score and everything else) is kept once, as are a
+ * hint (student, lab, index) and a guided step. An input that is not an
+ * SQLite file, not a gradebook, of another schema version, or out itself,
+ * is refused with its name and nothing is written. */
+typedef struct {
+    int attempts;       /* attempts in out */
+    int duplicates;     /* attempts skipped as already merged */
+    int students;       /* students in out */
+} store_merge_stats_t;
+int store_merge(const char *out, const char *const *ins, int n,
+                store_merge_stats_t *stats, char *err);
+
 #endif

@@ -1692,6 +1692,153 @@ def test_class():
         report(p.returncode == 2 and p.stderr.strip(), f"usage error: {name}", f"exit {p.returncode}: {p.stderr}")
 
 
+def test_shard():
+    print("grade --shard I/N and gradebook merge: the parts of a class, merged, export as one grading")
+    import re
+    root = os.path.join(RUN_TMP, "class-shard")
+    os.makedirs(root)
+    why = make_class(root)
+    report(why is None, "the class is made", why)
+    work = os.path.join(RUN_TMP, "shard-dbs")
+    os.makedirs(work)
+
+    def graded(args, db):
+        tmpdir = fresh_tmp()
+        p = mqlab(["grade", "01,02", root, "--format", "json", "--db", db] + args, tmpdir=tmpdir, timeout=600)
+        try:
+            verdicts = json.loads(p.stdout)["verdicts"]
+        except (ValueError, KeyError, TypeError):
+            verdicts = None
+        files, procs = leftovers(tmpdir)
+        return p, verdicts, files, procs
+
+    full_db = os.path.join(work, "full.db")
+    p, full, files, procs = graded([], full_db)
+    report(p.returncode == 0 and full and len(full) == 12 and not files and not procs,
+           "the whole class, unsharded: 6 students x 2 labs", f"exit {p.returncode} {files} {procs}\n{p.stderr[-800:]}")
+    everyone = sorted({v["student"] for v in full or []})
+    shard_dbs, parts = [], []
+    for i in range(3):
+        db = os.path.join(work, f"shard{i}.db")
+        shard_dbs.append(db)
+        p, vs, files, procs = graded(["--shard", f"{i}/3"], db)
+        students = {v["student"] for v in vs or []}
+        parts.append(students)
+        # Every lab of a student in the shard, and nobody else: a student of
+        # another shard is not listed as missing either.
+        report(p.returncode == 0 and vs is not None and len(vs) == 2 * len(students) and
+               f"shard {i}/3: {len(students)} of the {len(everyone)} students" in p.stderr and not files and not procs,
+               f"--shard {i}/3 grades its students, each lab once, and says how many ({sorted(students)})",
+               f"exit {p.returncode} {files} {procs}\n{p.stderr[-800:]}")
+    union = set().union(*parts)
+    overlap = [(a, b, parts[a] & parts[b]) for a in range(3) for b in range(a + 1, 3) if parts[a] & parts[b]]
+    report(sorted(union) == everyone and not overlap,
+           "the shards' students: their union is the class, their intersections are empty", (parts, everyone, overlap))
+
+    # The split is by a hash of the student id (FNV-1a 64, mod N), not by
+    # folder order: the same ids give the same parts as this Python copy.
+    def fnv(sid):
+        h = 14695981039346656037
+        for b in sid.encode():
+            h = ((h ^ b) * 1099511628211) % (1 << 64)
+        return h
+    report(all(fnv(sid) % 3 == i for i in range(3) for sid in parts[i]),
+           "a student's shard is FNV-1a(id) mod N", parts)
+
+    merged = os.path.join(work, "merged.db")
+    p = mqlab(["gradebook", "merge"] + shard_dbs + ["--db", merged])
+    report(p.returncode == 0 and "6 students, 12 attempts (0 already there" in p.stderr,
+           "gradebook merge joins the three shards", f"exit {p.returncode}\n{p.stderr}")
+    # A shard given twice (a pod retried, its gradebook copied twice) does
+    # not count twice.
+    twice = os.path.join(work, "twice.db")
+    p = mqlab(["gradebook", "merge"] + shard_dbs + [shard_dbs[0], "--db", twice])
+    n0 = 2 * len(parts[0])
+    report(p.returncode == 0 and f"6 students, 12 attempts ({n0} already there" in p.stderr,
+           "a shard merged twice is counted once", f"exit {p.returncode}\n{p.stderr}")
+    left = [f for f in os.listdir(work) if ".tmp-" in f or f.endswith("-wal") or f.endswith("-shm") or f.endswith("-journal")]
+    report(not left, "merge leaves no temporary file or journal beside its output or its inputs", left)
+
+    # What must differ between two gradings of the same work: when each
+    # ran and how long it took (started_ms, duration_s, junit's time=, the
+    # csv's duration column). Everything else, byte for byte.
+    def normal(text, fmt):
+        if fmt == "json":
+            text = re.sub(r'"(started_ms|duration_s|time_s|seconds)":[0-9.e+-]+', r'"\1":0', text)
+        elif fmt == "junit":
+            text = re.sub(r' time="[0-9.]+"', ' time="0"', text)
+        else:
+            # student,lab,score,max_score,duration_s,... in csv-checks; the
+            # per-student csv has no times.
+            text = re.sub(r"^([^,\n]*,[^,\n]*,[^,\n]*,[^,\n]*,)[0-9.]+(?=,)", r"\1T", text, flags=re.M) \
+                if fmt == "csv-checks" else text
+        return text
+
+    for db in (merged, twice):
+        name = os.path.basename(db)
+        for fmt in ("csv", "json", "junit", "csv-checks"):
+            outs = []
+            for src in (full_db, db):
+                args = ["gradebook", "export", "--db", src, "--format", fmt]
+                if fmt == "csv-checks":
+                    od = os.path.join(work, f"out-{os.path.basename(src)}-{name}")
+                    args += ["--out", od]
+                p = mqlab(args)
+                if fmt == "csv-checks":
+                    text = "".join(f"== {f}\n" + open(os.path.join(od, f)).read() for f in sorted(os.listdir(od))) \
+                        if p.returncode == 0 else ""
+                else:
+                    text = p.stdout
+                outs.append((p.returncode, normal(text, fmt)))
+            same = outs[0][0] == 0 and outs[1][0] == 0 and outs[0][1] == outs[1][1] and outs[0][1].strip()
+            detail = ""
+            if not same:
+                import difflib
+                detail = "".join(difflib.unified_diff(outs[0][1].splitlines(True), outs[1][1].splitlines(True), "unsharded", name))[:3000]
+            report(bool(same), f"export --format {fmt} of {name} is that of the unsharded run", detail)
+
+    # Refusals: each names the file, writes nothing, leaves OUT as it was.
+    notdb = os.path.join(work, "notes.db")
+    with open(notdb, "w") as f:
+        f.write("not a gradebook\n")
+    other = os.path.join(work, "other.db")
+    con = sqlite3.connect(other)
+    con.execute("CREATE TABLE t (x)")
+    con.commit()
+    con.close()
+    old = os.path.join(work, "old.db")
+    shutil.copy2(shard_dbs[1], old)
+    con = sqlite3.connect(old)
+    con.execute("PRAGMA user_version = 3")
+    con.commit()
+    con.close()
+    out = os.path.join(work, "refused.db")
+    with open(out, "wb") as f:
+        f.write(b"before")
+    for bad, why in ((notdb, "not a gradebook: not an SQLite database"),
+                     (other, "not a gradebook: an SQLite database without mqlab's tables"),
+                     (old, "schema version 3"),
+                     (os.path.join(work, "absent.db"), "no such gradebook")):
+        p = mqlab(["gradebook", "merge", shard_dbs[0], bad, "--db", out])
+        unchanged = open(out, "rb").read() == b"before"
+        left = [f for f in os.listdir(work) if ".tmp-" in f or f.endswith("-wal") or f.endswith("-shm")]
+        report(p.returncode == 2 and bad in p.stderr and why in p.stderr and unchanged and not left,
+               f"merge refuses {os.path.basename(bad)} ({why}), names it, leaves the output as it was",
+               f"exit {p.returncode} unchanged={unchanged} {left}\n{p.stderr}")
+    p = mqlab(["gradebook", "merge", shard_dbs[0], shard_dbs[1]])
+    report(p.returncode == 2 and "--db" in p.stderr, "merge without --db is a usage error", p.stderr)
+    p = mqlab(["gradebook", "merge", shard_dbs[0], merged, "--db", merged])
+    report(p.returncode == 2 and "is the output" in p.stderr, "merge refuses its output as an input", p.stderr)
+    for arg in ("3/3", "1/0", "x/2", "-1/2", "1/2/3", ""):
+        p = mqlab(["grade", "01", root, "--shard", arg, "--db", os.path.join(work, "never.db")])
+        report(p.returncode == 2 and "--shard" in p.stderr and not os.path.exists(os.path.join(work, "never.db")),
+               f"--shard {arg!r} is a usage error", f"exit {p.returncode}\n{p.stderr}")
+    p = mqlab(["--lang", "es", "grade", "--help"])
+    q = mqlab(["--lang", "en", "gradebook", "--help"])
+    report("--shard I/N" in p.stdout and "empieza en 0" in p.stdout and "merge A.db B.db" in q.stdout,
+           "--help tells of --shard (0-based) and merge, in both languages", p.stdout[-600:] + q.stdout[-600:])
+
+
 def test_resume():
     print("Ctrl-C in a class, then --resume grades only what is left")
     root = os.path.join(RUN_TMP, "class-resume")
@@ -3338,7 +3485,7 @@ def main():
     tests = [("solutions", test_solutions), ("bad", test_bad)]
     if REPEAT == 1:
         tests += [("contract", test_contract), ("workspace", test_workspace), ("grade", test_grade),
-                  ("sigint", test_sigint), ("sweep", test_sweep), ("hostile", test_hostile), ("stuck", test_stuck), ("no-sandbox", test_no_sandbox), ("misnamed", test_misnamed), ("jobs", test_jobs), ("class", test_class), ("resume", test_resume), ("fair", test_fair), ("guide", test_guide), ("guided", test_guided), ("tour", test_tour), ("new-lab", test_newlab), ("verify", test_verify), ("own-labs", test_own_labs), ("trace", test_trace), ("trace-web", test_trace_web), ("proxy-api", test_proxy_api), ("websocket", test_websocket), ("brokerlog", test_brokerlog), ("lab-tools", test_labtools), ("certs", test_certs), ("brokerconf", test_brokerconf),
+                  ("sigint", test_sigint), ("sweep", test_sweep), ("hostile", test_hostile), ("stuck", test_stuck), ("no-sandbox", test_no_sandbox), ("misnamed", test_misnamed), ("jobs", test_jobs), ("class", test_class), ("shard", test_shard), ("resume", test_resume), ("fair", test_fair), ("guide", test_guide), ("guided", test_guided), ("tour", test_tour), ("new-lab", test_newlab), ("verify", test_verify), ("own-labs", test_own_labs), ("trace", test_trace), ("trace-web", test_trace_web), ("proxy-api", test_proxy_api), ("websocket", test_websocket), ("brokerlog", test_brokerlog), ("lab-tools", test_labtools), ("certs", test_certs), ("brokerconf", test_brokerconf),
                   ("bench", test_bench), ("watch", test_watch), ("live", test_live),
                   ("friction-hint", test_friction_hint), ("friction-progress", test_friction_progress),
                   ("friction-broker", test_friction_broker), ("friction-outside", test_friction_outside),

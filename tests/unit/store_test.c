@@ -512,6 +512,70 @@ static void TEST_wal_mode(void)
     CU_ASSERT_STRING_EQUAL(mode, "wal");
 }
 
+/* Two gradebooks, one attempt in both: merged, every table, that attempt
+ * once, its checks under the new id; a hint in both counts once. */
+static void TEST_merge(void)
+{
+    char a[600], b[600], out[600], bad[600];
+    snprintf(a, sizeof a, "%s/a.db", dir);
+    snprintf(b, sizeof b, "%s/b.db", dir);
+    snprintf(out, sizeof out, "%s/out/merged.db", dir);
+    snprintf(bad, sizeof bad, "%s/bad.db", dir);
+    snprintf(path, sizeof path, "%s", a);
+    open_store();
+    record("ana", "01-hello", 1000, 10, 10, "a");
+    record("ana", "01-hello", 2000, 4, 10, "a");
+    int idx = -1;
+    CU_ASSERT(store_use_hint(st, "ana", "01-hello", 3, &idx, err) == KIT_OK);
+    CU_ASSERT(store_guide_step(st, "ana", "01-hello", "sub", err) == KIT_OK);
+    store_close(st);
+    st = NULL;
+    snprintf(path, sizeof path, "%s", b);
+    open_store();
+    record("ben", "01-hello", 1500, 6, 10, "b");
+    record("ana", "01-hello", 2000, 4, 10, "a");   /* the same attempt as in a */
+    CU_ASSERT(store_use_hint(st, "ana", "01-hello", 3, &idx, err) == KIT_OK);
+    store_close(st);
+    st = NULL;
+
+    const char *ins[] = { a, b };
+    store_merge_stats_t ms;
+    int rc = store_merge(out, ins, 2, &ms, err);
+    if (rc != KIT_OK) fprintf(stderr, "store_merge: %s\n", err);
+    CU_ASSERT_FATAL(rc == KIT_OK);
+    CU_ASSERT_EQUAL(ms.attempts, 3);
+    CU_ASSERT_EQUAL(ms.duplicates, 1);
+    CU_ASSERT_EQUAL(ms.students, 2);
+    snprintf(path, sizeof path, "%s", out);
+    CU_ASSERT_EQUAL(raw_int("SELECT count(*) FROM check_results"), 6);
+    CU_ASSERT_EQUAL(raw_int("SELECT count(*) FROM check_results c JOIN attempts a ON a.id = c.attempt_id"
+                            " WHERE a.student = 'ben' AND c.message LIKE 'b:%'"), 2);
+    CU_ASSERT_EQUAL(raw_int("SELECT count(*) FROM hints"), 1);
+    CU_ASSERT_EQUAL(raw_int("SELECT count(*) FROM guide_steps"), 1);
+    open_store();
+    store_summary_t sum;
+    CU_ASSERT(store_summary(st, "ana", "01-hello", &sum, err) == KIT_OK);
+    CU_ASSERT_EQUAL(sum.attempts, 2);
+    CU_ASSERT_DOUBLE_EQUAL(sum.best_score, 10, 1e-9);
+    CU_ASSERT_DOUBLE_EQUAL(sum.last_score, 4, 1e-9);
+    CU_ASSERT_EQUAL(sum.hints_used, 1);
+    store_close(st);
+    st = NULL;
+
+    /* Not a gradebook: refused by name, out left as it was. */
+    FILE *f = fopen(bad, "w");
+    CU_ASSERT_FATAL(f != NULL);
+    fputs("hello\n", f);
+    fclose(f);
+    const char *ins2[] = { a, bad };
+    CU_ASSERT(store_merge(out, ins2, 2, &ms, err) == KIT_EINVAL);
+    CU_ASSERT(strstr(err, bad) != NULL);
+    CU_ASSERT_EQUAL(raw_int("SELECT count(*) FROM attempts"), 3);
+    /* Its own output as an input. */
+    const char *ins3[] = { a, out };
+    CU_ASSERT(store_merge(out, ins3, 2, &ms, err) == KIT_EINVAL);
+}
+
 int init_store_tests(void)
 {
     CU_pSuite suite = CU_add_suite_with_setup_and_teardown("store", NULL, NULL, setup, teardown);
@@ -527,7 +591,8 @@ int init_store_tests(void)
         || !CU_add_test(suite, "record is atomic", TEST_record_is_atomic)
         || !CU_add_test(suite, "null check id rolls back", TEST_record_null_check_id_rolls_back)
         || !CU_add_test(suite, "WAL mode", TEST_wal_mode)
-        || !CU_add_test(suite, "each: latest and best, missing and hash", TEST_each_latest_and_best))
+        || !CU_add_test(suite, "each: latest and best, missing and hash", TEST_each_latest_and_best)
+        || !CU_add_test(suite, "merge: every table, an attempt in two inputs once, bad input refused", TEST_merge))
         return 1;
     return 0;
 }

@@ -14,6 +14,7 @@
 
 int init_topics_tests(void);
 int init_store_tests(void);
+int init_class_tests(void);
 int init_programs_tests(void);
 int init_broker_tests(void);
 int init_mqtt_tests(void);
@@ -58,7 +59,7 @@ int main(int argc, char **argv)
         mq_cleanup();
         return rc;
     }
-    if (init_topics_tests() || init_store_tests() || init_programs_tests() || init_broker_tests() ||
+    if (init_topics_tests() || init_store_tests() || init_class_tests() || init_programs_tests() || init_broker_tests() ||
         init_mqtt_tests() || init_lab_tests() || init_report_tests() || init_packet_tests() ||
         init_proxy_tests() || init_trace_tests() || init_tls_tests() ||
         init_hist_tests() || init_bench_tests() || init_sandbox_tests() || init_cleanup_tests() ||
