@@ -1692,6 +1692,22 @@ def test_class():
         report(p.returncode == 2 and p.stderr.strip(), f"usage error: {name}", f"exit {p.returncode}: {p.stderr}")
 
 
+def export_normal(text, fmt):
+    """What must differ between two gradings of the same work: when each
+    ran and how long it took (started_ms, duration_s, junit's time=, the
+    csv-checks duration column). Everything else is compared byte for
+    byte."""
+    import re
+    if fmt == "json":
+        return re.sub(r'"(started_ms|duration_s|time_s|seconds)":[0-9.e+-]+', r'"\1":0', text)
+    if fmt == "junit":
+        return re.sub(r' time="[0-9.]+"', ' time="0"', text)
+    if fmt == "csv-checks":
+        # student,lab,score,max_score,duration_s,...; the per-student csv has no times.
+        return re.sub(r"^([^,\n]*,[^,\n]*,[^,\n]*,[^,\n]*,)[0-9.]+(?=,)", r"\1T", text, flags=re.M)
+    return text
+
+
 def test_shard():
     print("grade --shard I/N and gradebook merge: the parts of a class, merged, export as one grading")
     import re
@@ -1759,20 +1775,6 @@ def test_shard():
     left = [f for f in os.listdir(work) if ".tmp-" in f or f.endswith("-wal") or f.endswith("-shm") or f.endswith("-journal")]
     report(not left, "merge leaves no temporary file or journal beside its output or its inputs", left)
 
-    # What must differ between two gradings of the same work: when each
-    # ran and how long it took (started_ms, duration_s, junit's time=, the
-    # csv's duration column). Everything else, byte for byte.
-    def normal(text, fmt):
-        if fmt == "json":
-            text = re.sub(r'"(started_ms|duration_s|time_s|seconds)":[0-9.e+-]+', r'"\1":0', text)
-        elif fmt == "junit":
-            text = re.sub(r' time="[0-9.]+"', ' time="0"', text)
-        else:
-            # student,lab,score,max_score,duration_s,... in csv-checks; the
-            # per-student csv has no times.
-            text = re.sub(r"^([^,\n]*,[^,\n]*,[^,\n]*,[^,\n]*,)[0-9.]+(?=,)", r"\1T", text, flags=re.M) \
-                if fmt == "csv-checks" else text
-        return text
 
     for db in (merged, twice):
         name = os.path.basename(db)
@@ -1789,7 +1791,7 @@ def test_shard():
                         if p.returncode == 0 else ""
                 else:
                     text = p.stdout
-                outs.append((p.returncode, normal(text, fmt)))
+                outs.append((p.returncode, export_normal(text, fmt)))
             same = outs[0][0] == 0 and outs[1][0] == 0 and outs[0][1] == outs[1][1] and outs[0][1].strip()
             detail = ""
             if not same:
@@ -1837,6 +1839,107 @@ def test_shard():
     q = mqlab(["--lang", "en", "gradebook", "--help"])
     report("--shard I/N" in p.stdout and "empieza en 0" in p.stdout and "merge A.db B.db" in q.stdout,
            "--help tells of --shard (0-based) and merge, in both languages", p.stdout[-600:] + q.stdout[-600:])
+
+
+def test_k8s():
+    """deploy/k8s: the Indexed Job's exact command for every index, then the
+    merge Job's, on this machine; their export must be one unsharded run's.
+    The container image is built where podman or buildah can (else said)."""
+    print("deploy/k8s: every pod's command run here, merged, equals one grading; the image where it can be built")
+    try:
+        import yaml
+    except ImportError:
+        print("  skip  (python3-yaml is not installed: cannot read the manifests)")
+        return
+    k8s = os.path.join(ROOT, "deploy", "k8s")
+    with open(os.path.join(k8s, "grade-job.yaml")) as f:
+        grade = yaml.safe_load(f)
+    with open(os.path.join(k8s, "merge-job.yaml")) as f:
+        merge = yaml.safe_load(f)
+    spec = grade["spec"]
+    pod = spec["template"]["spec"]
+    c = pod["containers"][0]
+    env = {e["name"]: e.get("value", "") for e in c.get("env", [])}
+    report(spec.get("completionMode") == "Indexed" and spec.get("completions") == int(env.get("SHARDS", 0))
+           and pod.get("restartPolicy") == "Never" and c.get("command") == ["sh", "-c"]
+           and "--shard" in c["args"][0] and "$JOB_COMPLETION_INDEX" in c["args"][0],
+           "grade-job.yaml: an Indexed Job, completions = SHARDS, each pod grades --shard $JOB_COMPLETION_INDEX/$SHARDS",
+           (spec, env))
+    mounts = {m["mountPath"]: m for m in c["volumeMounts"]}
+    report(mounts.get("/class", {}).get("readOnly") is True and "/gradebooks" in mounts,
+           "the class volume is read-only; the gradebooks volume is written", mounts)
+
+    # The pods, here: the same shell command, with the volumes' mount
+    # points replaced by folders of this run and mqlab found on PATH.
+    root = os.path.join(RUN_TMP, "k8s")
+    klass = os.path.join(root, "class")
+    books = os.path.join(root, "gradebooks")
+    os.makedirs(klass)
+    os.makedirs(books)
+    make_class(klass)
+    bindir = os.path.join(root, "bin")
+    os.makedirs(bindir)
+    os.symlink(os.path.abspath(MQLAB), os.path.join(bindir, "mqlab"))
+
+    def run_pod(container, index=None):
+        cmd = container["args"][0].replace("/class", klass).replace("/gradebooks", books)
+        tmpdir = fresh_tmp()
+        e = env_for(tmpdir)
+        e.update({x["name"]: x.get("value", "") for x in container.get("env", [])})
+        e["PATH"] = bindir + os.pathsep + e.get("PATH", "")
+        e["LABS"] = "01,02"             # the class has labs 01 and 02
+        e["JOBS"] = "2"
+        if index is not None:
+            e["JOB_COMPLETION_INDEX"] = str(index)
+        p = subprocess.run(["sh", "-c", cmd], env=e, capture_output=True, text=True, timeout=900)
+        files, procs = leftovers(tmpdir)
+        return p, files, procs
+
+    shards = int(env["SHARDS"])
+    for i in range(shards):
+        p, files, procs = run_pod(c, i)
+        report(p.returncode == 0 and os.path.exists(os.path.join(books, f"shard-{i}.db")) and not files and not procs,
+               f"pod {i}: its command grades shard {i}/{shards} into shard-{i}.db", f"exit {p.returncode} {files} {procs}\n{p.stderr[-800:]}")
+    mc = merge["spec"]["template"]["spec"]["containers"][0]
+    p, files, procs = run_pod(mc)
+    report(p.returncode == 0 and os.path.exists(os.path.join(books, "gradebook.db")),
+           "the merge Job's command merges the shards and exports", f"exit {p.returncode}\n{p.stderr[-800:]}")
+
+    one = os.path.join(root, "one.db")
+    p = mqlab(["grade", "01,02", klass, "--db", one, "--jobs", "2"], timeout=900)
+    report(p.returncode == 0, "the same class graded once, unsharded", p.stderr[-800:])
+    fmts = mc["env"][0]["value"].split() if mc.get("env") else []
+    for fmt in fmts:
+        q = mqlab(["gradebook", "export", "all", "--db", one, "--format", fmt])
+        path = os.path.join(books, "export", f"gradebook.{fmt}")
+        got = open(path).read() if os.path.exists(path) else ""
+        want = q.stdout
+        same = q.returncode == 0 and want.strip() and export_normal(got, fmt) == export_normal(want, fmt)
+        detail = ""
+        if not same:
+            import difflib
+            detail = "".join(difflib.unified_diff(want.splitlines(True), got.splitlines(True), "one run", "pods"))[:3000]
+        report(bool(same), f"the pods' {fmt} export is the unsharded run's", detail)
+
+    # The image: podman or buildah build deploy/Containerfile where they
+    # exist and can reach Debian's registry for the base image.
+    builder = shutil.which("podman") or shutil.which("buildah")
+    if not builder:
+        print("  skip  the image build: neither podman nor buildah is installed here "
+              "(deploy/Containerfile builds with: podman build -f deploy/Containerfile .)")
+        return
+    args = [builder, "build", "-f", "deploy/Containerfile", "-t", "mqlab-test:ci", "."] if builder.endswith("podman") \
+        else [builder, "bud", "-f", "deploy/Containerfile", "-t", "mqlab-test:ci", "."]
+    p = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=3600)
+    if p.returncode != 0 and ("docker.io" in p.stderr or "registry" in p.stderr or "pull" in p.stderr):
+        print("  skip  the image build: the base image debian:12 cannot be pulled here (" +
+              p.stderr.strip().splitlines()[-1][:200] + ")")
+        return
+    report(p.returncode == 0, "deploy/Containerfile builds", p.stderr[-1500:])
+    if p.returncode == 0:
+        q = subprocess.run([builder.replace("buildah", "podman"), "run", "--rm", "mqlab-test:ci", "list"],
+                           capture_output=True, text=True, timeout=300)
+        report(q.returncode == 0 and "01-hello" in q.stdout, "the image's entrypoint is mqlab: `list` works", q.stderr)
 
 
 def test_resume():
@@ -3485,7 +3588,7 @@ def main():
     tests = [("solutions", test_solutions), ("bad", test_bad)]
     if REPEAT == 1:
         tests += [("contract", test_contract), ("workspace", test_workspace), ("grade", test_grade),
-                  ("sigint", test_sigint), ("sweep", test_sweep), ("hostile", test_hostile), ("stuck", test_stuck), ("no-sandbox", test_no_sandbox), ("misnamed", test_misnamed), ("jobs", test_jobs), ("class", test_class), ("shard", test_shard), ("resume", test_resume), ("fair", test_fair), ("guide", test_guide), ("guided", test_guided), ("tour", test_tour), ("new-lab", test_newlab), ("verify", test_verify), ("own-labs", test_own_labs), ("trace", test_trace), ("trace-web", test_trace_web), ("proxy-api", test_proxy_api), ("websocket", test_websocket), ("brokerlog", test_brokerlog), ("lab-tools", test_labtools), ("certs", test_certs), ("brokerconf", test_brokerconf),
+                  ("sigint", test_sigint), ("sweep", test_sweep), ("hostile", test_hostile), ("stuck", test_stuck), ("no-sandbox", test_no_sandbox), ("misnamed", test_misnamed), ("jobs", test_jobs), ("class", test_class), ("shard", test_shard), ("k8s", test_k8s), ("resume", test_resume), ("fair", test_fair), ("guide", test_guide), ("guided", test_guided), ("tour", test_tour), ("new-lab", test_newlab), ("verify", test_verify), ("own-labs", test_own_labs), ("trace", test_trace), ("trace-web", test_trace_web), ("proxy-api", test_proxy_api), ("websocket", test_websocket), ("brokerlog", test_brokerlog), ("lab-tools", test_labtools), ("certs", test_certs), ("brokerconf", test_brokerconf),
                   ("bench", test_bench), ("watch", test_watch), ("live", test_live),
                   ("friction-hint", test_friction_hint), ("friction-progress", test_friction_progress),
                   ("friction-broker", test_friction_broker), ("friction-outside", test_friction_outside),
