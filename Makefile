@@ -12,7 +12,9 @@
 #   make deps       install the Debian packages (or print the command)
 #   make autograder LAB=NN  a Gradescope autograder bundle for lab NN:
 #                   build/autograder-NN-name.zip (gradescope/bundle.py)
-#   make install PREFIX=/usr/local DESTDIR=
+#   make install PREFIX=/usr/local DESTDIR=   the binary, man page, bash
+#                   completion, slides and docs (what the .deb carries)
+#   dpkg-buildpackage -us -uc -b   ../mqlab_*.deb (debian/)
 #   make clean
 
 PREFIX  ?= /usr/local
@@ -227,9 +229,40 @@ autograder:
 	@[ -n "$(LAB)" ] || { echo "make autograder: say which lab: make autograder LAB=NN"; exit 2; }
 	@python3 gradescope/bundle.py '$(subst ','\'',$(LAB))' $(BUILD)
 
-install: $(BIN)
-	install -d $(DESTDIR)$(PREFIX)/bin
+# make install: the binary (labs and Lua files are inside it), the man
+# page (en, es), bash completion, and the slides (Markdown and HTML) and the
+# instructor docs. debian/rules runs it with PREFIX=/usr, so the .deb
+# carries exactly these files. It never makes certs/: an installed mqlab
+# keeps its PKI in ~/.local/share/mqlab/certs (see mqlab certs --help).
+DOCDIR  ?= $(PREFIX)/share/doc/mqlab
+MANDIR  ?= $(PREFIX)/share/man
+BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
+SLIDES_MD := $(filter-out slides/README.md,$(wildcard slides/*.md))
+
+# mqlab(1), in English and Spanish, from the binary's own --help.
+$(BUILD)/man/mqlab.1: $(BIN) runner/tools/manpage.py
+	@echo "MAN $@"
+	$(Q)python3 runner/tools/manpage.py $(BIN) en $@
+
+$(BUILD)/man/es/mqlab.1: $(BIN) runner/tools/manpage.py
+	@echo "MAN $@"
+	$(Q)python3 runner/tools/manpage.py $(BIN) es $@
+
+$(BUILD)/slides/index.html: slides/render.py $(SLIDES_MD) | $(BUILD)/.dir
+	@echo "SLIDES $(words $(SLIDES_MD)) decks"
+	$(Q)python3 slides/render.py $(BUILD)/slides >/dev/null
+
+install: $(BIN) $(BUILD)/slides/index.html $(BUILD)/man/mqlab.1 $(BUILD)/man/es/mqlab.1
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/es/man1 $(DESTDIR)$(BASHCOMPDIR) \
+	  $(DESTDIR)$(DOCDIR)/docs $(DESTDIR)$(DOCDIR)/slides/html
 	install -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/mqlab
+	install -m 0644 $(BUILD)/man/mqlab.1 $(DESTDIR)$(MANDIR)/man1/mqlab.1
+	install -m 0644 $(BUILD)/man/es/mqlab.1 $(DESTDIR)$(MANDIR)/es/man1/mqlab.1
+	install -m 0644 docs/mqlab.bash-completion $(DESTDIR)$(BASHCOMPDIR)/mqlab
+	install -m 0644 README.md $(DESTDIR)$(DOCDIR)/README.md
+	install -m 0644 docs/authoring.md docs/trace-web.png $(DESTDIR)$(DOCDIR)/docs/
+	install -m 0644 slides/README.md $(SLIDES_MD) $(DESTDIR)$(DOCDIR)/slides/
+	install -m 0644 $(BUILD)/slides/*.html $(DESTDIR)$(DOCDIR)/slides/html/
 
 clean:
 	rm -rf $(BUILD) $(BIN)

@@ -21,7 +21,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 kit="$here/kit"
 
 # The kit's list, minus the browser lab's packages.
-pkgs=$(sh "$kit/tests/deps.sh" --list | grep -vx -e chromium -e nodejs -e npm)
+pkgs=$(sh "$kit/tests/deps.sh" --list build run)
 if [ "${1:-}" = "--print-packages" ]; then
     # shellcheck disable=SC2086  # one word per package
     printf '%s\n' $pkgs

@@ -524,8 +524,10 @@ static int rm_at(int dfd, const char *name, dev_t dev, int depth)
     if (st.st_dev != dev) return EXDEV;
     if (depth > 64) return ELOOP;
     /* A program may have taken away its own rights on a subfolder. */
-    if ((st.st_mode & S_IRWXU) != S_IRWXU)
-        fchmodat(dfd, name, (st.st_mode | S_IRWXU) & 07777, AT_SYMLINK_NOFOLLOW);
+    if ((st.st_mode & S_IRWXU) != S_IRWXU &&
+        fchmodat(dfd, name, (st.st_mode | S_IRWXU) & 07777, AT_SYMLINK_NOFOLLOW) != 0) {
+        /* Not fatal here: the openat or the unlinkat below says why. */
+    }
     int fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0) return errno == ENOENT ? 0 : errno;
     DIR *d = fdopendir(fd);

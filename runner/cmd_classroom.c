@@ -34,7 +34,7 @@
 
 /* The tag the workflow builds by default, and the placeholder URL of the
  * kit's repository (the instructor sets the real one). */
-#define CLASSROOM_REF "v0.15.0"
+#define CLASSROOM_REF "v0.1.0"
 #define CLASSROOM_REPO "https://github.com/YOUR-ORG/mqlab.git"
 /* The Ubuntu (ubuntu-latest) packages the kit needs to build and to run
  * the terminal labs: debian-packages.txt minus the unit tests' CUnit and

@@ -139,7 +139,7 @@ static int k_exists(lua_State *L)
 /* The folders kit.tmpdir made and kit.rmdir has not removed yet: the
  * only ones kit.rmdir will remove. */
 #define MAX_TMPDIRS 64
-static char tmpdirs[MAX_TMPDIRS][512];
+static char tmpdirs[MAX_TMPDIRS][PATH_MAX];
 
 static int tmpdir_slot(const char *path)
 {
@@ -162,7 +162,7 @@ static int k_tmpdir(lua_State *L)
         if (slot == MAX_TMPDIRS) return luaL_error(L, "too many kit.tmpdir folders (%d)", MAX_TMPDIRS);
     }
     if (kit_mkdtemp(path, sizeof path, prefix, err) != KIT_OK) return luaL_error(L, "%s", err);
-    char real[512];
+    char real[PATH_MAX];    /* realpath's buffer: PATH_MAX (_FORTIFY_SOURCE checks) */
     if (!realpath(path, real)) snprintf(real, sizeof real, "%s", path);
     if (policy_active() && policy_add(real, POLICY_READ | POLICY_WRITE | POLICY_REMOVE, err) != KIT_OK) {
         kit_rmdtemp(path);

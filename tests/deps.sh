@@ -5,6 +5,10 @@
 #   sh tests/deps.sh          install the missing ones: as root with
 #                             apt-get, otherwise print the exact command
 #   sh tests/deps.sh --list   print the whole list, one per line
+#   sh tests/deps.sh --list TAG...
+#                             only the sections tagged [TAG] (build, run,
+#                             recommends, package), as written: debian/rules
+#                             makes the .deb's Depends from `--list run`
 #   sh tests/deps.sh --npm    only mqtt.js (npm ci into build/npm), as
 #                             make test does before its tests; never
 #                             fails: without npm or the registry, the
@@ -22,8 +26,28 @@ if command -v npm >/dev/null 2>&1 && ! dpkg-query -W -f '${Status}' npm 2>/dev/n
 fi
 
 if [ "${1:-}" = "--list" ]; then
-    printf '%s\n' $pkgs
-    exit 0
+    if [ $# -le 1 ]; then
+        printf '%s\n' $pkgs
+        exit 0
+    fi
+    shift
+    # A comment whose first word is [TAG] starts a section; print the
+    # packages of the sections whose tag was asked for. Unfiltered: what
+    # the list says, not what this machine lacks (npm stays).
+    for tag in "$@"; do
+        case "$tag" in
+            build|run|recommends|package) ;;
+            *) echo "mqlab: deps.sh: unknown section '$tag' (build, run, recommends, package)" >&2; exit 2 ;;
+        esac
+    done
+    awk -v want=" $* " '
+        /^[ \t]*#[ \t]*\[[a-z-]+\]/ {
+            t = $0; sub(/^[ \t]*#[ \t]*\[/, "", t); sub(/\].*/, "", t); tag = t; next }
+        { sub(/#.*/, "") }
+        NF && index(want, " " tag " ") { for (i = 1; i <= NF; i++) print $i }
+        NF && tag == "" { printf "%s:%d: package %s is in no [section]\n", FILENAME, NR, $1 > "/dev/stderr"; bad = 1 }
+        END { exit bad ? 2 : 0 }' "$list"
+    exit $?
 fi
 
 # mqtt.js for the pages graded in headless Chromium: the npm package

@@ -3578,6 +3578,248 @@ def test_gradescope():
            and not {"chromium", "nodejs", "npm"} & set(pk),
            "setup.sh installs the kit's packages but the browser lab's", p.stdout + p.stderr)
 
+# ---------------------------------------------------------------- deb
+
+DEB_DIR = os.path.join(ROOT, "build", "deb")
+
+
+def deb_sources():
+    """The repository's files (tracked and new, not ignored): what a clean
+    clone has. Without git, everything but build output."""
+    try:
+        out = subprocess.run(["git", "-C", ROOT, "ls-files", "-co", "--exclude-standard", "-z"],
+                             capture_output=True, check=True).stdout
+        files = [f for f in out.decode().split("\0") if f and os.path.isfile(os.path.join(ROOT, f))]
+        if files:
+            return sorted(files)
+    except (OSError, subprocess.CalledProcessError):
+        pass
+    files = []
+    for dirpath, dirnames, filenames in os.walk(ROOT):
+        rel = os.path.relpath(dirpath, ROOT)
+        dirnames[:] = [d for d in dirnames if not (rel == "." and d in (".git", "build", "certs", "mqlab-work"))
+                       and not (rel == "debian" and d in ("build", "mqlab", ".debhelper"))]
+        for f in filenames:
+            path = os.path.normpath(os.path.join(rel, f))
+            if path not in ("mqlab", "gradebook.db") and not f.endswith((".o", ".d")):
+                files.append(path)
+    return sorted(files)
+
+
+def deb_build():
+    """Build mqlab_*.deb from a copy of the sources in build/deb (once:
+    reused while the sources are the same). Returns (deb path, source
+    copy, error)."""
+    import hashlib
+    files = deb_sources()
+    h = hashlib.sha256()
+    for f in files:
+        h.update(f.encode() + b"\0")
+        with open(os.path.join(ROOT, f), "rb") as fh:
+            h.update(hashlib.sha256(fh.read()).digest())
+    key = h.hexdigest()
+    top = os.path.join(DEB_DIR, "out")
+    src = os.path.join(top, "mqlab")
+    stamp = os.path.join(DEB_DIR, "stamp")
+    def found():
+        debs = [n for n in os.listdir(top) if re.match(r"mqlab_[^_]+_[^_]+\.deb$", n)] if os.path.isdir(top) else []
+        return os.path.join(top, debs[0]) if len(debs) == 1 else None
+    try:
+        with open(stamp) as fh:
+            if fh.read().strip() == key and found():
+                print("  (reusing build/deb: the sources have not changed)")
+                return found(), src, None
+    except OSError:
+        pass
+    shutil.rmtree(DEB_DIR, ignore_errors=True)
+    os.makedirs(src)
+    for f in files:
+        os.makedirs(os.path.dirname(os.path.join(src, f)), exist_ok=True)
+        shutil.copy2(os.path.join(ROOT, f), os.path.join(src, f))
+    env = dict(os.environ)
+    # The unit tests run in make test; no debug-symbols package here.
+    env["DEB_BUILD_OPTIONS"] = "nocheck noddebs"
+    env["HOME"] = RUN_HOME
+    t0 = time.time()
+    p = subprocess.run(["dpkg-buildpackage", "-us", "-uc", "-b", "-j2"], cwd=src, env=env,
+                       capture_output=True, text=True, timeout=900)
+    print(f"  (dpkg-buildpackage: {time.time() - t0:.0f} s)")
+    if p.returncode != 0:
+        return None, src, p.stdout[-3000:] + p.stderr[-3000:]
+    warnings = [l for l in (p.stdout + p.stderr).splitlines() if re.search(r"\bwarning:", l)]
+    if warnings:
+        return None, src, "the package's build has warnings:\n" + "\n".join(warnings[:20])
+    if not found():
+        return None, src, "no mqlab_*.deb in " + top
+    with open(stamp, "w") as fh:
+        fh.write(key + "\n")
+    return found(), src, None
+
+
+def deb_complete(root, line):
+    """What the installed bash completion offers for a command line (its
+    last word is the one being completed)."""
+    words = line.split(" ")
+    script = ('source "$1"; COMP_WORDS=(' + " ".join("'%s'" % w for w in words) + '); '
+              'COMP_CWORD=%d; COMP_LINE="$2"; COMP_POINT=${#COMP_LINE}; _mqlab; '
+              'printf "%%s\\n" "${COMPREPLY[@]}"' % (len(words) - 1))
+    env = env_for(fresh_tmp())
+    env["PATH"] = os.path.join(root, "usr", "bin") + ":" + env.get("PATH", "/usr/bin:/bin")
+    p = subprocess.run(["bash", "--norc", "--noprofile", "-c", script, "bash",
+                        os.path.join(root, "usr/share/bash-completion/completions/mqlab"), line],
+                       env=env, capture_output=True, text=True, timeout=60)
+    return p.stdout.split()
+
+
+def test_deb():
+    print("deb: the Debian package (dpkg-buildpackage), installed with dpkg -x")
+    missing = [t for t in ("dpkg-buildpackage", "dh", "fakeroot", "dpkg-deb") if not shutil.which(t)]
+    if missing:
+        print("  skip  deb: %s not installed (make deps installs the [package] section of debian-packages.txt)"
+              % ", ".join(missing))
+        return
+    deb, src, err = deb_build()
+    report(deb is not None, "dpkg-buildpackage -us -uc -b builds mqlab_*.deb without warnings", err)
+    if not deb:
+        return
+
+    # lintian: no errors (warnings are listed, not failed).
+    if shutil.which("lintian"):
+        p = subprocess.run(["lintian", "--tag-display-limit", "0", deb], capture_output=True, text=True, timeout=300)
+        errors = [l for l in p.stdout.splitlines() if l.startswith("E:")]
+        report(not errors, "lintian reports no errors", "\n".join(errors))
+        for l in p.stdout.splitlines():
+            if l.startswith("W:"):
+                print("        lintian " + l)
+    else:
+        print("  skip  lintian: not installed")
+
+    # Version and relations: the changelog's version is MQLAB_VERSION, and
+    # Depends/Recommends are debian-packages.txt's [run] and [recommends].
+    field = lambda f: subprocess.run(["dpkg-deb", "-f", deb, f], capture_output=True, text=True).stdout.strip()
+    with open(os.path.join(ROOT, "runner", "cli.h")) as fh:
+        version = re.search(r'#define MQLAB_VERSION "([^"]+)"', fh.read()).group(1)
+    report(field("Version") == version, f"the package's version is MQLAB_VERSION ({version})", field("Version"))
+    listed = lambda tag: subprocess.run(["sh", os.path.join(ROOT, "tests", "deps.sh"), "--list", tag],
+                                        capture_output=True, text=True).stdout.split()
+    rel = lambda f: {x.strip().split(" ")[0] for x in field(f).split(",") if x.strip()}
+    run_pkgs, rec_pkgs, build_pkgs = listed("run"), listed("recommends"), listed("build") + listed("package")
+    depends, recommends = rel("Depends"), rel("Recommends")
+    report(run_pkgs and set(run_pkgs) <= depends and not set(build_pkgs) & depends and set(rec_pkgs) == recommends,
+           "Depends holds debian-packages.txt's [run] packages, Recommends its [recommends], no build-only one",
+           f"Depends: {field('Depends')}\nRecommends: {field('Recommends')}\n[run]: {run_pkgs}")
+
+    # debian/control's Build-Depends are all in the list too.
+    with open(os.path.join(ROOT, "debian", "control")) as fh:
+        m = re.search(r"^Build-Depends:(.*?)^\S", fh.read(), re.M | re.S)
+    bdeps = {x.strip().split(" ")[0] for x in (m.group(1) if m else "").split(",") if x.strip()} - {"debhelper-compat"}
+    listed_all = set(listed("build") + listed("run") + listed("package"))
+    report(bdeps and bdeps <= listed_all, "debian/control's Build-Depends are in debian-packages.txt",
+           f"not listed: {sorted(bdeps - listed_all)}")
+
+    root = os.path.join(fresh_tmp(), "root")
+    p = subprocess.run(["dpkg", "-x", deb, root], capture_output=True, text=True)
+    report(p.returncode == 0, "dpkg -x unpacks it into a scratch root", p.stderr)
+    want = ["usr/bin/mqlab", "usr/share/man/man1/mqlab.1.gz", "usr/share/man/es/man1/mqlab.1.gz",
+            "usr/share/bash-completion/completions/mqlab", "usr/share/doc/mqlab/README.md",
+            "usr/share/doc/mqlab/docs/authoring.md", "usr/share/doc/mqlab/slides/html/index.html",
+            "usr/share/doc/mqlab/slides/01-hello.es.md", "usr/share/doc/mqlab/slides/html/11-dashboard.en.html",
+            "usr/share/doc/mqlab/README.Debian", "usr/share/doc/mqlab/copyright"]
+    absent = [w for w in want if not os.path.isfile(os.path.join(root, w))]
+    report(not absent, "it carries the binary, mqlab(1) in en and es, bash completion, slides and docs",
+           "missing: " + ", ".join(absent))
+    binary = os.path.join(root, "usr", "bin", "mqlab")
+    if not os.access(binary, os.X_OK):
+        return
+
+    # The installed binary, run from a folder that is not the repository.
+    away = fresh_tmp()
+    env = env_for(fresh_tmp())
+    p = subprocess.run([binary, "--version"], cwd=away, env=env, capture_output=True, text=True, timeout=30)
+    report(p.returncode == 0 and version in p.stdout, "mqlab --version from the package", p.stdout + p.stderr)
+    p = subprocess.run([binary, "list", "--no-record"], cwd=away, env=env, capture_output=True, text=True,
+                       timeout=60)
+    labs = re.findall(r"^(\d\d-[a-z0-9-]+)\s", p.stdout, re.M)
+    report(p.returncode == 0 and "01-hello" in labs and len(labs) == len(os.listdir(os.path.join(ROOT, "labs"))),
+           f"mqlab list from the package lists every built-in lab ({len(labs)})", p.stdout + p.stderr)
+    tmpdir = fresh_tmp()
+    p = subprocess.run([binary, "check", "01", os.path.join(ROOT, "solutions", "01-hello"), "--format", "json",
+                        "--no-record"], cwd=away, env=env_for(tmpdir), capture_output=True, text=True, timeout=180)
+    try:
+        v = json.loads(p.stdout)
+    except ValueError:
+        v = None
+    files, procs = leftovers(tmpdir)
+    report(p.returncode == 0 and v is not None and v["score"] == v["max_score"] and not files and not procs,
+           "mqlab check 01 from the package: solutions/01-hello scores full marks, leaves nothing",
+           p.stdout[-2000:] + p.stderr[-2000:] + f"\nleft: {files} {procs}")
+
+    # mqlab(1) covers every command and the options of trace, bench and broker.
+    import gzip
+    ok, why = True, []
+    cmds = re.findall(r"^  ([a-z][a-z-]*) +\S",
+                      subprocess.run([binary, "--lang", "en", "--help"], env=env, capture_output=True,
+                                     text=True).stdout, re.M)
+    for man, lang in (("usr/share/man/man1/mqlab.1.gz", "en"), ("usr/share/man/es/man1/mqlab.1.gz", "es")):
+        with gzip.open(os.path.join(root, man), "rt", encoding="utf-8") as fh:
+            text = fh.read().replace("\\-", "-")
+        for c in cmds:
+            if not re.search(r"^\.SS mqlab %s\b" % re.escape(c), text, re.M):
+                ok = False
+                why.append(f"{lang}: no section for {c}")
+        for o in ("--ws-port", "--web-port", "--web", "--drop", "--cut-after", "--client", "--clients", "--rate",
+                  "--plot", "--connect-rate", "--jobs", "--resume", "--attempt", "--no-sandbox"):
+            if o not in text:
+                ok = False
+                why.append(f"{lang}: {o} is not in it")
+    report(ok and len(cmds) >= 20, f"mqlab(1), en and es, covers all {len(cmds)} commands and their options",
+           "\n".join(why))
+    if shutil.which("man"):
+        p = subprocess.run(["man", "--warnings", "-l", os.path.join(root, "usr/share/man/man1/mqlab.1.gz")],
+                           env=dict(env, MANWIDTH="80", MAN_KEEP_FORMATTING="0"), capture_output=True,
+                           text=True, timeout=60)
+        report(p.returncode == 0 and not p.stderr.strip() and "mqlab check" in p.stdout,
+               "man --warnings formats it without a warning", p.stderr)
+
+    # Bash completion: commands, lab ids, options, option values.
+    cases = [("mqlab ch", {"check"}), ("mqlab gra", {"grade", "gradebook"}), ("mqlab check ", {"01-hello", "11-dashboard"}),
+             ("mqlab show 03", {"03-qos-loss"}), ("mqlab trace --w", {"--ws-port", "--web", "--web-port"}),
+             ("mqlab broker --ws", {"--ws-port"}), ("mqlab bench ", {"conn", "steady", "burst", "ramp"}),
+             ("mqlab bench steady --cl", {"--clients"}), ("mqlab --lang ", {"es", "en"}),
+             ("mqlab grade --format ", {"csv", "junit", "gradescope"}), ("mqlab broker ", {"plain", "tls"}),
+             ("mqlab grade ", {"all", "01-hello"})]
+    for line, expect in cases:
+        got = set(deb_complete(root, line))
+        report(expect <= got, f"bash completion: '{line}' offers {', '.join(sorted(expect))}", f"got: {sorted(got)}")
+
+    # make install puts the same files where the package does.
+    # With the package's build flags, so that make reuses its objects.
+    dest = os.path.join(fresh_tmp(), "dest")
+    menv = dict(os.environ, HOME=RUN_HOME, DEB_BUILD_MAINT_OPTIONS="hardening=+all")
+    for f in ("CFLAGS", "CPPFLAGS", "LDFLAGS"):
+        menv[f] = subprocess.run(["dpkg-buildflags", "--get", f], cwd=src, env=menv, capture_output=True,
+                                 text=True).stdout.strip()
+    p = subprocess.run(["make", "--no-print-directory", "BUILD=debian/build", "BIN=debian/build/mqlab", "install",
+                        "PREFIX=/usr", "DESTDIR=" + dest], cwd=src, capture_output=True, text=True, timeout=600,
+                       env=menv)
+    def tree(top, debian):
+        out = set()
+        for dirpath, _, filenames in os.walk(top):
+            for f in filenames:
+                rel = os.path.relpath(os.path.join(dirpath, f), top)
+                if debian:
+                    if rel in ("usr/share/doc/mqlab/changelog.gz", "usr/share/doc/mqlab/copyright",
+                               "usr/share/doc/mqlab/README.Debian"):
+                        continue
+                    if rel.endswith(".gz"):
+                        rel = rel[:-3]
+                out.add(rel)
+        return out
+    mine, theirs = tree(dest, False), tree(root, True)
+    report(p.returncode == 0 and mine == theirs, f"make install PREFIX=/usr installs the package's {len(theirs)} files",
+           p.stdout[-1500:] + p.stderr[-1500:] + f"\nonly make install: {sorted(mine - theirs)}"
+           f"\nonly the .deb: {sorted(theirs - mine)}")
+
 
 def main():
     if not os.access(MQLAB, os.X_OK):
@@ -3596,7 +3838,7 @@ def main():
                   ("friction-version", test_friction_version), ("friction-lab03", test_friction_lab03),
                   ("friction-python", test_friction_python), ("classroom", test_classroom),
                   ("mqttjs-node", test_mqttjs_node), ("browser", test_browser), ("dashboard", test_dashboard),
-                  ("gradescope", test_gradescope)]
+                  ("gradescope", test_gradescope), ("deb", test_deb)]
     t0 = time.time()
     try:
         for name, fn in tests:
