@@ -73,7 +73,7 @@ CORE_SRC := runner/util.c runner/cleanup.c runner/verdict.c runner/topics.c \
             runner/store.c runner/programs.c runner/broker.c runner/mqtt.c \
             runner/report.c runner/packet.c runner/proxy.c runner/px_rules.c runner/px_trace.c runner/trace.c \
             runner/pki.c runner/tlsprobe.c runner/impostor.c runner/net.c runner/ws.c runner/http.c runner/hist.c \
-            runner/bench.c runner/benchcmd.c runner/sandbox.c runner/policy.c runner/worker.c \
+            runner/bench.c runner/benchcmd.c runner/benchmerge.c runner/sandbox.c runner/policy.c runner/worker.c \
             runner/json.c runner/browser.c
 LUA_SRC  := runner/host.c runner/lab.c runner/lua_mqtt.c runner/lua_topics.c \
             runner/lua_broker.c runner/lua_programs.c runner/lua_kit.c \

@@ -193,6 +193,15 @@ struct bench {
     int64_t t0_ns, sec_end_ns;  /* start of the load, end of the current second */
 };
 
+/* Wall-clock seconds since 1970: only to line up runs made on several
+ * machines (bench merge); every duration is measured on CLOCK_MONOTONIC. */
+static double wall_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 static int64_t now_ns(void)
 {
     struct timespec ts;
@@ -476,8 +485,10 @@ static void send_connect(bclient *c)
 {
     bench *b = c->b;
     const bench_opts *o = b->o;
-    char id[80];
-    if (c->idx < 0) snprintf(id, sizeof id, "mqlab-bench-%d-%04x-sub", b->pid, b->magic & 0xffff);
+    char id[BENCH_ID_PREFIX_MAX + 40];
+    if (o->id_prefix && c->idx < 0) snprintf(id, sizeof id, "%.*ssub", BENCH_ID_PREFIX_MAX, o->id_prefix);
+    else if (o->id_prefix) snprintf(id, sizeof id, "%.*s%d", BENCH_ID_PREFIX_MAX, o->id_prefix, c->idx);
+    else if (c->idx < 0) snprintf(id, sizeof id, "mqlab-bench-%d-%04x-sub", b->pid, b->magic & 0xffff);
     else snprintf(id, sizeof id, "mqlab-bench-%d-%04x-%d", b->pid, b->magic & 0xffff, c->idx);
     pkt_connect_opts co = { .client_id = id, .clean = 1, .keepalive = KEEPALIVE_S,
                             .username = o->username, .password = o->username ? o->password : NULL };
@@ -1078,6 +1089,7 @@ static void load(bench *b)
     const bench_opts *o = b->o;
     int64_t t0 = now_ns();
     int64_t last_misc = kit_now_ms();
+    b->r->start_unix = wall_s();
     b->t0_ns = t0;
     b->sec_end_ns = t0 + 1000000000LL;
     int rr = 0;
@@ -1133,6 +1145,7 @@ static void load(bench *b)
     }
     flush_dirty(b);
     int64_t t_end = now_ns();
+    b->r->end_unix = wall_s();
     b->r->load_s = (double)(t_end - t0) / 1e9;
 }
 
@@ -1304,6 +1317,8 @@ int bench_run(const bench_opts *o_in, bench_result *r, char *err)
     if (o.mode == BENCH_BURST && o.messages == 0) return kit_seterr(err, KIT_EINVAL, "messages must be > 0");
     if (!*o.topic || strchr(o.topic, '+') || strchr(o.topic, '#') || strlen(o.topic) > 60000)
         return kit_seterr(err, KIT_EINVAL, "topic template '%.100s' is empty, too long or has a wildcard", o.topic);
+    if (o.id_prefix && (!*o.id_prefix || strlen(o.id_prefix) > BENCH_ID_PREFIX_MAX))
+        return kit_seterr(err, KIT_EINVAL, "the client id prefix must have 1 to %d bytes", BENCH_ID_PREFIX_MAX);
 
     bench b;
     memset(&b, 0, sizeof b);

@@ -34,6 +34,9 @@ typedef enum { BENCH_CONN, BENCH_STEADY, BENCH_BURST, BENCH_RAMP } bench_mode;
 /* The smallest payload: the stamp (run, publisher, sequence, time). */
 #define BENCH_MIN_SIZE 20
 
+/* The longest --id-prefix (bytes). */
+#define BENCH_ID_PREFIX_MAX 64
+
 /* One second of a run (for the progress line, ramp, csv and plot). */
 typedef struct {
     double t;                  /* seconds since the load started (end of this second) */
@@ -62,6 +65,10 @@ typedef struct bench_opts {
     const char *username, *password;
     const char *cafile;        /* TLS when set */
     int no_subscriber;         /* 1: publishers only (no latency, no loss count) */
+    /* Client ids: NULL: mqlab-bench-PID-RUN-{i} (and -sub); else exactly
+     * id_prefix{i} and id_prefix"sub", so that generators on several
+     * machines, given different prefixes, never take each other's ids. */
+    const char *id_prefix;
     /* Set *stop non-zero, from any thread, to end the run early as
      * Ctrl-C does (r->interrupted is set); NULL: only Ctrl-C. */
     int *stop;
@@ -86,6 +93,7 @@ typedef struct {
     uint64_t duplicates;       /* received again */
     double rate_sent, rate_received;   /* msg/s over the load phase */
     double load_s;             /* length of the load phase (s) */
+    double start_unix, end_unix;   /* the load phase in wall-clock time (s since 1970), for merges */
     hist_t *latency;           /* end-to-end, microseconds (owned) */
     int errors;                /* failed connects, lost connections, refused publishes */
     char first_error[256];     /* the first of them, as a sentence ("" if none) */

@@ -7,8 +7,10 @@
 #include "benchcmd.h"
 
 #include "bench.h"
+#include "benchmerge.h"
 #include "broker.h"
 #include "cleanup.h"
+#include "json.h"
 #include "util.h"
 
 #include <stdio.h>
@@ -37,7 +39,10 @@ static int usage(const char *fmt, const char *arg)
 
 static void help(void)
 {
-    printf("%s: mqlab bench conn|steady|burst|ramp [%s]\n\n", T("Usage", "Uso"), T("OPTIONS", "OPCIONES"));
+    printf("%s: mqlab bench conn|steady|burst|ramp [%s]\n", T("Usage", "Uso"), T("OPTIONS", "OPCIONES"));
+    printf("     mqlab bench merge FILE.json... [--format text|json]   %s\n\n",
+           T("(runs of several generators joined: see mqlab bench merge --help)",
+             "(medidas de varios generadores unidas: ver mqlab bench merge --help)"));
     printf("%s\n\n", T("A load generator: many MQTT clients from one process, publishers and one subscriber\n"
                        "that measures end-to-end latency, loss and duplicates. Without --host/--port it starts\n"
                        "a bundled broker tuned for load, and stops it at the end. Ctrl-C ends a run early and\n"
@@ -74,6 +79,10 @@ static void help(void)
     printf("  --cafile FILE         %s\n", T("TLS, trusting that CA", "TLS, confiando en esa CA"));
     printf("  --no-subscriber       %s\n", T("publishers only (throughput; no latency or loss figures)",
                                              "solo publicadores (caudal; sin latencia ni pérdidas)"));
+    printf("  --id-prefix P         %s\n", T("client ids are P0, P1, ... and Psub (default: from the pid and a random\n"
+                                             "                        number); give each generator its own P when several load one broker",
+                                             "los id de cliente son P0, P1, ... y Psub (por defecto, del pid y un número\n"
+                                             "                        aleatorio); da a cada generador su propio P si varios cargan un broker"));
     printf("  --format text|json|csv  %s\n", T("csv: one row per second", "csv: una fila por segundo"));
     printf("  --plot FILE.svg       %s\n", T("draw rates and latency per second", "dibujar tasas y latencia por segundo"));
     printf("\n%s\n", T("Example: mqlab bench steady --clients 20 --rate 5000 --qos 1 --duration 10",
@@ -95,6 +104,7 @@ static int parse_args(int argc, char **argv, cmd_opts *o)
     int clients_set = 0;
     int i = 0;
     if (strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "-h") == 0) { help(); return 1; }
+    if (strcmp(argv[0], "merge") == 0) return 3;
     if (strcmp(argv[0], "conn") == 0) o->b.mode = BENCH_CONN;
     else if (strcmp(argv[0], "steady") == 0) o->b.mode = BENCH_STEADY;
     else if (strcmp(argv[0], "burst") == 0) o->b.mode = BENCH_BURST;
@@ -160,6 +170,10 @@ static int parse_args(int argc, char **argv, cmd_opts *o)
         } else if (strcmp(name, "cafile") == 0) {
             if (!kit_file_exists(val)) return usage(T("--cafile: no file '%s'", "--cafile: no existe el fichero '%s'"), val);
             o->b.cafile = val;
+        } else if (strcmp(name, "id-prefix") == 0) {
+            if (!*val || strlen(val) > BENCH_ID_PREFIX_MAX)
+                return usage(T("--id-prefix expects 1 to 64 bytes, not '%s'", "--id-prefix espera de 1 a 64 bytes, no '%s'"), val);
+            o->b.id_prefix = val;
         } else if (strcmp(name, "format") == 0) {
             if (strcmp(val, "text") == 0) o->format = FMT_TEXT;
             else if (strcmp(val, "json") == 0) o->format = FMT_JSON;
@@ -219,6 +233,12 @@ static void print_json(const bench_result *r)
         else
             printf(",\"knee\":null");
     }
+    /* What bench merge needs: the load's wall-clock window and the whole histogram. */
+    json_buf_t b = { 0 };
+    json_buf_printf(&b, ",\"interrupted\":%s", r->interrupted ? "true" : "false");
+    bench_merge_fields(&b, r);
+    if (!b.oom) printf("%.*s", (int)b.len, b.data);
+    json_buf_free(&b);
     printf("}\n");
 }
 
@@ -349,6 +369,7 @@ int bench_main(int argc, char **argv, const char *lang)
     o.b.clients = 10;
     o.b.hold_ms = 1000;
     int rc = parse_args(argc, argv, &o);
+    if (rc == 3) return bench_merge_main(argc - 1, argv + 1, es);
     if (rc == 1) return 0;
     if (rc) return 2;
     o.tty = o.b.mode != BENCH_CONN && isatty(2);

@@ -121,3 +121,44 @@ uint64_t hist_percentile(const hist_t *h, double p)
     }
     return h->max;
 }
+
+/* ---- export and import ------------------------------------------------ */
+
+double hist_sum(const hist_t *h) { return h->sum; }
+
+void hist_export(const hist_t *h, void (*fn)(uint64_t lo, uint64_t n, void *ud), void *ud)
+{
+    for (unsigned i = 0; i < NSLOTS; i++) {
+        if (!h->slot[i]) continue;
+        uint64_t lo, width;
+        slot_range(i, &lo, &width);
+        fn(lo, h->slot[i], ud);
+    }
+}
+
+int hist_import_bucket(hist_t *h, uint64_t lo, uint64_t n)
+{
+    if (lo > HIST_MAX_US) return -1;
+    unsigned i = slot_of(lo);
+    if (i >= NSLOTS) return -1;
+    uint64_t l, width;
+    slot_range(i, &l, &width);
+    if (l != lo) return -1;
+    if (!n) return 0;
+    h->slot[i] += n;
+    h->count += n;
+    return 0;
+}
+
+int hist_import_stats(hist_t *h, uint64_t min, uint64_t max, double sum)
+{
+    if (!h->count || min > max || max > HIST_MAX_US || !(sum >= 0)) return -1;
+    unsigned first = NSLOTS, last = 0;
+    for (unsigned i = 0; i < NSLOTS; i++)
+        if (h->slot[i]) { if (first == NSLOTS) first = i; last = i; }
+    if (slot_of(min) != first || slot_of(max) != last) return -1;
+    h->min = min;
+    h->max = max;
+    h->sum = sum;
+    return 0;
+}

@@ -36,4 +36,18 @@ double hist_mean(const hist_t *h);     /* exact; 0 when empty */
  * count) (at least 1) in sorted order, within 1%. 0 when empty. */
 uint64_t hist_percentile(const hist_t *h, double p);
 
+/* Export and import, so that a histogram written out (bench's JSON
+ * "latency_hist") is read back identical, and so merged exactly:
+ * hist_export visits the non-empty buckets in increasing order, each as
+ * its lowest value and its count; hist_sum is the exact sum of the
+ * samples (the mean's numerator). hist_import_bucket adds n samples to
+ * the bucket whose lowest value is lo (-1 when lo is no bucket's lowest
+ * value); hist_import_stats then sets min, max and sum (-1 when they do
+ * not fit the buckets: min or max outside the first or last non-empty
+ * bucket, or min > max, or no samples). */
+double hist_sum(const hist_t *h);
+void hist_export(const hist_t *h, void (*fn)(uint64_t lo, uint64_t n, void *ud), void *ud);
+int hist_import_bucket(hist_t *h, uint64_t lo, uint64_t n);
+int hist_import_stats(hist_t *h, uint64_t min, uint64_t max, double sum);
+
 #endif

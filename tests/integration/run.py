@@ -930,6 +930,266 @@ def test_bench():
     report(not files and not procs, "bench leaves no broker or folder behind", f"{files} {procs}")
 
 
+class LocalBroker:
+    """`mqlab broker bench` in the background on a free port, for runs
+    that must share one broker (bench merge, --id-prefix, the bench Job);
+    stopped with Ctrl-C, as a student would, and waited for."""
+
+    def __init__(self, tmpdir):
+        import socket
+        self.port = free_port()
+        self.log = os.path.join(RUN_TMP, f"broker-{self.port}.log")
+        with open(self.log, "w") as log:
+            self.proc = subprocess.Popen([MQLAB, "broker", "bench", "--port", str(self.port), "--ws-port", "none"],
+                                         cwd=ROOT, env=env_for(tmpdir), stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.time() + 60
+        self.up = False
+        while time.time() < deadline and self.proc.poll() is None:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                self.up = True
+                break
+            except OSError:
+                time.sleep(0.2)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+
+def bench_json(p):
+    try:
+        return json.loads(p.stdout)
+    except ValueError:
+        return None
+
+
+def test_bench_merge():
+    print("mqlab bench merge and --id-prefix: several generators against one broker")
+    tmpdir = fresh_tmp()
+    broker = LocalBroker(tmpdir)
+    try:
+        report(broker.up, "a bundled broker in the background", open(broker.log).read()[-800:])
+        if not broker.up:
+            return
+        port = str(broker.port)
+        d = os.path.join(RUN_TMP, "bench-merge")
+        os.makedirs(d)
+
+        def start(args, name):
+            env = env_for(tmpdir)
+            return subprocess.Popen([MQLAB, "bench"] + args + ["--port", port, "--format", "json"], cwd=ROOT, env=env,
+                                    stdout=open(os.path.join(d, name), "w"), stderr=subprocess.PIPE, text=True)
+
+        def finish(proc, name):
+            try:
+                _, err = proc.communicate(timeout=300)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                _, err = proc.communicate()
+            with open(os.path.join(d, name)) as f:
+                text = f.read()
+            try:
+                v = json.loads(text)
+            except ValueError:
+                v = None
+            return proc.returncode, v, text + err
+
+        # Two bursts at once, different prefixes: both complete, no kicks.
+        runs = [("a.json", ["burst", "--clients", "8", "--messages", "20000", "--qos", "1", "--id-prefix", "gen-0-"]),
+                ("b.json", ["burst", "--clients", "6", "--messages", "15000", "--qos", "1", "--id-prefix", "gen-1-"])]
+        procs = [(start(args, name), name) for name, args in runs]
+        res = [finish(pr, name) for pr, name in procs]
+        for (name, args), (rc, v, out) in zip(runs, res):
+            report(rc == 0 and v is not None and v["errors"] == 0 and v["sent"] == int(args[4])
+                   and v["received"] == v["sent"] and v["lost"] == 0,
+                   f"burst {args[-1]}*: every message sent and received, no errors, beside the other", out[:1500])
+            report(v is not None and {"latency_hist", "windows", "start_unix", "end_unix", "load_s"} <= set(v)
+                   and v["latency_hist"]["count"] == v["received"]
+                   and sum(n for _, n in v["latency_hist"]["buckets"]) == v["received"],
+                   f"{name}: the whole latency histogram and the load window are in the JSON", out[:800])
+        a, b = res[0][1], res[1][1]
+        p = mqlab(["bench", "merge", os.path.join(d, "a.json"), os.path.join(d, "b.json"), "--format", "json"])
+        m = bench_json(p)
+        ok = p.returncode == 0 and m is not None and a is not None and b is not None
+        report(ok and all(m[k] == a[k] + b[k] for k in ("sent", "acked", "received", "lost", "duplicates", "errors", "clients"))
+               and m["runs"] == 2 and m["mode"] == "burst" and m["qos"] == 1
+               and m["latency_hist"]["count"] == a["received"] + b["received"],
+               "merge: counts, clients and samples add up", p.stdout[:600] + p.stderr)
+        if ok:
+            lo, hi = min(a["start_unix"], b["start_unix"]), max(a["end_unix"], b["end_unix"])
+            report(m["load_s"] <= hi - lo + 1e-3 and m["load_s"] >= max(a["load_s"], b["load_s"]) - 1e-3
+                   and abs(m["rate_sent"] - m["sent"] / m["load_s"]) <= 0.1 + 1e-6 * m["rate_sent"],
+                   "merge: the rate is the messages over the union of the two windows", json.dumps(
+                       {k: m[k] for k in ("load_s", "rate_sent", "start_unix", "end_unix")}))
+            report(m["latency_ms"]["max"] == max(a["latency_ms"]["max"], b["latency_ms"]["max"])
+                   and min(a["latency_ms"]["p50"], b["latency_ms"]["p50"]) <= m["latency_ms"]["p50"]
+                   <= max(a["latency_ms"]["p50"], b["latency_ms"]["p50"]),
+                   "merge: the max is the larger max, the p50 lies between the two", json.dumps(m["latency_ms"]))
+            with open(os.path.join(d, "ab.json"), "w") as f:
+                f.write(p.stdout)
+            q = mqlab(["bench", "merge", os.path.join(d, "ab.json")])
+            report(q.returncode == 0 and f"{m['sent']}" in q.stdout and "2 runs" in q.stdout,
+                   "a merge's JSON merges again; the text summary", q.stdout + q.stderr)
+            q = mqlab(["bench", "merge", os.path.join(d, "a.json"), os.path.join(d, "b.json"), "--lang", "es"])
+            report(q.returncode == 0 and "enviados" in q.stdout and "tiempo con carga" in q.stdout, "the summary in Spanish",
+                   q.stdout)
+
+        # Refusals, with the file named, exit 2.
+        with open(os.path.join(d, "other.json"), "w") as f:
+            f.write('{"name": "not a bench"}\n')
+        with open(os.path.join(d, "text.txt"), "w") as f:
+            f.write("mqlab bench burst\n  sent 10\n")
+        s = mqlab(["bench", "steady", "--clients", "2", "--rate", "100", "--duration", "1", "--port", port,
+                   "--id-prefix", "gen-2-", "--format", "json"], timeout=120)
+        with open(os.path.join(d, "steady.json"), "w") as f:
+            f.write(s.stdout)
+        q0 = mqlab(["bench", "burst", "--clients", "2", "--messages", "500", "--qos", "0", "--port", port,
+                    "--format", "json"], timeout=120)
+        with open(os.path.join(d, "qos0.json"), "w") as f:
+            f.write(q0.stdout)
+        for bad, why in (("other.json", "not bench JSON"), ("text.txt", "not JSON"), ("steady.json", "another mode"),
+                         ("qos0.json", "another QoS"), ("missing.json", "no such file")):
+            p = mqlab(["bench", "merge", os.path.join(d, "a.json"), os.path.join(d, bad)])
+            report(p.returncode == 2 and bad in p.stderr and not p.stdout.strip(),
+                   f"merge refuses {why} naming {bad} (exit 2)", f"exit {p.returncode}: {p.stderr}")
+        p = mqlab(["bench", "merge"])
+        report(p.returncode == 2, "merge without files: exit 2", p.stderr)
+
+        # Two steady runs at once, different prefixes: their load windows
+        # overlap, and neither loses a client to the other.
+        pa = start(["steady", "--clients", "5", "--rate", "200", "--duration", "4", "--id-prefix", "gen-0-"], "pa.json")
+        pb = start(["steady", "--clients", "5", "--rate", "200", "--duration", "4", "--id-prefix", "gen-1-"], "pb.json")
+        (rca, va, outa), (rcb, vb, outb) = finish(pa, "pa.json"), finish(pb, "pb.json")
+        both = rca == 0 and rcb == 0 and va is not None and vb is not None
+        report(both and va["start_unix"] < vb["end_unix"] and vb["start_unix"] < va["end_unix"]
+               and va["errors"] == vb["errors"] == 0 and va["received"] == va["sent"] > 0
+               and vb["received"] == vb["sent"] > 0,
+               "two steady runs at the same time, prefixes gen-0- and gen-1-: both complete, no client kicked",
+               outa[:700] + outb[:700])
+
+        # Same prefix twice, at once: the broker gives the id to the newer
+        # client and drops the older one, so the first run sees errors.
+        first = start(["steady", "--clients", "3", "--rate", "100", "--duration", "30", "--id-prefix", "same-"], "s1.json")
+        time.sleep(2)
+        rc2, v2, out2 = finish(start(["steady", "--clients", "3", "--rate", "100", "--duration", "2",
+                                      "--id-prefix", "same-"], "s2.json"), "s2.json")
+        rc1, v1, out1 = finish(first, "s1.json")
+        report(v1 is not None and v1["errors"] > 0 and "closed the connection" in out1 and v1["load_s"] < 30,
+               "the same --id-prefix twice: the first run's clients are kicked off", out1[-600:])
+        report(bool(broker.proc.poll() is None), "the broker is still up after all of it")
+    finally:
+        broker.stop()
+    files, procs = leftovers(tmpdir)
+    report(not procs, "no broker or bench left behind", procs)
+
+
+def test_bench_k8s():
+    """deploy/k8s/bench-job.yaml: every generator pod's exact command, at
+    once, against one local broker, then the merge Job's command."""
+    print("deploy/k8s/bench-job.yaml: N generators' commands against one broker, then their merge")
+    try:
+        import yaml
+    except ImportError:
+        print("  skip  (python3-yaml is not installed: cannot read the manifests)")
+        return
+    with open(os.path.join(ROOT, "deploy", "k8s", "bench-job.yaml")) as f:
+        docs = {(x["kind"], x["metadata"]["name"]): x for x in yaml.safe_load_all(f)}
+    gen, merge = docs.get(("Job", "mqlab-bench")), docs.get(("Job", "mqlab-bench-merge"))
+    report(gen is not None and merge is not None and ("PersistentVolumeClaim", "mqlab-bench-results") in docs,
+           "bench-job.yaml: the results volume, the generators' Job and the merge Job", list(docs))
+    if not gen or not merge:
+        return
+    spec = gen["spec"]
+    c = spec["template"]["spec"]["containers"][0]
+    mc = merge["spec"]["template"]["spec"]["containers"][0]
+    menv = {e["name"]: e.get("value", "") for e in mc.get("env", [])}
+    n = int(menv.get("GENERATORS", 0))
+    report(spec.get("completionMode") == "Indexed" and spec.get("completions") == n == spec.get("parallelism")
+           and c.get("command") == ["sh", "-c"] and '--id-prefix "gen-$JOB_COMPLETION_INDEX-"' in c["args"][0]
+           and c["image"] == mc["image"] == "registry.example.org/mqlab:0.1.0",
+           "an Indexed Job of GENERATORS pods, all at once, each with --id-prefix gen-$JOB_COMPLETION_INDEX-",
+           (spec, menv))
+
+    tmpdir = fresh_tmp()
+    broker = LocalBroker(tmpdir)
+    root = os.path.join(RUN_TMP, "bench-k8s")
+    results = os.path.join(root, "results")
+    bindir = os.path.join(root, "bin")
+    os.makedirs(results)
+    os.makedirs(bindir)
+    os.symlink(os.path.abspath(MQLAB), os.path.join(bindir, "mqlab"))
+
+    def pod_env(container, index=None):
+        e = env_for(tmpdir)
+        e.update({x["name"]: x.get("value", "") for x in container.get("env", [])})
+        e["PATH"] = bindir + os.pathsep + e.get("PATH", "")
+        e["BROKER_HOST"] = "127.0.0.1"
+        e["BROKER_PORT"] = str(broker.port)
+        e["BENCH_ARGS"] = "--clients 4 --rate 200 --qos 1 --duration 3"   # small, for this machine
+        e["MERGE_TIMEOUT"] = "60"
+        if index is not None:
+            e["JOB_COMPLETION_INDEX"] = str(index)
+        return e
+
+    try:
+        report(broker.up, "a local broker for the pods")
+        if not broker.up:
+            return
+        cmd = c["args"][0].replace("/results", results)
+        pods = [subprocess.Popen(["sh", "-c", cmd], env=pod_env(c, i), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                 text=True) for i in range(n)]
+        outs = []
+        for pr in pods:
+            try:
+                outs.append(pr.communicate(timeout=300) + (pr.returncode,))
+            except subprocess.TimeoutExpired:
+                pr.kill()
+                outs.append(pr.communicate() + (-9,))
+        run = pod_env(c)["RUN"]
+        runs = []
+        for i, (out, err, rc) in enumerate(outs):
+            path = os.path.join(results, run, f"gen-{i}.json")
+            v = None
+            if os.path.exists(path):
+                try:
+                    v = json.load(open(path))
+                except ValueError:
+                    pass
+            runs.append(v)
+            report(rc == 0 and v is not None and v["errors"] == 0 and v["sent"] > 0 and v["received"] == v["sent"],
+                   f"pod {i}: gen-{i}.json, everything it sent received, no errors", f"exit {rc}: {err[-800:]}")
+        p = subprocess.run(["sh", "-c", mc["args"][0].replace("/results", results)], env=pod_env(mc),
+                           capture_output=True, text=True, timeout=300)
+        mpath = os.path.join(results, run, "merged.json")
+        m = json.load(open(mpath)) if os.path.exists(mpath) else None
+        ok = p.returncode == 0 and m is not None and all(runs)
+        report(ok and m["runs"] == n and all(m[k] == sum(r[k] for r in runs)
+                                            for k in ("sent", "acked", "received", "lost", "errors", "clients"))
+               and m["latency_hist"]["count"] == m["received"] and "sent" in p.stdout,
+               f"the merge Job's command: merged.json adds up the {n} pods' counts, and prints the summary",
+               f"exit {p.returncode}: {p.stdout[-600:]} {p.stderr[-600:]}")
+        # Ids: while they ran, no pod was kicked by another (errors 0
+        # above); the merge refuses to start before all N are there.
+        os.unlink(os.path.join(results, run, f"gen-{n - 1}.json"))
+        e = pod_env(mc)
+        e["MERGE_TIMEOUT"] = "0"
+        p = subprocess.run(["sh", "-c", mc["args"][0].replace("/results", results)], env=e,
+                           capture_output=True, text=True, timeout=60)
+        report(p.returncode != 0 and f"of {n} results" in p.stderr, "the merge Job fails when a result is missing",
+               p.stderr)
+    finally:
+        broker.stop()
+    files, procs = leftovers(tmpdir)
+    report(not procs, "no broker or generator left behind", procs)
+
+
 def test_certs():
     print("mqlab certs: the kit's PKI")
     d = os.path.join(RUN_TMP, "pki")
@@ -3784,7 +4044,8 @@ def test_deb():
     # Bash completion: commands, lab ids, options, option values.
     cases = [("mqlab ch", {"check"}), ("mqlab gra", {"grade", "gradebook"}), ("mqlab check ", {"01-hello", "11-dashboard"}),
              ("mqlab show 03", {"03-qos-loss"}), ("mqlab trace --w", {"--ws-port", "--web", "--web-port"}),
-             ("mqlab broker --ws", {"--ws-port"}), ("mqlab bench ", {"conn", "steady", "burst", "ramp"}),
+             ("mqlab broker --ws", {"--ws-port"}), ("mqlab bench ", {"conn", "steady", "burst", "ramp", "merge"}),
+             ("mqlab bench steady --id", {"--id-prefix"}),
              ("mqlab bench steady --cl", {"--clients"}), ("mqlab --lang ", {"es", "en"}),
              ("mqlab grade --format ", {"csv", "junit", "gradescope"}), ("mqlab broker ", {"plain", "tls"}),
              ("mqlab grade ", {"all", "01-hello"})]
@@ -3831,7 +4092,7 @@ def main():
     if REPEAT == 1:
         tests += [("contract", test_contract), ("workspace", test_workspace), ("grade", test_grade),
                   ("sigint", test_sigint), ("sweep", test_sweep), ("hostile", test_hostile), ("stuck", test_stuck), ("no-sandbox", test_no_sandbox), ("misnamed", test_misnamed), ("jobs", test_jobs), ("class", test_class), ("shard", test_shard), ("k8s", test_k8s), ("resume", test_resume), ("fair", test_fair), ("guide", test_guide), ("guided", test_guided), ("tour", test_tour), ("new-lab", test_newlab), ("verify", test_verify), ("own-labs", test_own_labs), ("trace", test_trace), ("trace-web", test_trace_web), ("proxy-api", test_proxy_api), ("websocket", test_websocket), ("brokerlog", test_brokerlog), ("lab-tools", test_labtools), ("certs", test_certs), ("brokerconf", test_brokerconf),
-                  ("bench", test_bench), ("watch", test_watch), ("live", test_live),
+                  ("bench", test_bench), ("bench-merge", test_bench_merge), ("bench-k8s", test_bench_k8s), ("watch", test_watch), ("live", test_live),
                   ("friction-hint", test_friction_hint), ("friction-progress", test_friction_progress),
                   ("friction-broker", test_friction_broker), ("friction-outside", test_friction_outside),
                   ("friction-variants", test_friction_variants), ("friction-missing", test_friction_missing),

@@ -26,6 +26,7 @@ int init_trace_tests(void);
 int init_tls_tests(void);
 int init_hist_tests(void);
 int init_bench_tests(void);
+int init_benchmerge_tests(void);
 int init_sandbox_tests(void);
 int init_cleanup_tests(void);
 int init_px_rules_tests(void);
@@ -62,7 +63,7 @@ int main(int argc, char **argv)
     if (init_topics_tests() || init_store_tests() || init_class_tests() || init_programs_tests() || init_broker_tests() ||
         init_mqtt_tests() || init_lab_tests() || init_report_tests() || init_packet_tests() ||
         init_proxy_tests() || init_trace_tests() || init_tls_tests() ||
-        init_hist_tests() || init_bench_tests() || init_sandbox_tests() || init_cleanup_tests() ||
+        init_hist_tests() || init_bench_tests() || init_benchmerge_tests() || init_sandbox_tests() || init_cleanup_tests() ||
         init_px_rules_tests() || init_net_tests() || init_ws_tests() || init_http_tests() ||
         init_proxy_ws_tests() || init_json_tests() || init_browser_tests()) {
         fprintf(stderr, "could not register the test suites\n");
