@@ -4,9 +4,10 @@
  * One process, one thread, one event loop (net.h) over every client's
  * socket: thousands of MQTT connections on raw sockets with the kit's own
  * codec (no client library, whose select() loop stops at 1024 fds). Publishers stamp each payload with the run,
- * their index, a sequence number and the monotonic send time; one
- * subscriber on the topic filter measures end-to-end latency and counts
- * what was lost or duplicated.
+ * their index, a sequence number, the send time and, in steady mode, how
+ * late that was against the schedule; one subscriber on the topic filter
+ * measures end-to-end latency (raw: from the send time; corrected: from
+ * the due time) and counts what was lost or duplicated.
  *
  * Modes:
  *   BENCH_CONN    connect N clients (at connect_rate/s, 0: as fast as
@@ -31,7 +32,8 @@
 
 typedef enum { BENCH_CONN, BENCH_STEADY, BENCH_BURST, BENCH_RAMP } bench_mode;
 
-/* The smallest payload: the stamp (run, publisher, sequence, time). */
+/* The smallest payload: the stamp (run, publisher, sequence, send time,
+ * lateness; see publish_one in bench.c). */
 #define BENCH_MIN_SIZE 20
 
 /* The longest --id-prefix (bytes). */
@@ -44,6 +46,7 @@ typedef struct {
     uint64_t sent, acked, received;   /* in this second */
     uint64_t connected;        /* clients connected at its end */
     double p50_ms, p99_ms;     /* latency of the messages received in it */
+    double p50_corr_ms, p99_corr_ms;  /* the same, corrected (see latency_corrected) */
 } bench_second;
 
 typedef struct bench_opts {
@@ -94,7 +97,15 @@ typedef struct {
     double rate_sent, rate_received;   /* msg/s over the load phase */
     double load_s;             /* length of the load phase (s) */
     double start_unix, end_unix;   /* the load phase in wall-clock time (s since 1970), for merges */
-    hist_t *latency;           /* end-to-end, microseconds (owned) */
+    hist_t *latency;           /* end-to-end, microseconds (owned): receive - send
+                                  time ("raw") */
+    /* Corrected for coordinated omission (owned): receive - the time the
+     * message was due by the schedule. In steady mode a message is due at
+     * its slot, t0 + (k+1)/rate for the k-th of the run, so a generator
+     * held back (a full window behind a stalled link) does not hide the
+     * wait from the figures, as wrk2 does; >= latency sample by sample.
+     * Other modes have no schedule to fall behind: the same as latency. */
+    hist_t *latency_corrected;
     int errors;                /* failed connects, lost connections, refused publishes */
     char first_error[256];     /* the first of them, as a sentence ("" if none) */
     /* ramp: the first second where p99 > 5x the p99 of the first seconds,

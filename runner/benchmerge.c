@@ -38,6 +38,10 @@ void bench_merge_fields(json_buf_t *b, const bench_result *r)
     json_buf_printf(b, ",\"start_unix\":%.6f,\"end_unix\":%.6f,\"load_s\":%.6f,\"windows\":[[%.6f,%.6f]],\"latency_hist\":",
                     r->start_unix, r->end_unix, r->load_s, r->start_unix, r->end_unix);
     bench_hist_json(b, r->latency);
+    if (r->latency_corrected) {
+        json_buf_puts(b, ",\"latency_corrected_hist\":");
+        bench_hist_json(b, r->latency_corrected);
+    }
 }
 
 /* ---- reading ---------------------------------------------------------- */
@@ -82,11 +86,13 @@ void bench_merge_init(bench_merge_t *m)
 {
     memset(m, 0, sizeof *m);
     m->lat = hist_new();
+    m->lat_corr = hist_new();
 }
 
 void bench_merge_free(bench_merge_t *m)
 {
     hist_free(m->lat);
+    hist_free(m->lat_corr);
     free(m->win);
     memset(m, 0, sizeof *m);
 }
@@ -142,12 +148,32 @@ int bench_merge_add(bench_merge_t *m, const json_t *v, int es, char *err, size_t
                  qos, m->qos);
         return -1;
     }
-    hist_t *h = hist_new();
+    hist_t *h = hist_new(), *hc = NULL;
     char what[64];
     if (bench_hist_from_json(lh, h, what, sizeof what) != 0) {
         hist_free(h);
         snprintf(err, errlen, T("not the JSON of mqlab bench (%s does not fit the histogram)",
                                 "no es el JSON de mqlab bench (%s no encaja en el histograma)"), what);
+        return -1;
+    }
+    /* The corrected latency merges too, when every run has it: a merge of
+     * runs with and without it would mix two measures. */
+    const json_t *lc = json_get(v, "latency_corrected_hist");
+    if (lc) {
+        hc = hist_new();
+        if (bench_hist_from_json(lc, hc, what, sizeof what) != 0) {
+            hist_free(h);
+            hist_free(hc);
+            snprintf(err, errlen, T("not the JSON of mqlab bench (%s does not fit the corrected histogram)",
+                                    "no es el JSON de mqlab bench (%s no encaja en el histograma corregido)"), what);
+            return -1;
+        }
+    }
+    if (m->runs && !!hc != m->have_corr) {
+        hist_free(h);
+        hist_free(hc);
+        snprintf(err, errlen, "%s", T("some runs carry the corrected latency and others do not: run them all with the same mqlab",
+                                      "unas medidas traen la latencia corregida y otras no: repítelas todas con el mismo mqlab"));
         return -1;
     }
     m->win = kit_xrealloc(m->win, (size_t)(m->nwin + (int)w->count) * sizeof *m->win);
@@ -158,6 +184,9 @@ int bench_merge_add(bench_merge_t *m, const json_t *v, int es, char *err, size_t
     }
     hist_merge(m->lat, h);
     hist_free(h);
+    if (hc) hist_merge(m->lat_corr, hc);
+    m->have_corr = hc != NULL;
+    hist_free(hc);
     snprintf(m->mode, sizeof m->mode, "%s", mode);
     m->qos = qos;
     const json_t *runs = json_get(v, "runs");
@@ -231,6 +260,12 @@ void bench_merge_json(json_buf_t *b, const bench_merge_t *m)
     for (int i = 0; i < m->nwin; i++) json_buf_printf(b, "%s[%.6f,%.6f]", i ? "," : "", m->win[i][0], m->win[i][1]);
     json_buf_puts(b, "],\"latency_hist\":");
     bench_hist_json(b, h);
+    if (m->have_corr) {
+        const hist_t *c = m->lat_corr;
+        json_buf_printf(b, ",\"latency_corrected_ms\":{\"p50\":%.3f,\"p90\":%.3f,\"p99\":%.3f,\"p999\":%.3f,\"max\":%.3f}"
+                        ",\"latency_corrected_hist\":", ms(c, 50), ms(c, 90), ms(c, 99), ms(c, 99.9), ms(c, 100));
+        bench_hist_json(b, c);
+    }
     json_buf_puts(b, "}");
 }
 
@@ -356,6 +391,11 @@ int bench_merge_main(int argc, char **argv, int es)
         printf("  %-22s %llu\n", T("duplicates", "duplicados"), (unsigned long long)m.duplicates);
         printf("  %-22s p50 %.2f  p90 %.2f  p99 %.2f  p99.9 %.2f  max %.2f ms\n", T("latency", "latencia"), ms(h, 50),
                ms(h, 90), ms(h, 99), ms(h, 99.9), ms(h, 100));
+        if (m.have_corr && strcmp(m.mode, "steady") == 0) {
+            const hist_t *c = m.lat_corr;
+            printf("  %-22s p50 %.2f  p90 %.2f  p99 %.2f  p99.9 %.2f  max %.2f ms\n",
+                   T("latency, from due", "latencia, desde hora"), ms(c, 50), ms(c, 90), ms(c, 99), ms(c, 99.9), ms(c, 100));
+        }
         printf("  %-22s %.2f s  (%s %.2f s)\n", T("time with load", "tiempo con carga"), w,
                T("first start to last end", "del primer inicio al último fin"), end - start);
         printf("  %-22s %d\n", T("errors", "errores"), m.errors);

@@ -44,6 +44,8 @@ typedef struct {
     double (*win)[2];          /* every run's load window (wall clock) */
     int nwin;
     hist_t *lat;
+    hist_t *lat_corr;          /* corrected for coordinated omission; */
+    int have_corr;             /* ... from runs that carry it (all or none) */
 } bench_merge_t;
 
 void bench_merge_init(bench_merge_t *m);

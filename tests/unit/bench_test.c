@@ -85,6 +85,12 @@ static void assert_delivered(const bench_result *r, int clients, const char *wha
     CU_ASSERT_EQUAL(r->lost, 0);
     CU_ASSERT_EQUAL(r->duplicates, 0);
     CU_ASSERT_EQUAL(hist_count(r->latency), r->received);
+    /* corrected (from the due time) is never below raw (from the send
+     * time), sample by sample, so neither is any percentile */
+    CU_ASSERT_EQUAL(hist_count(r->latency_corrected), r->received);
+    CU_ASSERT(hist_percentile(r->latency_corrected, 50) >= hist_percentile(r->latency, 50));
+    CU_ASSERT(hist_percentile(r->latency_corrected, 99) >= hist_percentile(r->latency, 99));
+    CU_ASSERT(hist_max(r->latency_corrected) >= hist_max(r->latency));
 }
 
 /* A mosquitto password file line in the $6$ form mosquitto 2 reads:
@@ -217,6 +223,10 @@ static void TEST_burst_qos2_counts(void)
     CU_ASSERT_EQUAL(r.acked, 2000);
     CU_ASSERT_EQUAL(r.received, 2000);
     CU_ASSERT_EQUAL(r.duplicates, 0);
+    /* burst has no schedule: corrected is raw */
+    CU_ASSERT_EQUAL(hist_count(r.latency_corrected), 2000);
+    CU_ASSERT_EQUAL(hist_percentile(r.latency_corrected, 50), hist_percentile(r.latency, 50));
+    CU_ASSERT_EQUAL(hist_max(r.latency_corrected), hist_max(r.latency));
     bench_result_free(&r);
     broker_free(b);
 }
