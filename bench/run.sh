@@ -12,6 +12,7 @@
 #   - mqtt.js's QoS 1 stream through the proxy's WebSocket port against
 #     its plain port (bench/ws.sh; target >= 0.7)
 #   - the load generator against mosquitto_pub and paho (bench/load.sh)
+#   - the generator's CPU against the broker's in every mode (bench/limit.sh)
 #   - coordinated omission: steady through the proxy with one known
 #     stall; corrected p99/p99.9 against the prediction (bench/co.sh;
 #     target within 5%), raw far below
@@ -95,6 +96,8 @@ sh bench/ws.sh
 
 echo
 sh bench/load.sh
+echo
+sh bench/limit.sh
 
 echo
 sh bench/co.sh
