@@ -28,7 +28,7 @@ export NO_COLOR=1 MQLAB_LANG=en HOME="$TMP/home" MQLAB_DB="$TMP/db"
 mkdir -p "$HOME"
 
 now_ns() { date +%s%N; }
-median() { sort -n | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
+. bench/lib.sh
 wait_for() { # FILE PATTERN
     n=0
     while ! grep -q "$2" "$1" 2>/dev/null; do

@@ -33,7 +33,7 @@ PROXY=$(sed -n 's/.*proxy on 127\.0\.0\.1:\([0-9]*\) -> broker 127\.0\.0\.1:\([0
 BROKER=$(sed -n 's/.*proxy on 127\.0\.0\.1:\([0-9]*\) -> broker 127\.0\.0\.1:\([0-9]*\).*/\2/p' "$TMP/banner")
 
 now_ns() { date +%s%N; }
-median() { sort -n | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
+. bench/lib.sh
 
 # One stream of N messages; prints messages/s.
 stream() {

@@ -28,8 +28,7 @@ export MQLAB_DB="$TMP/progress.db"
 
 now_ns() { date +%s%N; }
 
-# median of numbers on stdin
-median() { sort -n | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
+. bench/lib.sh
 
 echo "mqlab bench on $(nproc) cores, $(uname -r)"
 echo

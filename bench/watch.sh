@@ -24,7 +24,7 @@ SUB="$TMP/sub"
 mkdir "$SUB" "$TMP/tmp"
 cp solutions/01-hello/hello.py solutions/01-hello/filters.txt "$SUB/"
 now_ms() { date +%s%3N; }
-median() { sort -n | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
+. bench/lib.sh
 ntimes() { grep -c '^mqlab watch: times' "$TMP/err"; }
 # Wait until the watch has printed $1 verdicts and is idle again (30 s).
 wait_verdicts() {

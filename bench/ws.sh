@@ -36,7 +36,7 @@ done
 PLAIN=$(sed -n 's/^ports \([0-9]*\) \([0-9]*\)$/\1/p' "$TMP/banner")
 WS=$(sed -n 's/^ports \([0-9]*\) \([0-9]*\)$/\2/p' "$TMP/banner")
 
-median() { sort -n | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
+. bench/lib.sh
 
 # Node 20 has its WebSocket behind a flag; Node 22 has it by default.
 NODE_FLAGS=

@@ -156,10 +156,16 @@ def lab_wanted(lab):
     return not TEST_LABS or any(lab == x or lab.split("-")[0] == x for x in TEST_LABS)
 
 
+def chromium_path():
+    """The Chromium the kit would drive: $MQLAB_CHROMIUM, else the first on
+    PATH; None when there is none."""
+    return os.environ.get("MQLAB_CHROMIUM") or next(
+        (shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None)
+
+
 def browser_missing():
     """Why a browser lab (11-dashboard) cannot be graded here, or None."""
-    chromium = os.environ.get("MQLAB_CHROMIUM") or next(
-        (shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None)
+    chromium = chromium_path()
     if not chromium or not os.access(chromium, os.X_OK):
         return "Chromium is not installed (apt-get install chromium)"
     if not os.environ.get("MQLAB_MQTTJS") and not mqttjs_dir():
@@ -833,8 +839,8 @@ def test_trace_web():
 
     # Headless Chromium loads the page during a short exchange, checks the
     # rows and the filter, and saves a screenshot (trace_web.lua).
-    if not shutil.which("chromium") and not shutil.which("chromium-browser"):
-        print("  skip  the page in headless Chromium: no chromium on PATH")
+    if not chromium_path():
+        print("  skip  the page in headless Chromium: no chromium on PATH (nor MQLAB_CHROMIUM)")
         return
     tmpdir = fresh_tmp()
     # In Spanish: the page takes its language from the kit's --lang.
@@ -1283,10 +1289,12 @@ def test_proxy_api():
 
 
 def mqttjs_dir():
-    """mqtt.js for Node: $MQLAB_MQTTJS_DIR (a node_modules/mqtt folder), else
-    the one `make deps` puts under build/npm; None when there is neither."""
+    """mqtt.js: $MQLAB_MQTTJS_DIR (a node_modules/mqtt folder), else the one
+    `make deps` puts under build/npm; None when there is neither. It must
+    hold both what Node loads and the browser bundle the kit serves."""
     for d in (os.environ.get("MQLAB_MQTTJS_DIR"), os.path.join(ROOT, "build", "npm", "node_modules", "mqtt")):
-        if d and os.path.isfile(os.path.join(d, "package.json")):
+        if d and os.path.isfile(os.path.join(d, "package.json")) and \
+                os.path.isfile(os.path.join(d, "dist", "mqtt.min.js")):
             return os.path.abspath(d)
     return None
 
@@ -1389,12 +1397,6 @@ def test_labtools():
     report(not files and not procs, "labtools.lua leaves nothing behind", f"{files} {procs}")
 
 
-def mqttjs_dir():
-    """The npm package mqtt that `make deps` installs (build/npm), or None."""
-    d = os.path.join(ROOT, "build", "npm", "node_modules", "mqtt")
-    return d if os.path.isfile(os.path.join(d, "dist", "mqtt.min.js")) else None
-
-
 def test_mqttjs_node():
     print("mqtt.js (the npm package mqtt, pinned in npm/package.json) loads in Node")
     node = shutil.which("node")
@@ -1458,8 +1460,7 @@ def test_dashboard():
     if not shutil.which("tmux"):
         report(False, "tmux is installed (the guided-mode tests need it)")
         return
-    chromium = os.environ.get("MQLAB_CHROMIUM") or next(
-        shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n))
+    chromium = chromium_path()
     # The student's folder: the reference page, where mqlab start runs.
     site = fresh_tmp()
     shutil.copy(os.path.join(sol, "dashboard.html"), site)
