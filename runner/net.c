@@ -579,10 +579,13 @@ static const net_conn_ops tls_ops = {
     "tls", tls_handshake, tls_read, tls_write, tcp_flush, tls_pending, tls_shutdown, tls_close
 };
 
-static int is_ip_literal(const char *host)
+int net_tls_expect_peer(SSL *ssl, const char *host)
 {
     unsigned char b[16];
-    return inet_pton(AF_INET, host, b) == 1 || inet_pton(AF_INET6, host, b) == 1;
+    if (inet_pton(AF_INET, host, b) == 1 || inet_pton(AF_INET6, host, b) == 1)
+        return X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), host) == 1;
+    SSL_set_tlsext_host_name(ssl, host);
+    return SSL_set1_host(ssl, host) == 1;
 }
 
 net_conn *net_tls(int fd, SSL_CTX *ctx, int server, const char *host)
@@ -600,14 +603,7 @@ net_conn *net_tls(int fd, SSL_CTX *ctx, int server, const char *host)
     if (server) {
         SSL_set_accept_state(ssl);
     } else {
-        if (host && *host) {
-            if (is_ip_literal(host)) {
-                X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), host);
-            } else {
-                SSL_set_tlsext_host_name(ssl, host);
-                SSL_set1_host(ssl, host);
-            }
-        }
+        if (host && *host) net_tls_expect_peer(ssl, host);
         SSL_set_connect_state(ssl);
     }
     tls_impl *t = calloc(1, sizeof *t);

@@ -177,8 +177,12 @@ net_conn *net_tls(int fd, SSL_CTX *ctx, int server, const char *host);
 /* A server context for net_tls(..., 1, ...): TLS 1.2 at least, with the
  * certificate chain and key in these PEM files. NULL with err set. */
 SSL_CTX *net_tls_server_ctx(const char *certfile, const char *keyfile, char *err);
-/* The OpenSSL session of a TLS connection (NULL for another variant). */
 typedef struct ssl_st SSL;
+/* A client's check of the server: host is an IP literal (checked against
+ * the certificate's addresses) or a name (checked, and sent as SNI).
+ * 1, or 0 when OpenSSL cannot take it. */
+int net_tls_expect_peer(SSL *ssl, const char *host);
+/* The OpenSSL session of a TLS connection (NULL for another variant). */
 SSL *net_tls_ssl(net_conn *c);
 
 static inline int net_handshake(net_conn *c) { return c->ops->handshake(c); }

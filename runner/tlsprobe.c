@@ -327,13 +327,7 @@ int tls_probe_cert(const char *host, int port, const char *cafile, const char *n
         goto cleanup;
     }
     if (name && *name) {
-        struct in6_addr a6;
-        struct in_addr a4;
-        int is_ip = inet_pton(AF_INET, name, &a4) == 1 || inet_pton(AF_INET6, name, &a6) == 1;
-        X509_VERIFY_PARAM *vp = SSL_get0_param(ssl);
-        int set = is_ip ? X509_VERIFY_PARAM_set1_ip_asc(vp, name) : SSL_set1_host(ssl, name);
-        if (!is_ip) SSL_set_tlsext_host_name(ssl, name);
-        if (set != 1) {
+        if (!net_tls_expect_peer(ssl, name)) {
             rc = kit_seterr(err, KIT_EINVAL, "'%s' is not a usable host name", name);
             goto cleanup;
         }
