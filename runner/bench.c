@@ -82,9 +82,10 @@
 #define WINDOW_QOS2 20
 /*
  * Rest between turns of the loop under heavy load: PACE_NS_PER_SLOT per
- * slot of all the publishers' windows, at most PACE_MAX_NS in burst mode
- * (one QoS 1 publisher: 200 us; one QoS 2 publisher: 40 us) and
- * PACE_MAX_RATE_NS in steady and ramp, where latency is the point.
+ * slot of all the publishers' windows (PACE_NS_PER_SLOT_QOS2 at QoS 2),
+ * at most PACE_MAX_NS in burst mode and PACE_MAX_RATE_NS in steady and
+ * ramp, where latency is the point. One QoS 1 publisher rests 200 us a
+ * turn, ten of them 2 ms; one QoS 2 publisher 100 us, ten 1 ms.
  *
  * Without a rest the loop clocks itself on the broker: mosquitto does
  * not set TCP_NODELAY, so its PUBACKs wait (Nagle) until our next
@@ -93,11 +94,22 @@
  * Every turn then moves some ten messages, this process spends a whole
  * core in syscalls, and on a two-core machine the broker slows down for
  * it (measured: 13 us of broker CPU per QoS 1 message instead of 7.5,
- * and half the rate). Resting a little between turns lets each turn
- * move everything that came meanwhile. Acks reach us about two turns
- * after their publish left, so the window must hold more than two rests
- * of the broker's work: about 2 us a slot keeps it busy (an ack costs it
- * 7 to 8 us at QoS 1, twice that at QoS 2).
+ * and half the rate). Resting between turns lets each turn move
+ * everything that came meanwhile, in one read and one write a client.
+ *
+ * How long: acks reach us about two turns after their publish left, so
+ * the window must hold more than two rests of the broker's work. A
+ * QoS 1 message costs mosquitto 10 to 13 us, so 2 us a slot keeps it
+ * busy with room to spare. A QoS 2 message takes two round trips and
+ * twice the broker's work; its window is a fifth of QoS 1's (see
+ * WINDOW_QOS2), and 5 us a slot is where its writes stop costing more
+ * than the broker's work per turn. Measured on two cores, ten
+ * publishers, 100,000 messages (bench/limit.sh): QoS 1 at the old cap
+ * of 200 us, 54% of the broker's CPU and 71,000 msg/s; uncapped (2 ms),
+ * 12% and 75,000 msg/s. QoS 2 at 2 us a slot, 23%; at 5 us, 11%, at the
+ * same rate; at 7 us the broker ran short of work and the rate fell by
+ * a quarter. The cap, 5 ms, only matters past 25 QoS 1 publishers, whose
+ * windows then hold well over 5 ms of the broker's work.
  *
  * The rest applies in burst mode, and in steady and ramp once the
  * offered rate reaches PACE_FROM_RATE: below that the loop sleeps
@@ -109,10 +121,13 @@
  * of 3.6, a third less CPU).
  */
 #define PACE_NS_PER_SLOT 2000
-#define PACE_MAX_NS 200000
+#define PACE_NS_PER_SLOT_QOS2 5000
+#define PACE_MAX_NS 5000000
 #define PACE_MAX_RATE_NS 100000
 #define PACE_FROM_RATE 20000.0
 #define RBUF_SIZE (64 * 1024)
+#define STAMP_EVERY 32
+#define OBUF_KEEP 4096
 #define TLS_TURN_BYTES (256 * 1024)
 #define MAX_ADDRS 4
 
@@ -140,7 +155,7 @@ typedef struct {
     uint8_t subscribed;        /* SUBACK: 1 granted, 2 refused */
     uint8_t ping_out, addr;
     uint16_t next_id;          /* next packet id to try */
-    uint16_t topic_len;
+    uint32_t hlen;             /* bytes in head */
     uint32_t seq;              /* next sequence number */
     uint32_t q0;               /* QoS 0 messages buffered, not yet written */
     int64_t started_ms;        /* connect started */
@@ -151,7 +166,8 @@ typedef struct {
     uint32_t olen, ooff, ocap;
     pkt_stream in;             /* a partial packet left from the last read */
     flight *fl;                /* `window` slots, publishers only */
-    char *topic;
+    uint8_t *head;             /* a publisher's PUBLISH up to its packet id:
+                                  fixed header and topic, encoded once */
 } bclient;
 
 typedef struct {
@@ -172,6 +188,8 @@ struct bench {
     int window;
     int64_t pace_ns;           /* shortest turn (0: no rest between turns) */
     int64_t turn_ns;           /* when the last turn started */
+    int64_t stamp_ns;          /* the clock for the next stamps ... */
+    int stamp_left;            /* ... read again after this many */
     unsigned char *payload;
     seen_set *seen;
     int connected, failed, pending;
@@ -454,9 +472,14 @@ static int flush(bclient *c)
         b->s_acked += c->q0;
         c->q0 = 0;
     }
-    free(c->obuf);
-    c->obuf = NULL;
-    c->olen = c->ooff = c->ocap = 0;
+    /* A small buffer is kept for the next turn (a window of publishes
+     * fits in it), a large one freed. */
+    if (c->ocap > OBUF_KEEP) {
+        free(c->obuf);
+        c->obuf = NULL;
+        c->ocap = 0;
+    }
+    c->olen = c->ooff = 0;
     arm_out(c, 0);
     return 0;
 }
@@ -894,15 +917,23 @@ static int publish_one(bench *b, bclient *c)
             if (c->fl[id % b->window].id == 0) break;
         }
     }
-    size_t need = pkt_publish_size(c->topic_len, qos, (size_t)b->size);
+    size_t size = (size_t)b->size, need = c->hlen + (qos ? 2u : 0u) + size;
     uint8_t *p = out_room(c, need);
     if (!p) return -1;
     /*
-     * The stamp, 20 bytes (BENCH_MIN_SIZE), host byte order (the
-     * subscriber is this process): magic (the run), publisher index,
-     * sequence number, send time in microseconds since the load started
-     * (modulo 2^32, see on_message), and how late it is sent, in
-     * microseconds (saturated at 2^32-1): send time - due time.
+     * The packet: the head encoded at the start (publisher_head), the
+     * packet id, and the payload, whose first 20 bytes (BENCH_MIN_SIZE)
+     * are the stamp, in host byte order (the subscriber is this
+     * process): magic (the run), publisher index, sequence number, send
+     * time in microseconds since the load started (modulo 2^32, see
+     * on_message), and how late it is sent, in microseconds (saturated
+     * at 2^32-1): send time - due time.
+     *
+     * The send time is the clock read at most STAMP_EVERY messages ago
+     * in this turn (reading it costs more than encoding a message: a
+     * fifth of the generator's time in a QoS 0 burst over TLS); encoding
+     * that many takes a few microseconds, and the whole batch is written
+     * after the last of them anyway.
      *
      * Steady mode's schedule wants floor(rate x t) messages by t, so the
      * run's k-th message (k from 0) is due at t0 + (k+1)/rate, and it is
@@ -913,26 +944,31 @@ static int publish_one(bench *b, bclient *c)
      * receive - due. Burst has no schedule; ramp's is not inverted here:
      * lateness 0, corrected = raw.
      */
-    unsigned char *pl = b->payload;
+    if (b->stamp_left-- <= 0) {
+        b->stamp_ns = now_ns();
+        b->stamp_left = STAMP_EVERY - 1;
+    }
     uint32_t pub = (uint32_t)c->idx, seq = c->seq;
-    int64_t t = now_ns();
+    int64_t t = b->stamp_ns;
     uint32_t sent_us = (uint32_t)((t - b->t0_ns) / 1000), late_us = 0;
     if (b->o->mode == BENCH_STEADY) {
         int64_t due = b->t0_ns + (int64_t)((double)(b->r->sent + 1) * 1e9 / b->o->rate);
         int64_t late = (t - due) / 1000;
         late_us = late <= 0 ? 0 : late >= (int64_t)UINT32_MAX ? UINT32_MAX : (uint32_t)late;
     }
-    memcpy(pl, &b->magic, 4);
-    memcpy(pl + 4, &pub, 4);
-    memcpy(pl + 8, &seq, 4);
-    memcpy(pl + 12, &sent_us, 4);
-    memcpy(pl + 16, &late_us, 4);
-    int n = pkt_enc_publish(p, need, qos, 0, 0, id, c->topic, pl, (size_t)b->size);
-    if (n < 0) {
-        note_error(b, "cannot encode a PUBLISH on %s", c->topic);
-        return -1;
+    memcpy(p, c->head, c->hlen);
+    uint8_t *q = p + c->hlen;
+    if (qos) {
+        *q++ = (uint8_t)(id >> 8);
+        *q++ = (uint8_t)id;
     }
-    c->olen += (uint32_t)n;
+    memcpy(q, b->payload, size);
+    memcpy(q, &b->magic, 4);
+    memcpy(q + 4, &pub, 4);
+    memcpy(q + 8, &seq, 4);
+    memcpy(q + 12, &sent_us, 4);
+    memcpy(q + 16, &late_us, 4);
+    c->olen += (uint32_t)need;
     if (qos > 0) {
         c->fl[id % b->window].id = (uint16_t)id;
         c->fl[id % b->window].rel = 0;
@@ -948,8 +984,11 @@ static int publish_one(bench *b, bclient *c)
 }
 
 /* One turn of the event loop: send what was queued, wait up to ms, serve
- * what is ready, send the answers. */
-static void turn(bench *b, int ms)
+ * what is ready, and send the answers (unless later: the load sends them
+ * at the start of the next turn, in one write with the publishes it
+ * adds meanwhile; at QoS 2 that halves the writes, as every turn has
+ * PUBRELs to send). */
+static void turn_later(bench *b, int ms, int answer_now)
 {
     flush_dirty(b);
     if (b->pace_ns > 0) {
@@ -965,7 +1004,12 @@ static void turn(bench *b, int ms)
     int n = net_wait(b->loop, ms < 0 ? 0 : ms);
     b->now_ms = kit_now_ms();
     if (n >= 0) net_dispatch(b->loop);
-    flush_dirty(b);
+    if (answer_now) flush_dirty(b);
+}
+
+static void turn(bench *b, int ms)
+{
+    turn_later(b, ms, 1);
 }
 
 /* Timeouts and keepalive, about once a second. */
@@ -1140,24 +1184,30 @@ static void load(bench *b)
         }
         uint64_t want = burst ? o->messages : (uint64_t)scheduled(o, t);
         b->pace_ns = 0;
-        if (burst || offered_at(o, t) >= PACE_FROM_RATE) {
-            b->pace_ns = (int64_t)b->window * PACE_NS_PER_SLOT * (b->connected - (b->sub ? 1 : 0));
+        /* No rest at QoS 0: nothing comes back to wait for. */
+        if (o->qos > 0 && (burst || offered_at(o, t) >= PACE_FROM_RATE)) {
+            int64_t per_slot = o->qos == 2 ? PACE_NS_PER_SLOT_QOS2 : PACE_NS_PER_SLOT;
+            b->pace_ns = (int64_t)b->window * per_slot * (b->connected - (b->sub ? 1 : 0));
             int64_t cap = burst ? PACE_MAX_NS : PACE_MAX_RATE_NS;
             if (b->pace_ns > cap) b->pace_ns = cap;
         }
         /* Cap one turn's work so the sockets get served in between. */
         int budget = 4096;
+        b->stamp_left = 0;          /* read the clock for this turn's stamps */
         int blocked = 0;
         while (b->r->sent < want && budget-- > 0) {
             bclient *c = next_pub(b, &rr);
+            if (!c && o->qos == 0) {
+                /* QoS 0 windows empty as they are written, not acked:
+                 * write, and go on until the sockets are full. */
+                flush_dirty(b);
+                c = next_pub(b, &rr);
+            }
             if (!c) { blocked = 1; break; }
             if (publish_one(b, c) != 0) break;
-        }
-        if (blocked && o->qos == 0) {
-            /* QoS 0 windows empty as they are written, not acked. */
-            int rr2 = rr;
-            flush_dirty(b);
-            if (next_pub(b, &rr2)) blocked = 0;
+            /* A full QoS 0 window is written at once: one write a window,
+             * and the round-robin does not walk past full clients. */
+            if (o->qos == 0 && c->q0 >= (uint32_t)b->window) flush(c);
         }
         if (over) break;
         int wait_ms = 0;
@@ -1182,7 +1232,7 @@ static void load(bench *b)
         } else if (blocked) {
             wait_ms = 5;    /* every window is full: the next ack wakes us */
         }
-        turn(b, wait_ms);
+        turn_later(b, wait_ms, 0);
         if (b->now_ms - last_misc >= 1000) { misc_all(b); last_misc = b->now_ms; }
     }
     flush_dirty(b);
@@ -1251,8 +1301,8 @@ static void close_all(bench *b)
         /* TLS: close_notify, not waited for. */
         if (c->conn && c->state == C_CONNECTED && b->tls) net_shutdown(c->conn);
         client_close(c);
-        free(c->topic);
-        c->topic = NULL;
+        free(c->head);
+        c->head = NULL;
     }
 }
 
@@ -1333,6 +1383,31 @@ static int tls_setup(bench *b, char *err)
     return KIT_OK;
 }
 
+/* Encode, once, what every PUBLISH of publisher c starts with: the
+ * fixed header and its topic (the template with {i} replaced). The codec
+ * checks the topic here, so publish_one only copies it. */
+static int publisher_head(bench *b, bclient *c, char *err)
+{
+    char *topic = topic_for(b->o->topic, c->idx);
+    size_t tl = strlen(topic), size = (size_t)b->size;
+    int qos = b->o->qos;
+    size_t total = pkt_publish_size(tl, qos, size);
+    uint8_t *enc = total ? malloc(total) : NULL;
+    int n = enc ? pkt_enc_publish(enc, total, qos, 0, 0, qos ? 1 : 0, topic, b->payload, size) : -1;
+    if (n < 0) {
+        free(enc);
+        int rc = kit_seterr(err, KIT_EINVAL, "cannot publish on \"%s\": %s", topic,
+                            tl > 65535 ? "the topic is over 65535 bytes"
+                            : !total ? "the message is too large for MQTT" : "not a valid topic name");
+        free(topic);
+        return rc;
+    }
+    free(topic);
+    c->hlen = (uint32_t)(total - size - (qos ? 2 : 0));
+    c->head = kit_xrealloc(enc, c->hlen);
+    return KIT_OK;
+}
+
 int bench_run(const bench_opts *o_in, bench_result *r, char *err)
 {
     memset(r, 0, sizeof *r);
@@ -1396,16 +1471,8 @@ int bench_run(const bench_opts *o_in, bench_result *r, char *err)
         c->idx = i < b.npub ? i : -1;
         c->next_id = 1;
     }
-    for (int i = 0; i < b.npub && o.mode != BENCH_CONN; i++) {
-        bclient *c = &b.c[i];
-        c->topic = topic_for(o.topic, i);
-        size_t tl = strlen(c->topic);
-        if (tl > 65535) {
-            code = kit_seterr(err, KIT_EINVAL, "topic for publisher %d is over 65535 bytes", i);
-            goto cleanup;
-        }
-        c->topic_len = (uint16_t)tl;
-    }
+    for (int i = 0; i < b.npub && o.mode != BENCH_CONN; i++)
+        if ((code = publisher_head(&b, &b.c[i], err)) != KIT_OK) goto cleanup;
     if (o.cafile && (code = tls_setup(&b, err)) != KIT_OK) goto cleanup;
     int with_sub = o.mode != BENCH_CONN && !o.no_subscriber;
     if (with_sub) b.sub = &b.c[b.npub];
@@ -1433,7 +1500,7 @@ int bench_run(const bench_opts *o_in, bench_result *r, char *err)
 
 cleanup:
     if (b.c && b.dirty) close_all(&b);
-    else if (b.c) for (int i = 0; i <= b.npub; i++) free(b.c[i].topic);
+    else if (b.c) for (int i = 0; i <= b.npub; i++) free(b.c[i].head);
     net_loop_free(b.loop);
     if (b.tls) SSL_CTX_free(b.tls);
     r->rss_mb = peak_rss_mb();
