@@ -538,7 +538,8 @@ static void send_ack(bclient *c, int type, int id)
     queue_out(c);
 }
 
-static void send_connect(bclient *c)
+/* Encode CONNECT into the client's output; -1 when the client went down. */
+static int queue_connect(bclient *c)
 {
     bench *b = c->b;
     const bench_opts *o = b->o;
@@ -551,13 +552,19 @@ static void send_connect(bclient *c)
                             .username = o->username, .password = o->username ? o->password : NULL };
     size_t need = 32 + strlen(id) + (o->username ? strlen(o->username) : 0) + (o->password ? strlen(o->password) : 0);
     uint8_t *p = out_room(c, need);
-    if (!p) return;
+    if (!p) return -1;
     int n = pkt_enc_connect(p, need, &co);
     if (n < 0) {
         client_down(c, "the user name or password is too long for MQTT");
-        return;
+        return -1;
     }
     c->olen += (uint32_t)n;
+    return 0;
+}
+
+static void send_connect(bclient *c)
+{
+    if (queue_connect(c) != 0) return;
     c->phase = P_MQTT;
     flush(c);
 }
@@ -577,6 +584,7 @@ static const char *connack_reason(int rc)
 /* ---- connecting ----------------------------------------------------------- */
 
 static void on_io(net_io *io, unsigned events);
+static int tcp_failed(bclient *c, int e);
 
 /* Open the socket towards address k and start the TCP handshake (with
  * TCP_NODELAY: net_connect sets it). */
@@ -593,14 +601,59 @@ static int tcp_start(bclient *c, int k)
         return -1;
     }
     c->conn = net_tcp(fd);
-    /* NET_OUT says when the handshake is over (either way). */
-    int e = net_add(b->loop, &c->io, fd, NET_IN | NET_OUT, on_io, c);
+    unsigned mask = NET_IN | NET_OUT;
+    if (!b->tls) {
+        /*
+         * Plain MQTT: send CONNECT at once. On loopback the handshake is
+         * usually over by the time connect() returns (the kernel plays
+         * both ends inside the call), and a send on a socket still
+         * connecting only says EAGAIN: then CONNECT waits in the buffer
+         * for NET_OUT, as before. Saves a getsockopt, an epoll_ctl and a
+         * wakeup per connection (bench conn: a sixth of the generator's
+         * CPU). TLS waits for NET_OUT: its handshake comes first.
+         */
+        if (queue_connect(c) != 0) return -1;
+        ssize_t n = net_write(c->conn, c->obuf, c->olen);
+        if (n >= 0) {
+            b->addr_pref = c->addr;
+            c->phase = P_MQTT;
+            c->ooff = (uint32_t)n;
+            c->tx_ms = kit_now_ms();
+            if (c->ooff == c->olen) {
+                c->olen = c->ooff = 0;
+                mask = NET_IN;
+            }
+        } else if (n != NET_AGAIN) {
+            return tcp_failed(c, c->conn->err);
+        }
+    }
+    /* NET_OUT says when the handshake is over (either way), or when the
+     * rest of CONNECT can go. */
+    int e = net_add(b->loop, &c->io, fd, mask, on_io, c);
     if (e) {
         client_down(c, errstr(e, eb, sizeof eb));
         return -1;
     }
-    c->out_armed = 1;
+    c->out_armed = (mask & NET_OUT) != 0;
     return 0;
+}
+
+/* The connection to address c->addr failed with errno e: try the next
+ * address ("localhost" may name ::1 first while the broker listens on
+ * 127.0.0.1 only), or give up. */
+static int tcp_failed(bclient *c, int e)
+{
+    char eb[128];
+    if (c->addr + 1 < c->b->naddr) {
+        net_del(&c->io);
+        net_close(c->conn, 0);
+        c->conn = NULL;
+        c->out_armed = 0;
+        c->olen = c->ooff = 0;
+        return tcp_start(c, c->addr + 1);
+    }
+    client_down(c, errstr(e, eb, sizeof eb));
+    return -1;
 }
 
 static void client_start(bench *b, bclient *c)
@@ -643,24 +696,14 @@ static void tcp_done(bclient *c)
     socklen_t l = sizeof e;
     if (getsockopt(c->conn->fd, SOL_SOCKET, SO_ERROR, &e, &l) != 0) e = errno;
     if (e) {
-        char eb[128];
-        /* "localhost" may name ::1 first while the broker listens on
-         * 127.0.0.1 only: try the next address before giving up. */
-        if (c->addr + 1 < b->naddr) {
-            net_del(&c->io);
-            net_close(c->conn, 0);
-            c->conn = NULL;
-            c->out_armed = 0;
-            tcp_start(c, c->addr + 1);
-            return;
-        }
-        client_down(c, errstr(e, eb, sizeof eb));
+        tcp_failed(c, e);
         return;
     }
     b->addr_pref = c->addr;
     if (!b->tls) {
-        arm_out(c, 0);
-        send_connect(c);
+        /* CONNECT has waited in the buffer (tcp_start) */
+        c->phase = P_MQTT;
+        flush(c);
         return;
     }
     /* TLS takes the socket over from the plain connection (same fd, same
