@@ -27,10 +27,12 @@
  * thus catches up instead of lowering the rate.
  *
  * Memory: an idle client is its struct (200 bytes) and its net_conn
- * (240, most of it the room for a failure in words). Output buffers
- * are freed as soon as they are sent, input buffers as soon as no part
- * of a packet is left in them, so ten thousand held connections cost a
- * few megabytes. Reads go through one 64 KB buffer per run. A TLS
+ * (240, most of it the room for a failure in words). An output buffer
+ * is kept once sent only while it is small (OBUF_KEEP: a window of
+ * publishes; 256 bytes after a CONNECT), input buffers are freed as soon
+ * as no part of a packet is left in them, so ten thousand held
+ * connections cost a few megabytes (ten thousand full burst windows,
+ * some 40 MB). Reads go through one 64 KB buffer per run. A TLS
  * client adds OpenSSL's session, some 40 KB even with its buffers
  * released when idle.
  *
