@@ -6,7 +6,8 @@
  * closed port gives failures instead of a hang, the stop flag ends a run
  * from another thread, user names and passwords work with and without
  * TLS (tls.conf with a PKI made for the test), a CA that did not sign
- * the broker's certificate is refused, and no fd is left open.
+ * the broker's certificate is refused, a handshake that is not over when
+ * connect() returns still gets its CONNECT, and no fd is left open.
  * Sizes stay small, and nothing asserts on speed.
  */
 #include <CUnit/CUnit.h>
@@ -17,8 +18,13 @@
 #include "cleanup.h"
 #include "util.h"
 
+#include <arpa/inet.h>
 #include <dirent.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <openssl/evp.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -364,6 +370,83 @@ static void TEST_stop_flag(void)
     broker_free(b);
 }
 
+/*
+ * A listener whose accept queue is full (backlog 0, one connection
+ * waiting in it) drops SYNs, so the generator's connect is still going
+ * when connect() returns and its CONNECT must wait in the buffer for
+ * NET_OUT (bench.c tries to send at once, which works on loopback only
+ * when the handshake is over). The fake broker below empties the queue
+ * after 300 ms; the SYN is sent again a second later, then it reads the
+ * CONNECT and answers CONNACK.
+ */
+typedef struct {
+    int lfd, filler;
+    int got_connect;           /* the first byte read was CONNECT's */
+} slow_listener;
+
+static void *slow_accept(void *arg)
+{
+    slow_listener *s = arg;
+    struct timespec ts = { 0, 300 * 1000000L };
+    nanosleep(&ts, NULL);
+    int f = accept(s->lfd, NULL, NULL);        /* the filler */
+    if (f >= 0) close(f);
+    /* the generator's client, if it comes (a generator that gave up
+     * must fail the test, not hang it) */
+    struct pollfd p = { .fd = s->lfd, .events = POLLIN };
+    if (poll(&p, 1, 10000) != 1) return NULL;
+    int c = accept(s->lfd, NULL, NULL);
+    if (c < 0) return NULL;
+    struct timeval tv = { 10, 0 };
+    setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    unsigned char buf[256];
+    ssize_t n = read(c, buf, sizeof buf);
+    if (n > 0 && buf[0] == 0x10) {
+        s->got_connect = 1;
+        static const unsigned char connack[4] = { 0x20, 0x02, 0x00, 0x00 };
+        if (write(c, connack, sizeof connack) != (ssize_t)sizeof connack) s->got_connect = 0;
+        while (read(c, buf, sizeof buf) > 0) { }   /* until DISCONNECT and the close */
+    }
+    close(c);
+    return NULL;
+}
+
+static void TEST_slow_handshake(void)
+{
+    slow_listener s = { -1, -1, 0 };
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    socklen_t al = sizeof a;
+    s.lfd = socket(AF_INET, SOCK_STREAM, 0);
+    CU_ASSERT_FATAL(s.lfd >= 0);
+    CU_ASSERT_FATAL(bind(s.lfd, (struct sockaddr *)&a, sizeof a) == 0);
+    CU_ASSERT_FATAL(listen(s.lfd, 0) == 0);
+    CU_ASSERT_FATAL(getsockname(s.lfd, (struct sockaddr *)&a, &al) == 0);
+    s.filler = socket(AF_INET, SOCK_STREAM, 0);
+    CU_ASSERT_FATAL(connect(s.filler, (struct sockaddr *)&a, sizeof a) == 0);
+    int fds = count_fds();
+    pthread_t t;
+    CU_ASSERT_EQUAL_FATAL(pthread_create(&t, NULL, slow_accept, &s), 0);
+    char err[KIT_ERRLEN] = "";
+    bench_opts o;
+    bench_opts_init(&o);
+    o.mode = BENCH_CONN;
+    o.port = ntohs(a.sin_port);
+    o.clients = 1;
+    o.hold_ms = 100;
+    o.connect_timeout_ms = 20000;
+    bench_result r;
+    CU_ASSERT_EQUAL(bench_run(&o, &r, err), KIT_OK);
+    pthread_join(t, NULL);
+    if (r.failed) fprintf(stderr, "slow handshake: %s\n", r.first_error);
+    CU_ASSERT_EQUAL(r.connected, 1);
+    CU_ASSERT_EQUAL(r.failed, 0);
+    CU_ASSERT_EQUAL(s.got_connect, 1);
+    bench_result_free(&r);
+    CU_ASSERT_EQUAL(count_fds(), fds);
+    close(s.filler);
+    close(s.lfd);
+}
+
 /* A broker that wants a user name and password (ana:s3cret). */
 static void TEST_credentials(void)
 {
@@ -481,6 +564,7 @@ int init_bench_tests(void)
         !CU_add_test(s, "steady at QoS 0 and QoS 2: nothing lost", TEST_steady_qos0_and_qos2) ||
         !CU_add_test(s, "payloads larger than a read", TEST_big_payloads) ||
         !CU_add_test(s, "the stop flag, set from another thread", TEST_stop_flag) ||
+        !CU_add_test(s, "a handshake not over at connect(): CONNECT waits for it", TEST_slow_handshake) ||
         !CU_add_test(s, "user name and password", TEST_credentials) ||
         !CU_add_test(s, "TLS: by address and name, credentials, wrong CA", TEST_tls))
         return 1;
