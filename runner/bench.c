@@ -153,8 +153,6 @@ typedef struct {
     int idx;                   /* publisher index; -1 for the subscriber */
     uint8_t state, phase;
     uint8_t out_armed;         /* NET_OUT asked for: the socket was full */
-    uint8_t lazy;              /* acks read late: NET_RDHUP, not NET_IN (see
-                                  LAZY_ACKS) */
     uint8_t queued;            /* in b->dirty, to be flushed this turn */
     uint8_t subscribed;        /* SUBACK: 1 granted, 2 refused */
     uint8_t ping_out, addr;
@@ -198,7 +196,6 @@ struct bench {
     seen_set *seen;
     int connected, failed, pending;
     int stopping;              /* our own disconnects are not errors */
-    int lazy_acks;             /* publishers may read their acks late */
     uint8_t *rbuf;             /* RBUF_SIZE, shared by every read */
     bclient **dirty;           /* clients with output to send this turn */
     int ndirty;
@@ -341,36 +338,7 @@ static char *topic_for(const char *tmpl, int idx)
 static void arm_out(bclient *c, int on)
 {
     if (!c->conn || c->out_armed == on) return;
-    if (net_set(&c->io, (c->lazy ? NET_RDHUP : NET_IN) | (on ? NET_OUT : 0)) == 0) c->out_armed = (uint8_t)on;
-}
-
-/*
- * Lazy acks (steady and ramp). Ten thousand publishers at 5000 msg/s
- * each send a message every two seconds, and each PUBACK would cost a
- * wakeup and a read of its own: as much of the generator's time as the
- * PUBLISH it answers. Nothing waits for those acks while a publisher's
- * window has room (the latency is measured at the subscriber), so a
- * publisher with less than half its window in flight does not ask for
- * NET_IN, only for NET_RDHUP (a broker that hangs up is still heard at
- * once): its acks wait in the socket until half its window is in
- * flight, or a PINGRESP is due, or the drain, and are then read in one
- * go. Burst mode reads every ack at once: its windows are always full.
- * Per-second `acked` counts thus lag in steady and ramp; the totals
- * after the drain do not.
- */
-static void set_lazy(bclient *c, int on)
-{
-    if (!c->conn || c->lazy == on) return;
-    if (net_set(&c->io, (on ? NET_RDHUP : NET_IN) | (c->out_armed ? NET_OUT : 0)) == 0) c->lazy = (uint8_t)on;
-}
-
-/* Back to lazy once the acks have caught up. */
-static void maybe_lazy(bclient *c)
-{
-    bench *b = c->b;
-    if (b->lazy_acks && !c->lazy && c->idx >= 0 && c->state == C_CONNECTED && !c->ping_out &&
-        c->ooff == c->olen && c->sent - c->done <= (uint64_t)b->window / 4)
-        set_lazy(c, 1);
+    if (net_set(&c->io, NET_IN | (on ? NET_OUT : 0)) == 0) c->out_armed = (uint8_t)on;
 }
 
 /* Close the connection and free every buffer (the struct stays). */
@@ -382,7 +350,6 @@ static void client_close(bclient *c)
         c->conn = NULL;
     }
     c->out_armed = 0;
-    c->lazy = 0;
     free(c->obuf);
     c->obuf = NULL;
     c->olen = c->ooff = c->ocap = 0;
@@ -491,7 +458,6 @@ static int flush(bclient *c)
             /* A TLS write that must read first is retried on the next
              * NET_IN (service() flushes after reading). */
             if (c->conn->want & NET_OUT) arm_out(c, 1);
-            else set_lazy(c, 0);
             return 0;
         }
         if (n < 0) {
@@ -969,10 +935,7 @@ static void service(bclient *c, unsigned events)
         tls_step(c);
         return;
     }
-    if (events & (NET_IN | NET_ERR | NET_HUP | NET_RDHUP)) {
-        on_readable(c);
-        if (c->conn) maybe_lazy(c);
-    }
+    if (events & (NET_IN | NET_ERR | NET_HUP)) on_readable(c);
     /* Output waits on a full socket (NET_OUT), or on OpenSSL wanting
      * to read first: either way, try again now. */
     if (c->conn && c->ooff < c->olen && (c->out_armed || c->b->tls)) flush(c);
@@ -1059,7 +1022,6 @@ static int publish_one(bench *b, bclient *c)
     }
     c->seq++;
     c->sent++;
-    if (c->lazy && c->sent - c->done >= (uint64_t)b->window / 2) set_lazy(c, 0);
     b->r->sent++;
     b->s_sent++;
     queue_out(c);
@@ -1121,7 +1083,6 @@ static void misc_all(bench *b)
             if (!p) continue;
             c->olen += (uint32_t)pkt_enc_pingreq(p, 2);
             c->ping_out = 1;
-            set_lazy(c, 0);         /* the PINGRESP is read at once */
             c->ping_ms = now;
             queue_out(c);
         }
@@ -1330,9 +1291,6 @@ static void drain(bench *b)
 {
     int ms = b->o->drain_ms > 0 ? b->o->drain_ms : 5000;
     int64_t until = kit_now_ms() + ms, last_misc = kit_now_ms();
-    /* Every ack is read now. */
-    b->lazy_acks = 0;
-    for (int i = 0; i < b->npub; i++) set_lazy(&b->c[i], 0);
     /* The rest the load ended with, if any, keeps the drain light too. */
     while (kit_now_ms() < until && !stopped(b)) {
         int acked_all = b->r->acked >= b->r->sent;
@@ -1532,7 +1490,6 @@ int bench_run(const bench_opts *o_in, bench_result *r, char *err)
     b.npub = o.clients;
     b.size = o.size;
     b.window = o.qos == 2 ? WINDOW_QOS2 : WINDOW_QOS1;
-    b.lazy_acks = (o.mode == BENCH_STEADY || o.mode == BENCH_RAMP) && o.qos > 0;
     b.now_ms = kit_now_ms();
     int code = KIT_OK;
     b.loop = net_loop_new(err);

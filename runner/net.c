@@ -74,7 +74,7 @@ void net_loop_free(net_loop *l)
 
 static uint32_t epoll_mask(unsigned mask)
 {
-    return (mask & NET_IN ? EPOLLIN : 0) | (mask & NET_OUT ? EPOLLOUT : 0) | (mask & NET_RDHUP ? EPOLLRDHUP : 0);
+    return (mask & NET_IN ? EPOLLIN : 0) | (mask & NET_OUT ? EPOLLOUT : 0);
 }
 
 int net_add(net_loop *l, net_io *io, int fd, unsigned mask, net_io_fn *fn, void *ud)
@@ -82,7 +82,7 @@ int net_add(net_loop *l, net_io *io, int fd, unsigned mask, net_io_fn *fn, void 
     struct epoll_event ev = { .events = epoll_mask(mask), .data.ptr = io };
     if (epoll_ctl(l->ep, EPOLL_CTL_ADD, fd, &ev) != 0) return errno;
     io->fd = fd;
-    io->mask = mask & (NET_IN | NET_OUT | NET_RDHUP);
+    io->mask = mask & (NET_IN | NET_OUT);
     io->fn = fn;
     io->ud = ud;
     io->loop = l;
@@ -92,7 +92,7 @@ int net_add(net_loop *l, net_io *io, int fd, unsigned mask, net_io_fn *fn, void 
 
 int net_set(net_io *io, unsigned mask)
 {
-    mask &= NET_IN | NET_OUT | NET_RDHUP;
+    mask &= NET_IN | NET_OUT;
     if (!io->loop || io->fd < 0 || mask == io->mask) return 0;
     struct epoll_event ev = { .events = epoll_mask(mask), .data.ptr = io };
     if (epoll_ctl(io->loop->ep, EPOLL_CTL_MOD, io->fd, &ev) != 0) return errno;
@@ -158,7 +158,7 @@ int net_wait(net_loop *l, int timeout_ms)
 static unsigned net_events(uint32_t e)
 {
     return (e & EPOLLIN ? NET_IN : 0) | (e & EPOLLOUT ? NET_OUT : 0) | (e & EPOLLHUP ? NET_HUP : 0) |
-           (e & EPOLLERR ? NET_ERR : 0) | (e & EPOLLRDHUP ? NET_RDHUP : 0);
+           (e & EPOLLERR ? NET_ERR : 0);
 }
 
 void net_dispatch(net_loop *l)

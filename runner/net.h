@@ -38,10 +38,7 @@
 
 /* ---- the loop ------------------------------------------------------ */
 
-/* NET_RDHUP: the peer has finished sending (EPOLLRDHUP). Asked for
- * instead of NET_IN by an owner that reads a socket only now and then,
- * so that it still hears at once when the peer hangs up. */
-enum { NET_IN = 1, NET_OUT = 2, NET_HUP = 4, NET_ERR = 8, NET_RDHUP = 16 };
+enum { NET_IN = 1, NET_OUT = 2, NET_HUP = 4, NET_ERR = 8 };
 
 typedef struct net_loop net_loop;
 typedef struct net_io net_io;
@@ -52,7 +49,7 @@ typedef void net_timer_fn(net_timer *t);
 
 struct net_io {
     int fd;                     /* -1 while not in a loop */
-    unsigned mask;              /* NET_IN | NET_OUT | NET_RDHUP asked for */
+    unsigned mask;              /* NET_IN | NET_OUT asked for */
     net_io_fn *fn;
     void *ud;                   /* the owner's */
     net_loop *loop;
@@ -72,8 +69,8 @@ net_loop *net_loop_new(char *err);
 /* Free the loop. Ios still in it are forgotten, not closed. NULL is fine. */
 void net_loop_free(net_loop *l);
 
-/* Add fd to the loop with the events in mask (NET_IN, NET_OUT,
- * NET_RDHUP; hang-ups and errors are always reported). 0, or an errno. */
+/* Add fd to the loop with the events in mask (NET_IN, NET_OUT; hang-ups
+ * and errors are always reported). 0, or an errno. */
 int net_add(net_loop *l, net_io *io, int fd, unsigned mask, net_io_fn *fn, void *ud);
 /* Change what io waits for; nothing is done when mask is unchanged.
  * 0, or an errno. */
