@@ -17,7 +17,7 @@
 # does its own crypto); in steady and conn the generator at <= 15%.
 # Figures only: nothing here fails on a slow machine.
 cd "$(dirname "$0")/.." || exit 2
-N=${N:-100000}
+N=${N:-200000}
 # QoS 0 is cheap for the broker (over TLS, a fortieth of QoS 1): more
 # messages, so that the CPU figures (counted in 10 ms ticks) mean something.
 N0=${N0:-1000000}
@@ -142,6 +142,7 @@ steady_row() {
         printf "%-22s %10.0f/s %10.2f %11.0f%% %9.0f%%   (generator %.2f CPU-s, broker %.2f; at the rate only)\n",
                l, r, wall, (wall > 0 ? 100 * b / wall : 0), (b > 0 ? 100 * gen / b : 0), gen, b }'
 }
+time_wait_gone
 for q in 0 1 2; do
     n=$N; [ $q -eq 0 ] && n=$N0
     one "burst QoS $q" burst --port "$PORT" --clients "$CLIENTS" --qos $q --messages "$n" --no-subscriber

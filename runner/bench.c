@@ -153,6 +153,7 @@ typedef struct {
     int idx;                   /* publisher index; -1 for the subscriber */
     uint8_t state, phase;
     uint8_t out_armed;         /* NET_OUT asked for: the socket was full */
+    uint8_t out_after_read;    /* a TLS write wanted a read first */
     uint8_t queued;            /* in b->dirty, to be flushed this turn */
     uint8_t subscribed;        /* SUBACK: 1 granted, 2 refused */
     uint8_t ping_out, addr;
@@ -350,6 +351,7 @@ static void client_close(bclient *c)
         c->conn = NULL;
     }
     c->out_armed = 0;
+    c->out_after_read = 0;
     free(c->obuf);
     c->obuf = NULL;
     c->olen = c->ooff = c->ocap = 0;
@@ -458,6 +460,7 @@ static int flush(bclient *c)
             /* A TLS write that must read first is retried on the next
              * NET_IN (service() flushes after reading). */
             if (c->conn->want & NET_OUT) arm_out(c, 1);
+            else c->out_after_read = 1;
             return 0;
         }
         if (n < 0) {
@@ -939,8 +942,12 @@ static void service(bclient *c, unsigned events)
     }
     if (events & (NET_IN | NET_ERR | NET_HUP)) on_readable(c);
     /* Output waits on a full socket (NET_OUT), or on OpenSSL wanting
-     * to read first: either way, try again now. */
-    if (c->conn && c->ooff < c->olen && (c->out_armed || c->b->tls)) flush(c);
+     * to read first: either way, try again now. (Answers queued by this
+     * read wait for the turn's flush, with the publishes of the turn.) */
+    if (c->conn && c->ooff < c->olen && (c->out_armed || c->out_after_read)) {
+        c->out_after_read = 0;
+        flush(c);
+    }
 }
 
 static void on_io(net_io *io, unsigned events)
