@@ -63,7 +63,9 @@ until $PY -c "import socket; socket.create_connection(('127.0.0.1', $TPORT), 0.2
     sleep 0.1
 done
 TICK=$(getconf CLK_TCK)
-broker_cpu() { awk -v t="$TICK" '{ printf "%.3f", ($14 + $15) / t }' "/proc/$BPID/stat"; }
+# CPU ticks (user + system) of process $1 so far.
+cpu_of() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
+broker_cpu() { awk -v t="$TICK" -v c="$(cpu_of "$BPID")" 'BEGIN { printf "%.3f", c / t }'; }
 now() { date +%s.%N; }
 # Until the broker has stopped working: a QoS 0 burst is written long
 # before the broker has read it, so its CPU is counted up to then, and
@@ -98,9 +100,12 @@ one() {
         printf "%-22s %10.0f/s %10.2f %11.0f%% %9.0f%%   (generator %.2f CPU-s, broker %.2f)\n", l, r, wall,
                (wall > 0 ? 100 * b / wall : 0), (b > 0 ? 100 * gen / b : 0), gen, b }' "$TMP/time"
 }
-# Connections established to the broker's plain port (its side of them).
-established() {
-    awk -v p="$(printf '%04X' "$PORT")" 'NR > 1 && $4 == "01" && substr($2, length($2) - 3) == p { n++ }
+# tcp_count STATE [any]: sockets in TCP state STATE (01 established, 06
+# TIME_WAIT) whose local port is the broker's plain port (its side of the
+# connections), or with "any" whose local or remote port is.
+tcp_count() {
+    awk -v p="$(printf '%04X' "$PORT")" -v st="$1" -v any="${2:-}" 'NR > 1 && $4 == st &&
+        (substr($2, length($2) - 3) == p || (any != "" && substr($3, length($3) - 3) == p)) { n++ }
         END { print n + 0 }' /proc/net/tcp
 }
 # The last run's closed connections linger in TIME_WAIT for a minute, and
@@ -109,14 +114,11 @@ established() {
 # by a fifth, run after run). Before a run of many clients, wait them out.
 time_wait_gone() {
     i=0
-    while [ "$(awk -v p="$(printf '%04X' "$PORT")" 'NR > 1 && $4 == "06" &&
-               (substr($2, length($2) - 3) == p || substr($3, length($3) - 3) == p) { n++ }
-               END { print n + 0 }' /proc/net/tcp)" -gt 100 ] && [ $i -lt 90 ]; do
+    while [ "$(tcp_count 06 any)" -gt 100 ] && [ $i -lt 90 ]; do
         sleep 1
         i=$((i + 1))
     done
 }
-cpu_of() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
 # steady LABEL ARGS...: a steady run measured at its rate only: from a
 # second after every client has connected to two seconds before the load
 # ends (connecting ten thousand clients is the conn row's business).
@@ -127,7 +129,7 @@ steady_row() {
         > "$TMP/out.json" 2> "$TMP/err" &
     g=$!
     i=0
-    while [ "$(established)" -le "$clients" ] && kill -0 $g 2>/dev/null && [ $i -lt 600 ]; do
+    while [ "$(tcp_count 01)" -le "$clients" ] && kill -0 $g 2>/dev/null && [ $i -lt 600 ]; do
         sleep 0.1
         i=$((i + 1))
     done

@@ -1251,16 +1251,12 @@ static void load(bench *b)
         int blocked = 0;
         while (b->r->sent < want && budget-- > 0) {
             bclient *c = next_pub(b, &rr);
-            if (!c && o->qos == 0) {
-                /* QoS 0 windows empty as they are written, not acked:
-                 * write, and go on until the sockets are full. */
-                flush_dirty(b);
-                c = next_pub(b, &rr);
-            }
             if (!c) { blocked = 1; break; }
             if (publish_one(b, c) != 0) break;
-            /* A full QoS 0 window is written at once: one write a window,
-             * and the round-robin does not walk past full clients. */
+            /* QoS 0 windows empty as they are written, not acked: a full
+             * one is written at once (one write a window), so none is
+             * left full but behind a full socket, and the load goes on
+             * until every socket is. */
             if (o->qos == 0 && c->q0 >= (uint32_t)b->window) flush(c);
         }
         if (over) break;
